@@ -1,0 +1,1 @@
+"""The I/O shell: files and watching, caches, the state store, the mailer, HTTP."""

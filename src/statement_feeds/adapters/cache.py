@@ -1,0 +1,127 @@
+"""Build cache in the state folder: parsed statements, rendered HTML, document fingerprints.
+
+Keyed by file content (not mtime), so a rebuild after one edit parses and renders
+only what changed. It is only a cache: if it is missing or damaged it is
+recreated and the build does the full work again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+
+from ..core.statements import Statement
+
+__all__ = ["BuildCache"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS parsed (key TEXT PRIMARY KEY, statement BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS html (digest TEXT PRIMARY KEY, html TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (path TEXT PRIMARY KEY, fingerprint TEXT NOT NULL);
+"""
+_VERSION = 2  # bump to discard caches written by an older format
+
+
+class BuildCache:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            return self._connect()
+        except sqlite3.DatabaseError:
+            # A damaged cache is worth nothing: start a new one.
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    Path(str(self.path) + suffix).unlink()
+            return self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        if db.execute("PRAGMA user_version").fetchone()[0] != _VERSION:
+            for table in ("parsed", "html", "documents"):
+                db.execute(f"DROP TABLE IF EXISTS {table}")
+            db.execute(f"PRAGMA user_version={_VERSION}")
+        db.executescript(_SCHEMA)
+        return db
+
+    def __enter__(self) -> BuildCache:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def parsed(self) -> dict[str, Statement]:
+        rows = self._db.execute("SELECT key, statement FROM parsed").fetchall()
+        found: dict[str, Statement] = {}
+        for key, blob in rows:
+            with contextlib.suppress(Exception):  # an unreadable row is just a miss
+                found[key] = pickle.loads(blob)
+        return found
+
+    def store_parsed(self, items: Iterable[tuple[str, Statement]], keep: set[str]) -> None:
+        """Add new rows and drop those no longer used (``keep``), in one transaction."""
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO parsed (key, statement) VALUES (?, ?)",
+                ((key, pickle.dumps(s, protocol=pickle.HIGHEST_PROTOCOL)) for key, s in items),
+            )
+            stale = [(k,) for (k,) in self._db.execute("SELECT key FROM parsed") if k not in keep]
+            self._db.executemany("DELETE FROM parsed WHERE key = ?", stale)
+
+    def html(self, digests: Iterable[str]) -> dict[str, str]:
+        wanted = list(dict.fromkeys(digests))
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT digest, html FROM html WHERE digest IN ({marks})"
+            found.update(self._db.execute(query, chunk).fetchall())
+        return found
+
+    def store_html(self, items: dict[str, str]) -> None:
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO html (digest, html) VALUES (?, ?)", items.items()
+            )
+
+    def prune_html(self, keep: set[str]) -> None:
+        with self._transaction():
+            stale = [(d,) for (d,) in self._db.execute("SELECT digest FROM html") if d not in keep]
+            self._db.executemany("DELETE FROM html WHERE digest = ?", stale)
+
+    def fingerprints(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT path, fingerprint FROM documents").fetchall())
+
+    def store_fingerprints(self, fingerprints: dict[str, str]) -> None:
+        with self._transaction():
+            self._db.execute("DELETE FROM documents")
+            self._db.executemany(
+                "INSERT INTO documents (path, fingerprint) VALUES (?, ?)", fingerprints.items()
+            )
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")

@@ -1,0 +1,325 @@
+"""Configuration: ``statement-feeds.toml`` read into typed, validated settings.
+
+Lookup order: ``--config PATH``, then ``$STATEMENT_FEEDS_CONFIG``, then
+``./statement-feeds.toml``. Relative paths resolve against the config file's
+folder. Secrets come only from the environment (``STATEMENT_FEEDS_SMTP_PASSWORD``).
+Every problem raises :class:`ConfigError` naming the key and how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .core.langtags import canonical_tag
+from .errors import ConfigError
+
+__all__ = [
+    "CONFIG_ENV",
+    "Config",
+    "DigestConfig",
+    "FeedsConfig",
+    "HttpConfig",
+    "PathsConfig",
+    "SiteConfig",
+    "SmtpConfig",
+    "find_config",
+    "load_config",
+    "parse_duration",
+]
+
+CONFIG_ENV = "STATEMENT_FEEDS_CONFIG"
+PASSWORD_ENV = "STATEMENT_FEEDS_SMTP_PASSWORD"
+DEFAULT_NAME = "statement-feeds.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class SiteConfig:
+    title: str
+    url: str
+    feeds_url: str
+    author: str
+    default_language: str
+    timezone: ZoneInfo
+    language_titles: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PathsConfig:
+    statements: Path
+    templates: Path
+    subscribers: Path
+    output: Path
+    state: Path
+    outbox: Path
+
+
+@dataclass(frozen=True, slots=True)
+class FeedsConfig:
+    max_entries: int = 50
+    excerpt_words: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class DigestConfig:
+    sender: str
+    daily: str = "0 7 * * *"
+    weekly: str = "0 7 * * mon"
+    max_age: timedelta = timedelta(days=30)
+    misfire_grace: timedelta = timedelta(hours=6)
+    unsubscribe_mailto: str = ""
+    retry_lifetime: timedelta = timedelta(days=3)
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    host: str = ""
+    port: int = 25
+    security: str = "starttls"
+    username: str = ""
+    password: str = field(default="", repr=False)  # from the environment only
+    concurrency: int = 4
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    listen: str = ""
+    public_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    site: SiteConfig
+    paths: PathsConfig
+    feeds: FeedsConfig
+    digest: DigestConfig
+    smtp: SmtpConfig
+    http: HttpConfig
+
+
+def find_config(explicit: str | None, cwd: Path | None = None) -> Path:
+    """Where the configuration is, by the documented lookup order."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    return (cwd or Path.cwd()) / DEFAULT_NAME
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the configuration file at ``path``."""
+    environ = os.environ if environ is None else environ
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            "configuration file not found; pass --config PATH or set "
+            f"${CONFIG_ENV}, or create ./{DEFAULT_NAME}",
+            path=str(path),
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read configuration: {exc}", path=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", path=str(path)) from None
+    return _build(path.resolve(), raw, environ)
+
+
+def _build(path: Path, raw: dict[str, Any], environ: Mapping[str, str]) -> Config:
+    reader = _Reader(str(path), raw)
+    site = _site(reader)
+    return Config(
+        path=path,
+        site=site,
+        paths=_paths(reader, path.parent),
+        feeds=FeedsConfig(
+            max_entries=reader.integer("feeds", "max_entries", 50, minimum=1),
+            excerpt_words=reader.integer("feeds", "excerpt_words", 100, minimum=1),
+        ),
+        digest=_digest(reader, site),
+        smtp=_smtp(reader, environ),
+        http=_http(reader),
+    )
+
+
+class _Reader:
+    """Typed access to the TOML tables with errors that name the key."""
+
+    def __init__(self, path: str, raw: dict[str, Any]) -> None:
+        self.path = path
+        self.raw = raw
+
+    def table(self, name: str) -> dict[str, Any]:
+        value = self.raw.get(name, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"[{name}] must be a table", path=self.path, key=name)
+        return value
+
+    def value(self, table: str, key: str, default: Any) -> Any:
+        return self.table(table).get(key, default)
+
+    def string(self, table: str, key: str, default: str | None = None) -> str:
+        value = self.value(table, key, default)
+        if value is None:
+            raise ConfigError(
+                f'required; add {key} = "..." under [{table}]', path=self.path, key=f"{table}.{key}"
+            )
+        if not isinstance(value, str):
+            raise ConfigError("must be a string", path=self.path, key=f"{table}.{key}")
+        return value
+
+    def integer(self, table: str, key: str, default: int, *, minimum: int = 0) -> int:
+        value = self.value(table, key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigError(
+                f"must be a whole number >= {minimum}, got {value!r}",
+                path=self.path,
+                key=f"{table}.{key}",
+            )
+        return value
+
+    def duration(self, table: str, key: str, default: str) -> timedelta:
+        text = self.string(table, key, default)
+        try:
+            return parse_duration(text)
+        except ValueError as exc:
+            raise ConfigError(str(exc), path=self.path, key=f"{table}.{key}") from None
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(message, path=self.path, key=key)
+
+
+def _site(reader: _Reader) -> SiteConfig:
+    url = _base_url(reader, "site", "url", reader.string("site", "url"))
+    feeds_url = _base_url(
+        reader, "site", "feeds_url", reader.string("site", "feeds_url", url + "feeds/")
+    )
+    tz_name = reader.string("site", "timezone", "UTC")
+    try:
+        timezone = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise reader.error(
+            "site.timezone", f"unknown time zone {tz_name!r}; use an IANA name like Europe/London"
+        ) from None
+    default_language = canonical_tag(reader.string("site", "default_language", "en"))
+    if default_language is None:
+        raise reader.error("site.default_language", "not a BCP 47 language tag (e.g. en, pt-BR)")
+    return SiteConfig(
+        title=reader.string("site", "title"),
+        url=url,
+        feeds_url=feeds_url,
+        author=reader.string("site", "author", reader.string("site", "title")),
+        default_language=default_language,
+        timezone=timezone,
+        language_titles=_language_titles(reader),
+    )
+
+
+def _language_titles(reader: _Reader) -> dict[str, str]:
+    titles: dict[str, str] = {}
+    for tag, table in reader.table("languages").items():
+        canonical = canonical_tag(tag)
+        if canonical is None or not isinstance(table, dict):
+            raise reader.error(f"languages.{tag}", "must be a table named by a BCP 47 language tag")
+        title = table.get("title")
+        if title is not None:
+            if not isinstance(title, str) or not title.strip():
+                raise reader.error(f"languages.{tag}.title", "must be a non-empty string")
+            titles[canonical] = title
+    return titles
+
+
+def _base_url(reader: _Reader, table: str, key: str, value: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise reader.error(f"{table}.{key}", f"must be an absolute http(s) URL, got {value!r}")
+    return value if value.endswith("/") else value + "/"
+
+
+def _paths(reader: _Reader, base: Path) -> PathsConfig:
+    def resolve(key: str, default: str) -> Path:
+        return (base / reader.string("paths", key, default)).resolve()
+
+    return PathsConfig(
+        statements=resolve("statements", "statements"),
+        templates=resolve("templates", "templates"),
+        subscribers=resolve("subscribers", "subscribers"),
+        output=resolve("output", "public"),
+        state=resolve("state", "state"),
+        outbox=resolve("outbox", "outbox"),
+    )
+
+
+def _digest(reader: _Reader, site: SiteConfig) -> DigestConfig:
+    daily = reader.string("digest", "daily", "0 7 * * *")
+    weekly = reader.string("digest", "weekly", "0 7 * * mon")
+    for key, expr in (("daily", daily), ("weekly", weekly)):
+        _check_cron(reader, f"digest.{key}", expr, site.timezone)
+    host = re.sub(r"^https?://([^/:]+).*$", r"\1", site.url)
+    return DigestConfig(
+        sender=reader.string("digest", "from", f"{site.title} <statements@{host}>"),
+        daily=daily,
+        weekly=weekly,
+        max_age=reader.duration("digest", "max_age", "30d"),
+        misfire_grace=reader.duration("digest", "misfire_grace", "6h"),
+        unsubscribe_mailto=reader.string("digest", "unsubscribe_mailto", ""),
+        retry_lifetime=reader.duration("digest", "retry_lifetime", "3d"),
+    )
+
+
+def _check_cron(reader: _Reader, key: str, expr: str, tz: ZoneInfo) -> None:
+    from apscheduler.triggers.cron import CronTrigger  # imported here: only config needs it
+
+    try:
+        CronTrigger.from_crontab(expr, timezone=tz)
+    except ValueError as exc:
+        raise reader.error(key, f'not a cron expression ({exc}); e.g. "0 7 * * mon"') from None
+
+
+def _smtp(reader: _Reader, environ: Mapping[str, str]) -> SmtpConfig:
+    security = reader.string("smtp", "security", "starttls")
+    if security not in ("none", "starttls", "tls"):
+        raise reader.error("smtp.security", f"must be none, starttls or tls, got {security!r}")
+    if "password" in reader.table("smtp"):
+        raise reader.error(
+            "smtp.password", "secrets never live in the file; set STATEMENT_FEEDS_SMTP_PASSWORD"
+        )
+    return SmtpConfig(
+        host=reader.string("smtp", "host", ""),
+        port=reader.integer("smtp", "port", 25, minimum=1),
+        security=security,
+        username=reader.string("smtp", "username", ""),
+        password=environ.get(PASSWORD_ENV, ""),
+        concurrency=reader.integer("smtp", "concurrency", 4, minimum=1),
+        timeout=float(reader.integer("smtp", "timeout", 60, minimum=1)),
+    )
+
+
+def _http(reader: _Reader) -> HttpConfig:
+    listen = reader.string("http", "listen", "")
+    if listen and not re.match(r"^[^\s]+:\d{1,5}$", listen):
+        raise reader.error("http.listen", f"must be HOST:PORT, got {listen!r}")
+    public_url = reader.string("http", "public_url", "")
+    if public_url:
+        public_url = _base_url(reader, "http", "public_url", public_url)
+    return HttpConfig(listen=listen, public_url=public_url)
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"30d"`` → 30 days. Units: s, m, h, d, w."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration; write a number and a unit, e.g. 6h or 30d")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})

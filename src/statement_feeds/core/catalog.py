@@ -1,0 +1,89 @@
+"""From parsed statements to the published set: ids unique, drafts and embargoes held back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from .problems import Problem
+from .statements import Statement
+
+__all__ = ["Catalog", "Translation", "build_catalog", "newest_first"]
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    lang: str
+    url: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """Every valid statement, and what is published at ``now``."""
+
+    statements: tuple[Statement, ...]  # valid, unique ids, drafts included
+    problems: tuple[Problem, ...]
+    now: datetime
+
+    @property
+    def published(self) -> list[Statement]:
+        return [s for s in self.statements if not s.draft and s.published <= self.now]
+
+    def next_embargo(self) -> datetime | None:
+        """When the next embargoed statement becomes public (for the daemon's timer)."""
+        future = [s.published for s in self.statements if not s.draft and s.published > self.now]
+        return min(future, default=None)
+
+    def by_language(self) -> dict[str, list[Statement]]:
+        languages: dict[str, list[Statement]] = {}
+        for statement in self.published:
+            languages.setdefault(statement.lang, []).append(statement)
+        return {lang: newest_first(items) for lang, items in sorted(languages.items())}
+
+    def translations(self) -> Mapping[str, Sequence[Translation]]:
+        """translation_key → published versions, in language order."""
+        groups: dict[str, list[Translation]] = {}
+        for s in sorted(self.published, key=lambda s: s.lang):
+            groups.setdefault(s.translation_key, []).append(Translation(s.lang, s.url, s.title))
+        return groups
+
+
+def newest_first(statements: Iterable[Statement]) -> list[Statement]:
+    # id breaks ties so that equal dates still give one order, hence identical bytes.
+    return sorted(statements, key=lambda s: (s.published, s.id), reverse=True)
+
+
+def build_catalog(
+    statements: Iterable[Statement], problems: Iterable[Problem], now: datetime
+) -> Catalog:
+    """Drop statements that claim an id (or a language of a translation) already taken.
+
+    The file whose path sorts first keeps the id, so the outcome does not depend on
+    the order the folder was listed in.
+    """
+    found = list(problems)
+    kept: dict[str, Statement] = {}
+    versions: dict[tuple[str, str], Statement] = {}
+    for statement in sorted(statements, key=lambda s: s.source):
+        owner = kept.get(statement.id)
+        if owner is None:
+            owner = versions.get((statement.translation_key, statement.lang))
+        if owner is not None:
+            found.append(
+                Problem(
+                    statement.source,
+                    f"id {statement.id} (translation_key {statement.translation_key!r}, "
+                    f"lang {statement.lang!r}) is already used by {owner.source}",
+                    "give one of them its own 'translation_key' or 'id'",
+                )
+            )
+            continue
+        kept[statement.id] = statement
+        versions[(statement.translation_key, statement.lang)] = statement
+    return Catalog(tuple(kept.values()), tuple(sorted(found, key=_problem_order)), now)
+
+
+def _problem_order(problem: Problem) -> tuple[str, int]:
+    return (problem.source, problem.line or 0)

@@ -1,0 +1,257 @@
+"""Atom feeds (RFC 4287) per language, with RFC 5005 archives.
+
+``plan_feeds`` decides which documents exist and what each contains;
+``render_document`` turns one plan into bytes. Splitting the two lets the
+service skip rendering a document whose inputs (its ``fingerprint``) are
+unchanged. Output depends only on the inputs: no "now", fixed entry order, so
+identical input gives identical bytes.
+
+Entry links are written by an entry extension because feedgen 1.0.0 drops
+``rel``/``type``/``hreflang``/``title`` from entry links (python-feedgen #135).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from feedgen.feed import FeedGenerator
+from lxml import etree
+
+from .catalog import Catalog, Translation
+from .statements import Statement
+
+__all__ = ["ATOM_NS", "HISTORY_NS", "Document", "FeedSettings", "plan_feeds", "render_document"]
+
+ATOM_NS = "http://www.w3.org/2005/Atom"
+HISTORY_NS = "http://purl.org/syndication/history/1.0"
+FORMAT_VERSION = "1"  # bump when the output format changes, so fingerprints change too
+_XML_INVALID = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSettings:
+    site_title: str
+    site_url: str
+    feeds_url: str
+    author: str
+    language_titles: Mapping[str, str]
+    max_entries: int
+    generator_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One feed document: the subscription feed of a language or one of its archives."""
+
+    path: str  # relative to the output folder, "/"-separated
+    lang: str
+    title: str
+    feed_id: str
+    self_url: str
+    links: tuple[tuple[str, str], ...]  # (rel, href) besides self and the site link
+    archive: bool
+    entries: tuple[Statement, ...]  # newest first
+    translations: Mapping[str, Sequence[Translation]]
+    fingerprint: str
+
+
+def feed_path(lang: str) -> str:
+    return f"feeds/{lang}.atom"
+
+
+def archive_path(lang: str, page: int) -> str:
+    return f"feeds/archive/{lang}/{page}.atom"
+
+
+def plan_feeds(catalog: Catalog, settings: FeedSettings) -> list[Document]:
+    """Every document to publish: per language, the subscription feed and its archives.
+
+    Archives hold complete pages of ``max_entries`` entries counted from the oldest,
+    so publishing new statements never changes a full archive page. The
+    subscription feed holds the newest ``max_entries`` (it may overlap the newest
+    archive page, which RFC 5005 clients handle by entry id).
+    """
+    translations = catalog.translations()
+    documents: list[Document] = []
+    for lang, statements in catalog.by_language().items():
+        documents.extend(_language_documents(lang, statements, translations, settings))
+    return documents
+
+
+def _language_documents(
+    lang: str,
+    newest: list[Statement],
+    translations: Mapping[str, Sequence[Translation]],
+    settings: FeedSettings,
+) -> list[Document]:
+    size = settings.max_entries
+    oldest = newest[::-1]
+    pages = len(oldest) // size if len(oldest) > size else 0
+    subscription_url = settings.feeds_url + feed_path(lang).removeprefix("feeds/")
+
+    def url(page: int) -> str:
+        return settings.feeds_url + archive_path(lang, page).removeprefix("feeds/")
+
+    def make(
+        path: str,
+        self_url: str,
+        links: list[tuple[str, str]],
+        archive: bool,
+        items: list[Statement],
+    ) -> Document:
+        document = Document(
+            path=path,
+            lang=lang,
+            title=settings.language_titles.get(lang, settings.site_title),
+            feed_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{settings.site_url}#feed/{lang}").urn,
+            self_url=self_url,
+            links=tuple(links),
+            archive=archive,
+            entries=tuple(items),
+            translations={
+                s.translation_key: translations.get(s.translation_key, ()) for s in items
+            },
+            fingerprint="",
+        )
+        return replace(document, fingerprint=_fingerprint(document, settings))
+
+    links = [("prev-archive", url(pages))] if pages else []
+    documents = [make(feed_path(lang), subscription_url, links, False, newest[:size])]
+    for page in range(1, pages + 1):
+        page_links = [("current", subscription_url)]
+        if page > 1:
+            page_links.append(("prev-archive", url(page - 1)))
+        if page < pages:
+            page_links.append(("next-archive", url(page + 1)))
+        items = oldest[(page - 1) * size : page * size][::-1]
+        documents.append(make(archive_path(lang, page), url(page), page_links, True, items))
+    return documents
+
+
+def _fingerprint(document: Document, settings: FeedSettings) -> str:
+    """Hash of everything the rendered bytes depend on."""
+    digest = hashlib.blake2b(digest_size=16)
+    head = (
+        FORMAT_VERSION,
+        settings,
+        document.path,
+        document.title,
+        document.links,
+        document.archive,
+    )
+    digest.update(repr(head).encode())
+    for statement in document.entries:
+        fields = (statement.digest, statement.id, statement.url, statement.summary)
+        digest.update(repr(fields).encode())
+        digest.update(repr(document.translations.get(statement.translation_key, ())).encode())
+    return digest.hexdigest()
+
+
+def render_document(
+    document: Document, settings: FeedSettings, html: Callable[[Statement], str]
+) -> bytes:
+    """The Atom XML of one document. ``html`` gives an entry's sanitised HTML content."""
+    feed = FeedGenerator()
+    feed.register_extension("sfeeds", _FeedExtension, _EntryExtension, atom=True, rss=False)
+    feed.id(document.feed_id)
+    feed.title(_clean(document.title))
+    feed.language(document.lang)
+    feed.author({"name": _clean(settings.author)})
+    feed.link(href=document.self_url, rel="self", type="application/atom+xml")
+    feed.link(href=settings.site_url, rel="alternate", type="text/html")
+    for rel, href in document.links:
+        feed.link(href=href, rel=rel, type="application/atom+xml")
+    feed.generator("statement-feeds", version=settings.generator_version)
+    feed.sfeeds.archive = document.archive
+    # Feed "updated" is the newest entry's: never the clock, so output is reproducible.
+    feed.updated(max(s.updated for s in document.entries))
+    for statement in document.entries:
+        _add_entry(feed, statement, document.translations, html)
+    return bytes(feed.atom_str(pretty=True))
+
+
+def _add_entry(
+    feed: Any,
+    statement: Statement,
+    translations: Mapping[str, Sequence[Translation]],
+    html: Callable[[Statement], str],
+) -> None:
+    entry = feed.add_entry(order="append")  # the default, "prepend", would reverse our order
+    entry.id(statement.id)
+    entry.title(_clean(statement.title))
+    entry.published(statement.published)
+    entry.updated(statement.updated)
+    entry.author({"name": _clean(statement.author)})
+    entry.summary(_clean(statement.summary))
+    entry.content(_clean(html(statement)), type="html")
+    links = [{"rel": "alternate", "type": "text/html", "href": statement.url}]
+    for version in translations.get(statement.translation_key, ()):
+        if version.lang != statement.lang:
+            links.append(
+                {
+                    "rel": "alternate",
+                    "type": "text/html",
+                    "hreflang": version.lang,
+                    "href": version.url,
+                    "title": _clean(version.title),
+                }
+            )
+    entry.sfeeds.links = links
+
+
+def _clean(text: str) -> str:
+    """Remove characters XML 1.0 cannot carry (they would make lxml refuse the document)."""
+    return _XML_INVALID.sub("", text)
+
+
+class _FeedExtension:
+    """Adds the RFC 5005 ``fh:archive`` marker to archive documents."""
+
+    def __init__(self) -> None:
+        self.archive = False
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"fh": HISTORY_NS}
+
+    def extend_atom(self, feed: Any) -> Any:
+        if self.archive:
+            etree.SubElement(feed, f"{{{HISTORY_NS}}}archive")
+        return feed
+
+    def extend_rss(self, feed: Any) -> Any:
+        return feed
+
+
+class _EntryExtension:
+    """Writes entry ``link`` elements with every attribute (works around feedgen #135).
+
+    The elements are created without a namespace, exactly like feedgen's own
+    children of the root that declares ``xmlns`` as the Atom namespace, so they
+    serialise as plain ``<link>`` in the Atom namespace.
+    """
+
+    def __init__(self) -> None:
+        self.links: list[dict[str, str]] = []
+
+    def extend_ns(self) -> dict[str, str]:
+        return {}
+
+    def extend_atom(self, entry: Any) -> Any:
+        anchor = entry.find("summary")
+        for link in self.links:
+            names = ("rel", "type", "hreflang", "href", "title")
+            attributes: dict[str, str] = {k: link[k] for k in names if k in link}
+            element = etree.Element("link", attributes)
+            if anchor is not None:
+                anchor.addprevious(element)
+            else:
+                entry.append(element)
+        return entry
+
+    def extend_rss(self, entry: Any) -> Any:
+        return entry

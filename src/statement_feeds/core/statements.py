@@ -1,0 +1,362 @@
+"""Statement files: front matter + Markdown body → :class:`Statement`, or problems.
+
+Pure: the caller supplies the file's bytes, its path relative to the statements
+folder, and the site defaults. Nothing here reads the disk or the clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, time, tzinfo
+from typing import Any
+
+import yaml
+
+from .excerpts import excerpt
+from .langtags import canonical_tag, is_language_suffix
+from .problems import Problem
+
+__all__ = [
+    "ParseResult",
+    "SiteDefaults",
+    "Statement",
+    "parse_statement",
+    "split_name",
+]
+
+_Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _FrontMatterLoader(_Loader):  # type: ignore[misc]
+    """Safe loader that leaves dates as strings: we parse them with better errors."""
+
+
+_FrontMatterLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in _Loader.yaml_implicit_resolvers.items()
+}
+
+# Part of the build cache's key: bump when parsing or excerpt rules change.
+PARSER_VERSION = "3"
+
+KNOWN_KEYS = frozenset(
+    {
+        "title",
+        "date",
+        "lang",
+        "url",
+        "translation_key",
+        "id",
+        "updated",
+        "summary",
+        "author",
+        "draft",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteDefaults:
+    """The configuration a statement's defaults come from."""
+
+    url: str  # ends with "/"
+    default_language: str
+    timezone: tzinfo
+    author: str
+    excerpt_words: int
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    source: str  # path relative to the statements folder, "/"-separated
+    id: str
+    lang: str
+    translation_key: str
+    title: str
+    published: datetime  # aware
+    updated: datetime  # aware, >= published
+    url: str
+    summary: str
+    body: str  # Markdown
+    author: str
+    draft: bool
+    digest: str  # hash of the file's bytes: what the caches key on
+
+
+@dataclass(frozen=True, slots=True)
+class ParseResult:
+    statement: Statement | None
+    problems: tuple[Problem, ...]
+
+
+def split_name(source: str, default_language: str) -> tuple[str, str | None]:
+    """``a/belarus.ru.md`` → (``belarus``, ``ru``); the language is None without a suffix."""
+    name = source.rsplit("/", 1)[-1]
+    stem = name[:-3] if name.endswith(".md") else name
+    base, dot, suffix = stem.rpartition(".")
+    if dot and base and is_language_suffix(suffix):
+        return base, canonical_tag(suffix)
+    return stem, None
+
+
+def parse_statement(source: str, data: bytes, site: SiteDefaults) -> ParseResult:
+    """Parse one statement file. Never raises on bad input: returns problems instead."""
+    problems: list[Problem] = []
+    try:
+        statement = _parse(source, data, site, problems)
+    except _Invalid as invalid:
+        return ParseResult(None, (invalid.problem,))
+    return ParseResult(None if problems else statement, tuple(problems))
+
+
+class _Invalid(Exception):
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+
+
+def _parse(
+    source: str, data: bytes, site: SiteDefaults, problems: list[Problem]
+) -> Statement | None:
+    text = _decode(source, data)
+    header, body = _split_front_matter(source, text)
+    fields, lines = _load_yaml(source, header)
+    check = _Checker(source, lines, problems)
+
+    for key in sorted(set(fields) - KNOWN_KEYS):
+        check.fail(key, f"unknown key {key!r}", f"known keys: {', '.join(sorted(KNOWN_KEYS))}")
+    title = check.title(fields.get("title"))
+    published = check.moment("date", fields.get("date"), site.timezone, required=True)
+    updated = check.moment("updated", fields.get("updated"), site.timezone, required=False)
+    if published and updated and updated < published:
+        check.fail(
+            "updated", "'updated' is before 'date'", "a correction cannot precede publication"
+        )
+    key_from_name, lang_from_name = split_name(source, site.default_language)
+    lang = check.language(fields.get("lang"), lang_from_name or site.default_language)
+    translation_key = check.text("translation_key", fields.get("translation_key"), key_from_name)
+    explicit_id = check.text("id", fields.get("id"), "")
+    url = check.url(fields.get("url"))
+    summary = check.text("summary", fields.get("summary"), "", multiline=True)
+    author = check.text("author", fields.get("author"), site.author)
+    draft = check.flag("draft", fields.get("draft"))
+    if problems or title is None or published is None or lang is None:
+        return None
+
+    return Statement(
+        source=source,
+        id=statement_id(site.url, translation_key, lang, explicit_id),
+        lang=lang,
+        translation_key=translation_key,
+        title=title,
+        published=published,
+        updated=updated or published,
+        url=url or f"{site.url}{lang}/{slugify(translation_key)}/",
+        summary=summary or excerpt(body, site.excerpt_words),
+        body=body,
+        author=author,
+        draft=draft,
+        digest=hashlib.blake2b(data, digest_size=16).hexdigest(),
+    )
+
+
+def statement_id(site_url: str, translation_key: str, lang: str, explicit: str = "") -> str:
+    """A stable Atom id: never from the title, url or path, so renames and fixes keep it.
+
+    An explicit id that is already a URI (``tag:``, ``urn:``, ``https:``) is used as
+    is; anything else is turned into a name-based UUID URN, scoped to the site.
+    """
+    if explicit and re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:\S+$", explicit):
+        return explicit
+    name = f"{site_url}#statement/{explicit or translation_key + '/' + lang}"
+    return uuid.uuid5(uuid.NAMESPACE_URL, name).urn
+
+
+def slugify(text: str) -> str:
+    slug = re.sub(r"[^\w-]+", "-", unicodedata.normalize("NFKC", text).lower()).strip("-")
+    return slug or "statement"
+
+
+def _decode(source: str, data: bytes) -> str:
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise _Invalid(
+            Problem(
+                source,
+                f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+                "save the file as UTF-8",
+                line,
+            )
+        ) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _split_front_matter(source: str, text: str) -> tuple[str, str]:
+    opening = re.match(r"---[ \t]*\n", text)
+    if opening is None:
+        raise _Invalid(
+            Problem(
+                source,
+                "no front matter",
+                "start the file with a line '---', then 'title:' and 'date:', then '---'",
+                1,
+            )
+        )
+    start = opening.end()
+    closing = re.search(r"^---[ \t]*$", text[start:], re.MULTILINE)
+    if closing is None:
+        raise _Invalid(
+            Problem(source, "front matter is not closed", "add a line '---' after the last key", 1)
+        )
+    return text[start : start + closing.start()], text[start + closing.end() :].lstrip("\n")
+
+
+def _load_yaml(source: str, header: str) -> tuple[dict[str, Any], dict[str, int]]:
+    """Load the front matter; also return each top-level key's line in the file."""
+    try:
+        loader = _FrontMatterLoader(header)
+        try:
+            node = loader.get_single_node()
+            value = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark is not None else None
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise _Invalid(
+            Problem(
+                source,
+                f"invalid YAML in front matter: {reason}",
+                "check quoting and indentation",
+                line,
+            )
+        ) from None
+    except (ValueError, TypeError) as exc:  # constructor errors outside YAMLError
+        raise _Invalid(
+            Problem(source, f"invalid front matter: {exc}", "check the values", None)
+        ) from None
+    if not isinstance(value, dict):
+        raise _Invalid(
+            Problem(
+                source, "front matter must be 'key: value' lines", "e.g. 'title: My statement'", 2
+            )
+        )
+    lines = {}
+    if node is not None:
+        for key_node, _ in node.value:
+            lines[str(key_node.value)] = (
+                key_node.start_mark.line + 2
+            )  # +1 for "---", +1 for 1-based
+    return {str(k): v for k, v in value.items()}, lines
+
+
+class _Checker:
+    """Validates front-matter values, recording a Problem per bad key."""
+
+    def __init__(self, source: str, lines: dict[str, int], problems: list[Problem]) -> None:
+        self.source = source
+        self.lines = lines
+        self.problems = problems
+
+    def fail(self, key: str, message: str, hint: str) -> None:
+        self.problems.append(Problem(self.source, message, hint, self.lines.get(key)))
+
+    def title(self, value: Any) -> str | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            self.fail("title", "missing or empty 'title'", "add 'title: ...' to the front matter")
+            return None
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            self.fail("title", "'title' must be plain text", 'quote it: title: "..."')
+            return None
+        text = str(value).strip()
+        bad = next(
+            (
+                c
+                for c in text
+                if unicodedata.category(c) in ("Cc", "Cf") and c not in "\u200d\u200c"
+            ),
+            None,
+        )
+        if bad is not None:
+            what = (
+                "a line break"
+                if bad in "\n\r\u2028\u2029\x85"
+                else f"control character U+{ord(bad):04X}"
+            )
+            self.fail("title", f"'title' contains {what}", "a title is one line of plain text")
+            return None
+        return text
+
+    def moment(self, key: str, value: Any, tz: tzinfo, *, required: bool) -> datetime | None:
+        if value is None:
+            if required:
+                self.fail(
+                    key, f"missing '{key}'", f"add '{key}: YYYY-MM-DD' (or an ISO 8601 date-time)"
+                )
+            return None
+        text = str(value).strip()
+        try:
+            if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+                return datetime.combine(date.fromisoformat(text), time(0), tz)
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1))
+        except ValueError as exc:
+            self.fail(
+                key,
+                f"'{key}' is not a valid date: {text!r} ({exc})",
+                "use an ISO 8601 date like 2020-08-26 or 2020-08-26T09:30:00+01:00",
+            )
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
+
+    def language(self, value: Any, default: str) -> str | None:
+        if value is None:
+            return default
+        tag = canonical_tag(str(value)) if isinstance(value, str) else None
+        if tag is None:
+            self.fail(
+                "lang", f"'lang' is not a BCP 47 language tag: {value!r}", "e.g. en, ru, pt-BR"
+            )
+        return tag
+
+    def text(self, key: str, value: Any, default: str, *, multiline: bool = False) -> str:
+        if value is None:
+            return default
+        if (
+            not isinstance(value, str | int | float)
+            or isinstance(value, bool)
+            or not str(value).strip()
+        ):
+            self.fail(key, f"'{key}' must be non-empty text", f"remove '{key}' or give it a value")
+            return default
+        text = str(value).strip()
+        if not multiline and "\n" in text:
+            self.fail(key, f"'{key}' must be one line", "remove the line break")
+        return text
+
+    def url(self, value: Any) -> str:
+        if value is None:
+            return ""
+        if not isinstance(value, str) or not re.fullmatch(r"https?://[^\s/]+\S*", value.strip()):
+            self.fail(
+                "url",
+                f"'url' must be an absolute http(s) URL, got {value!r}",
+                "e.g. https://example.org/en/x/",
+            )
+            return ""
+        return value.strip()
+
+    def flag(self, key: str, value: Any) -> bool:
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            self.fail(key, f"'{key}' must be true or false, got {value!r}", f"write '{key}: true'")
+            return False
+        return value

@@ -1,0 +1,89 @@
+"""Exceptions raised by statement-feeds.
+
+The tree (every class carries the data a caller needs to act on it)::
+
+    StatementFeedsError
+    ├── ConfigError                 bad or missing configuration (exit code 2)
+    ├── StateError                  the state folder or database cannot be used
+    │   └── LockHeldError           another daemon holds the state lock (.pid)
+    └── DeliveryError               one message could not be delivered (.recipient, .code)
+        ├── TemporaryDeliveryError  4xx, 421, dropped connection, timeout: retry later
+        └── PermanentDeliveryError  5xx: record, never retry
+            └── RecipientRefusedError  5xx on RCPT: the address bounces
+
+Input problems in statement or subscriber files are *not* exceptions: they are
+:class:`Problem` values collected and reported, so that one bad file never stops
+the others. Third-party errors (aiosmtplib, OSError from sockets) are translated
+into this tree in exactly one place, ``adapters.mailer.map_smtp_errors``.
+"""
+
+from __future__ import annotations
+
+from .core.problems import Problem
+
+__all__ = [
+    "ConfigError",
+    "DeliveryError",
+    "LockHeldError",
+    "PermanentDeliveryError",
+    "Problem",
+    "RecipientRefusedError",
+    "StateError",
+    "StatementFeedsError",
+    "TemporaryDeliveryError",
+]
+
+
+class StatementFeedsError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigError(StatementFeedsError):
+    """The configuration file is missing, unreadable or has a bad value."""
+
+    def __init__(self, message: str, *, path: str | None = None, key: str | None = None) -> None:
+        self.path = path
+        self.key = key
+        where = ": ".join(part for part in (path, key) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class StateError(StatementFeedsError):
+    """The state folder or its database cannot be used."""
+
+
+class LockHeldError(StateError):
+    """Another process holds the lock on the state folder."""
+
+    def __init__(self, lock_path: str, pid: int | None) -> None:
+        self.lock_path = lock_path
+        self.pid = pid
+        holder = f"process {pid}" if pid else "another process"
+        super().__init__(
+            f"{lock_path} is locked by {holder}: only one daemon may run per state folder"
+        )
+
+
+class DeliveryError(StatementFeedsError):
+    """A message was not accepted. ``code`` is the SMTP reply code when there was one."""
+
+    temporary: bool = False
+
+    def __init__(self, message: str, *, recipient: str = "", code: int | None = None) -> None:
+        self.recipient = recipient
+        self.code = code
+        super().__init__(message)
+
+
+class TemporaryDeliveryError(DeliveryError):
+    """Worth retrying later: 4xx replies, 421, dropped connections, timeouts."""
+
+    temporary = True
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Not worth retrying: 5xx replies, TLS required but unavailable."""
+
+
+class RecipientRefusedError(PermanentDeliveryError):
+    """The server refused the recipient address with a 5xx: treat as a hard bounce."""
