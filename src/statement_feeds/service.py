@@ -13,6 +13,8 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
+from urllib.parse import urljoin
 
 from . import __version__
 from .adapters.cache import BuildCache
@@ -21,7 +23,7 @@ from .adapters.output import remove_stale, write_if_changed
 from .clock import Clock, system_clock
 from .config import Config
 from .core.catalog import Catalog, build_catalog
-from .core.feeds import Document, FeedSettings, plan_feeds, render_document
+from .core.feeds import Document, FeedSettings, plan_feeds, render_document, resolve_urls
 from .core.markup import render_html
 from .core.problems import Problem
 from .core.statements import PARSER_VERSION, SiteDefaults, Statement, parse_statement
@@ -142,7 +144,7 @@ class Publisher:
         for document in documents:
             written = False
             if document.path in stale_paths:
-                data = render_document(document, self.settings, lambda s: html[s.digest])
+                data = render_document(document, self.settings, partial(self._content, html))
                 written = write_if_changed(output / document.path, data)
             if not document.archive:
                 report.feeds.append(
@@ -151,6 +153,11 @@ class Publisher:
         keep = {output / d.path for d in documents}
         report.removed = [str(p.relative_to(output)) for p in remove_stale(output / "feeds", keep)]
         cache.store_fingerprints({d.path: d.fingerprint for d in documents})
+
+    @staticmethod
+    def _content(html: dict[str, str], statement: Statement) -> str:
+        """An entry's HTML with relative URLs made absolute against the statement's URL."""
+        return resolve_urls(html[statement.digest], partial(urljoin, statement.url))
 
     def _html_for(self, documents: Iterable[Document], cache: BuildCache) -> dict[str, str]:
         """Sanitised HTML of every entry in ``documents``: rendered only if not cached."""

@@ -13,10 +13,12 @@ Entry links are written by an entry extension because feedgen 1.0.0 drops
 from __future__ import annotations
 
 import hashlib
+import html as htmllib
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from feedgen.feed import FeedGenerator
@@ -25,12 +27,24 @@ from lxml import etree
 from .catalog import Catalog, Translation
 from .statements import Statement
 
-__all__ = ["ATOM_NS", "HISTORY_NS", "Document", "FeedSettings", "plan_feeds", "render_document"]
+__all__ = [
+    "ATOM_NS",
+    "HISTORY_NS",
+    "Document",
+    "FeedSettings",
+    "plan_feeds",
+    "render_document",
+    "resolve_urls",
+]
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 HISTORY_NS = "http://purl.org/syndication/history/1.0"
-FORMAT_VERSION = "1"  # bump when the output format changes, so fingerprints change too
+FORMAT_VERSION = "2"  # bump when the output format changes, so fingerprints change too
 _XML_INVALID = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# A start tag as the sanitiser serialises it: attribute values always double-quoted.
+_START_TAG = re.compile(r'<[a-zA-Z][^\s/>]*(?:\s+[^\s"\'=<>/]+(?:="[^"]*")?)*\s*/?>')
+_URL_ATTRIBUTE = re.compile(r'(\s(?:href|src|cite)=")([^"]*)(")')
+_HAS_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +86,14 @@ def plan_feeds(catalog: Catalog, settings: FeedSettings) -> list[Document]:
     """Every document to publish: per language, the subscription feed and its archives.
 
     Archives hold complete pages of ``max_entries`` entries counted from the oldest,
-    so publishing new statements never changes a full archive page. The
-    subscription feed holds the newest ``max_entries`` (it may overlap the newest
-    archive page, which RFC 5005 clients handle by entry id).
+    so publishing new statements never changes a full archive page: not its
+    entries and not its links either. That is why every archive page links
+    ``next-archive`` to the following page number even before that page exists
+    (it appears, at exactly that URL, once it is full); linking it only later
+    would rewrite the page. Every archive page thus has an archive link, which the
+    W3C validator wants (its ``ArchiveIncomplete`` warning). The subscription feed
+    holds the newest ``max_entries`` (it may overlap the newest archive page,
+    which RFC 5005 clients handle by entry id).
     """
     translations = catalog.translations()
     documents: list[Document] = []
@@ -126,8 +145,7 @@ def _language_documents(
         page_links = [("current", subscription_url)]
         if page > 1:
             page_links.append(("prev-archive", url(page - 1)))
-        if page < pages:
-            page_links.append(("next-archive", url(page + 1)))
+        page_links.append(("next-archive", url(page + 1)))
         items = oldest[(page - 1) * size : page * size][::-1]
         documents.append(make(archive_path(lang, page), url(page), page_links, True, items))
     return documents
@@ -169,7 +187,7 @@ def render_document(
     feed.generator("statement-feeds", version=settings.generator_version)
     feed.sfeeds.archive = document.archive
     # Feed "updated" is the newest entry's: never the clock, so output is reproducible.
-    feed.updated(max(s.updated for s in document.entries))
+    feed.updated(_rfc3339(max(s.updated for s in document.entries)))
     for statement in document.entries:
         _add_entry(feed, statement, document.translations, html)
     return bytes(feed.atom_str(pretty=True))
@@ -184,8 +202,8 @@ def _add_entry(
     entry = feed.add_entry(order="append")  # the default, "prepend", would reverse our order
     entry.id(statement.id)
     entry.title(_clean(statement.title))
-    entry.published(statement.published)
-    entry.updated(statement.updated)
+    entry.published(_rfc3339(statement.published))
+    entry.updated(_rfc3339(statement.updated))
     entry.author({"name": _clean(statement.author)})
     entry.summary(_clean(statement.summary))
     entry.content(_clean(html(statement)), type="html")
@@ -202,6 +220,33 @@ def _add_entry(
                 }
             )
     entry.sfeeds.links = links
+
+
+def _rfc3339(moment: datetime) -> datetime:
+    """``moment``, in UTC if its offset has seconds (historic local mean time, e.g.
+    Europe/London before 1847 is -00:01:15), which RFC 3339 cannot write."""
+    offset = moment.utcoffset()
+    if offset is not None and (offset.seconds % 60 or offset.microseconds):
+        return moment.astimezone(UTC)
+    return moment
+
+
+def resolve_urls(html: str, resolve: Callable[[str], str]) -> str:
+    """Pass every relative ``href``/``src``/``cite`` URL in sanitised ``html`` to ``resolve``.
+
+    The caller resolves them against the statement's URL (``urllib.parse.urljoin``;
+    the core does no URL I/O-adjacent imports). Feed readers show content away from
+    the site, where a relative link or image would break (the W3C validator warns:
+    ``ContainsRelRef``); ``xml:base`` would be correct Atom, but many readers ignore it.
+    """
+
+    def attribute(match: re.Match[str]) -> str:
+        value = htmllib.unescape(match[2])
+        if _HAS_SCHEME.match(value):
+            return match[0]
+        return f"{match[1]}{htmllib.escape(resolve(value), quote=True)}{match[3]}"
+
+    return _START_TAG.sub(lambda tag: _URL_ATTRIBUTE.sub(attribute, tag[0]), html)
 
 
 def _clean(text: str) -> str:
