@@ -1,0 +1,391 @@
+"""Publisher.build on real folders: RFC 5005 archives, reproducibility, incremental builds,
+embargoes, the build cache, and golden output for the example site.
+
+Golden files: ``UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_build.py -k golden``
+rewrites ``tests/golden/*.atom`` from the example site; read the diff before committing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import feedparser
+import pytest
+from click.testing import CliRunner
+from lxml import etree
+
+from statement_feeds.cli import cli
+from statement_feeds.config import Config, load_config
+from statement_feeds.service import BuildReport, Publisher
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "site"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+NS = {"a": "http://www.w3.org/2005/Atom", "fh": "http://purl.org/syndication/history/1.0"}
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+FEEDS = "https://example.org/feeds/"
+
+TOML = """\
+[site]
+title = "Test"
+url = "https://example.org/"
+feeds_url = "https://example.org/feeds/"
+author = "Tester"
+default_language = "en"
+timezone = "UTC"
+
+[paths]
+statements = "statements"
+output = "public"
+state = "state"
+
+[feeds]
+max_entries = {max_entries}
+excerpt_words = {excerpt_words}
+
+[digest]
+from = "S <s@example.org>"
+"""
+
+
+def md(title: str, date: str, body: str = "Alpha beta gamma delta epsilon zeta eta.") -> str:
+    return f"---\ntitle: {title!r}\ndate: {date!r}\n---\n\n{body}\n"
+
+
+def write_config(root: Path, max_entries: int = 50, excerpt_words: int = 100) -> Config:
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "statement-feeds.toml"
+    path.write_text(TOML.format(max_entries=max_entries, excerpt_words=excerpt_words), "utf-8")
+    (root / "statements").mkdir(exist_ok=True)
+    return load_config(path)
+
+
+def add(root: Path, name: str, text: str) -> None:
+    path = root / "statements" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def add_numbered(root: Path, numbers: range) -> None:
+    for n in numbers:
+        add(root, f"s{n:02d}.md", md(f"Statement {n}", f"2024-01-{n:02d}"))
+
+
+def build(config: Config, now: datetime = NOW) -> BuildReport:
+    return Publisher(config, clock=lambda: now).build()
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    public = root / "public"
+    return {
+        str(p.relative_to(public)): p.read_bytes() for p in sorted(public.rglob("*")) if p.is_file()
+    }
+
+
+def mtimes(root: Path) -> dict[str, int]:
+    public = root / "public"
+    return {str(p.relative_to(public)): p.stat().st_mtime_ns for p in public.rglob("*.atom")}
+
+
+def titles(path: Path) -> list[str]:
+    return [e.title for e in feedparser.parse(path.read_bytes()).entries]
+
+
+def links(path: Path) -> dict[str, str]:
+    root = etree.parse(str(path)).getroot()
+    return {str(link.get("rel")): str(link.get("href")) for link in root.findall("a:link", NS)}
+
+
+def local(url: str, root: Path) -> Path:
+    assert url.startswith(FEEDS), url
+    return root / "public" / "feeds" / url.removeprefix(FEEDS)
+
+
+# --- RFC 5005 archives -------------------------------------------------------------------
+
+
+@pytest.fixture
+def archived(tmp_path: Path) -> tuple[Path, Config]:
+    config = write_config(tmp_path, max_entries=3)
+    add_numbered(tmp_path, range(1, 11))
+    build(config)
+    return tmp_path, config
+
+
+def test_subscription_feed_has_the_newest_page_and_links_back(
+    archived: tuple[Path, Config],
+) -> None:
+    root, _ = archived
+    feed = root / "public" / "feeds" / "en.atom"
+    assert titles(feed) == ["Statement 10", "Statement 9", "Statement 8"]
+    assert links(feed)["prev-archive"] == FEEDS + "archive/en/3.atom"
+    assert etree.parse(str(feed)).find("fh:archive", NS) is None
+
+
+def test_archive_pages_are_full_pages_counted_from_the_oldest(
+    archived: tuple[Path, Config],
+) -> None:
+    root, _ = archived
+    folder = root / "public" / "feeds" / "archive" / "en"
+    assert sorted(p.name for p in folder.iterdir()) == ["1.atom", "2.atom", "3.atom"]
+    assert titles(folder / "1.atom") == ["Statement 3", "Statement 2", "Statement 1"]
+    assert titles(folder / "2.atom") == ["Statement 6", "Statement 5", "Statement 4"]
+    assert titles(folder / "3.atom") == ["Statement 9", "Statement 8", "Statement 7"]
+    for page in folder.iterdir():
+        assert etree.parse(str(page)).find("fh:archive", NS) is not None
+
+
+def test_archive_links_chain(archived: tuple[Path, Config]) -> None:
+    root, _ = archived
+    archive = FEEDS + "archive/en/{}.atom"
+    for page in (1, 2, 3):
+        found = links(root / "public" / "feeds" / "archive" / "en" / f"{page}.atom")
+        assert found["self"] == archive.format(page)
+        assert found["current"] == FEEDS + "en.atom"
+        assert found.get("prev-archive") == (archive.format(page - 1) if page > 1 else None)
+        # Present even on the newest page, so the page never changes; the target
+        # appears at exactly that URL when it is full (see the next test).
+        assert found["next-archive"] == archive.format(page + 1)
+
+
+def test_every_statement_is_reachable_walking_prev_archive(archived: tuple[Path, Config]) -> None:
+    root, _ = archived
+    seen: list[str] = []
+    path: Path | None = root / "public" / "feeds" / "en.atom"
+    while path is not None:
+        seen.extend(titles(path))
+        previous = links(path).get("prev-archive")
+        path = local(previous, root) if previous else None
+    assert {f"Statement {n}" for n in range(1, 11)} == set(seen)
+
+
+def test_new_statements_never_change_full_archive_pages(archived: tuple[Path, Config]) -> None:
+    root, config = archived
+    before = snapshot(root)
+    times = mtimes(root)
+    add_numbered(root, range(11, 14))  # 13 statements: a 4th full page appears
+    build(config)
+    after = snapshot(root)
+    for page in ("1", "2", "3"):
+        key = f"feeds/archive/en/{page}.atom"
+        assert after[key] == before[key], key
+        assert mtimes(root)[key] == times[key], key
+    assert titles(root / "public/feeds/archive/en/4.atom") == [
+        f"Statement {n}" for n in (12, 11, 10)
+    ]
+    assert local(links(root / "public/feeds/archive/en/3.atom")["next-archive"], root).is_file()
+    assert links(root / "public/feeds/en.atom")["prev-archive"] == FEEDS + "archive/en/4.atom"
+
+
+def test_deleting_statements_removes_stale_archive_pages(archived: tuple[Path, Config]) -> None:
+    root, config = archived
+    for n in range(3, 11):
+        (root / "statements" / f"s{n:02d}.md").unlink()
+    report = build(config)
+    files = sorted(snapshot(root))
+    assert files == ["feeds/en.atom"]
+    assert sorted(report.removed) == [f"feeds/archive/en/{n}.atom" for n in (1, 2, 3)]
+    assert "prev-archive" not in links(root / "public" / "feeds" / "en.atom")
+
+
+def test_a_language_without_statements_loses_its_feed(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    add(tmp_path, "a.md", md("A", "2024-01-01"))
+    add(tmp_path, "a.ru.md", md("А", "2024-01-01"))
+    build(config)
+    (tmp_path / "statements" / "a.ru.md").unlink()
+    build(config)
+    assert sorted(snapshot(tmp_path)) == ["feeds/en.atom"]
+
+
+# --- reproducibility and incremental builds ---------------------------------------------
+
+
+def test_two_builds_give_identical_bytes_and_the_second_writes_nothing(
+    archived: tuple[Path, Config],
+) -> None:
+    root, config = archived
+    before, times = snapshot(root), mtimes(root)
+    report = build(config)
+    assert snapshot(root) == before
+    assert mtimes(root) == times
+    assert [(f.lang, f.written) for f in report.feeds] == [("en", False)]
+
+
+def test_cli_says_unchanged_on_the_second_build(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    add(tmp_path, "a.md", md("A", "2024-01-01"))
+    args = ["--config", str(tmp_path / "statement-feeds.toml"), "build"]
+    env = {"STATEMENT_FEEDS_FAKE_NOW": NOW.isoformat()}
+    first = CliRunner().invoke(cli, args, env=env)
+    second = CliRunner().invoke(cli, args, env=env)
+    assert first.exit_code == second.exit_code == 0, first.output + second.output
+    assert "written" in first.output
+    assert "unchanged" in second.output
+
+
+def test_same_input_in_two_folders_gives_identical_bytes(tmp_path: Path) -> None:
+    results = []
+    for name in ("one", "two/deeper"):
+        root = tmp_path / name
+        config = write_config(root, max_entries=3)
+        add_numbered(root, range(1, 8))
+        add(root, "x.ru.md", md("Икс", "2024-02-01"))
+        build(config)
+        results.append(snapshot(root))
+    assert results[0] == results[1]
+    assert len(results[0]) == 4  # en, ru, two archive pages
+
+
+def test_output_does_not_depend_on_the_clock(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    add(tmp_path, "a.md", md("A", "2024-01-01"))
+    build(config, now=NOW)
+    first = snapshot(tmp_path)
+    shutil.rmtree(tmp_path / "public")
+    shutil.rmtree(tmp_path / "state")
+    build(config, now=datetime(2099, 12, 31, 23, 59, tzinfo=UTC))
+    assert snapshot(tmp_path) == first
+    assert b"2099" not in first["feeds/en.atom"]
+
+
+def test_a_changed_statement_rewrites_only_its_language(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    add(tmp_path, "a.md", md("A", "2024-01-01"))
+    add(tmp_path, "a.ru.md", md("А", "2024-01-01"))
+    add(tmp_path, "b.ru.md", md("Б", "2024-01-02"))
+    build(config)
+    before, times = snapshot(tmp_path), mtimes(tmp_path)
+    add(tmp_path, "b.ru.md", md("Б исправлено", "2024-01-02"))
+    report = build(config)
+    assert {f.lang: f.written for f in report.feeds} == {"en": False, "ru": True}
+    assert mtimes(tmp_path)["feeds/en.atom"] == times["feeds/en.atom"]
+    assert snapshot(tmp_path)["feeds/en.atom"] == before["feeds/en.atom"]
+    assert titles(tmp_path / "public/feeds/ru.atom")[0] == "Б исправлено"
+
+
+def test_a_retitled_translation_updates_the_other_language_link(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    add(tmp_path, "a.md", md("A", "2024-01-01"))
+    add(tmp_path, "a.ru.md", md("А", "2024-01-01"))
+    build(config)
+    add(tmp_path, "a.ru.md", md("А исправлено", "2024-01-01"))
+    report = build(config)
+    assert {f.lang: f.written for f in report.feeds} == {"en": True, "ru": True}
+    assert "А исправлено".encode() in (tmp_path / "public/feeds/en.atom").read_bytes()
+
+
+def test_a_deleted_output_file_is_written_again(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    add(tmp_path, "a.md", md("A", "2024-01-01"))
+    build(config)
+    before = snapshot(tmp_path)
+    (tmp_path / "public" / "feeds" / "en.atom").unlink()
+    assert build(config).written == 1
+    assert snapshot(tmp_path) == before
+
+
+# --- embargo -----------------------------------------------------------------------------
+
+
+def test_embargoed_statement_appears_when_the_clock_passes_it(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    add(tmp_path, "now.md", md("Now", "2024-01-01"))
+    add(tmp_path, "later.md", md("Later", "2024-06-01T12:00:00Z"))
+    report = build(config, now=datetime(2024, 6, 1, 11, 59, tzinfo=UTC))
+    assert titles(tmp_path / "public/feeds/en.atom") == ["Now"]
+    assert report.next_embargo == datetime(2024, 6, 1, 12, tzinfo=UTC)
+    assert b"Later" not in (tmp_path / "public/feeds/en.atom").read_bytes()
+    report = build(config, now=datetime(2024, 6, 1, 12, tzinfo=UTC))
+    assert titles(tmp_path / "public/feeds/en.atom") == ["Later", "Now"]
+    assert report.next_embargo is None
+
+
+def test_an_embargoed_only_language_has_no_feed_yet(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    add(tmp_path, "a.md", md("A", "2024-01-01"))
+    add(tmp_path, "a.ru.md", md("А", "2024-06-01"))
+    build(config, now=datetime(2024, 3, 1, tzinfo=UTC))
+    assert sorted(snapshot(tmp_path)) == ["feeds/en.atom"]
+    assert b"hreflang" not in (tmp_path / "public/feeds/en.atom").read_bytes()
+
+
+# --- the build cache ---------------------------------------------------------------------
+
+
+def test_corrupt_cache_still_builds_the_same_bytes(archived: tuple[Path, Config]) -> None:
+    root, config = archived
+    before = snapshot(root)
+    cache = root / "state" / "cache.sqlite"
+    for suffix in ("-wal", "-shm"):
+        Path(f"{cache}{suffix}").unlink(missing_ok=True)
+    cache.write_bytes(b"this is not a database\x00" * 400)
+    shutil.rmtree(root / "public")
+    report = build(config)
+    assert not report.problems
+    assert snapshot(root) == before
+
+
+def test_truncated_cache_still_builds(archived: tuple[Path, Config]) -> None:
+    root, config = archived
+    cache = root / "state" / "cache.sqlite"
+    cache.write_bytes(cache.read_bytes()[:100])
+    report = build(config)
+    assert report.statements == 10
+    assert len(snapshot(root)) == 4
+
+
+def test_deleting_the_cache_rebuilds_identical_bytes(archived: tuple[Path, Config]) -> None:
+    root, config = archived
+    before, times = snapshot(root), mtimes(root)
+    shutil.rmtree(root / "state")
+    report = build(config)
+    assert snapshot(root) == before
+    assert report.written == 0  # rendered again, same bytes: not rewritten
+    assert mtimes(root) == times
+
+
+def test_changing_excerpt_words_re_derives_summaries(tmp_path: Path) -> None:
+    config = write_config(tmp_path, excerpt_words=3)
+    add(tmp_path, "a.md", md("A", "2024-01-01"))
+    build(config)
+    summary = feedparser.parse((tmp_path / "public/feeds/en.atom").read_bytes()).entries[0].summary
+    assert summary == "Alpha beta gamma …"
+    config = write_config(tmp_path, excerpt_words=5)
+    assert build(config).written == 1
+    summary = feedparser.parse((tmp_path / "public/feeds/en.atom").read_bytes()).entries[0].summary
+    assert summary == "Alpha beta gamma delta epsilon …"
+
+
+# --- golden output for the example site --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def example_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example site built in a temporary copy (the repository's folder stays untouched)."""
+    root = tmp_path_factory.mktemp("example")
+    shutil.copytree(EXAMPLE / "statements", root / "statements")
+    shutil.copy(EXAMPLE / "statement-feeds.toml", root / "statement-feeds.toml")
+    report = Publisher(load_config(root / "statement-feeds.toml"), clock=lambda: NOW).build()
+    assert not report.problems
+    return root / "public" / "feeds"
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_golden_example_feeds(example_build: Path, lang: str) -> None:
+    produced = (example_build / f"{lang}.atom").read_bytes()
+    golden = GOLDEN / f"{lang}.atom"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        GOLDEN.mkdir(exist_ok=True)
+        golden.write_bytes(produced)
+    assert golden.is_file(), (
+        "run: UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_build.py -k golden"
+    )
+    assert produced == golden.read_bytes()
+
+
+def test_example_site_has_exactly_the_two_feeds(example_build: Path) -> None:
+    assert sorted(p.name for p in example_build.rglob("*") if p.is_file()) == ["en.atom", "ru.atom"]
