@@ -1,0 +1,132 @@
+"""Versioned schema migrations for the state database.
+
+Each migration is a function registered with its version number (in the manner
+of sqlite-utils' migrations). ``migrate`` applies the ones not yet recorded in
+``schema_migrations``, each in its own transaction together with its record, so
+a crash mid-migration leaves the previous version intact.
+
+The DDL sticks to what PostgreSQL accepts too: TEXT timestamps in ISO 8601 UTC,
+plain primary keys and partial indexes (both engines have them).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+__all__ = ["MIGRATIONS", "Migration", "applied_versions", "migrate", "migration"]
+
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[tuple[int, Migration]] = []
+
+
+def migration(version: int) -> Callable[[Migration], Migration]:
+    """Register ``function`` as the migration to schema ``version``."""
+
+    def register(function: Migration) -> Migration:
+        if any(v == version for v, _ in MIGRATIONS):
+            raise ValueError(f"migration {version} registered twice")
+        MIGRATIONS.append((version, function))
+        MIGRATIONS.sort(key=lambda item: item[0])
+        return function
+
+    return register
+
+
+def applied_versions(conn: sqlite3.Connection) -> list[int]:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    return [row[0] for row in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
+
+
+def migrate(conn: sqlite3.Connection) -> list[int]:
+    """Apply pending migrations; returns the versions applied now. Needs autocommit mode."""
+    done = set(applied_versions(conn))
+    applied: list[int] = []
+    for version, function in MIGRATIONS:
+        if version in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated while we waited for the lock.
+            again = conn.execute(
+                "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
+            ).fetchone()
+            if again is None:
+                function(conn)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                    (version, datetime.now(UTC).isoformat()),
+                )
+                applied.append(version)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return applied
+
+
+@migration(1)
+def _initial(conn: sqlite3.Connection) -> None:
+    # subscribers: what the store knows about an address beyond the CSV files.
+    # email is the case-folded key (core.subscribers.email_key).
+    conn.execute(
+        """CREATE TABLE subscribers (
+            email TEXT PRIMARY KEY,
+            joined_at TEXT NOT NULL,
+            unsubscribed_at TEXT,
+            bounced_at TEXT,
+            bounce_reason TEXT
+        )"""
+    )
+    conn.execute(
+        """CREATE TABLE editions (
+            id INTEGER PRIMARY KEY,
+            frequency TEXT NOT NULL,
+            due_at TEXT NOT NULL,
+            planned_at TEXT NOT NULL,
+            deliveries INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (frequency, due_at)
+        )"""
+    )
+    # Keyed by address first so that cancelling an address's deliveries is an
+    # index range; (edition_id, state) serves per-edition counts.
+    conn.execute(
+        """CREATE TABLE deliveries (
+            email_key TEXT NOT NULL,
+            edition_id INTEGER NOT NULL REFERENCES editions (id),
+            email TEXT NOT NULL,
+            name TEXT NOT NULL,
+            lang TEXT NOT NULL,
+            statement_ids TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN
+                ('pending', 'sending', 'sent', 'deferred', 'failed', 'cancelled')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            first_attempt_at TEXT,
+            next_attempt_at TEXT NOT NULL,
+            last_code INTEGER,
+            last_error TEXT,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (email_key, edition_id)
+        )"""
+    )
+    conn.execute("CREATE INDEX deliveries_edition ON deliveries (edition_id, state)")
+    # Only due-able rows are indexed, so claim walks them in due order cheaply.
+    conn.execute(
+        "CREATE INDEX deliveries_due ON deliveries (next_attempt_at)"
+        " WHERE state IN ('pending', 'deferred')"
+    )
+    # Every translation key ever assigned to an address: the UNIQUE key is what
+    # makes "each statement once per subscriber, in one language" a hard rule.
+    conn.execute(
+        """CREATE TABLE assigned (
+            email_key TEXT NOT NULL,
+            translation_key TEXT NOT NULL,
+            edition_id INTEGER NOT NULL REFERENCES editions (id),
+            PRIMARY KEY (email_key, translation_key)
+        )"""
+    )

@@ -1,0 +1,480 @@
+"""The state store: SQLite (WAL) at ``<paths.state>/state.sqlite``, implementing ``Ledger``.
+
+It records what the CSV files cannot: when an address was first seen (its
+``joined_at``), unsubscribes and hard bounces (which override the files), the
+editions, the delivery ledger, and every translation key ever assigned to an
+address (UNIQUE, so a statement reaches a subscriber at most once, in one language).
+
+Portability: the queries are plain SQL that PostgreSQL also runs — ``ON CONFLICT``
+instead of ``INSERT OR ...``, ``RETURNING`` instead of ``lastrowid``, timestamps as
+fixed-width ISO 8601 UTC text (so text order is time order), no rowid.
+
+Durability: WAL with ``synchronous=NORMAL`` survives kill -9 of the process (the
+guarantee DESIGN.md makes); only an OS crash or power cut can lose the last commits.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, NamedTuple, TypeVar, cast
+
+from ..core.subscribers import email_key
+from ..errors import StateError
+from ..ledger import Delivery, Edition, LedgerCounts, PlannedDelivery
+from .migrations import migrate
+
+__all__ = ["DB_NAME", "EditionStatus", "SqliteStore", "SubscriberState", "from_ts", "to_ts"]
+
+DB_NAME = "state.sqlite"
+CHUNK = 5000  # rows per executemany / IN list: well under both engines' parameter limits
+_BLOCKED = "(s.unsubscribed_at IS NOT NULL OR s.bounced_at IS NOT NULL)"
+
+MessageIdFor = Callable[[int, str], str]
+T = TypeVar("T")
+
+
+def to_ts(moment: datetime) -> str:
+    """Fixed-width UTC text: lexical order equals time order, in SQLite and PostgreSQL."""
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r}: the store needs aware times")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def from_ts(text: str) -> datetime:
+    return datetime.fromisoformat(text.removesuffix("Z")).replace(tzinfo=UTC)
+
+
+class SubscriberState(NamedTuple):
+    """What planning needs to know about one address."""
+
+    joined_at: datetime
+    blocked: bool
+    assigned: frozenset[str]  # translation keys already given to them (among those asked)
+
+
+@dataclass(frozen=True, slots=True)
+class EditionStatus:
+    edition: Edition
+    counts: LedgerCounts
+
+
+class SqliteStore:
+    """The SQLite implementation of :class:`statement_feeds.ledger.Ledger`.
+
+    One connection, used from one thread. Transactions are explicit
+    (``BEGIN IMMEDIATE``) and nest: methods called inside ``plan_edition``'s
+    transaction (by the deliveries generator) join it instead of committing early.
+    """
+
+    def __init__(self, path: Path, *, busy_timeout: float = 60.0) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves.
+            self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+            self._configure()
+            migrate(self._db)
+        except (OSError, sqlite3.Error) as exc:
+            raise StateError(f"cannot open the state database {path}: {exc}") from exc
+        self._depth = 0
+        self._ids_json: dict[tuple[str, ...], str] = {}
+
+    @classmethod
+    def open(cls, state_dir: Path) -> SqliteStore:
+        return cls(state_dir / DB_NAME)
+
+    def _configure(self) -> None:
+        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StateError(f"{self.path}: cannot switch to WAL mode (got {mode})")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA cache_size=-32768")  # 32 MiB: bounded, counts towards RSS
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; nested uses join the outermost one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self._db
+            finally:
+                self._depth -= 1
+            return
+        self._db.execute("BEGIN IMMEDIATE")  # take the write lock now, not mid-way
+        self._depth = 1
+        try:
+            yield self._db
+        except BaseException:
+            self._depth = 0
+            self._db.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self._db.execute("COMMIT")
+
+    # -- subscribers ---------------------------------------------------------------
+
+    def sync_subscribers(self, emails: Iterable[str], now: datetime) -> None:
+        """Record ``now`` as the join time of every address not seen before."""
+        stamp = to_ts(now)
+        with self.transaction() as db:
+            for chunk in _chunks((email_key(e), stamp) for e in emails):
+                db.executemany(
+                    "INSERT INTO subscribers (email, joined_at) VALUES (?, ?)"
+                    " ON CONFLICT (email) DO NOTHING",
+                    chunk,
+                )
+
+    def subscriber_states(
+        self, emails: Sequence[str], translation_keys: Collection[str]
+    ) -> dict[str, SubscriberState]:
+        """Join time, blocked flag and assigned keys (among ``translation_keys``) by email key.
+
+        Addresses the store has never seen are absent from the result.
+        """
+        keys = [email_key(e) for e in emails]
+        wanted = list(translation_keys)
+        found: dict[str, tuple[str, bool]] = {}
+        assigned: dict[str, set[str]] = {}
+        for chunk in _chunks(keys):
+            marks = ",".join("?" * len(chunk))
+            for email, joined, blocked in self._db.execute(
+                "SELECT s.email, s.joined_at, " + _BLOCKED + " FROM subscribers s"
+                f" WHERE s.email IN ({marks})",
+                chunk,
+            ):
+                found[email] = (joined, bool(blocked))
+            if wanted:
+                self._assigned_into(assigned, chunk, wanted)
+        times: dict[str, datetime] = {}  # most rows share a join time: parse each once
+        return {
+            email: SubscriberState(
+                times.get(joined) or times.setdefault(joined, from_ts(joined)),
+                blocked,
+                frozenset(assigned.get(email, ())),
+            )
+            for email, (joined, blocked) in found.items()
+        }
+
+    def _assigned_into(
+        self, assigned: dict[str, set[str]], emails: list[str], wanted: list[str]
+    ) -> None:
+        for keys in _chunks(wanted, CHUNK):
+            sql = (
+                "SELECT email_key, translation_key FROM assigned"
+                f" WHERE email_key IN ({','.join('?' * len(emails))})"
+                f" AND translation_key IN ({','.join('?' * len(keys))})"
+            )
+            for email, key in self._db.execute(sql, [*emails, *keys]):
+                assigned.setdefault(email, set()).add(key)
+
+    def joined_at(self, email: str) -> datetime | None:
+        row = self._db.execute(
+            "SELECT joined_at FROM subscribers WHERE email = ?", (email_key(email),)
+        ).fetchone()
+        return None if row is None else from_ts(row[0])
+
+    def assigned_keys(self, email: str) -> set[str]:
+        """Every translation key ever assigned to ``email``."""
+        rows = self._db.execute(
+            "SELECT translation_key FROM assigned WHERE email_key = ?", (email_key(email),)
+        )
+        return {row[0] for row in rows}
+
+    def unsubscribe(self, email: str, at: datetime) -> bool:
+        """Block ``email`` from now on (overrides the CSV files); False if it already was."""
+        key, stamp = email_key(email), to_ts(at)
+        with self.transaction() as db:
+            row = db.execute(
+                "INSERT INTO subscribers (email, joined_at, unsubscribed_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (email) DO UPDATE SET unsubscribed_at ="
+                " COALESCE(subscribers.unsubscribed_at, excluded.unsubscribed_at)"
+                " RETURNING unsubscribed_at",
+                (key, stamp, stamp),
+            ).fetchone()
+            self._cancel_address(key, stamp, "unsubscribed")
+        return bool(row[0] == stamp)
+
+    def mark_bounced(self, email: str, at: datetime, reason: str) -> None:
+        """A hard bounce: the address gets nothing more until an admin intervenes."""
+        key, stamp = email_key(email), to_ts(at)
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO subscribers (email, joined_at, bounced_at, bounce_reason)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (email) DO UPDATE SET"
+                " bounced_at = COALESCE(subscribers.bounced_at, excluded.bounced_at),"
+                " bounce_reason = COALESCE(subscribers.bounce_reason, excluded.bounce_reason)",
+                (key, stamp, stamp, reason),
+            )
+            self._cancel_address(key, stamp, "bounced")
+
+    def is_blocked(self, email: str) -> bool:
+        row = self._db.execute(
+            "SELECT " + _BLOCKED + " FROM subscribers s WHERE s.email = ?", (email_key(email),)
+        ).fetchone()
+        return bool(row and row[0])
+
+    def _cancel_address(self, key: str, stamp: str, why: str) -> None:
+        self._db.execute(
+            "UPDATE deliveries SET state = 'cancelled', last_error = ?, updated_at = ?"
+            " WHERE email_key = ? AND state IN ('pending', 'deferred')",
+            (why, stamp, key),
+        )
+
+    # -- editions ------------------------------------------------------------------
+
+    def edition_for(self, frequency: str, due_at: datetime) -> Edition | None:
+        row = self._db.execute(
+            "SELECT id, frequency, due_at, planned_at, deliveries FROM editions"
+            " WHERE frequency = ? AND due_at = ?",
+            (frequency, to_ts(due_at)),
+        ).fetchone()
+        return None if row is None else _edition(row)
+
+    def plan_edition(
+        self,
+        frequency: str,
+        due_at: datetime,
+        planned_at: datetime,
+        deliveries: Iterable[PlannedDelivery],
+        message_id_for: object,
+    ) -> Edition:
+        """Record a whole edition in one transaction; an existing one is returned as is.
+
+        ``deliveries`` is consumed inside the transaction, so it may be a generator
+        that calls this store (``sync_subscribers``, ``subscriber_states``). If it or
+        ``message_id_for`` raises, nothing of the edition is recorded.
+        """
+        if not callable(message_id_for):
+            raise TypeError("message_id_for must be a callable (edition_id, email) -> str")
+        make_id = cast(MessageIdFor, message_id_for)
+        with self.transaction() as db:
+            existing = self.edition_for(frequency, due_at)
+            if existing is not None:
+                return existing
+            planned = to_ts(planned_at)
+            row = db.execute(
+                "INSERT INTO editions (frequency, due_at, planned_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (frequency, due_at) DO NOTHING RETURNING id",
+                (frequency, to_ts(due_at), planned),
+            ).fetchone()
+            edition_id = int(row[0])
+            total = 0
+            for chunk in _chunks(deliveries):
+                total += self._insert_deliveries(edition_id, planned, chunk, make_id)
+            db.execute("UPDATE editions SET deliveries = ? WHERE id = ?", (total, edition_id))
+        return Edition(edition_id, frequency, due_at, planned_at, total)
+
+    def _insert_deliveries(
+        self, edition_id: int, planned: str, chunk: list[PlannedDelivery], make_id: MessageIdFor
+    ) -> int:
+        rows: list[tuple[Any, ...]] = []
+        keys: list[tuple[str, str, int]] = []
+        for item in chunk:
+            key = email_key(item.email)
+            message_id = make_id(edition_id, item.email)
+            ids = self._json(item.statement_ids)
+            rows.append((key, edition_id, item.email, item.name, item.lang, ids, message_id))
+            keys.extend((key, tk, edition_id) for tk in item.translation_keys)
+        self._db.executemany(
+            "INSERT INTO deliveries (email_key, edition_id, email, name, lang, statement_ids,"
+            " message_id, state, next_attempt_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+            [(*row, planned, planned) for row in rows],
+        )
+        # No ON CONFLICT on purpose: assigning a key twice is a bug and must abort the plan.
+        self._db.executemany(
+            "INSERT INTO assigned (email_key, translation_key, edition_id) VALUES (?, ?, ?)", keys
+        )
+        return len(rows)
+
+    def _json(self, ids: tuple[str, ...]) -> str:
+        # Few distinct digests per edition: encode each once.
+        text = self._ids_json.get(ids)
+        if text is None:
+            if len(self._ids_json) > 10_000:
+                self._ids_json.clear()
+            text = self._ids_json[ids] = json.dumps(list(ids), ensure_ascii=False)
+        return text
+
+    def editions(self, limit: int = 20) -> list[EditionStatus]:
+        """The latest editions, newest due time first, with per-state delivery counts."""
+        rows = self._db.execute(
+            "SELECT id, frequency, due_at, planned_at, deliveries FROM editions"
+            " ORDER BY due_at DESC, id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [EditionStatus(_edition(row), self.counts(int(row[0]))) for row in rows]
+
+    # -- the delivery state machine ------------------------------------------------
+
+    def claim(self, limit: int, now: datetime) -> Sequence[Delivery]:
+        """Due pending/deferred → sending (attempts + 1), committed before returning.
+
+        Deliveries of addresses blocked since planning are cancelled on the way, and
+        the search continues, so a short batch always means "nothing more is due".
+        """
+        stamp = to_ts(now)
+        claimed: list[Delivery] = []
+        with self.transaction() as db:
+            while len(claimed) < limit:
+                rows = db.execute(
+                    "SELECT d.email_key, d.edition_id, d.email, d.name, d.lang, d.statement_ids,"
+                    " d.message_id, d.attempts, d.first_attempt_at, " + _BLOCKED + " AS blocked"
+                    " FROM deliveries d LEFT JOIN subscribers s ON s.email = d.email_key"
+                    " WHERE d.state IN ('pending', 'deferred') AND d.next_attempt_at <= ?"
+                    " ORDER BY d.next_attempt_at LIMIT ?",
+                    (stamp, limit - len(claimed)),
+                ).fetchall()
+                if not rows:
+                    break
+                claimed.extend(self._take(rows, stamp, now))
+        return claimed
+
+    def _take(self, rows: list[Any], stamp: str, now: datetime) -> list[Delivery]:
+        blocked = [(stamp, r[0], r[1]) for r in rows if r[9]]
+        sendable = [r for r in rows if not r[9]]
+        self._db.executemany(
+            "UPDATE deliveries SET state = 'cancelled', last_error = 'blocked', updated_at = ?"
+            " WHERE email_key = ? AND edition_id = ?",
+            blocked,
+        )
+        self._db.executemany(
+            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,"
+            " first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ?"
+            " WHERE email_key = ? AND edition_id = ?",
+            [(stamp, stamp, r[0], r[1]) for r in sendable],
+        )
+        return [
+            Delivery(
+                edition_id=int(r[1]),
+                email=r[2],
+                name=r[3],
+                lang=r[4],
+                statement_ids=tuple(json.loads(r[5])),
+                message_id=r[6],
+                attempts=int(r[7]) + 1,
+                first_attempt_at=from_ts(r[8]) if r[8] else now,
+            )
+            for r in sendable
+        ]
+
+    def mark_sent(self, deliveries: Sequence[Delivery], now: datetime) -> None:
+        """Confirm a batch of accepted messages in one cheap transaction."""
+        stamp = to_ts(now)
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE deliveries SET state = 'sent', last_code = NULL, last_error = NULL,"
+                " updated_at = ? WHERE email_key = ? AND edition_id = ? AND state = 'sending'",
+                [(stamp, email_key(d.email), d.edition_id) for d in deliveries],
+            )
+
+    def mark_deferred(
+        self,
+        delivery: Delivery,
+        now: datetime,
+        next_attempt_at: datetime,
+        code: int | None,
+        error: str,
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE deliveries SET state = 'deferred', next_attempt_at = ?, last_code = ?,"
+                " last_error = ?, updated_at = ?"
+                " WHERE email_key = ? AND edition_id = ? AND state = 'sending'",
+                (
+                    to_ts(next_attempt_at),
+                    code,
+                    error,
+                    to_ts(now),
+                    email_key(delivery.email),
+                    delivery.edition_id,
+                ),
+            )
+
+    def mark_failed(
+        self, delivery: Delivery, now: datetime, code: int | None, error: str, bounced: bool
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE deliveries SET state = 'failed', last_code = ?, last_error = ?,"
+                " updated_at = ? WHERE email_key = ? AND edition_id = ? AND state = 'sending'",
+                (code, error, to_ts(now), email_key(delivery.email), delivery.edition_id),
+            )
+            if bounced:
+                self.mark_bounced(delivery.email, now, f"{code or ''} {error}".strip())
+
+    def recover_unknown(self) -> int:
+        """After a crash: ``sending`` → ``pending``; they go out again with the same Message-ID."""
+        with self.transaction() as db:
+            return db.execute(
+                "UPDATE deliveries SET state = 'pending' WHERE state = 'sending'"
+            ).rowcount
+
+    def retry_failed(self, edition_id: int | None = None, now: datetime | None = None) -> int:
+        """``failed`` → ``pending``, due at once, except for bounced or unsubscribed addresses.
+
+        ``first_attempt_at`` is cleared so that the retry lifetime starts afresh.
+        """
+        stamp = None if now is None else to_ts(now)
+        with self.transaction() as db:
+            return db.execute(
+                "UPDATE deliveries SET state = 'pending', first_attempt_at = NULL,"
+                " next_attempt_at = updated_at, updated_at = COALESCE(?, updated_at)"
+                " WHERE state = 'failed' AND (? IS NULL OR edition_id = ?)"
+                " AND NOT EXISTS (SELECT 1 FROM subscribers s"
+                " WHERE s.email = deliveries.email_key AND " + _BLOCKED + ")",
+                (stamp, edition_id, edition_id),
+            ).rowcount
+
+    def counts(self, edition_id: int | None = None) -> LedgerCounts:
+        if edition_id is None:
+            rows = self._db.execute("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
+        else:
+            rows = self._db.execute(
+                "SELECT state, COUNT(*) FROM deliveries WHERE edition_id = ? GROUP BY state",
+                (edition_id,),
+            )
+        return LedgerCounts(**{state: int(n) for state, n in rows})
+
+    def next_attempt_at(self) -> datetime | None:
+        row = self._db.execute(
+            "SELECT MIN(next_attempt_at) FROM deliveries WHERE state IN ('pending', 'deferred')"
+        ).fetchone()
+        return None if row[0] is None else from_ts(row[0])
+
+
+def _edition(row: Any) -> Edition:
+    return Edition(int(row[0]), row[1], from_ts(row[2]), from_ts(row[3]), int(row[4]))
+
+
+def _chunks(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,215 @@
+"""Subscriber lists: one CSV text → subscribers and problems (pure, streaming).
+
+Contract (DESIGN.md): UTF-8 with a header row; columns ``email`` (required),
+``name``, ``languages`` (preference order, spaces or commas), ``frequency``
+(``daily`` | ``weekly``). A bad row is reported with file and line and skipped.
+
+Parsing is a generator so that a million-row list never exists as a million
+Python objects at once; :class:`Deduplicator` remembers only the addresses seen
+(needed to report a duplicate with both places).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from .langtags import canonical_tag
+from .problems import Problem
+
+__all__ = [
+    "FREQUENCIES",
+    "Deduplicator",
+    "Subscriber",
+    "email_key",
+    "email_problem",
+    "parse_subscribers",
+]
+
+FREQUENCIES = ("daily", "weekly")
+KNOWN_COLUMNS = ("email", "name", "languages", "frequency")
+
+# Dot-atom local part only (RFC 5322 3.2.3): quoted local parts are legal but
+# practically unused and a classic source of header-injection tricks.
+_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_SPLIT_LANGUAGES = re.compile(r"[\s,]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    email: str  # as written (trimmed); compare with :func:`email_key`
+    name: str
+    languages: tuple[str, ...]  # canonical BCP 47 tags, most preferred first, never empty
+    frequency: str  # "daily" | "weekly"
+    source: str = field(default="", compare=False)  # file it came from
+    line: int = field(default=0, compare=False)  # 1-based line of its row
+
+
+def email_key(email: str) -> str:
+    """The identity of an address: case-insensitive, as the contract says."""
+    return email.strip().lower()
+
+
+def email_problem(email: str) -> str | None:
+    """Why ``email`` is not a usable single recipient address, or None if it is."""
+    if not email:
+        return "the email column is empty"
+    if any(ord(c) < 32 or ord(c) == 127 for c in email):
+        return "control characters (CR/LF) in the address could inject mail headers"
+    if any(c in email for c in ' ,;<>()[]"\\:'):
+        return "an address must be one plain address (no spaces, commas, <>, quotes or names)"
+    if len(email) > 254:
+        return "an address is at most 254 characters long"
+    local, at, domain = email.rpartition("@")
+    if not at or "@" in local:
+        return "an address needs exactly one @"
+    if not local or len(local) > 64 or not _LOCAL.match(local):
+        return f"the part before @ ({local!r}) is not a valid mailbox name"
+    return _domain_problem(domain)
+
+
+def _domain_problem(domain: str) -> str | None:
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return f"the domain {domain!r} is not a valid host name"
+    labels = ascii_domain.split(".")
+    if len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
+        return f"the domain {domain!r} is not a valid host name (e.g. example.org)"
+    if labels[-1].isdigit():
+        return f"the domain {domain!r} must be a host name, not an IP address"
+    return None
+
+
+class _Row:
+    """Column positions resolved once per file from its header."""
+
+    def __init__(self, header: list[str]) -> None:
+        names = [h.strip().lower() for h in header]
+        self.email = names.index("email")
+        self.name = names.index("name") if "name" in names else None
+        self.languages = names.index("languages") if "languages" in names else None
+        self.frequency = names.index("frequency") if "frequency" in names else None
+
+    @staticmethod
+    def cell(row: list[str], index: int | None) -> str:
+        return row[index].strip() if index is not None and index < len(row) else ""
+
+
+def parse_subscribers(
+    source: str, text: str, default_language: str
+) -> Iterator[Subscriber | Problem]:
+    """Each valid row as a :class:`Subscriber`, each bad one as a :class:`Problem`, in order."""
+    text = text.removeprefix("\ufeff")  # a BOM from spreadsheet exports
+    reader = csv.reader(text.splitlines(keepends=True), strict=True)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        yield Problem(source, f"the header row is not valid CSV: {exc}", "fix the quoting", 1)
+        return
+    if header is None or "email" not in [h.strip().lower() for h in header]:
+        yield Problem(
+            source,
+            "no 'email' column: the whole file was skipped",
+            "the first row must name the columns, e.g. email,name,languages,frequency",
+            1,
+        )
+        return
+    parser = _RowParser(source, _Row(header), default_language)
+    end = reader.line_num
+    while True:
+        start = end + 1
+        try:
+            row = next(reader, None)
+        except csv.Error as exc:
+            end = reader.line_num
+            yield Problem(source, f"not valid CSV: {exc}", "fix the quoting of this row", start)
+            continue
+        end = reader.line_num
+        if row is None:
+            return
+        if any(cell.strip() for cell in row):  # blank lines are harmless
+            yield parser.parse(start, row)
+
+
+class _RowParser:
+    def __init__(self, source: str, columns: _Row, default_language: str) -> None:
+        self.source = source
+        self.columns = columns
+        self.default_language = default_language
+        # Interned so that a million subscribers share a few dozen tuples (and
+        # selection can precompute per distinct preference list).
+        self.languages_cache: dict[str, tuple[str, ...] | str] = {}
+
+    def problem(self, line: int, message: str, hint: str) -> Problem:
+        return Problem(self.source, message, hint, line)
+
+    def parse(self, line: int, row: list[str]) -> Subscriber | Problem:
+        email = _Row.cell(row, self.columns.email)
+        why = email_problem(email)
+        if why is not None:
+            return self.problem(
+                line, f"invalid address {email!r}: {why}", "correct or remove the row"
+            )
+        raw_languages = _Row.cell(row, self.columns.languages)
+        languages = self.languages_cache.get(raw_languages)
+        if languages is None:
+            languages = _languages(raw_languages, self.default_language)
+            self.languages_cache[raw_languages] = languages
+        if isinstance(languages, str):
+            return self.problem(line, languages, "use BCP 47 tags such as en, ru, pt-BR")
+        frequency = _Row.cell(row, self.columns.frequency).lower() or "daily"
+        if frequency not in FREQUENCIES:
+            return self.problem(
+                line, f"unknown frequency {frequency!r}", "use daily or weekly (or leave it empty)"
+            )
+        name = _Row.cell(row, self.columns.name)
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            return self.problem(line, "control characters in the name", "remove line breaks")
+        return Subscriber(email, name, languages, frequency, self.source, line)
+
+
+def _languages(raw: str, default_language: str) -> tuple[str, ...] | str:
+    """The canonical preference tuple, or the reason it is invalid."""
+    tags: list[str] = []
+    for part in _SPLIT_LANGUAGES.split(raw.strip()):
+        if not part:
+            continue
+        tag = canonical_tag(part)
+        if tag is None:
+            return f"unknown language tag {part!r}"
+        if tag not in tags:
+            tags.append(tag)
+    return tuple(tags) or (default_language,)
+
+
+class Deduplicator:
+    """First occurrence of an address wins; later ones become problems naming both places.
+
+    Feed it files in sorted order so that "first" does not depend on listing order.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[str, int]] = {}
+
+    def filter(self, items: Iterable[Subscriber | Problem]) -> Iterator[Subscriber | Problem]:
+        for item in items:
+            if isinstance(item, Subscriber):
+                key = email_key(item.email)
+                first = self._seen.setdefault(key, (item.source, item.line))
+                if first != (item.source, item.line):
+                    yield Problem(
+                        item.source,
+                        f"duplicate address {item.email!r}: "
+                        f"already listed at {first[0]}:{first[1]}",
+                        "keep one row per address; the first one is used",
+                        item.line,
+                    )
+                    continue
+            yield item
+
+    def __len__(self) -> int:
+        return len(self._seen)

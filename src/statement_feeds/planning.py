@@ -1,0 +1,145 @@
+"""Planning an edition: catalog + subscriber files + state store → deliveries recorded.
+
+Data path::
+
+    adapters.subscriber_files.read_subscribers (streamed, deduplicated)
+    → store.sync_subscribers (first sighting = join time)
+    → store.subscriber_states (join time, blocked, keys already assigned)
+    → core.selection.Selector.choose → ledger.PlannedDelivery
+    → store.plan_edition (one transaction: edition, deliveries, assigned keys)
+
+Everything from syncing join times to the last delivery runs inside the single
+transaction of ``store.plan_edition`` (the deliveries are a generator consumed
+there), so a crash or an error anywhere leaves no trace of a half-planned edition.
+Subscribers are handled in chunks: memory does not grow with the list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from .adapters.store import CHUNK, SqliteStore
+from .adapters.subscriber_files import read_subscribers
+from .config import Config
+from .core.catalog import Catalog
+from .core.problems import Problem
+from .core.selection import Selector
+from .core.subscribers import Subscriber, email_key
+from .ledger import Edition, PlannedDelivery
+
+__all__ = ["MANUAL", "PlanResult", "plan_edition", "preview_edition", "sync_subscribers"]
+
+MANUAL = "manual"  # an edition asked for by hand: every subscriber, whatever their frequency
+
+
+@dataclass(frozen=True, slots=True)
+class PlanResult:
+    edition: Edition
+    problems: tuple[Problem, ...]  # from the CSV files: the CLI exits 1 if any
+    created: bool  # False: the edition already existed and was returned unchanged
+
+
+def plan_edition(
+    config: Config,
+    store: SqliteStore,
+    catalog: Catalog,
+    frequency: str,
+    due_at: datetime,
+    now: datetime,
+    message_id_for: Callable[[int, str], str],
+) -> PlanResult:
+    """Plan and record the edition for ``(frequency, due_at)``, or return the existing one.
+
+    When the edition exists nothing is read or written (and no problems are reported).
+    """
+    existing = store.edition_for(frequency, due_at)
+    if existing is not None:
+        return PlanResult(existing, (), created=False)
+    problems: list[Problem] = []
+    selector = Selector(catalog.published, now, config.digest.max_age)
+    consumed: list[bool] = []  # the store iterates the deliveries only if it plans anew
+
+    def deliveries() -> Iterator[PlannedDelivery]:
+        consumed.append(True)
+        yield from _deliveries(config, store, selector, frequency, now, problems, record=True)
+
+    edition = store.plan_edition(frequency, due_at, now, deliveries(), message_id_for)
+    return PlanResult(edition, tuple(problems), created=bool(consumed))
+
+
+def preview_edition(
+    config: Config, store: SqliteStore, catalog: Catalog, frequency: str, now: datetime
+) -> tuple[list[PlannedDelivery], list[Problem]]:
+    """What an edition planned now would contain, without writing anything (``--dry-run``).
+
+    Addresses the store has never seen count as joining now, as they would.
+    """
+    problems: list[Problem] = []
+    selector = Selector(catalog.published, now, config.digest.max_age)
+    planned = list(_deliveries(config, store, selector, frequency, now, problems, record=False))
+    return planned, problems
+
+
+def sync_subscribers(config: Config, store: SqliteStore, now: datetime) -> list[Problem]:
+    """Record the join time of every new address in the files (call when they change).
+
+    Planning does this too; calling it as soon as a file changes makes "joined"
+    mean "added to the list", not "first edition after being added".
+    """
+    problems: list[Problem] = []
+    with store.transaction():
+        for chunk in _chunks(_valid(config, problems)):
+            store.sync_subscribers([s.email for s in chunk], now)
+    return problems
+
+
+def _valid(config: Config, problems: list[Problem]) -> Iterator[Subscriber]:
+    for item in read_subscribers(config.paths.subscribers, config.site.default_language):
+        if isinstance(item, Problem):
+            problems.append(item)
+        else:
+            yield item
+
+
+def _deliveries(
+    config: Config,
+    store: SqliteStore,
+    selector: Selector,
+    frequency: str,
+    now: datetime,
+    problems: list[Problem],
+    *,
+    record: bool,
+) -> Iterator[PlannedDelivery]:
+    keys = selector.translation_keys
+    for chunk in _chunks(_valid(config, problems)):
+        if record:  # every frequency: joining is about the list, not the schedule
+            store.sync_subscribers([s.email for s in chunk], now)
+        mine = [s for s in chunk if frequency in (MANUAL, s.frequency)]
+        states = store.subscriber_states([s.email for s in mine], keys)
+        for subscriber in mine:
+            state = states.get(email_key(subscriber.email))
+            if state is None or state.blocked:
+                continue  # unseen (dry run: joins now, so nothing is new) or blocked
+            choices = selector.choose(subscriber.languages, state.joined_at, state.assigned)
+            if choices:
+                yield PlannedDelivery(
+                    email=subscriber.email,
+                    name=subscriber.name,
+                    lang=subscriber.languages[0],
+                    statement_ids=tuple(c.statement_id for c in choices),
+                    translation_keys=tuple(c.translation_key for c in choices),
+                )
+
+
+def _chunks(items: Iterable[Subscriber]) -> Iterator[list[Subscriber]]:
+    chunk: list[Subscriber] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
