@@ -1,0 +1,435 @@
+"""Digest messages: render once per distinct digest, then fill in each subscriber cheaply.
+
+A *bundle* is what many subscribers share: the message language and the list of
+statements. It is rendered once (jinja2 + the email package for the headers) into
+a :class:`MessageTemplate`: a list of byte pieces with a few slots. Filling a slot
+for one subscriber costs a handful of ``bytes.join``/``replace`` calls:
+
+* header slots (``To``, ``Message-ID``, ``List-Unsubscribe``) are plain ASCII lines
+  built here, never through a parser, after CR/LF and controls are stripped;
+* bodies are quoted-printable. QP encodes each line on its own, so every line
+  without a per-subscriber value is encoded once per bundle, and only the few
+  lines carrying the greeting or unsubscribe link are encoded per subscriber;
+* the MIME boundary (``=_sf_<bundle hash>``) contains ``=_``, which QP output can
+  never contain, so it is safe without scanning the bodies, and reproducible.
+
+Pure: no I/O. The jinja2 Environment, translations and signer come from the caller.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import html
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr, parseaddr
+from typing import Protocol
+
+import jinja2
+
+from . import i18n
+from .i18n import Translations
+from .statements import Statement
+from .tokens import Signer, unsubscribe_url
+
+__all__ = [
+    "Composer",
+    "DigestSettings",
+    "MessageTemplate",
+    "Preview",
+    "Recipient",
+    "clean_header_text",
+    "template_environment",
+]
+
+TEXT_TEMPLATE = "digest.txt"
+HTML_TEMPLATE = "digest.html"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+_MESSAGE_ID = re.compile(r"<[!-;=?-~]+@[!-;=?-~]+>")  # printable ASCII, no < > or spaces
+
+
+class Recipient(Protocol):
+    """What composing needs of a delivery (``ledger.Delivery`` has these fields)."""
+
+    @property
+    def email(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def lang(self) -> str: ...
+    @property
+    def statement_ids(self) -> tuple[str, ...]: ...
+    @property
+    def message_id(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DigestSettings:
+    """The configuration composing needs (built from ``Config`` by the caller)."""
+
+    sender: str  # From header: "Statements <statements@example.org>"
+    site_title: str
+    site_url: str
+    public_url: str  # base of the unsubscribe link
+    timezone: tzinfo
+    unsubscribe_mailto: str = ""
+    language_titles: Mapping[str, str] = field(default_factory=dict)
+
+    def title_for(self, lang: str) -> str:
+        return self.language_titles.get(lang) or self.site_title
+
+    @property
+    def sender_address(self) -> str:
+        return parseaddr(self.sender)[1]
+
+    @property
+    def domain(self) -> str:
+        return self.sender_address.rpartition("@")[2] or "localhost"
+
+    @property
+    def list_id(self) -> str:
+        """RFC 2919 List-Id: the site title and ``statements.<site host>``."""
+        host = re.sub(r"^https?://([^/:]+).*$", r"\1", self.site_url) or self.domain
+        return f"{clean_header_text(self.site_title)} <statements.{host}>"
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    text: str
+    html: str
+    eml: bytes
+
+
+def template_environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
+    """The Environment digests expect: autoescape for .html only, tidy block whitespace."""
+    return jinja2.Environment(
+        loader=loader,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def clean_header_text(value: str) -> str:
+    """One line of text: CR, LF and other controls become spaces (no header injection)."""
+    return " ".join(_CONTROL.sub(" ", value).split())
+
+
+def _encode_display_name(name: str) -> str:
+    """RFC 2047 base64 words of at most 75 characters, folded with CRLF + space."""
+    words: list[str] = []
+    chunk = b""
+    for char in name:
+        encoded = char.encode("utf-8")
+        if len(chunk) + len(encoded) > 45:  # 45 bytes → 60 base64 chars → 72-char word
+            words.append(chunk.decode("utf-8"))
+            chunk = b""
+        chunk += encoded
+    words.append(chunk.decode("utf-8"))
+    return "\r\n ".join(
+        "=?utf-8?b?" + binascii.b2a_base64(w.encode("utf-8"), newline=False).decode() + "?="
+        for w in words
+    )
+
+
+def to_header(email: str, name: str) -> bytes:
+    """The ``To`` value for one subscriber; a non-ASCII address is refused (needs SMTPUTF8)."""
+    address = clean_header_text(email).replace(" ", "")
+    if not address.isascii() or "@" not in address or any(c in address for c in '<>,;"()'):
+        raise ValueError(f"cannot address a message to {email!r}")
+    display = clean_header_text(name)[:200]
+    if not display:
+        return address.encode("ascii")
+    if display.isascii():
+        return formataddr((display, address)).encode("ascii")
+    return f"{_encode_display_name(display)} <{address}>".encode("ascii")
+
+
+def _qp(text: str) -> bytes:
+    """Quoted-printable with CRLF line ends; ``text`` uses ``\\n``, and ends in one."""
+    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """A body line holding per-subscriber values: substituted, then QP-encoded."""
+
+    raw: str
+    html: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Markers:
+    """Stand-ins rendered where per-subscriber values go: alphanumeric, so escaping
+    leaves them alone, and derived from the bundle hash, so statement text cannot
+    contain them by accident or design."""
+
+    greeting: str
+    unsubscribe: str
+
+    @classmethod
+    def for_bundle(cls, bundle_hash: str) -> _Markers:
+        return cls(f"SFG{bundle_hash[:20]}X", f"SFU{bundle_hash[:20]}X")
+
+
+_TO, _MESSAGE_ID_SLOT, _UNSUBSCRIBE = 0, 1, 2
+
+
+class MessageTemplate:
+    """A rendered bundle: byte pieces, header slots and per-subscriber body lines."""
+
+    def __init__(self, pieces: Sequence[bytes | int | _Line], markers: _Markers) -> None:
+        self._pieces = tuple(pieces)
+        self._markers = markers
+
+    def fill(
+        self, to: bytes, message_id: str, list_unsubscribe: bytes, greeting: str, url: str
+    ) -> bytes:
+        headers = (to, message_id.encode("ascii"), list_unsubscribe)
+        greet, link = self._markers.greeting, self._markers.unsubscribe
+        greeting_html, url_html = html.escape(greeting), html.escape(url)
+        out: list[bytes] = []
+        for piece in self._pieces:
+            if type(piece) is bytes:
+                out.append(piece)
+            elif type(piece) is int:
+                out.append(headers[piece])
+            else:
+                assert isinstance(piece, _Line)
+                if piece.html:
+                    line = piece.raw.replace(greet, greeting_html).replace(link, url_html)
+                else:
+                    line = piece.raw.replace(greet, greeting).replace(link, url)
+                out.append(_qp(line))
+        return b"".join(out)
+
+
+class _Pieces:
+    """Accumulates pieces, merging adjacent bytes so filling joins as few as possible."""
+
+    def __init__(self) -> None:
+        self.items: list[bytes | int | _Line] = []
+
+    def add(self, item: bytes | int | _Line) -> None:
+        if isinstance(item, bytes) and self.items and isinstance(self.items[-1], bytes):
+            self.items[-1] += item
+        elif item != b"":
+            self.items.append(item)
+
+    def body(self, text: str, markers: _Markers, *, is_html: bool) -> None:
+        """QP-encode runs of static lines once; keep lines with markers for later."""
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        static: list[str] = []
+        for line in lines:
+            if markers.greeting in line or markers.unsubscribe in line:
+                if static:
+                    self.add(_qp("\n".join(static) + "\n"))
+                    static = []
+                self.add(_Line(line + "\n", is_html))
+            else:
+                static.append(line)
+        if static:
+            self.add(_qp("\n".join(static) + "\n"))
+
+
+class Composer:
+    """Builds digest messages; ``composer(delivery)`` returns the bytes to send."""
+
+    def __init__(
+        self,
+        env: jinja2.Environment,
+        settings: DigestSettings,
+        *,
+        translations: Translations,
+        signer: Signer,
+        statements: Mapping[str, Statement],
+        date: datetime,
+        cache_size: int = 256,
+    ) -> None:
+        self._env = env
+        self._settings = settings
+        self._translations = translations
+        self._signer = signer
+        self._statements = statements
+        self._date = date
+        self._cache_size = cache_size
+        self._cache: OrderedDict[tuple[str, tuple[str, ...]], MessageTemplate] = OrderedDict()
+
+    def __call__(self, recipient: Recipient) -> bytes:
+        return self.compose(recipient)
+
+    def compose(self, recipient: Recipient) -> bytes:
+        template = self.template(recipient.lang, recipient.statement_ids)
+        return self._fill(
+            template, recipient.lang, recipient.email, recipient.name, recipient.message_id
+        )
+
+    def _fill(
+        self, template: MessageTemplate, lang: str, email: str, name: str, message_id: str
+    ) -> bytes:
+        return template.fill(
+            to_header(email, name),
+            _checked_message_id(message_id),
+            self.list_unsubscribe(email),
+            self.greeting(lang, name),
+            self.unsubscribe_link(email),
+        )
+
+    def greeting(self, lang: str, name: str) -> str:
+        messages = self._translations.for_language(lang)
+        display = clean_header_text(name)
+        if display:
+            return messages.text(i18n.GREETING_NAMED, name=display)
+        return messages.text(i18n.GREETING)
+
+    def unsubscribe_link(self, email: str) -> str:
+        return unsubscribe_url(self._settings.public_url, self._signer.unsubscribe_token(email))
+
+    def list_unsubscribe(self, email: str) -> bytes:
+        """RFC 2369/8058: the one-click https link, then the mailto when configured."""
+        value = f"<{self.unsubscribe_link(email)}>"
+        mailto = clean_header_text(self._settings.unsubscribe_mailto).replace(" ", "")
+        if mailto:
+            token = self._signer.unsubscribe_token(email)
+            value += f",\r\n <mailto:{mailto}?subject=unsubscribe%20{token}>"
+        return value.encode("ascii")
+
+    def template(self, lang: str, statement_ids: tuple[str, ...]) -> MessageTemplate:
+        """The rendered bundle for this language and statement list (LRU-cached)."""
+        key = (lang, statement_ids)
+        template = self._cache.get(key)
+        if template is None:
+            template = self._build(lang, [self._statements[i] for i in statement_ids])
+            self._cache[key] = template
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        return template
+
+    def render(
+        self, lang: str, statements: Sequence[Statement], greeting: str, url: str
+    ) -> tuple[str, str]:
+        """Text and HTML bodies with real values (for preview, and to check the fast path)."""
+        context = self._context(lang, statements, greeting, url)
+        return (
+            self._env.get_template(TEXT_TEMPLATE).render(context),
+            self._env.get_template(HTML_TEMPLATE).render(context),
+        )
+
+    def _context(
+        self, lang: str, statements: Sequence[Statement], greeting: str, url: str
+    ) -> dict[str, object]:
+        messages = self._translations.for_language(lang)
+        title = self._settings.title_for(lang)
+        return {
+            "lang": lang,
+            "site_title": title,
+            "site_url": self._settings.site_url,
+            "greeting": greeting,
+            "heading": messages.plural(i18n.COUNT, len(statements)),
+            "items": [self._item(s, messages) for s in statements],
+            "full_statement": messages.text(i18n.FULL_STATEMENT),
+            "unsubscribe": messages.text(i18n.UNSUBSCRIBE),
+            "why": messages.text(i18n.WHY, title=title),
+            "unsubscribe_url": url,
+        }
+
+    def _item(self, statement: Statement, messages: i18n.Messages) -> dict[str, object]:
+        local = statement.published.astimezone(self._settings.timezone)
+        paragraphs = [p.strip() for p in re.split(r"\n\s*\n", statement.summary) if p.strip()]
+        return {
+            "title": statement.title,
+            "date": messages.date(local.date()),
+            "iso_date": local.date().isoformat(),
+            "summary": statement.summary,
+            "paragraphs": paragraphs,
+            "url": statement.url,
+            "lang": statement.lang,
+        }
+
+    def _build(self, lang: str, statements: Sequence[Statement]) -> MessageTemplate:
+        bundle_hash = _bundle_hash(lang, statements)
+        markers = _Markers.for_bundle(bundle_hash)
+        text, html_body = self.render(lang, statements, markers.greeting, markers.unsubscribe)
+        boundary = f"=_sf_{bundle_hash[:32]}".encode("ascii")
+        pieces = _Pieces()
+        self._headers(pieces, lang, len(statements), boundary)
+        for content_type, body, is_html in (("plain", text, False), ("html", html_body, True)):
+            pieces.add(
+                b"--"
+                + boundary
+                + b"\r\nContent-Type: text/"
+                + content_type.encode()
+                + b'; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
+            )
+            pieces.body(body, markers, is_html=is_html)
+        pieces.add(b"--" + boundary + b"--\r\n")
+        return MessageTemplate(pieces.items, markers)
+
+    def _headers(self, pieces: _Pieces, lang: str, count: int, boundary: bytes) -> None:
+        messages = self._translations.for_language(lang)
+        subject = messages.plural(i18n.SUBJECT, count, title=self._settings.title_for(lang))
+        pieces.add(_static_headers([("From", self._settings.sender)]))
+        pieces.add(b"To: ")
+        pieces.add(_TO)
+        pieces.add(b"\r\n")
+        pieces.add(_static_headers([("Subject", subject), ("Date", format_datetime(self._date))]))
+        pieces.add(b"Message-ID: ")
+        pieces.add(_MESSAGE_ID_SLOT)
+        pieces.add(b"\r\n")
+        pieces.add(_static_headers([("List-Id", self._settings.list_id)]))
+        pieces.add(b"List-Unsubscribe: ")
+        pieces.add(_UNSUBSCRIBE)
+        pieces.add(b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+        pieces.add(
+            b"MIME-Version: 1.0\r\nContent-Language: "
+            + clean_header_text(lang).replace(" ", "").encode("ascii", "replace")
+            + b'\r\nContent-Type: multipart/alternative; boundary="'
+            + boundary
+            + b'"\r\n\r\n'
+        )
+
+    def preview(self, lang: str, statements: Sequence[Statement], email: str, name: str) -> Preview:
+        """What ``digest preview`` writes: the text, the HTML and the whole message."""
+        text, html_body = self.render(
+            lang, statements, self.greeting(lang, name), self.unsubscribe_link(email)
+        )
+        message_id = self._signer.message_id(0, email, self._settings.domain)
+        eml = self._fill(self._build(lang, statements), lang, email, name, message_id)
+        return Preview(text, html_body, eml)
+
+
+def _static_headers(headers: Sequence[tuple[str, str]]) -> bytes:
+    """Headers shared by the bundle, encoded and folded by the email package (RFC 2047)."""
+    message = EmailMessage(policy=SMTP)
+    for name, value in headers:
+        message[name] = clean_header_text(value)
+    return message.as_bytes()[: -len(b"\r\n")]  # drop the blank line ending the headers
+
+
+def _checked_message_id(message_id: str) -> str:
+    if not _MESSAGE_ID.fullmatch(message_id):
+        raise ValueError(f"not a Message-ID: {message_id!r}")
+    return message_id
+
+
+def _bundle_hash(lang: str, statements: Sequence[Statement]) -> str:
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(lang.encode("utf-8"))
+    for statement in statements:
+        digest.update(b"\x00" + statement.id.encode("utf-8") + b"\x00" + statement.digest.encode())
+    return digest.hexdigest()
+
+
+ComposeFunction = Callable[[Recipient], bytes]

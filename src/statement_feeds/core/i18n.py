@@ -1,0 +1,156 @@
+"""Per-language strings of the digest: gettext catalogs, plural forms, localised dates.
+
+Pure: the caller passes the ``.po`` sources as bytes (``statement_feeds.locales``
+reads the bundled ones). A string missing from a language (no entry, empty or
+fuzzy ``msgstr``, or a ``{placeholder}`` the translator mistyped) falls back along
+``pt-BR → pt → default language → English source``, so a message is never blank.
+"""
+
+from __future__ import annotations
+
+import gettext
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
+from babel.messages.pofile import read_po
+
+__all__ = [
+    "Catalog",
+    "Messages",
+    "Translations",
+    "parse_po",
+]
+
+# The source strings (English). Keep in sync with locales/*.po; tests check every
+# shipped catalog translates each of these.
+SUBJECT = ("{title}: {count} new statement", "{title}: {count} new statements")
+COUNT = ("{count} new statement", "{count} new statements")
+FULL_STATEMENT = "Full statement"
+UNSUBSCRIBE = "Unsubscribe"
+GREETING_NAMED = "Hello {name},"
+GREETING = "Hello,"
+WHY = "You receive this digest because you subscribed to {title}."
+SOURCE_STRINGS: tuple[str, ...] = (
+    SUBJECT[0],
+    COUNT[0],
+    FULL_STATEMENT,
+    UNSUBSCRIBE,
+    GREETING_NAMED,
+    GREETING,
+    WHY,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """One language's translations: msgid → forms (one form unless plural)."""
+
+    lang: str
+    messages: Mapping[str, tuple[str, ...]]
+    plural: Callable[[int], int]
+
+
+def parse_po(lang: str, source: bytes) -> Catalog:
+    """Parse a ``.po`` file's bytes. Fuzzy and empty entries are left out (→ fallback)."""
+    catalog = read_po(source.splitlines(keepends=True), locale=lang.replace("-", "_"))
+    messages: dict[str, tuple[str, ...]] = {}
+    for message in catalog:
+        if not message.id or message.fuzzy:
+            continue
+        key = message.id[0] if isinstance(message.id, tuple | list) else message.id
+        forms = message.string if isinstance(message.string, tuple | list) else (message.string,)
+        if all(forms):
+            messages[str(key)] = tuple(str(form) for form in forms)
+    return Catalog(lang, messages, gettext.c2py(catalog.plural_expr))
+
+
+def _english_plural(n: int) -> int:
+    return 0 if n == 1 else 1
+
+
+def _candidates(lang: str, default: str) -> list[str]:
+    """``pt-BR`` with default ``en`` → ``["pt-BR", "pt", "en"]``."""
+    out: list[str] = []
+    for tag in (lang, default):
+        for candidate in (tag, tag.split("-")[0]):
+            if candidate not in out:
+                out.append(candidate)
+    return out
+
+
+def _babel_locale(candidates: Iterable[str]) -> Locale:
+    for tag in candidates:
+        try:
+            return Locale.parse(tag.replace("-", "_"))
+        except (UnknownLocaleError, ValueError):
+            continue
+    return Locale.parse("en")
+
+
+class Messages:
+    """The strings and date format of one message language."""
+
+    def __init__(self, lang: str, chain: Sequence[Catalog], locale: Locale) -> None:
+        self.lang = lang
+        self.locale = locale
+        self._chain = chain
+
+    def text(self, msgid: str, **values: object) -> str:
+        """Translated ``msgid`` with ``{name}`` placeholders filled in."""
+        return self._pick(msgid, lambda catalog: 0, msgid, values)
+
+    def plural(self, forms: tuple[str, str], n: int, **values: object) -> str:
+        """The plural form for ``n`` (Russian: 1 заявление, 2 заявления, 5 заявлений)."""
+        english = forms[_english_plural(n)]
+        return self._pick(
+            forms[0], lambda catalog: catalog.plural(n), english, {"count": n, **values}
+        )
+
+    def _pick(
+        self, msgid: str, index: Callable[[Catalog], int], source: str, values: Mapping[str, object]
+    ) -> str:
+        for catalog in self._chain:
+            forms = catalog.messages.get(msgid)
+            if forms is None:
+                continue
+            position = index(catalog)
+            if not 0 <= position < len(forms):
+                continue
+            try:
+                return forms[position].format(**values)
+            except (KeyError, IndexError, ValueError):
+                continue  # a broken translation: use the next language rather than fail
+        return source.format(**values)
+
+    def date(self, day: date) -> str:
+        """A date as people of this language write it ("26 августа 2020 г.")."""
+        return str(format_date(day, format="long", locale=self.locale))
+
+
+class Translations:
+    """All catalogs, with the fallback chain resolved once per language."""
+
+    def __init__(self, catalogs: Mapping[str, Catalog], default_language: str) -> None:
+        self._catalogs = dict(catalogs)
+        self.default_language = default_language
+        self._cache: dict[str, Messages] = {}
+
+    @classmethod
+    def from_po(cls, sources: Mapping[str, bytes], default_language: str) -> Translations:
+        return cls({lang: parse_po(lang, data) for lang, data in sources.items()}, default_language)
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(sorted(self._catalogs))
+
+    def for_language(self, lang: str) -> Messages:
+        messages = self._cache.get(lang)
+        if messages is None:
+            candidates = _candidates(lang, self.default_language)
+            chain = [self._catalogs[tag] for tag in candidates if tag in self._catalogs]
+            messages = Messages(lang, chain, _babel_locale(candidates))
+            self._cache[lang] = messages
+        return messages

@@ -1,0 +1,74 @@
+"""HMAC tokens: stable, unguessable Message-IDs and signed unsubscribe tokens.
+
+Pure: the caller supplies the keys (``adapters.secrets`` loads them). The first
+key signs; every key verifies, so a key can be rotated without breaking the
+unsubscribe links in digests already delivered.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Sequence
+
+__all__ = ["Signer", "unsubscribe_url"]
+
+# Distinct prefixes keep the two uses of one key from ever producing the same MAC.
+_MESSAGE_ID = b"statement-feeds/message-id\x00"
+_UNSUBSCRIBE = b"statement-feeds/unsubscribe\x00"
+_MAC_BYTES = 16  # 128 bits: unguessable, and keeps links short
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Signer:
+    """Signs with ``keys[0]``, verifies against all of ``keys``."""
+
+    def __init__(self, keys: Sequence[bytes]) -> None:
+        if not keys or any(len(key) < 16 for key in keys):
+            raise ValueError("at least one secret key of 16 bytes or more is needed")
+        self._keys = tuple(keys)
+
+    def _mac(self, key: bytes, purpose: bytes, value: str) -> bytes:
+        digest = hmac.new(key, purpose + value.encode("utf-8"), hashlib.sha256).digest()
+        return digest[:_MAC_BYTES]
+
+    def message_id(self, edition_id: int, email: str, domain: str) -> str:
+        """``<hex@domain>``: the same for the same edition and address, unguessable otherwise."""
+        mac = self._mac(self._keys[0], _MESSAGE_ID, f"{edition_id}\x00{email.lower()}")
+        return f"<{edition_id}.{mac.hex()}@{domain}>"
+
+    def unsubscribe_token(self, email: str) -> str:
+        """URL-safe ``<address>.<mac>``; the address is recoverable so no lookup table is needed."""
+        address = email.lower()
+        mac = self._mac(self._keys[0], _UNSUBSCRIBE, address)
+        return f"{_b64(address.encode('utf-8'))}.{_b64(mac)}"
+
+    def verify_unsubscribe(self, token: str) -> str | None:
+        """The address a valid token was issued for, else None (never raises on bad input)."""
+        encoded, dot, mac_text = token.strip().partition(".")
+        if not dot:
+            return None
+        try:
+            address = _unb64(encoded).decode("utf-8")
+            mac = _unb64(mac_text)
+        except (binascii.Error, ValueError):
+            return None
+        for key in self._keys:
+            if hmac.compare_digest(mac, self._mac(key, _UNSUBSCRIBE, address)):
+                return address
+        return None
+
+
+def unsubscribe_url(public_url: str, token: str) -> str:
+    """The one-click link (RFC 8058): GET shows a confirmation, POST unsubscribes."""
+    base = public_url if public_url.endswith("/") else public_url + "/"
+    return f"{base}unsubscribe?token={token}"
