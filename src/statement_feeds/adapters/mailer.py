@@ -1,0 +1,270 @@
+"""Handing messages over: SMTP (aiosmtplib, pooled connections) or a Maildir.
+
+Everything the sending loop sees of a failure goes through :func:`map_smtp_errors`,
+the one place where aiosmtplib's exceptions, socket errors and timeouts become
+``errors.TemporaryDeliveryError`` (retry later), ``PermanentDeliveryError``
+(record, never retry), ``RecipientRefusedError`` (a bounce) or ``ConfigError``
+(this run cannot send anything: TLS required but unavailable, certificate not
+trusted, login refused). Passwords are never put in messages or logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Protocol
+
+import aiosmtplib
+
+from ..config import SmtpConfig
+from ..errors import (
+    ConfigError,
+    DeliveryError,
+    PermanentDeliveryError,
+    RecipientRefusedError,
+    TemporaryDeliveryError,
+)
+
+__all__ = ["MaildirMessenger", "Messenger", "SmtpMessenger", "make_messenger", "map_smtp_errors"]
+
+log = logging.getLogger(__name__)
+
+# RFC 5321 4.5.3.2.6: a client should wait at least 10 minutes for the reply to the
+# final "." of DATA: the server may be scanning or queueing. Giving up earlier turns a
+# message that was accepted into an "unknown" one, re-sent later: a duplicate.
+DATA_TIMEOUT = 600.0
+
+
+class Messenger(Protocol):
+    """Hands one message to its recipient's mail system; raises ``DeliveryError``."""
+
+    async def send(self, sender: str, recipient: str, message: bytes) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@contextmanager
+def map_smtp_errors(recipient: str) -> Iterator[None]:
+    """Translate whatever sending raised into the project's error tree."""
+    try:
+        yield
+    except (DeliveryError, ConfigError):
+        raise
+    except aiosmtplib.SMTPRecipientRefused as exc:
+        if exc.code >= 500:
+            raise RecipientRefusedError(
+                f"recipient refused: {exc.code} {exc.message}", recipient=recipient, code=exc.code
+            ) from exc
+        raise _by_code(exc.code, f"recipient deferred: {exc.message}", recipient) from exc
+    except aiosmtplib.SMTPAuthenticationError as exc:
+        if exc.code < 500:
+            raise _by_code(exc.code, f"login failed: {exc.message}", recipient) from exc
+        raise ConfigError(
+            f"the SMTP server refused the login ({exc.code} {exc.message}); "
+            "check smtp.username and STATEMENT_FEEDS_SMTP_PASSWORD",
+            key="smtp.username",
+        ) from exc
+    except aiosmtplib.SMTPResponseException as exc:  # greeting, MAIL, DATA, ...
+        raise _by_code(exc.code, exc.message, recipient) from exc
+    except ssl.SSLCertVerificationError as exc:
+        raise ConfigError(
+            f"the SMTP server's certificate is not trusted: {exc.verify_message}",
+            key="smtp.host",
+        ) from exc
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError) as exc:
+        raise TemporaryDeliveryError(f"connection lost: {exc}", recipient=recipient) from exc
+    except aiosmtplib.SMTPConnectError as exc:
+        raise TemporaryDeliveryError(f"cannot connect: {exc}", recipient=recipient) from exc
+    except (TimeoutError, OSError) as exc:  # includes ssl.SSLError, ConnectionRefusedError
+        raise TemporaryDeliveryError(f"network error: {exc}", recipient=recipient) from exc
+    except aiosmtplib.SMTPException as exc:  # e.g. AUTH not offered: nothing a retry fixes
+        raise ConfigError(f"SMTP: {exc}", key="smtp") from exc
+
+
+def _by_code(code: int, message: str, recipient: str) -> DeliveryError:
+    text = f"{code} {message}".strip()
+    if 500 <= code < 600:
+        return PermanentDeliveryError(text, recipient=recipient, code=code)
+    # 4xx, and anything unexpected: the message's fate is open, so try again later.
+    return TemporaryDeliveryError(text, recipient=recipient, code=code)
+
+
+class _Slot:
+    """One pooled connection; ``client`` is None until first use or after a drop."""
+
+    def __init__(self) -> None:
+        self.client: aiosmtplib.SMTP | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None and self.client.is_connected
+
+    def drop(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+
+class SmtpMessenger:
+    """``concurrency`` connections, each reused for many messages, reconnected on drop."""
+
+    def __init__(
+        self,
+        config: SmtpConfig,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        data_timeout: float = DATA_TIMEOUT,
+        local_hostname: str | None = None,
+    ) -> None:
+        if not config.host:
+            raise ValueError("SmtpMessenger needs smtp.host; use MaildirMessenger without one")
+        self._config = config
+        self._tls_context = tls_context  # None: the system's trusted CAs, hostname checked
+        self._data_timeout = data_timeout
+        self._local_hostname = local_hostname
+        self._slots = [_Slot() for _ in range(max(1, config.concurrency))]
+        self._idle: asyncio.Queue[_Slot] = asyncio.Queue()
+        for slot in self._slots:
+            self._idle.put_nowait(slot)
+        self._fatal: ConfigError | None = None
+
+    async def send(self, sender: str, recipient: str, message: bytes) -> None:
+        if self._fatal is not None:  # a configuration error holds for the whole run
+            raise self._fatal
+        slot = await self._idle.get()
+        try:
+            with map_smtp_errors(recipient):
+                await self._transaction(slot, sender, recipient, message)
+        except ConfigError as exc:
+            self._fatal = exc
+            raise
+        finally:
+            self._idle.put_nowait(slot)
+
+    async def _transaction(self, slot: _Slot, sender: str, recipient: str, message: bytes) -> None:
+        reused = slot.connected
+        client = slot.client if reused and slot.client else await self._connect(slot)
+        try:
+            try:
+                await client.mail(sender)
+            except aiosmtplib.SMTPServerDisconnected:
+                if not reused:
+                    raise
+                # The server closed the idle connection. Nothing of this message went
+                # out, so one fresh connection is safe (and no retry is burnt on it).
+                client = await self._connect(slot)
+                await client.mail(sender)
+            await client.rcpt(recipient)
+            await client.data(message, timeout=self._data_timeout)
+        except aiosmtplib.SMTPResponseException:
+            await self._reset(slot)  # the connection is fine: clear the envelope, keep it
+            raise
+        except BaseException:
+            slot.drop()  # unknown protocol state (timeout, drop, cancellation): start afresh
+            raise
+
+    async def _connect(self, slot: _Slot) -> aiosmtplib.SMTP:
+        slot.drop()
+        config = self._config
+        client = aiosmtplib.SMTP(
+            hostname=config.host,
+            port=config.port,
+            use_tls=config.security == "tls",
+            start_tls=False,  # done explicitly below: never opportunistic, never skipped
+            validate_certs=True,
+            tls_context=self._tls_context,
+            timeout=config.timeout,
+            local_hostname=self._local_hostname,
+        )
+        slot.client = client
+        try:
+            await client.connect()
+            if config.security == "starttls":
+                await self._starttls(client)
+            if config.username:
+                await client.login(config.username, config.password)
+        except BaseException:
+            slot.drop()
+            raise
+        return client
+
+    async def _starttls(self, client: aiosmtplib.SMTP) -> None:
+        await client.ehlo()
+        if not client.supports_extension("starttls"):
+            raise ConfigError(
+                f"{self._config.host}:{self._config.port} does not offer STARTTLS, and "
+                'smtp.security = "starttls" forbids sending in plain text; fix the server, '
+                'or use security = "tls" (port 465) or, only on a trusted network, "none"',
+                key="smtp.security",
+            )
+        await client.starttls()
+        await client.ehlo()  # RFC 3207: capabilities must be asked again after TLS
+
+    async def _reset(self, slot: _Slot) -> None:
+        if slot.client is None:
+            return
+        try:
+            await slot.client.rset()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            slot.drop()
+
+    async def close(self) -> None:
+        for slot in self._slots:
+            if slot.connected and slot.client is not None:
+                with suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+                    await slot.client.quit()
+            slot.drop()
+
+
+class MaildirMessenger:
+    """Writes each message into the Maildir at ``path`` (tmp/, fsync, rename into new/)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._counter = itertools.count()
+        self._host = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
+        for folder in ("tmp", "new", "cur"):
+            (path / folder).mkdir(parents=True, exist_ok=True)
+
+    async def send(self, sender: str, recipient: str, message: bytes) -> None:
+        try:
+            await asyncio.to_thread(self._write, message)
+        except OSError as exc:  # disk full, permissions: may clear up, so retry later
+            raise TemporaryDeliveryError(
+                f"cannot write to {self.path}: {exc}", recipient=recipient
+            ) from exc
+
+    def _write(self, message: bytes) -> None:
+        # Maildir files use the local line ending; the unique name follows the
+        # Maildir convention (time.pid_counter.host) so mail clients accept it.
+        name = f"{time.time_ns()}.P{os.getpid()}Q{next(self._counter)}.{self._host}"
+        temporary = self.path / "tmp" / name
+        with open(temporary, "wb") as handle:
+            handle.write(message.replace(b"\r\n", b"\n"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(temporary, self.path / "new" / name)
+        fd = os.open(self.path / "new", os.O_RDONLY)
+        try:
+            os.fsync(fd)  # make the rename itself durable
+        finally:
+            os.close(fd)
+
+    async def close(self) -> None:
+        return None
+
+
+def make_messenger(config: SmtpConfig, outbox: Path) -> Messenger:
+    """SMTP when ``smtp.host`` is set, else the Maildir at ``paths.outbox``."""
+    if config.host:
+        return SmtpMessenger(config)
+    log.info("smtp.host is empty: writing messages to the Maildir %s", outbox)
+    return MaildirMessenger(outbox)
