@@ -123,3 +123,27 @@ def _print_build(report: BuildReport, output: Path) -> None:
 
 def main() -> None:
     cli(prog_name="statement-feeds")
+
+
+@cli.command()
+@click.option(
+    "--rescan",
+    "rescan",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Safety-net rescan interval (the watcher is a hint; this catches what it missed).",
+)
+@click.pass_obj
+@_handles_errors
+def run(ctx: Context, rescan: float) -> None:
+    """The daemon: build, watch, schedule and send until SIGTERM/SIGINT."""
+    from .daemon import DaemonOptions, build_runner, run_daemon
+    from .scheduling import clock_from_env
+
+    config = ctx.config
+    clock = clock_from_env()
+    runner = build_runner(config, clock)  # None: digests not wired, feeds only (logged)
+    run_daemon(config.path, config, clock, runner, DaemonOptions(rescan_interval=rescan))
+    sys.exit(EXIT_OK)

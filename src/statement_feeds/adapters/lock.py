@@ -1,0 +1,76 @@
+"""One daemon per state folder: an ``flock`` on ``<state>/daemon.lock`` holding the pid.
+
+``flock`` rather than "does the pid file exist": the kernel drops the lock when the
+holder dies (also on kill -9), so a stale file never blocks a restart. The file is never
+deleted: unlinking it while a second process has it open would let a third create a new
+file and lock that, and two daemons would run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+from types import TracebackType
+
+from ..errors import LockHeldError
+
+__all__ = ["LOCK_NAME", "StateLock", "lock_holder"]
+
+LOCK_NAME = "daemon.lock"
+
+
+class StateLock:
+    """``with StateLock(state_folder):`` — raises :class:`LockHeldError` naming the holder."""
+
+    def __init__(self, state: Path) -> None:
+        self.path = state / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LockHeldError(str(self.path), lock_holder(self.path)) from None
+        # Written only once the lock is ours, so the pid in the file is always the holder's.
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.fsync(fd)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, 0)  # no stale pid for `status` to show
+        os.close(self._fd)  # closing drops the flock
+        self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> StateLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def lock_holder(path: Path) -> int | None:
+    """The pid written in the lock file, if it can be read (for messages and ``status``)."""
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() else None

@@ -1,0 +1,76 @@
+"""Pure scheduling decisions: which due time counts, and whether a missed edition still runs.
+
+The cron arithmetic itself lives in ``statement_feeds.scheduling`` (it uses APScheduler's
+``CronTrigger``, which the core must not import); this module holds the rules that sit on
+top of it, so that they can be tested with plain datetimes:
+
+- a wall-clock time that occurs twice (the hour repeated when clocks go back) is due once,
+  at its first occurrence;
+- an edition is run when its due time has passed, none exists for it yet, and it is less
+  than ``misfire_grace`` late; otherwise it is skipped and its statements roll into the
+  next edition. The ledger, not the scheduler, says whether one exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+__all__ = ["Action", "Decision", "decide", "is_repeated_wall_time", "latest_at_or_before"]
+
+
+class Action(Enum):
+    RUN = "run"
+    ALREADY_DONE = "already_done"  # the ledger has an edition for this due time
+    TOO_LATE = "too_late"  # missed by more than misfire_grace: rolls into the next edition
+    NOTHING_DUE = "nothing_due"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    frequency: str
+    due_at: datetime | None
+    late: timedelta = timedelta(0)
+
+
+def is_repeated_wall_time(moment: datetime) -> bool:
+    """True for the *second* occurrence of a local time repeated when the clocks go back.
+
+    A daily 01:30 job in Europe/London meets 01:30 twice on the last Sunday of October;
+    APScheduler 3.x fires at both, which would mean two editions in one day.
+    """
+    if moment.tzinfo is None:
+        return False
+    first = moment.replace(fold=0).utcoffset()
+    second = moment.replace(fold=1).utcoffset()
+    if first is None or second is None:
+        return False
+    # Clocks going back: the earlier offset is the larger one. (In a spring-forward gap it
+    # is the other way round; such a time occurs once, if at all, and is kept.)
+    return first > second and moment.utcoffset() == second
+
+
+def latest_at_or_before(times: Iterable[datetime], now: datetime) -> datetime | None:
+    """The latest of ``times`` that is not after ``now``."""
+    return max((t for t in times if t <= now), default=None)
+
+
+def decide(
+    frequency: str,
+    due_at: datetime | None,
+    now: datetime,
+    grace: timedelta,
+    exists: bool,
+) -> Decision:
+    """Whether the edition due at ``due_at`` (the latest due time <= now) should run now."""
+    if due_at is None or due_at > now:
+        return Decision(Action.NOTHING_DUE, frequency, None)
+    late = now - due_at
+    if exists:
+        return Decision(Action.ALREADY_DONE, frequency, due_at, late)
+    if late >= grace:
+        return Decision(Action.TOO_LATE, frequency, due_at, late)
+    return Decision(Action.RUN, frequency, due_at, late)
