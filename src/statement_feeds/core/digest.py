@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-import html
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +31,7 @@ from email.utils import format_datetime, formataddr, parseaddr
 from typing import Protocol
 
 import jinja2
+from markupsafe import escape
 
 from . import i18n
 from .i18n import Translations
@@ -195,7 +195,8 @@ class MessageTemplate:
     ) -> bytes:
         headers = (to, message_id.encode("ascii"), list_unsubscribe)
         greet, link = self._markers.greeting, self._markers.unsubscribe
-        greeting_html, url_html = html.escape(greeting), html.escape(url)
+        # The same escaping as jinja2's autoescape, so the result equals a straight render.
+        greeting_html, url_html = str(escape(greeting)), str(escape(url))
         out: list[bytes] = []
         for piece in self._pieces:
             if type(piece) is bytes:
@@ -374,6 +375,9 @@ class Composer:
                 + b'; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
             )
             pieces.body(body, markers, is_html=is_html)
+            # RFC 2046: the CRLF before a delimiter belongs to the delimiter, so one more
+            # is needed for the body to keep its own final line break.
+            pieces.add(b"\r\n")
         pieces.add(b"--" + boundary + b"--\r\n")
         return MessageTemplate(pieces.items, markers)
 

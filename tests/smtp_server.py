@@ -1,0 +1,222 @@
+"""A real SMTP server for tests: aiosmtpd on loopback, recording every message.
+
+Plain module (no pytest import) so any test can use it::
+
+    server = RecordingServer()
+    server.start()
+    ...  # send to server.host:server.port
+    server.stop()
+
+Faults are switched per test by setting attributes (the handler reads them on each
+command, from the server's own thread):
+
+* ``rcpt_replies[address] = "451 4.3.0 try later"`` — reply to RCPT TO for that address;
+* ``greeting_reply = "421 4.3.2 busy"`` — say this instead of 220 and hang up;
+* ``drop_after_data = n`` — for the next n messages: keep the message, then close the
+  connection before replying (the client cannot know whether it was accepted);
+* ``data_delay = seconds`` — wait before the 250 reply to DATA;
+* ``data_reply = "554 5.7.1 rejected"`` — reply to DATA with this instead of 250;
+* ``stop()`` then ``start()`` — the server goes down and comes back on the same port.
+
+``tls_context`` makes the server offer STARTTLS (``require_starttls`` to insist on it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import socket
+import ssl
+import threading
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+__all__ = ["Received", "RecordingServer", "free_port"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Received:
+    sender: str
+    recipients: tuple[str, ...]
+    data: bytes
+    dropped: bool  # the connection was closed before the reply: the client saw no 250
+
+    def parsed(self) -> EmailMessage:
+        message = email.message_from_bytes(self.data, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        return message
+
+
+@dataclass
+class _Handler:
+    messages: list[Received] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    rcpt_replies: dict[str, str] = field(default_factory=dict)
+    drop_after_data: int = 0
+    data_delay: float = 0.0
+    data_reply: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        self.commands.append(f"MAIL {address}")
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        self.commands.append(f"RCPT {address}")
+        reply = self.rcpt_replies.get(address)
+        if reply is not None:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        data = envelope.original_content or b""
+        with self.lock:
+            dropping = self.drop_after_data > 0
+            if dropping:
+                self.drop_after_data -= 1
+        received = Received(envelope.mail_from or "", tuple(envelope.rcpt_tos), data, dropping)
+        if self.data_reply is None or dropping:
+            with self.lock:
+                self.messages.append(received)
+        if dropping:
+            assert server.transport is not None
+            server.transport.abort()  # gone before the reply: the fate is unknown to the client
+            return "250 OK"
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)  # the slow server the test is about
+        return self.data_reply or "250 2.0.0 OK queued"
+
+
+class _FaultySMTP(SMTP):
+    """aiosmtpd's server, with a configurable greeting fault."""
+
+    def __init__(self, handler: _Handler, owner: RecordingServer, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._owner = owner
+
+    async def _handle_client(self) -> None:
+        with self._owner._lock:
+            self._owner.connections += 1
+        reply = self._owner.greeting_reply
+        if reply is not None:
+            await self.push(reply)
+            assert self.transport is not None
+            self.transport.close()
+            return
+        await super()._handle_client()
+
+
+class _Controller(Controller):
+    def __init__(self, owner: RecordingServer, **kwargs: Any) -> None:
+        self._owner = owner
+        super().__init__(owner.handler, **kwargs)
+
+    def factory(self) -> SMTP:
+        return _FaultySMTP(self._owner.handler, self._owner, **self.SMTP_kwargs)
+
+    def _trigger_server(self) -> None:
+        # The stock trigger speaks SMTP to the server; with faults on it could
+        # count as a session. A bare connect is enough to run factory().
+        with socket.create_connection((self.hostname, self.port), timeout=1.0) as sock:
+            sock.recv(1024)
+
+
+class RecordingServer:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        require_starttls: bool = False,
+    ) -> None:
+        self.host = host
+        self.port = port or free_port()
+        self.handler = _Handler()
+        self.tls_context = tls_context
+        self.require_starttls = require_starttls
+        self.greeting_reply: str | None = None
+        self.connections = 0
+        self._lock = threading.Lock()
+        self._controller: _Controller | None = None
+
+    # -- faults (see module docstring) -------------------------------------------
+    @property
+    def rcpt_replies(self) -> dict[str, str]:
+        return self.handler.rcpt_replies
+
+    @property
+    def drop_after_data(self) -> int:
+        return self.handler.drop_after_data
+
+    @drop_after_data.setter
+    def drop_after_data(self, count: int) -> None:
+        self.handler.drop_after_data = count
+
+    @property
+    def data_delay(self) -> float:
+        return self.handler.data_delay
+
+    @data_delay.setter
+    def data_delay(self, seconds: float) -> None:
+        self.handler.data_delay = seconds
+
+    @property
+    def data_reply(self) -> str | None:
+        return self.handler.data_reply
+
+    @data_reply.setter
+    def data_reply(self, reply: str | None) -> None:
+        self.handler.data_reply = reply
+
+    # -- what arrived ---------------------------------------------------------------
+    @property
+    def messages(self) -> list[Received]:
+        with self.handler.lock:
+            return list(self.handler.messages)
+
+    @property
+    def commands(self) -> list[str]:
+        return list(self.handler.commands)
+
+    def messages_to(self, address: str) -> list[Received]:
+        return [m for m in self.messages if address in m.recipients]
+
+    # -- life cycle -----------------------------------------------------------------
+    def start(self) -> None:
+        kwargs: dict[str, Any] = {"hostname": self.host, "port": self.port, "ready_timeout": 5.0}
+        if self.tls_context is not None:
+            kwargs["tls_context"] = self.tls_context
+            kwargs["require_starttls"] = self.require_starttls
+        self._controller = _Controller(self, **kwargs)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> RecordingServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
