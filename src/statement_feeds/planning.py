@@ -41,13 +41,14 @@ class PlanResult:
     created: bool  # False: the edition already existed and was returned unchanged
 
 
-def plan_edition(
+def plan_edition(  # noqa: PLR0917 - the positional order is the agreed interface
     config: Config,
     store: SqliteStore,
     catalog: Catalog,
     frequency: str,
     due_at: datetime,
     now: datetime,
+    *,
     message_id_for: Callable[[int, str], str],
 ) -> PlanResult:
     """Plan and record the edition for ``(frequency, due_at)``, or return the existing one.
@@ -63,7 +64,9 @@ def plan_edition(
 
     def deliveries() -> Iterator[PlannedDelivery]:
         consumed.append(True)
-        yield from _deliveries(config, store, selector, frequency, now, problems, record=True)
+        yield from _deliveries(
+            config, store, selector, frequency=frequency, now=now, problems=problems, record=True
+        )
 
     edition = store.plan_edition(frequency, due_at, now, deliveries(), message_id_for)
     return PlanResult(edition, tuple(problems), created=bool(consumed))
@@ -78,7 +81,11 @@ def preview_edition(
     """
     problems: list[Problem] = []
     selector = Selector(catalog.published, now, config.digest.max_age)
-    planned = list(_deliveries(config, store, selector, frequency, now, problems, record=False))
+    planned = list(
+        _deliveries(
+            config, store, selector, frequency=frequency, now=now, problems=problems, record=False
+        )
+    )
     return planned, problems
 
 
@@ -107,10 +114,10 @@ def _deliveries(
     config: Config,
     store: SqliteStore,
     selector: Selector,
+    *,
     frequency: str,
     now: datetime,
     problems: list[Problem],
-    *,
     record: bool,
 ) -> Iterator[PlannedDelivery]:
     keys = selector.translation_keys

@@ -1,0 +1,209 @@
+"""The SQLite state store: migrations, editions, and the delivery state machine."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from statement_feeds.adapters.migrations import MIGRATIONS, applied_versions
+from statement_feeds.adapters.store import SqliteStore, from_ts, to_ts
+from statement_feeds.ledger import Delivery, Ledger, LedgerCounts, PlannedDelivery
+
+T0 = datetime(2024, 6, 1, 7, tzinfo=UTC)
+
+
+def mid(edition: int, email: str) -> str:
+    return f"<{edition}.{email.lower()}@example.org>"
+
+
+def planned(email: str, *keys: str, lang: str = "en") -> PlannedDelivery:
+    return PlannedDelivery(
+        email, email.split("@", maxsplit=1)[0], lang, tuple(f"{k}-{lang}" for k in keys), keys
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    with SqliteStore.open(tmp_path / "state") as opened:
+        yield opened
+
+
+def plan(store: SqliteStore, *deliveries: PlannedDelivery, due: datetime = T0) -> int:
+    return store.plan_edition("daily", due, due, deliveries, mid).id
+
+
+def test_is_a_ledger(store: SqliteStore) -> None:
+    ledger: Ledger = store  # checked by mypy; here only that it type-checks and runs
+    assert ledger.counts() == LedgerCounts()
+
+
+def test_migrations_from_empty_and_reopen_is_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "state.sqlite"
+    SqliteStore(path).close()
+    SqliteStore(path).close()
+    db = sqlite3.connect(path)
+    assert applied_versions(db) == [v for v, _ in MIGRATIONS]
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"subscribers", "editions", "deliveries", "assigned", "schema_migrations"} <= tables
+    db.close()
+
+
+def test_timestamps_are_fixed_width_utc_text() -> None:
+    moment = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert to_ts(moment) == "2024-01-02T03:04:05.000000Z"
+    assert from_ts(to_ts(moment)) == moment
+    with pytest.raises(ValueError):
+        to_ts(datetime(2024, 1, 2))
+
+
+def test_one_edition_per_due_time_also_after_reopening(tmp_path: Path) -> None:
+    with SqliteStore.open(tmp_path) as store:
+        first = store.plan_edition("daily", T0, T0, [planned("a@x.org", "k1")], mid)
+    with SqliteStore.open(tmp_path) as store:
+        again = store.plan_edition("daily", T0, T0, [planned("b@x.org", "k2")], mid)
+        assert again == first
+        assert store.edition_for("daily", T0) == first
+        assert store.edition_for("weekly", T0) is None
+        assert store.counts(first.id) == LedgerCounts(pending=1)
+
+
+def test_failing_message_id_leaves_nothing_recorded(store: SqliteStore) -> None:
+    def broken(edition: int, email: str) -> str:
+        if email.startswith("b"):
+            raise RuntimeError("boom")
+        return mid(edition, email)
+
+    with pytest.raises(RuntimeError):
+        store.plan_edition(
+            "daily", T0, T0, [planned("a@x.org", "k"), planned("b@x.org", "k")], broken
+        )
+    assert store.edition_for("daily", T0) is None
+    assert store.counts() == LedgerCounts()
+    assert store.assigned_keys("a@x.org") == set()
+
+
+def test_a_key_is_assigned_once_per_subscriber_ever(store: SqliteStore) -> None:
+    plan(store, planned("a@x.org", "k1"))
+    assert store.assigned_keys("A@X.org") == {"k1"}
+    with pytest.raises(sqlite3.IntegrityError):
+        plan(store, planned("a@x.org", "k1", lang="ru"), due=T0 + timedelta(days=1))
+    assert store.edition_for("daily", T0 + timedelta(days=1)) is None
+
+
+def test_claim_send_and_counts(store: SqliteStore) -> None:
+    edition = plan(store, planned("a@x.org", "k1", "k2"), planned("b@x.org", "k1"))
+    claimed = store.claim(10, T0)
+    assert sorted(d.email for d in claimed) == ["a@x.org", "b@x.org"]
+    a = next(d for d in claimed if d.email == "a@x.org")
+    assert a == Delivery(
+        edition, "a@x.org", "a", "en", ("k1-en", "k2-en"), mid(edition, "a@x.org"), 1, T0
+    )
+    assert store.claim(10, T0) == []  # already sending
+    assert store.counts(edition) == LedgerCounts(sending=2)
+    store.mark_sent(claimed, T0)
+    assert store.counts() == LedgerCounts(sent=2)
+    assert store.next_attempt_at() is None
+    [status] = store.editions()
+    assert status.counts == LedgerCounts(sent=2)
+    assert status.edition.deliveries == 2
+
+
+def test_claim_honours_limit_and_next_attempt_at(store: SqliteStore) -> None:
+    plan(store, planned("a@x.org", "k"), planned("b@x.org", "k"))
+    first = store.claim(1, T0)
+    assert len(first) == 1
+    later = T0 + timedelta(minutes=10)
+    store.mark_deferred(first[0], T0, later, 451, "try later")
+    assert store.counts() == LedgerCounts(pending=1, deferred=1)
+    [second] = store.claim(5, T0)
+    assert second.email != first[0].email
+    assert store.next_attempt_at() == later
+    assert store.claim(5, later - timedelta(seconds=1)) == []
+    [retry] = store.claim(5, later)
+    assert retry.attempts == 2
+    assert retry.first_attempt_at == T0  # the lifetime counts from the first attempt
+
+
+def test_recover_unknown_resends_with_the_same_message_id(tmp_path: Path) -> None:
+    with SqliteStore.open(tmp_path) as store:
+        plan(store, planned("a@x.org", "k"))
+        [before] = store.claim(5, T0)
+    # "kill -9": the reply was never recorded.
+    with SqliteStore.open(tmp_path) as store:
+        assert store.claim(5, T0) == []
+        assert store.recover_unknown() == 1
+        [after] = store.claim(5, T0)
+        assert after.message_id == before.message_id
+        assert after.attempts == 2
+
+
+def test_permanent_failure_and_retry_failed_but_not_for_bounced(store: SqliteStore) -> None:
+    edition = plan(store, planned("a@x.org", "k"), planned("b@x.org", "k"))
+    claimed = {d.email: d for d in store.claim(5, T0)}
+    store.mark_failed(claimed["a@x.org"], T0, 552, "mailbox full", bounced=False)
+    store.mark_failed(claimed["b@x.org"], T0, 550, "no such user", bounced=True)
+    assert store.is_blocked("B@x.org") and not store.is_blocked("a@x.org")
+    assert store.counts(edition) == LedgerCounts(failed=2)
+    assert store.retry_failed(edition) == 1
+    [again] = store.claim(5, T0 + timedelta(hours=1))
+    assert again.email == "a@x.org"
+    assert again.first_attempt_at == T0 + timedelta(hours=1)  # lifetime restarts
+
+
+def test_unsubscribe_cancels_pending_and_overrides_later_plans(store: SqliteStore) -> None:
+    plan(store, planned("a@x.org", "k"), planned("b@x.org", "k"))
+    assert store.unsubscribe("A@X.ORG", T0)
+    assert not store.unsubscribe("a@x.org", T0 + timedelta(days=1))  # already
+    assert [d.email for d in store.claim(5, T0)] == ["b@x.org"]
+    assert store.counts() == LedgerCounts(sending=1, cancelled=1)
+
+
+def test_claim_skips_addresses_blocked_behind_its_back(store: SqliteStore) -> None:
+    plan(store, planned("a@x.org", "k"), planned("b@x.org", "k"), planned("c@x.org", "k"))
+    # Another process (say PostgreSQL-era HTTP worker) blocked without cancelling.
+    raw = sqlite3.connect(store.path)
+    raw.executemany(
+        "INSERT INTO subscribers (email, joined_at, unsubscribed_at) VALUES (?, ?, ?)",
+        [("a@x.org", to_ts(T0), to_ts(T0)), ("b@x.org", to_ts(T0), to_ts(T0))],
+    )
+    raw.commit()
+    raw.close()
+    assert [d.email for d in store.claim(1, T0)] == ["c@x.org"]  # limit filled past blocked
+    assert store.counts() == LedgerCounts(sending=1, cancelled=2)
+
+
+def test_stale_marks_do_not_resurrect_a_delivery(store: SqliteStore) -> None:
+    plan(store, planned("a@x.org", "k"))
+    [d] = store.claim(1, T0)
+    store.mark_sent([d], T0)
+    store.mark_deferred(d, T0, T0, 421, "late reply")
+    store.mark_failed(d, T0, 554, "late reply", bounced=False)
+    assert store.counts() == LedgerCounts(sent=1)
+
+
+def test_subscriber_join_times_are_first_sightings(store: SqliteStore) -> None:
+    store.sync_subscribers(["A@x.org"], T0)
+    store.sync_subscribers(["a@x.org", "b@x.org"], T0 + timedelta(days=1))
+    assert store.joined_at("a@x.org") == T0
+    states = store.subscriber_states(["a@x.org", "b@x.org", "c@x.org"], {"k"})
+    assert set(states) == {"a@x.org", "b@x.org"}
+    assert states["b@x.org"].joined_at == T0 + timedelta(days=1)
+    assert states["a@x.org"].assigned == frozenset()
+
+
+def test_claim_uses_the_due_index(store: SqliteStore) -> None:
+    plan_rows = store._db.execute(
+        "EXPLAIN QUERY PLAN SELECT d.email_key FROM deliveries d"
+        " LEFT JOIN subscribers s ON s.email = d.email_key"
+        " WHERE d.state IN ('pending', 'deferred') AND d.next_attempt_at <= ?"
+        " ORDER BY d.next_attempt_at LIMIT 10",
+        (to_ts(T0),),
+    ).fetchall()
+    text = " ".join(str(r[-1]) for r in plan_rows)
+    assert "deliveries_due" in text
+    assert "TEMP B-TREE" not in text  # no sort of every due row per claim

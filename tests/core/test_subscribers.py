@@ -1,0 +1,143 @@
+"""Subscriber CSV parsing: good rows, every kind of bad row with file and line, duplicates."""
+
+from __future__ import annotations
+
+import pytest
+
+from statement_feeds.core.problems import Problem
+from statement_feeds.core.subscribers import (
+    Deduplicator,
+    Subscriber,
+    email_problem,
+    parse_subscribers,
+)
+
+
+def parse(text: str, source: str = "list.csv") -> tuple[list[Subscriber], list[Problem]]:
+    items = list(parse_subscribers(source, text, "en"))
+    return (
+        [i for i in items if isinstance(i, Subscriber)],
+        [i for i in items if isinstance(i, Problem)],
+    )
+
+
+def test_good_rows_with_defaults_and_language_lists() -> None:
+    subscribers, problems = parse(
+        "email,name,languages,frequency\n"
+        "a@example.org,Ann,ru en,weekly\n"
+        "b@example.org,,,\n"
+        'c@example.org,"Smith, Carl"," pt_br , en ,ru",DAILY\n'
+    )
+    assert problems == []
+    assert subscribers == [
+        Subscriber("a@example.org", "Ann", ("ru", "en"), "weekly"),
+        Subscriber("b@example.org", "", ("en",), "daily"),
+        Subscriber("c@example.org", "Smith, Carl", ("pt-BR", "en", "ru"), "daily"),
+    ]
+    assert [s.line for s in subscribers] == [2, 3, 4]
+
+
+def test_bom_column_order_extra_columns_and_blank_lines() -> None:
+    subscribers, problems = parse(
+        "\ufeffName,note,EMAIL\r\nAnn,x,a@example.org\r\n\r\n,,b@example.org\r\n"
+    )
+    assert problems == []
+    assert [(s.email, s.name, s.line) for s in subscribers] == [
+        ("a@example.org", "Ann", 2),
+        ("b@example.org", "", 4),
+    ]
+
+
+def test_bad_rows_are_reported_with_line_and_skipped() -> None:
+    subscribers, problems = parse(
+        "email,languages,frequency\n"
+        "ok@example.org,en,daily\n"
+        "not-an-address,en,daily\n"
+        "x@example.org,klingon-language-x,daily\n"
+        "y@example.org,en,hourly\n"
+        "two@@example.org,,\n"
+        "z@example.org,ru,\n"
+    )
+    assert [s.email for s in subscribers] == ["ok@example.org", "z@example.org"]
+    assert [(p.source, p.line) for p in problems] == [
+        ("list.csv", 3),
+        ("list.csv", 4),
+        ("list.csv", 5),
+        ("list.csv", 6),
+    ]
+    assert "invalid address" in problems[0].message
+    assert "language" in problems[1].message
+    assert "frequency" in problems[2].message
+    assert all(p.hint for p in problems)
+
+
+def test_line_numbers_count_physical_lines_of_quoted_fields() -> None:
+    subscribers, problems = parse('email,name\na@example.org,"two\nlines"\nbad,x\n')
+    assert [s.email for s in subscribers] == []  # a line break in the name is refused
+    assert [p.line for p in problems] == [2, 4]
+
+
+def test_missing_email_column_skips_the_whole_file() -> None:
+    subscribers, problems = parse("mail,name\na@example.org,Ann\n")
+    assert subscribers == []
+    assert len(problems) == 1
+    assert problems[0].line == 1
+    assert "email" in problems[0].message
+
+
+def test_empty_file_is_a_problem() -> None:
+    assert parse("")[1][0].line == 1
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "",
+        "plain",
+        "a@b@example.org",
+        "a@example.org\r\nBcc: victim@example.org",
+        "a@example.org\nx",
+        "a@example.org,b@example.org",
+        "Ann <a@example.org>",
+        "a b@example.org",
+        "a@localhost",
+        "a@-bad.org",
+        "a..b@example.org",
+        ".a@example.org",
+        "a@example.org.",
+        "a@1.2.3.4",
+        '"quoted"@example.org',
+        "x" * 65 + "@example.org",
+    ],
+)
+def test_rejected_addresses(address: str) -> None:
+    assert email_problem(address) is not None
+
+
+@pytest.mark.parametrize(
+    "address", ["a@example.org", "first.last+tag@sub.example.co.uk", "ann@bücher.de", "O'Neil@x.io"]
+)
+def test_accepted_addresses(address: str) -> None:
+    assert email_problem(address) is None
+
+
+def test_duplicates_across_files_name_both_places_and_first_wins() -> None:
+    dedup = Deduplicator()
+    first = list(dedup.filter(parse_subscribers("a.csv", "email\nx@example.org\n", "en")))
+    second = list(
+        dedup.filter(
+            parse_subscribers("b.csv", "email,name\ny@example.org,\nX@Example.ORG,\n", "en")
+        )
+    )
+    assert [type(i) for i in first] == [Subscriber]
+    assert isinstance(second[0], Subscriber)
+    problem = second[1]
+    assert isinstance(problem, Problem)
+    assert (problem.source, problem.line) == ("b.csv", 3)
+    assert "a.csv:2" in problem.message
+    assert len(dedup) == 2
+
+
+def test_identical_language_lists_share_one_tuple() -> None:
+    subscribers, _ = parse("email,languages\na@example.org,ru en\nb@example.org,ru en\n")
+    assert subscribers[0].languages is subscribers[1].languages

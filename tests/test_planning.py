@@ -1,0 +1,224 @@
+"""Planning editions from real CSV files, statements and a real state database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from statement_feeds.adapters.store import SqliteStore
+from statement_feeds.config import Config, load_config
+from statement_feeds.core.catalog import Catalog, build_catalog
+from statement_feeds.core.statements import Statement
+from statement_feeds.ledger import LedgerCounts
+from statement_feeds.planning import plan_edition, preview_edition, sync_subscribers
+from statement_feeds.service import Publisher
+
+T0 = datetime(2024, 6, 1, 7, tzinfo=UTC)
+DAY = timedelta(days=1)
+
+TOML = """\
+[site]
+title = "Site"
+url = "https://example.org/"
+default_language = "en"
+timezone = "UTC"
+
+[digest]
+max_age = "30d"
+"""
+
+
+def mid(edition: int, email: str) -> str:
+    return f"<{edition}.{email.lower()}@example.org>"
+
+
+def make_config(tmp_path: Path, **csv_files: str) -> Config:
+    (tmp_path / "statement-feeds.toml").write_text(TOML, encoding="utf-8")
+    folder = tmp_path / "subscribers"
+    folder.mkdir(exist_ok=True)
+    for name, text in csv_files.items():
+        (folder / f"{name}.csv").write_text(text, encoding="utf-8")
+    return load_config(tmp_path / "statement-feeds.toml")
+
+
+def statement(key: str, lang: str, published: datetime) -> Statement:
+    return Statement(
+        f"{key}.{lang}.md",
+        f"{key}-{lang}",
+        lang,
+        key,
+        key,
+        published,
+        published,
+        f"https://example.org/{lang}/{key}/",
+        "",
+        "",
+        "",
+        False,
+        key + lang,
+    )
+
+
+def catalog(now: datetime, *statements: Statement) -> Catalog:
+    return build_catalog(statements, [], now)
+
+
+def deliveries(store: SqliteStore, edition: int) -> dict[str, tuple[str, ...]]:
+    rows = store.claim(1000, datetime.max.replace(tzinfo=UTC) - DAY)
+    store.recover_unknown()  # leave them as they were
+    return {d.email: d.statement_ids for d in rows if d.edition_id == edition}
+
+
+def test_only_statements_after_joining_in_the_preferred_language(tmp_path: Path) -> None:
+    config = make_config(
+        tmp_path,
+        a="email,languages,frequency\nru@x.org,ru en,daily\nen@x.org,,daily\nwk@x.org,,weekly\n",
+    )
+    with SqliteStore.open(config.paths.state) as store:
+        # First sight: everyone joins at T0, nothing published before counts.
+        old = statement("old", "en", T0 - DAY)
+        first = plan_edition(config, store, catalog(T0, old), "daily", T0, T0, message_id_for=mid)
+        assert first.created and first.edition.deliveries == 0 and first.problems == ()
+        published = (
+            old,
+            statement("a", "en", T0 + DAY),
+            statement("a", "ru", T0 + DAY),
+            statement("b", "en", T0 + DAY),
+        )
+        now = T0 + 2 * DAY
+        second = plan_edition(
+            config, store, catalog(now, *published), "daily", now, now, message_id_for=mid
+        )
+        assert second.edition.deliveries == 2
+        got = deliveries(store, second.edition.id)
+        assert got == {"ru@x.org": ("b-en", "a-ru"), "en@x.org": ("b-en", "a-en")}
+        assert store.joined_at("wk@x.org") == T0  # weekly subscribers joined too
+
+
+def test_planning_is_idempotent_per_due_time(tmp_path: Path) -> None:
+    config = make_config(tmp_path, a="email\na@x.org\n")
+    with SqliteStore.open(config.paths.state) as store:
+        sync_subscribers(config, store, T0)
+        cat = catalog(T0 + DAY, statement("a", "en", T0 + DAY / 2))
+        first = plan_edition(config, store, cat, "daily", T0 + DAY, T0 + DAY, message_id_for=mid)
+    with SqliteStore.open(config.paths.state) as store:  # also across restarts
+        cat = catalog(T0 + DAY, statement("a", "en", T0 + DAY / 2), statement("b", "en", T0 + DAY))
+        again = plan_edition(
+            config, store, cat, "daily", T0 + DAY, T0 + 2 * DAY, message_id_for=mid
+        )
+        assert not again.created
+        assert again.edition == first.edition
+        assert store.counts() == LedgerCounts(pending=1)
+
+
+def test_a_statement_is_never_planned_twice_nor_in_another_language(tmp_path: Path) -> None:
+    config = make_config(tmp_path, a="email,languages\na@x.org,ru en\n")
+    with SqliteStore.open(config.paths.state) as store:
+        sync_subscribers(config, store, T0)
+        en = statement("a", "en", T0 + DAY)
+        one = plan_edition(
+            config, store, catalog(T0 + DAY, en), "daily", T0 + DAY, T0 + DAY, message_id_for=mid
+        )
+        assert deliveries(store, one.edition.id) == {"a@x.org": ("a-en",)}
+        ru = statement("a", "ru", T0 + DAY + DAY / 2)  # the translation arrives later
+        now = T0 + 2 * DAY
+        two = plan_edition(
+            config, store, catalog(now, en, ru), "daily", now, now, message_id_for=mid
+        )
+        assert two.edition.deliveries == 0
+
+
+def test_blocked_addresses_get_nothing_and_problems_are_returned(tmp_path: Path) -> None:
+    config = make_config(
+        tmp_path,
+        a="email\na@x.org\nb@x.org\nbroken\n",
+        b="email\nA@X.org\n",
+    )
+    with SqliteStore.open(config.paths.state) as store:
+        sync_subscribers(config, store, T0)
+        store.unsubscribe("b@x.org", T0)
+        now = T0 + DAY
+        result = plan_edition(
+            config,
+            store,
+            catalog(now, statement("s", "en", now)),
+            "daily",
+            now,
+            now,
+            message_id_for=mid,
+        )
+        assert list(deliveries(store, result.edition.id)) == ["a@x.org"]
+        assert [(p.source, p.line) for p in result.problems] == [("a.csv", 4), ("b.csv", 2)]
+
+
+def test_a_crash_mid_planning_records_nothing(tmp_path: Path) -> None:
+    config = make_config(tmp_path, a="email\n" + "".join(f"u{i}@x.org\n" for i in range(12000)))
+    with SqliteStore.open(config.paths.state) as store:
+        sync_subscribers(config, store, T0)
+
+        def failing(edition: int, email: str) -> str:
+            if email == "u11000@x.org":  # in the third chunk: earlier chunks were written
+                raise OSError("disk gone")
+            return mid(edition, email)
+
+        now = T0 + DAY
+        with pytest.raises(OSError):
+            plan_edition(
+                config,
+                store,
+                catalog(now, statement("s", "en", now)),
+                "daily",
+                now,
+                now,
+                message_id_for=failing,
+            )
+    with SqliteStore.open(config.paths.state) as store:
+        assert store.edition_for("daily", now) is None
+        assert store.counts() == LedgerCounts()
+        assert store.assigned_keys("u1@x.org") == set()
+        result = plan_edition(
+            config,
+            store,
+            catalog(now, statement("s", "en", now)),
+            "daily",
+            now,
+            now,
+            message_id_for=mid,
+        )
+        assert result.edition.deliveries == 12000
+
+
+def test_preview_writes_nothing(tmp_path: Path) -> None:
+    config = make_config(tmp_path, a="email\na@x.org\nb@x.org\n")
+    with SqliteStore.open(config.paths.state) as store:
+        store.sync_subscribers(["a@x.org"], T0)
+        now = T0 + DAY
+        planned, problems = preview_edition(
+            config, store, catalog(now, statement("s", "en", now)), "daily", now
+        )
+        assert [p.email for p in planned] == ["a@x.org"]  # b would join now: nothing new
+        assert problems == []
+        assert store.joined_at("b@x.org") is None
+        assert store.counts() == LedgerCounts()
+
+
+def test_end_to_end_with_statement_files(tmp_path: Path) -> None:
+    config = make_config(tmp_path, a="email,languages\na@x.org,ru\n")
+    folder = tmp_path / "statements"
+    folder.mkdir()
+    for name, date in (
+        ("a.ru.md", "2024-06-02"),
+        ("draft.ru.md", "2024-06-02"),
+        ("later.ru.md", "2024-06-20"),
+    ):
+        draft = "draft: true\n" if name.startswith("draft") else ""
+        (folder / name).write_text(f"---\ntitle: T\ndate: {date}\n{draft}---\nBody\n", "utf-8")
+    with SqliteStore.open(config.paths.state) as store:
+        sync_subscribers(config, store, T0)
+        now = datetime(2024, 6, 3, 7, tzinfo=UTC)
+        cat = Publisher(config, clock=lambda: now).load(cache=None)
+        result = plan_edition(config, store, cat, "daily", now, now, message_id_for=mid)
+        assert deliveries(store, result.edition.id) == {"a@x.org": (cat.published[0].id,)}
+        assert [s.translation_key for s in cat.published] == ["a"]
