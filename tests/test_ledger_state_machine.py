@@ -1,0 +1,223 @@
+"""A hypothesis state machine over planning + the SQLite ledger, crashes included.
+
+Invariants checked at every step and after draining at the end:
+
+- never two confirmed sends of one statement (any translation) to one subscriber;
+- never a delivery claimed for an address after it unsubscribed or bounced;
+- when the server is healthy, everything due is eventually sent (nothing lost
+  to crashes, deferrals or restarts).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hypothesis import event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from statement_feeds.adapters.store import SqliteStore
+from statement_feeds.config import load_config
+from statement_feeds.core.catalog import build_catalog
+from statement_feeds.core.statements import Statement
+from statement_feeds.ledger import Delivery
+from statement_feeds.planning import plan_edition, sync_subscribers
+
+EMAILS = ["ann@x.org", "bob@x.org", "Cid@x.org", "dora@y.org"]
+LANGUAGE_LISTS = [("en",), ("ru",), ("ru", "en"), ("de", "ru")]
+KEYS = ["k1", "k2", "k3", "k4", "k5"]
+FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
+TOML = '[site]\ntitle = "S"\nurl = "https://example.org/"\ntimezone = "UTC"\n'
+
+
+def mid(edition: int, email: str) -> str:
+    return f"<{edition}.{email.lower()}@example.org>"
+
+
+def statement(key: str, lang: str, published: datetime) -> Statement:
+    return Statement(
+        f"{key}.{lang}.md",
+        f"{key}-{lang}",
+        lang,
+        key,
+        key,
+        published,
+        published,
+        "https://example.org/",
+        "",
+        "",
+        "",
+        False,
+        key + lang,
+    )
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.root = Path(tempfile.mkdtemp(prefix="ledger-sm-"))
+        (self.root / "statement-feeds.toml").write_text(TOML, encoding="utf-8")
+        (self.root / "subscribers").mkdir()
+        self.config = load_config(self.root / "statement-feeds.toml")
+        self.store = SqliteStore.open(self.config.paths.state)
+        self.clock = datetime(2024, 1, 1, tzinfo=UTC)
+        self.listed: dict[str, tuple[str, ...]] = {}
+        self.blocked: set[str] = set()
+        self.statements: dict[tuple[str, str], Statement] = {}
+        self.in_flight: list[Delivery] = []
+        self.confirmed: set[tuple[str, str]] = set()
+
+    def tick(self, minutes: int = 30) -> None:
+        self.clock += timedelta(minutes=minutes)
+
+    def write_csv(self) -> None:
+        rows = "".join(f"{e},{' '.join(langs)}\n" for e, langs in self.listed.items())
+        (self.root / "subscribers" / "list.csv").write_text("email,languages\n" + rows, "utf-8")
+
+    @initialize(
+        subscribers=st.dictionaries(
+            st.sampled_from(EMAILS), st.sampled_from(LANGUAGE_LISTS), min_size=1
+        )
+    )
+    def start(self, subscribers: dict[str, tuple[str, ...]]) -> None:
+        for email, languages in subscribers.items():
+            self.subscribe(email, languages)
+        self.publish("k0", {"en", "ru", "de"})
+
+    @rule(email=st.sampled_from(EMAILS), languages=st.sampled_from(LANGUAGE_LISTS))
+    def subscribe(self, email: str, languages: tuple[str, ...]) -> None:
+        self.listed.setdefault(email, languages)
+        self.write_csv()
+        # What the daemon does when the folder changes: joining = being added.
+        assert sync_subscribers(self.config, self.store, self.clock) == []
+        self.tick()
+
+    @rule(email=st.sampled_from(EMAILS))
+    def unsubscribe(self, email: str) -> None:
+        self.store.unsubscribe(email, self.clock)
+        self.blocked.add(email.lower())
+        self.tick()
+
+    @rule(key=st.sampled_from(KEYS), langs=st.sets(st.sampled_from(["en", "ru", "de"]), min_size=1))
+    def publish(self, key: str, langs: set[str]) -> None:
+        for lang in sorted(langs):
+            self.statements.setdefault((key, lang), statement(key, lang, self.clock))
+        self.tick()
+
+    @rule()
+    def plan(self) -> None:
+        catalog = build_catalog(self.statements.values(), [], self.clock)
+        result = plan_edition(
+            self.config, self.store, catalog, "daily", self.clock, self.clock, message_id_for=mid
+        )
+        assert result.created and result.problems == ()
+        self.tick()
+
+    @rule(limit=st.integers(1, 5))
+    def claim(self, limit: int) -> None:
+        claimed = self.store.claim(limit, self.clock)
+        self.check_not_blocked(claimed)
+        self.in_flight.extend(claimed)
+
+    @precondition(lambda self: self.in_flight)
+    @rule()
+    def send_ok(self) -> None:
+        self.confirm(self.in_flight)
+        self.in_flight = []
+
+    @precondition(lambda self: self.in_flight)
+    @rule()
+    def temporary_failure(self) -> None:
+        delivery = self.in_flight.pop()
+        self.store.mark_deferred(
+            delivery, self.clock, self.clock + timedelta(minutes=10), 451, "try again"
+        )
+
+    @precondition(lambda self: self.in_flight)
+    @rule(bounced=st.booleans())
+    def permanent_failure(self, bounced: bool) -> None:
+        delivery = self.in_flight.pop()
+        self.store.mark_failed(delivery, self.clock, 550, "no", bounced=bounced)
+        if bounced:
+            self.blocked.add(delivery.email.lower())
+
+    @rule()
+    def retry_failed(self) -> None:
+        self.store.retry_failed(now=self.clock)
+
+    @rule()
+    def crash(self) -> None:
+        # kill -9: whatever was in flight has an unknown fate and is never confirmed.
+        self.store.close()
+        self.store = SqliteStore.open(self.config.paths.state)
+        self.store.recover_unknown()
+        self.in_flight = []
+
+    @rule(minutes=st.integers(1, 60 * 24))
+    def wait(self, minutes: int) -> None:
+        self.tick(minutes)
+
+    def check_not_blocked(self, claimed: list[Delivery] | tuple[Delivery, ...]) -> None:
+        for delivery in claimed:
+            assert delivery.email.lower() not in self.blocked, f"claimed after block: {delivery}"
+
+    def confirm(self, deliveries: list[Delivery]) -> None:
+        self.store.mark_sent(deliveries, self.clock)
+        for delivery in deliveries:
+            for statement_id in delivery.statement_ids:
+                key = statement_id.rsplit("-", 1)[0]
+                sent = (delivery.email.lower(), key)
+                assert sent not in self.confirmed, f"{key} confirmed twice to {delivery.email}"
+                self.confirmed.add(sent)
+
+    @invariant()
+    def one_delivery_per_key_and_subscriber(self) -> None:
+        db = sqlite3.connect(self.store.path)
+        rows = db.execute("SELECT email_key, statement_ids FROM deliveries").fetchall()
+        db.close()
+        seen: set[tuple[str, str]] = set()
+        for email, ids in rows:
+            for key in {i.rsplit("-", 1)[0] for i in ids.strip("[]").replace('"', "").split(",")}:
+                assert (email, key) not in seen
+                seen.add((email, key))
+
+    def teardown(self) -> None:
+        try:
+            self.drain()
+        finally:
+            self.store.close()
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def drain(self) -> None:
+        """A healthy server from now on: everything not failed or cancelled gets sent."""
+        self.in_flight = []
+        self.store.recover_unknown()
+        self.plan()  # whatever was published since the last edition
+        while batch := list(self.store.claim(50, FAR_FUTURE)):
+            self.check_not_blocked(batch)
+            self.confirm(batch)
+        counts = self.store.counts()
+        event(f"confirmed sends: {min(len(self.confirmed), 10)}+")
+        event(f"cancelled: {counts.cancelled > 0}, failed: {counts.failed > 0}")
+        assert counts.pending == counts.sending == counts.deferred == 0
+        db = sqlite3.connect(self.store.path)
+        leftovers = db.execute(
+            "SELECT email_key, state FROM deliveries WHERE state NOT IN ('sent', 'failed')"
+        ).fetchall()
+        db.close()
+        # Only deliveries to blocked addresses may have been cancelled.
+        assert all(email in self.blocked and state == "cancelled" for email, state in leftovers)
+
+
+LedgerMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+TestLedgerStateMachine = LedgerMachine.TestCase
