@@ -90,17 +90,21 @@ class WallClockCronTrigger(BaseTrigger):  # type: ignore[misc]
     def get_next_fire_time(
         self, previous_fire_time: datetime | None, now: datetime
     ) -> datetime | None:
-        # The scheduler speaks real time; the cron runs in the daemon clock's time.
-        previous = None if previous_fire_time is None else previous_fire_time + self.offset
-        fire = self.next_due(previous, now + self.offset)
+        # The scheduler speaks real time; the cron runs in the daemon clock's time. The
+        # shift is done in UTC: aware arithmetic in a zone is wall-clock arithmetic and
+        # would be an hour off across a DST change.
+        previous = None if previous_fire_time is None else _utc(previous_fire_time) + self.offset
+        fire = self.next_due(previous, _utc(now) + self.offset)
         return None if fire is None else fire - self.offset
 
     def next_due(self, previous: datetime | None, now: datetime) -> datetime | None:
-        """First due time at or after ``now`` (and after ``previous``), in clock time."""
+        """First due time at or after ``now`` (and after ``previous``), in clock time, UTC."""
         fire: datetime | None = self.cron.get_next_fire_time(previous, now)
-        while fire is not None and is_repeated_wall_time(fire):
-            fire = self.cron.get_next_fire_time(fire, fire + _TICK)
-        return fire
+        while fire is not None and (
+            is_repeated_wall_time(fire) or (previous is not None and fire <= previous)
+        ):
+            fire = self.cron.get_next_fire_time(None, _past_repeat(fire))
+        return None if fire is None else _utc(fire)
 
     def __str__(self) -> str:
         return f"cron[{self.expr}]"
@@ -115,11 +119,36 @@ class WallClockCronTrigger(BaseTrigger):  # type: ignore[misc]
         self.expr, self.cron, self.offset = state["expr"], state["cron"], state["offset"]
 
 
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
+
+
+def _past_repeat(moment: datetime) -> datetime:
+    """The first whole minute after ``moment`` whose wall time is not ambiguous.
+
+    APScheduler 3.x, asked for the next fire time from inside the hour repeated when the
+    clocks go back, localises the wall time into its first occurrence and returns the
+    same fire time again (or the second occurrence). The search therefore restarts past
+    the whole repeated hour. Cost: a sub-hourly cron skips its fires in that hour on that
+    one night a year; daily and weekly editions are unaffected.
+    """
+    zone = moment.tzinfo
+    step = _utc(moment).replace(second=0, microsecond=0)
+    for _ in range(24 * 60):  # a repeat is at most a few hours long
+        step += timedelta(minutes=1)
+        local = step.astimezone(zone)
+        if local.replace(fold=0).utcoffset() == local.replace(fold=1).utcoffset():
+            break
+    return step.astimezone(zone)
+
+
 def fire_times(expr: str, timezone: tzinfo, start: datetime, end: datetime) -> Iterator[datetime]:
-    """Due times of ``expr`` in ``(start, end]``, each wall-clock time once."""
+    """Due times of ``expr`` in ``(start, end]`` (in UTC), each wall-clock time once."""
     trigger = WallClockCronTrigger(expr, timezone)
     fire = trigger.next_due(None, start + _TICK)
     while fire is not None and fire <= end:
+        # In UTC: an aware datetime inside a repeated hour never compares equal to one
+        # in another zone (PEP 495), which would make ledger look-ups miss.
         yield fire
         fire = trigger.next_due(fire, fire + _TICK)
 
@@ -127,7 +156,7 @@ def fire_times(expr: str, timezone: tzinfo, start: datetime, end: datetime) -> I
 def latest_due(
     expr: str, timezone: tzinfo, now: datetime, horizon: timedelta = timedelta(days=400)
 ) -> datetime | None:
-    """The most recent due time <= ``now`` (looking back at most ``horizon``).
+    """The most recent due time <= ``now`` (in UTC; looking back at most ``horizon``).
 
     Windows double from one hour so that an every-minute cron costs a few dozen steps
     and a yearly one still finds its last date.

@@ -1,0 +1,142 @@
+"""Due times and the misfire policy, driven by explicit datetimes (no sleeping, no scheduler)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from statement_feeds.core.schedule import Action, decide, is_repeated_wall_time
+from statement_feeds.scheduling import (
+    OffsetClock,
+    WallClockCronTrigger,
+    clock_offset,
+    fire_times,
+    latest_due,
+)
+
+LONDON = ZoneInfo("Europe/London")
+GRACE = timedelta(hours=6)
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+
+
+def test_spring_forward_daily_0130_fires_once_a_day() -> None:
+    # 2024-03-31: 01:00 GMT jumps to 02:00 BST, so 01:30 does not exist that day.
+    fires = list(fire_times("30 1 * * *", LONDON, utc(2024, 3, 29), utc(2024, 4, 2)))
+    assert [f.astimezone(UTC) for f in fires] == [
+        utc(2024, 3, 29, 1, 30),
+        utc(2024, 3, 30, 1, 30),
+        utc(2024, 3, 31, 1, 30),  # once, an hour "late" in local time (02:30 BST), like cron
+        utc(2024, 4, 1, 0, 30),  # 01:30 BST
+    ]
+
+
+def test_fall_back_daily_0130_fires_once_not_twice() -> None:
+    # 2024-10-27: 02:00 BST goes back to 01:00 GMT, so 01:30 happens twice.
+    fires = list(fire_times("30 1 * * *", LONDON, utc(2024, 10, 25), utc(2024, 10, 29)))
+    assert [f.astimezone(UTC) for f in fires] == [
+        utc(2024, 10, 25, 0, 30),
+        utc(2024, 10, 26, 0, 30),
+        utc(2024, 10, 27, 0, 30),  # the first 01:30 (BST) only
+        utc(2024, 10, 28, 1, 30),  # 01:30 GMT
+    ]
+
+
+def test_daily_0700_keeps_local_time_across_both_changes() -> None:
+    spring = list(fire_times("0 7 * * *", LONDON, utc(2024, 3, 30), utc(2024, 4, 1)))
+    autumn = list(fire_times("0 7 * * *", LONDON, utc(2024, 10, 26), utc(2024, 10, 28)))
+    assert [f.astimezone(UTC).hour for f in spring] == [7, 6]
+    assert [f.astimezone(UTC).hour for f in autumn] == [6, 7]
+    assert all(f.astimezone(LONDON).hour == 7 for f in spring + autumn)
+
+
+def test_repeated_wall_time_is_only_the_second_occurrence() -> None:
+    first = utc(2024, 10, 27, 0, 30).astimezone(LONDON)
+    second = utc(2024, 10, 27, 1, 30).astimezone(LONDON)
+    assert (first.hour, second.hour) == (1, 1)
+    assert not is_repeated_wall_time(first)
+    assert is_repeated_wall_time(second)
+    assert not is_repeated_wall_time(datetime(2024, 3, 31, 1, 30, tzinfo=LONDON))  # the gap
+    assert not is_repeated_wall_time(datetime(2024, 7, 1, 1, 30, tzinfo=LONDON))
+    assert not is_repeated_wall_time(datetime(2024, 7, 1, 1, 30))  # naive
+
+
+def test_latest_due_on_the_fall_back_day_is_the_first_0130() -> None:
+    now = utc(2024, 10, 27, 3)
+    assert latest_due("30 1 * * *", LONDON, now) == utc(2024, 10, 27, 0, 30)
+
+
+def test_latest_due_weekly_and_every_minute() -> None:
+    wednesday = utc(2025, 1, 15, 12)
+    assert latest_due("0 7 * * mon", LONDON, wednesday) == utc(2025, 1, 13, 7)
+    assert latest_due("* * * * *", LONDON, utc(2025, 1, 15, 12, 0, 30)) == utc(2025, 1, 15, 12)
+    assert latest_due("0 7 1 1 *", LONDON, wednesday, horizon=timedelta(days=1)) is None
+
+
+@pytest.mark.parametrize(
+    ("now", "exists", "action"),
+    [
+        (utc(2025, 1, 15, 7, 0, 1), False, Action.RUN),  # on time (a SIGCONT just after)
+        (utc(2025, 1, 15, 12, 59), False, Action.RUN),  # down for 5:59: within grace
+        (utc(2025, 1, 15, 13, 0), False, Action.TOO_LATE),  # exactly the grace: skipped
+        (utc(2025, 1, 15, 20), False, Action.TOO_LATE),  # down beyond grace
+        (utc(2025, 1, 15, 8), True, Action.ALREADY_DONE),  # restart after sending
+    ],
+)
+def test_misfire_decision(now: datetime, exists: bool, action: Action) -> None:
+    due = latest_due("0 7 * * *", LONDON, now)
+    assert due == utc(2025, 1, 15, 7)
+    decision = decide("daily", due, now, GRACE, exists)
+    assert decision.action is action
+    assert decision.late == now - due
+
+
+def test_nothing_due() -> None:
+    assert decide("daily", None, utc(2025, 1, 1), GRACE, False).action is Action.NOTHING_DUE
+    future = decide("daily", utc(2025, 1, 2), utc(2025, 1, 1), GRACE, False)
+    assert future.action is Action.NOTHING_DUE
+
+
+def test_daemon_down_across_two_due_times_runs_only_the_latest() -> None:
+    # Hourly cron, down from 09:10 to 11:30: 10:00 and 11:00 were missed; one edition (11:00).
+    now = utc(2025, 1, 15, 11, 30)
+    due = latest_due("0 * * * *", LONDON, now)
+    assert due == utc(2025, 1, 15, 11)
+    assert decide("daily", due, now, GRACE, False).action is Action.RUN
+
+
+def test_trigger_with_offset_fires_when_the_fake_clock_reaches_the_due_time() -> None:
+    real_now = utc(2030, 6, 1, 12)
+    offset = utc(2025, 1, 15, 6, 59, 58) - real_now  # fake clock: 06:59:58 London
+    trigger = WallClockCronTrigger("0 7 * * *", LONDON, offset)
+    first = trigger.get_next_fire_time(None, real_now)
+    assert first == real_now + timedelta(seconds=2)
+    second = trigger.get_next_fire_time(first, first + timedelta(microseconds=1))
+    assert second == first + timedelta(days=1)
+
+
+def test_trigger_skips_the_repeated_hour_for_apscheduler_too() -> None:
+    trigger = WallClockCronTrigger("30 1 * * *", LONDON)
+    first = trigger.get_next_fire_time(None, utc(2024, 10, 27))
+    assert first == utc(2024, 10, 27, 0, 30)
+    assert trigger.get_next_fire_time(first, first) == utc(2024, 10, 28, 1, 30)
+
+
+def test_offset_clock_advances_from_its_start() -> None:
+    clock = OffsetClock.starting_at(utc(2025, 1, 15, 7))
+    a, b = clock(), clock()
+    assert utc(2025, 1, 15, 7) <= a <= b < utc(2025, 1, 15, 7, 0, 5)
+    assert clock_offset(clock) == clock.offset
+    assert clock_offset(lambda: datetime.now(UTC)) == timedelta(0)
+
+
+def test_sub_hourly_cron_on_the_fall_back_night_terminates_and_never_repeats() -> None:
+    fires = list(fire_times("*/30 * * * *", LONDON, utc(2024, 10, 26, 23), utc(2024, 10, 27, 4)))
+    assert fires == sorted(set(fires))
+    walls = [f.astimezone(LONDON).replace(tzinfo=None) for f in fires]
+    assert len(walls) == len(set(walls))
+    assert utc(2024, 10, 27, 0, 30) in fires and utc(2024, 10, 27, 3) in fires
