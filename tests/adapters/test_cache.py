@@ -1,0 +1,82 @@
+"""BuildCache: only a cache. Damage means a miss, never a failed build."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC
+from pathlib import Path
+
+from statement_feeds.adapters.cache import BuildCache
+from statement_feeds.core.statements import SiteDefaults, Statement, parse_statement
+
+SITE = SiteDefaults("https://example.org/", "en", UTC, "Tester", 100)
+
+
+def statement(source: str = "a.md") -> Statement:
+    result = parse_statement(source, b"---\ntitle: A\ndate: 2024-01-01\n---\n\nBody.\n", SITE)
+    assert result.statement is not None
+    return result.statement
+
+
+def test_round_trip_of_every_table(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "cache.sqlite"
+    with BuildCache(path) as cache:
+        cache.store_parsed([("k1", statement())], {"k1"})
+        cache.store_html({"d1": "<p>x</p>"})
+        cache.store_fingerprints({"feeds/en.atom": "f1"})
+    with BuildCache(path) as cache:
+        assert cache.parsed() == {"k1": statement()}
+        assert cache.html(["d1", "d2"]) == {"d1": "<p>x</p>"}
+        assert cache.fingerprints() == {"feeds/en.atom": "f1"}
+
+
+def test_unused_rows_are_dropped(tmp_path: Path) -> None:
+    with BuildCache(tmp_path / "cache.sqlite") as cache:
+        cache.store_parsed([("k1", statement()), ("k2", statement("b.md"))], {"k1", "k2"})
+        cache.store_parsed([], {"k2"})
+        assert list(cache.parsed()) == ["k2"]
+        cache.store_html({"d1": "a", "d2": "b"})
+        cache.prune_html({"d2"})
+        assert cache.html(["d1", "d2"]) == {"d2": "b"}
+        cache.store_fingerprints({"x": "1"})
+        cache.store_fingerprints({"y": "2"})
+        assert cache.fingerprints() == {"y": "2"}
+
+
+def test_garbage_file_is_replaced_by_an_empty_cache(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite"
+    path.write_bytes(b"garbage" * 1000)
+    with BuildCache(path) as cache:
+        assert cache.parsed() == {}
+        cache.store_html({"d": "h"})
+        assert cache.html(["d"]) == {"d": "h"}
+
+
+def test_unreadable_pickle_is_a_miss(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite"
+    with BuildCache(path) as cache:
+        cache.store_parsed([("good", statement())], {"good"})
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO parsed (key, statement) VALUES ('bad', x'00ff00')")
+    db.commit()
+    db.close()
+    with BuildCache(path) as cache:
+        assert list(cache.parsed()) == ["good"]
+
+
+def test_a_cache_of_another_format_version_is_discarded(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite"
+    with BuildCache(path) as cache:
+        cache.store_fingerprints({"x": "1"})
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version=1")
+    db.close()
+    with BuildCache(path) as cache:
+        assert cache.fingerprints() == {}
+
+
+def test_many_html_lookups_in_one_call(tmp_path: Path) -> None:
+    with BuildCache(tmp_path / "cache.sqlite") as cache:
+        items = {f"d{n}": f"<p>{n}</p>" for n in range(1234)}
+        cache.store_html(items)
+        assert cache.html([*items, "missing"]) == items
