@@ -401,8 +401,7 @@ class Daemon:
                 misfire_grace_time=max(1, int(digest.misfire_grace.total_seconds())),
                 replace_existing=True,
             )
-            job = self._scheduler.get_job(f"edition-{frequency}")
-            when = job.next_run_time + self._offset if job and job.next_run_time else None
+            when = trigger.next_due(None, self.clock())
             event(
                 log,
                 logging.INFO,
