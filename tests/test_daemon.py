@@ -424,5 +424,5 @@ if __name__ == "__main__":  # the real CLI, with the recording runner plugged in
     from statement_feeds.cli import main
 
     record = Path(os.environ["RECORD"])
-    daemon_module.build_runner = lambda config, clock: RecordingRunner(record, clock)  # type: ignore[assignment,return-value]
+    daemon_module.build_runner = lambda config, clock: RecordingRunner(record, clock)
     main()
