@@ -97,7 +97,7 @@ class _Handler:
             with self.lock:
                 self.messages.append(received)
         if dropping:
-            assert server.transport is not None
+            assert isinstance(server.transport, asyncio.Transport)
             server.transport.abort()  # gone before the reply: the fate is unknown to the client
             return "250 OK"
         if self.data_delay:

@@ -11,7 +11,7 @@ import pytest
 # tests/ is not a package; make its shared helpers importable from this folder too.
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from smtp_server import RecordingServer  # noqa: E402
+from smtp_server import RecordingServer
 
 
 @pytest.fixture

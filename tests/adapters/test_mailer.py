@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import email
-import subprocess
 import ssl
+import subprocess
 from email import policy
 from pathlib import Path
 
 import pytest
-from smtp_server import RecordingServer
 
+from smtp_server import RecordingServer
 from statement_feeds.adapters.mailer import MaildirMessenger, SmtpMessenger
 from statement_feeds.config import SmtpConfig
 from statement_feeds.errors import (

@@ -100,7 +100,7 @@ def bodies(message: EmailMessage) -> tuple[str, str]:
     text, html = message.get_body(("plain",)), message.get_body(("html",))
     assert text is not None and html is not None
     # The wire format is CRLF; the parser keeps it in decoded QP text. Templates use LF.
-    return tuple(p.get_content().replace("\r\n", "\n") for p in (text, html))  # type: ignore[return-value]
+    return tuple(p.get_content().replace("\r\n", "\n") for p in (text, html))
 
 
 NAMES = [

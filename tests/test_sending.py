@@ -1,0 +1,241 @@
+"""deliver(): the real SQLite ledger, the real SMTP messenger, a real aiosmtpd server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from smtp_server import RecordingServer
+from statement_feeds.adapters.mailer import MaildirMessenger, Messenger, SmtpMessenger
+from statement_feeds.adapters.store import SqliteStore
+from statement_feeds.config import SmtpConfig
+from statement_feeds.errors import ConfigError
+from statement_feeds.ledger import Delivery, PlannedDelivery
+from statement_feeds.sending import DeliverySummary, Progress, backoff, deliver
+
+START = datetime(2024, 5, 1, 7, 0, tzinfo=UTC)
+SENDER = "bounces@example.org"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def compose(delivery: Delivery) -> bytes:
+    """A small real message; composition itself is tested in tests/core/test_digest.py."""
+    return (
+        f"From: {SENDER}\r\nTo: {delivery.email}\r\nMessage-ID: {delivery.message_id}\r\n"
+        f"Subject: edition {delivery.edition_id}\r\n\r\n{' '.join(delivery.statement_ids)}\r\n"
+    ).encode()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    with SqliteStore.open(tmp_path / "state") as db:
+        yield db
+
+
+@pytest.fixture
+def server() -> Iterator[RecordingServer]:
+    with RecordingServer() as smtp:
+        yield smtp
+
+
+def plan(store: SqliteStore, emails: list[str]) -> None:
+    store.sync_subscribers(emails, START - timedelta(days=1))
+    store.plan_edition(
+        "daily",
+        START,
+        START,
+        [PlannedDelivery(e, "", "en", ("s1", "s2"), ("k1", "k2")) for e in emails],
+        lambda edition, email: f"<{edition}.{email.replace('@', '.')}@example.org>",
+    )
+
+
+def smtp(server: RecordingServer, security: str = "none") -> SmtpMessenger:
+    config = SmtpConfig(
+        host=server.host, port=server.port, security=security, concurrency=3, timeout=5.0
+    )
+    return SmtpMessenger(config, local_hostname="client.test")
+
+
+def run(
+    store: SqliteStore, messenger: Messenger, clock: FakeClock, **options: object
+) -> DeliverySummary:
+    async def go() -> DeliverySummary:
+        try:
+            return await deliver(
+                store,
+                messenger,
+                compose,
+                clock,
+                sender=SENDER,
+                concurrency=3,
+                **options,  # type: ignore[arg-type]
+            )
+        finally:
+            await messenger.close()
+
+    return asyncio.run(go())
+
+
+def recipients(server: RecordingServer) -> list[str]:
+    return sorted(r for m in server.messages if not m.dropped for r in m.recipients)
+
+
+def test_everyone_gets_the_edition_once(store: SqliteStore, server: RecordingServer) -> None:
+    emails = [f"user{i}@example.org" for i in range(40)]
+    plan(store, emails)
+    seen: list[Progress] = []
+    summary = run(store, smtp(server), FakeClock(), batch=7, progress=seen.append)
+    assert (summary.sent, summary.total, summary.failed, summary.deferred) == (40, 40, 0, 0)
+    assert recipients(server) == sorted(emails)
+    assert all(len(m.recipients) == 1 for m in server.messages)
+    assert store.counts().sent == 40
+    assert seen[-1] == Progress(sent=40, total=40, deferred=0, failed=0)
+    # Nothing is due any more: a second run sends nothing.
+    assert run(store, smtp(server), FakeClock()).sent == 0
+    assert len(server.messages) == 40
+
+
+def test_temporary_and_permanent_refusals(store: SqliteStore, server: RecordingServer) -> None:
+    plan(store, ["later@example.org", "gone@example.org", "fine@example.org"])
+    server.rcpt_replies["later@example.org"] = "451 4.3.0 greylisted"
+    server.rcpt_replies["gone@example.org"] = "550 5.1.1 no such user"
+    clock = FakeClock()
+    summary = run(store, smtp(server), clock)
+    assert (summary.sent, summary.deferred, summary.failed, summary.bounced) == (1, 1, 1, 1)
+    assert store.is_blocked("gone@example.org")
+    retry_at = store.next_attempt_at()
+    assert retry_at == START + backoff(1, "later@example.org")
+    assert timedelta(seconds=48) <= retry_at - START <= timedelta(seconds=72)
+
+    # Not due yet: the deferred one waits (the next attempt time is in the ledger).
+    assert run(store, smtp(server), clock).sent == 0
+    del server.rcpt_replies["later@example.org"]
+    clock.now = retry_at
+    assert run(store, smtp(server), clock).sent == 1
+    assert recipients(server) == ["fine@example.org", "later@example.org"]
+    assert store.counts() == type(store.counts())(sent=2, failed=1)
+
+
+def test_backoff_doubles_up_to_an_hour() -> None:
+    delays = [backoff(n, "a@example.org") for n in range(1, 10)]
+    factor = delays[0] / timedelta(minutes=1)
+    assert 0.8 <= factor <= 1.2
+    close = timedelta(milliseconds=1)  # timedelta arithmetic rounds to microseconds
+    assert abs(delays[1] - delays[0] * 2) < close and abs(delays[3] - delays[0] * 8) < close
+    assert abs(delays[-1] - timedelta(hours=1) * factor) < close
+
+
+def test_gives_up_after_the_retry_lifetime(store: SqliteStore, server: RecordingServer) -> None:
+    plan(store, ["later@example.org"])
+    server.rcpt_replies["later@example.org"] = "451 4.3.0 try later"
+    clock = FakeClock()
+    lifetime = timedelta(minutes=10)
+    attempts = 0
+    while store.counts().failed == 0:
+        attempts += 1
+        assert attempts < 20
+        run(store, smtp(server), clock, retry_lifetime=lifetime)
+        due = store.next_attempt_at()
+        if due is not None:
+            assert due <= START + lifetime  # the last try happens at the deadline
+            clock.now = max(clock.now, due)
+    assert clock.now == START + lifetime
+    assert attempts >= 4
+    assert server.messages == []
+
+
+def test_disconnect_after_data_resends_with_the_same_message_id(
+    store: SqliteStore, server: RecordingServer
+) -> None:
+    plan(store, ["a@example.org"])
+    server.drop_after_data = 1
+    clock = FakeClock()
+    assert run(store, smtp(server), clock).deferred == 1
+    clock.now = store.next_attempt_at() or clock.now
+    assert run(store, smtp(server), clock).sent == 1
+    first, second = server.messages
+    assert first.dropped and not second.dropped
+    assert first.parsed()["Message-ID"] == second.parsed()["Message-ID"]
+
+
+def test_server_down_then_back(store: SqliteStore, server: RecordingServer) -> None:
+    plan(store, [f"u{i}@example.org" for i in range(5)])
+    server.stop()
+    clock = FakeClock()
+    assert run(store, smtp(server), clock).deferred == 5
+    server.start()
+    clock.now = store.next_attempt_at() or clock.now
+    clock.now += timedelta(minutes=1)  # past every address's jittered retry time
+    assert run(store, smtp(server), clock).sent == 5
+    assert len(recipients(server)) == 5
+
+
+def test_unknown_fates_after_a_crash_are_sent_again(
+    store: SqliteStore, server: RecordingServer
+) -> None:
+    plan(store, [f"u{i}@example.org" for i in range(6)])
+    store.claim(4, START)  # a sender claimed four, then was killed before any reply
+    assert store.counts().sending == 4
+    summary = run(store, smtp(server), FakeClock())
+    assert (summary.recovered, summary.sent) == (4, 6)
+    assert len(recipients(server)) == 6
+
+
+def test_stop_finishes_in_flight_messages_and_the_rest_follow_later(
+    store: SqliteStore, server: RecordingServer
+) -> None:
+    emails = [f"u{i}@example.org" for i in range(30)]
+    plan(store, emails)
+    stop = asyncio.Event()
+
+    def on_progress(progress: Progress) -> None:
+        if progress.sent >= 5:
+            stop.set()
+
+    async def first_run() -> DeliverySummary:
+        messenger = smtp(server)
+        try:
+            return await deliver(
+                store, messenger, compose, FakeClock(), sender=SENDER, concurrency=3,
+                batch=10, stop=stop, progress=on_progress,
+            )  # fmt: skip
+        finally:
+            await messenger.close()
+
+    summary = asyncio.run(first_run())
+    assert summary.stopped and 5 <= summary.sent < 30
+    assert store.counts().sent == summary.sent  # every accepted message is recorded
+    assert len(server.messages) == summary.sent
+    assert run(store, smtp(server), FakeClock()).sent == 30 - summary.sent
+    assert recipients(server) == sorted(emails)  # nobody twice
+
+
+def test_starttls_missing_stops_the_run_without_failing_anyone(
+    store: SqliteStore, server: RecordingServer
+) -> None:
+    plan(store, [f"u{i}@example.org" for i in range(5)])
+    with pytest.raises(ConfigError, match="STARTTLS"):
+        run(store, smtp(server, security="starttls"), FakeClock())
+    counts = store.counts()
+    assert (counts.sent, counts.failed, counts.deferred) == (0, 0, 0)
+    assert server.messages == []
+    # Fixed configuration: everything goes out on the next run.
+    assert run(store, smtp(server), FakeClock()).sent == 5
+
+
+def test_maildir_when_there_is_no_smtp_host(store: SqliteStore, tmp_path: Path) -> None:
+    plan(store, ["a@example.org", "b@example.org"])
+    summary = run(store, MaildirMessenger(tmp_path / "outbox"), FakeClock())
+    assert summary.sent == 2
+    assert len(list((tmp_path / "outbox" / "new").iterdir())) == 2
