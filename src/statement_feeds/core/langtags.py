@@ -7,10 +7,12 @@ import re
 __all__ = ["canonical_tag", "is_language_suffix"]
 
 # Well-formed tag grammar (RFC 5646 2.1), without the irregular grandfathered tags,
-# which are deprecated and never needed for a new publication.
+# which are deprecated and never needed for a new publication. Primary language
+# subtags of 4 letters (reserved) and 5-8 letters (none registered) are refused:
+# they are well-formed but never valid, and "english" or "russian" is a typo to report.
 _TAG = re.compile(
     r"""^
-    (?:(?P<lang>[a-z]{2,3}(?:-[a-z]{3}){0,3}|[a-z]{4}|[a-z]{5,8})
+    (?:(?P<lang>[a-z]{2,3}(?:-[a-z]{3}){0,3})
        (?:-(?P<script>[a-z]{4}))?
        (?:-(?P<region>[a-z]{2}|[0-9]{3}))?
        (?:-(?:[a-z0-9]{5,8}|[0-9][a-z0-9]{3}))*
@@ -32,16 +34,19 @@ def canonical_tag(tag: str) -> str | None:
     if match is None:
         return None
     parts = lowered.split("-")
+    script = _script_index(parts)
     out = [parts[0]]
+    # Everything after the first singleton (extensions, "x-" private use) stays lower
+    # case, even "-x-ab" where "ab" looks like a region (RFC 5646 2.1.1).
+    in_extension = len(parts[0]) == 1
     for index, part in enumerate(parts[1:], start=1):
-        if parts[index - 1] == "x" or (len(parts[index - 1]) == 1):
-            out.append(part)  # extension and private-use subtags stay lower case
-        elif len(part) == 2 and part.isalpha():
-            out.append(part.upper())
-        elif len(part) == 4 and part.isalpha() and index == _script_index(parts):
-            out.append(part.title())
-        else:
+        in_extension = in_extension or len(part) == 1
+        if in_extension:
             out.append(part)
+        elif len(part) == 2 and part.isalpha():
+            out.append(part.upper())  # region
+        else:
+            out.append(part.title() if index == script else part)
     return "-".join(out)
 
 

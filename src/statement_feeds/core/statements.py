@@ -227,6 +227,16 @@ def _load_yaml(source: str, header: str) -> tuple[dict[str, Any], dict[str, int]
             value = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
+    except yaml.reader.ReaderError as exc:  # a raw control character: no mark, a position
+        line = header[: exc.position].count("\n") + 2
+        raise _Invalid(
+            Problem(
+                source,
+                f"invalid YAML in front matter: control character U+{exc.character:04X}",
+                "remove the invisible character from that line",
+                line,
+            )
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else None
@@ -252,10 +262,18 @@ def _load_yaml(source: str, header: str) -> tuple[dict[str, Any], dict[str, int]
     lines = {}
     if node is not None:
         for key_node, _ in node.value:
-            lines[str(key_node.value)] = (
-                key_node.start_mark.line + 2
-            )  # +1 for "---", +1 for 1-based
+            if isinstance(key_node, yaml.ScalarNode):  # +1 for "---", +1 for 1-based
+                lines[str(key_node.value)] = key_node.start_mark.line + 2
     return {str(k): v for k, v in value.items()}, lines
+
+
+def _shown(value: Any) -> str:
+    """A value for a message. Never repr() a list or mapping: through YAML aliases
+    ("billion laughs") its text form can be exponentially big."""
+    if isinstance(value, str | int | float | bool | date):
+        text = repr(value)
+        return text if len(text) <= 80 else text[:77] + "..."
+    return f"a {type(value).__name__}"
 
 
 class _Checker:
@@ -302,7 +320,19 @@ class _Checker:
                     key, f"missing '{key}'", f"add '{key}: YYYY-MM-DD' (or an ISO 8601 date-time)"
                 )
             return None
-        text = str(value).strip()
+        if isinstance(value, datetime):  # an explicit "!!timestamp" tag
+            return value if value.tzinfo else value.replace(tzinfo=tz)
+        if isinstance(value, date):
+            return datetime.combine(value, time(0), tz)
+        if not isinstance(value, str):
+            # Never str() a list or mapping: through YAML aliases it can be exponentially big.
+            self.fail(
+                key,
+                f"'{key}' is not a valid date: {_shown(value)}",
+                "use an ISO 8601 date like 2020-08-26 or 2020-08-26T09:30:00+01:00",
+            )
+            return None
+        text = value.strip()
         try:
             if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
                 return datetime.combine(date.fromisoformat(text), time(0), tz)
@@ -322,7 +352,9 @@ class _Checker:
         tag = canonical_tag(str(value)) if isinstance(value, str) else None
         if tag is None:
             self.fail(
-                "lang", f"'lang' is not a BCP 47 language tag: {value!r}", "e.g. en, ru, pt-BR"
+                "lang",
+                f"'lang' is not a BCP 47 language tag: {_shown(value)}",
+                "e.g. en, ru, pt-BR",
             )
         return tag
 
@@ -347,7 +379,7 @@ class _Checker:
         if not isinstance(value, str) or not re.fullmatch(r"https?://[^\s/]+\S*", value.strip()):
             self.fail(
                 "url",
-                f"'url' must be an absolute http(s) URL, got {value!r}",
+                f"'url' must be an absolute http(s) URL, got {_shown(value)}",
                 "e.g. https://example.org/en/x/",
             )
             return ""
@@ -357,6 +389,8 @@ class _Checker:
         if value is None:
             return False
         if not isinstance(value, bool):
-            self.fail(key, f"'{key}' must be true or false, got {value!r}", f"write '{key}: true'")
+            self.fail(
+                key, f"'{key}' must be true or false, got {_shown(value)}", f"write '{key}: true'"
+            )
             return False
         return value

@@ -1,0 +1,141 @@
+"""Shared fixtures: a real site on disk (config + statements folder) in ``tmp_path``.
+
+Usage in a test::
+
+    def test_x(tmp_path, make_site, statement_md):
+        config = make_site(tmp_path, statements={"a.en.md": statement_md(title="A")})
+
+``make_site`` returns the path of the written ``statement-feeds.toml``; the
+statements folder is ``config.parent / "statements"``. Everything is real files:
+no mocks of the code under test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_CONFIG = REPO / "examples" / "site" / "statement-feeds.toml"
+
+SITE_URL = "https://example.org/"
+
+_BASE_TOML = """\
+[site]
+title = "Socialism From Below"
+url = "{url}"
+feeds_url = "{url}feeds/"
+author = "International Socialist Tendency"
+default_language = "{default_language}"
+timezone = "{timezone}"
+
+[languages.ru]
+title = "Социализм снизу"
+
+[paths]
+statements = "statements"
+templates = "{templates}"
+subscribers = "subscribers"
+output = "public"
+state = "state"
+outbox = "outbox"
+
+[feeds]
+max_entries = {max_entries}
+excerpt_words = {excerpt_words}
+
+[digest]
+from = "Statements <statements@example.org>"
+
+[smtp]
+host = ""
+"""
+
+
+def statement_md(
+    title: str | None = "A statement",
+    date: str | None = "2020-08-26",
+    body: str = "First paragraph of the statement.\n\nSecond paragraph.\n",
+    **keys: Any,
+) -> str:
+    """The text of a statement file. ``None`` leaves a key out; extra keys go in as given.
+
+    Values are written verbatim after ``key: ``, so quote them yourself when YAML needs it.
+    """
+    lines = ["---"]
+    if title is not None:
+        lines.append(f"title: {title}")
+    if date is not None:
+        lines.append(f"date: {date}")
+    lines += [f"{key}: {value}" for key, value in keys.items()]
+    lines.append("---")
+    return "\n".join(lines) + "\n\n" + body
+
+
+def write_site(
+    root: Path,
+    statements: Mapping[str, str | bytes] | None = None,
+    *,
+    extra_toml: str = "",
+    url: str = SITE_URL,
+    default_language: str = "en",
+    timezone: str = "Europe/London",
+    max_entries: int = 50,
+    excerpt_words: int = 100,
+    templates: Path | None = None,
+) -> Path:
+    """Write a complete site under ``root`` and return its config path.
+
+    ``statements`` maps paths relative to the statements folder (subfolders allowed)
+    to text or raw bytes. ``extra_toml`` is appended to the config, e.g. to set a bad
+    value. Templates default to the repository's ``templates/``.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    folder = root / "statements"
+    folder.mkdir(exist_ok=True)
+    (root / "subscribers").mkdir(exist_ok=True)
+    for name, content in (statements or {}).items():
+        add_statement(folder, name, content)
+    config = root / "statement-feeds.toml"
+    text = _BASE_TOML.format(
+        url=url,
+        default_language=default_language,
+        timezone=timezone,
+        templates=(templates or REPO / "templates").as_posix(),
+        max_entries=max_entries,
+        excerpt_words=excerpt_words,
+    )
+    config.write_text(text + extra_toml, encoding="utf-8")
+    return config
+
+
+def add_statement(folder: Path, name: str, content: str | bytes) -> Path:
+    """Write one file into a statements folder (creating subfolders)."""
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8", newline="")
+    return path
+
+
+@pytest.fixture
+def make_site() -> Callable[..., Path]:
+    """``make_site(tmp_path, statements={...}, **options)`` → config path (see write_site)."""
+    return write_site
+
+
+@pytest.fixture(name="statement_md")
+def statement_md_fixture() -> Callable[..., str]:
+    """``statement_md(title=..., date=..., body=..., **keys)`` → statement file text."""
+    return statement_md
+
+
+@pytest.fixture
+def example_config() -> Path:
+    """The bundled example site's config (read-only: copy it before building)."""
+    return EXAMPLE_CONFIG
