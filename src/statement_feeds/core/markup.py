@@ -44,6 +44,9 @@ class _TextCollector(HTMLParser):
         self._current: list[str] = []
         self._skipping = 0
         self._numbers: list[int | None] = []  # per open list: next item number, None if bulleted
+        # "1. " of the open numbered item: goes before the item's first text, which in a
+        # loose list ("1. a\n\n2. b") is inside a <p> that starts a block of its own.
+        self._prefix = ""
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIP:
@@ -56,7 +59,7 @@ class _TextCollector(HTMLParser):
             self._flush()
             number = self._numbers[-1] if self._numbers else None
             if number is not None:
-                self._current.append(f"{number}. ")  # keep "1." of a numbered statement
+                self._prefix = f"{number}. "  # keep "1." of a numbered statement
                 self._numbers[-1] = number + 1
         elif tag in _BLOCKS:
             self._flush()
@@ -80,7 +83,8 @@ class _TextCollector(HTMLParser):
     def _flush(self) -> None:
         text = " ".join("".join(self._current).split())
         if text:
-            self.blocks.append(text)
+            self.blocks.append(self._prefix + text)
+            self._prefix = ""
         self._current = []
 
     def close(self) -> None:
@@ -99,8 +103,20 @@ def plain_paragraphs(markdown: str, enough_words: int | None = None) -> list[str
     not all of it. Link reference definitions anywhere in the body are kept so
     that ``[text][ref]`` in the leading blocks still renders as a link.
     """
-    source = markdown if enough_words is None else _leading_blocks(markdown, enough_words)
-    html = cmarkgfm.markdown_to_html(source, options=_RENDER_OPTIONS)
+    if enough_words is not None:
+        leading = _leading_blocks(markdown, enough_words)
+        if leading != markdown:
+            blocks = _plain(leading)
+            # The cut may have damaged the last block (an unclosed code fence), and
+            # syntax-only blocks ("- - -", link titles) may have rendered to few words:
+            # trust the short render only if the undamaged blocks hold enough words.
+            if sum(len(block.split()) for block in blocks[:-1]) > enough_words:
+                return blocks
+    return _plain(markdown)
+
+
+def _plain(markdown: str) -> list[str]:
+    html = cmarkgfm.markdown_to_html(markdown, options=_RENDER_OPTIONS)
     collector = _TextCollector()
     collector.feed(html)
     collector.close()

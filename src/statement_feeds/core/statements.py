@@ -228,13 +228,12 @@ def _load_yaml(source: str, header: str) -> tuple[dict[str, Any], dict[str, int]
         finally:
             loader.dispose()
     except yaml.reader.ReaderError as exc:  # a raw control character: no mark, a position
-        line = header[: exc.position].count("\n") + 2
         raise _Invalid(
             Problem(
                 source,
                 f"invalid YAML in front matter: control character U+{exc.character:04X}",
                 "remove the invisible character from that line",
-                line,
+                header[: exc.position].count("\n") + 2,
             )
         ) from None
     except yaml.YAMLError as exc:
