@@ -10,8 +10,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import multiprocessing
+import os
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from urllib.parse import urljoin
@@ -26,7 +30,13 @@ from .core.catalog import Catalog, build_catalog
 from .core.feeds import Document, FeedSettings, plan_feeds, render_document, resolve_urls
 from .core.markup import render_html
 from .core.problems import Problem
-from .core.statements import PARSER_VERSION, SiteDefaults, Statement, parse_statement
+from .core.statements import (
+    PARSER_VERSION,
+    ParseResult,
+    SiteDefaults,
+    Statement,
+    parse_statement,
+)
 
 __all__ = ["BuildReport", "FeedReport", "Publisher", "feed_settings", "site_defaults"]
 
@@ -110,26 +120,45 @@ class Publisher:
     def _parse(
         self, files: list[SourceFile], problems: list[Problem], cache: BuildCache | None
     ) -> list[Statement]:
+        """Parse what the cache does not already hold; keep bodies out of memory.
+
+        With a cache, each new statement's HTML is rendered once, right here, and
+        stored; the statement kept in memory (and in the cache) has an empty body,
+        so memory does not grow with the size of the corpus' text.
+        """
         known = cache.parsed() if cache is not None else {}
+        rendered = cache.html_digests() if cache is not None else set()
         statements: list[Statement] = []
-        fresh: list[tuple[str, Statement]] = []
         used: set[str] = set()
+        todo: list[tuple[str, SourceFile]] = []
         for file in files:
-            content = hashlib.blake2b(file.data, digest_size=16).hexdigest()
-            key = f"{content}|{self._defaults_key}|{file.source}"
+            key = self._cache_key(file)
             statement = known.get(key)
-            if statement is None:
-                result = parse_statement(file.source, file.data, self.defaults)
-                problems.extend(result.problems)
-                if result.statement is None:
-                    continue
-                statement = result.statement
-                fresh.append((key, statement))
-            used.add(key)
-            statements.append(statement)
-        if cache is not None and (fresh or len(known) != len(used)):
-            cache.store_parsed(fresh, used)
+            if statement is not None and (cache is None or statement.digest in rendered):
+                used.add(key)
+                statements.append(statement)
+            else:
+                todo.append((key, file))
+        fresh: list[tuple[str, Statement]] = []
+        html: dict[str, str] = {}
+        for key, result, body_html in parse_many(todo, self.defaults, render=cache is not None):
+            problems.extend(result.problems)
+            if result.statement is not None:
+                used.add(key)
+                statements.append(result.statement)
+                fresh.append((key, result.statement))
+                if body_html is not None:
+                    html[result.statement.digest] = body_html
+        if cache is not None:
+            if html:
+                cache.store_html(html)
+            if fresh or len(known) != len(used):
+                cache.store_parsed(fresh, used)
         return statements
+
+    def _cache_key(self, file: SourceFile) -> str:
+        content = hashlib.blake2b(file.data, digest_size=16).hexdigest()
+        return f"{content}|{self._defaults_key}|{file.source}"
 
     def _publish(self, documents: list[Document], cache: BuildCache, report: BuildReport) -> None:
         output = self.config.paths.output
@@ -140,10 +169,11 @@ class Publisher:
             if previous.get(d.path) != d.fingerprint or not (output / d.path).is_file()
         ]
         stale_paths = {d.path for d in stale}
-        html = self._html_for(stale, cache)
         for document in documents:
             written = False
             if document.path in stale_paths:
+                # HTML is fetched per document so that memory holds one document's worth.
+                html = cache.html(s.digest for s in document.entries)
                 data = render_document(document, self.settings, partial(self._content, html))
                 written = write_if_changed(output / document.path, data)
             if not document.archive:
@@ -159,14 +189,37 @@ class Publisher:
         """An entry's HTML with relative URLs made absolute against the statement's URL."""
         return resolve_urls(html[statement.digest], partial(urljoin, statement.url))
 
-    def _html_for(self, documents: Iterable[Document], cache: BuildCache) -> dict[str, str]:
-        """Sanitised HTML of every entry in ``documents``: rendered only if not cached."""
-        entries = {s.digest: s for d in documents for s in d.entries}
-        html = cache.html(entries)
-        missing = {
-            digest: render_html(s.body) for digest, s in entries.items() if digest not in html
-        }
-        if missing:
-            cache.store_html(missing)
-            html.update(missing)
-        return html
+
+_PARALLEL_FROM = 256  # below this, starting worker processes costs more than it saves
+
+
+def parse_many(
+    todo: list[tuple[str, SourceFile]], defaults: SiteDefaults, *, render: bool
+) -> Iterator[tuple[str, ParseResult, str | None]]:
+    """Parse (and optionally render) files, on every core when there are many.
+
+    Yields ``(key, result, html)``; with ``render`` the result's statement has an
+    empty body and ``html`` is its sanitised HTML.
+    """
+    jobs = [(key, file.source, file.data, defaults, render) for key, file in todo]
+    workers = min(os.cpu_count() or 1, 4)
+    if len(jobs) < _PARALLEL_FROM or workers < 2:
+        yield from map(_parse_job, jobs)
+        return
+    # fork is cheapest, but only safe while this process has no other threads
+    # (the daemon has some: watchfiles, asyncio's executor), else spawn.
+    method = "fork" if threading.active_count() == 1 else "spawn"
+    context = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        yield from pool.map(_parse_job, jobs, chunksize=64)
+
+
+def _parse_job(
+    job: tuple[str, str, bytes, SiteDefaults, bool],
+) -> tuple[str, ParseResult, str | None]:
+    key, source, data, defaults, render = job
+    result = parse_statement(source, data, defaults)
+    if not render or result.statement is None:
+        return key, result, None
+    html = render_html(result.statement.body)
+    return key, replace(result, statement=replace(result.statement, body="")), html

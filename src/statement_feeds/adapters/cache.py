@@ -101,6 +101,10 @@ class BuildCache:
                 "INSERT OR REPLACE INTO html (digest, html) VALUES (?, ?)", items.items()
             )
 
+    def html_digests(self) -> set[str]:
+        """Digests whose HTML is cached (a parsed statement without HTML is a cache miss)."""
+        return {digest for (digest,) in self._db.execute("SELECT digest FROM html")}
+
     def prune_html(self, keep: set[str]) -> None:
         with self._transaction():
             stale = [(d,) for (d,) in self._db.execute("SELECT digest FROM html") if d not in keep]
