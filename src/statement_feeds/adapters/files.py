@@ -69,20 +69,43 @@ def _walk(folder: Path, prefix: str, problems: list[Problem]) -> Iterator[tuple[
         relative = prefix + entry.name
         if entry.name.startswith("."):
             continue  # hidden files and folders: ignored silently
-        if entry.is_dir(follow_symlinks=False):
+        if entry.is_symlink():
+            # A linked folder would silently hide its statements: report it too.
+            if not is_ignored_name(entry.name) or _is_linked_folder(entry):
+                problems.append(
+                    Problem(
+                        relative,
+                        "is a symbolic link; links are not followed",
+                        "copy the file or folder in instead",
+                    )
+                )
+        elif entry.is_dir(follow_symlinks=False):
             yield from _walk(Path(entry.path), relative + "/", problems)
         elif is_ignored_name(entry.name):
             continue
-        elif entry.is_symlink():
-            problems.append(
-                Problem(
-                    relative,
-                    "is a symbolic link; links are not followed",
-                    "copy the file in instead",
-                )
-            )
+        elif not entry.is_file(follow_symlinks=False):
+            # Reported from lstat, never opened: a socket cannot be opened at all.
+            try:
+                problems.append(_not_regular(relative, entry.stat(follow_symlinks=False).st_mode))
+            except OSError:
+                continue  # removed since it was listed: nothing to report
         else:
             yield relative, Path(entry.path)
+
+
+def _is_linked_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()  # stat() of the target: never opens it, so cannot block
+    except OSError:
+        return False
+
+
+def _not_regular(relative: str, mode: int) -> Problem:
+    return Problem(
+        relative,
+        f"is not a regular file ({_kind(mode)})",
+        "remove it from the statements folder",
+    )
 
 
 def _read_regular(path: Path, relative: str, problems: list[Problem]) -> bytes | None:
@@ -100,14 +123,8 @@ def _read_regular(path: Path, relative: str, problems: list[Problem]) -> bytes |
         return None
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            problems.append(
-                Problem(
-                    relative,
-                    f"is not a regular file ({_kind(info.st_mode)})",
-                    "remove it from the statements folder",
-                )
-            )
+        if not stat.S_ISREG(info.st_mode):  # replaced since it was listed
+            problems.append(_not_regular(relative, info.st_mode))
             return None
         chunks = []
         while chunk := os.read(fd, max(info.st_size, 65536)):
