@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -167,7 +168,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def wait(self, minutes: int) -> None:
         self.tick(minutes)
 
-    def check_not_blocked(self, claimed: list[Delivery] | tuple[Delivery, ...]) -> None:
+    def check_not_blocked(self, claimed: Sequence[Delivery]) -> None:
         for delivery in claimed:
             assert delivery.email.lower() not in self.blocked, f"claimed after block: {delivery}"
 

@@ -122,14 +122,18 @@ def _deliveries(
 ) -> Iterator[PlannedDelivery]:
     keys = selector.translation_keys
     for chunk in _chunks(_valid(config, problems)):
-        if record:  # every frequency: joining is about the list, not the schedule
-            store.sync_subscribers([s.email for s in chunk], now)
-        mine = [s for s in chunk if frequency in (MANUAL, s.frequency)]
-        states = store.subscriber_states([s.email for s in mine], keys)
-        for subscriber in mine:
+        # Every frequency is read and synced: joining is about the list, not the schedule.
+        states = store.subscriber_states([s.email for s in chunk], keys)
+        if record:
+            # Only first sightings are written: a million no-op upserts cost seconds.
+            unseen = [s.email for s in chunk if email_key(s.email) not in states]
+            store.sync_subscribers(unseen, now)
+        for subscriber in chunk:
+            if frequency not in (MANUAL, subscriber.frequency):
+                continue
             state = states.get(email_key(subscriber.email))
             if state is None or state.blocked:
-                continue  # unseen (dry run: joins now, so nothing is new) or blocked
+                continue  # joins now, so nothing is new for them yet; or blocked
             choices = selector.choose(subscriber.languages, state.joined_at, state.assigned)
             if choices:
                 yield PlannedDelivery(

@@ -1,0 +1,121 @@
+"""Planning benchmark: time and peak RSS of planning one edition for N subscribers.
+
+    .venv/bin/python bench/plan_bench.py            # 100,000 and 1,000,000, one process each
+    .venv/bin/python bench/plan_bench.py --one 100000
+
+Real files and a real SQLite database in a temporary folder: a subscribers CSV
+(written row by row), 30 statements in three languages, the join times synced
+first (as the daemon does when the file appears), then ``plan_edition`` timed.
+A printout, not a test: the targets are < 60 s at 1,000,000 and < 200 MB peak
+RSS at 100,000 (issue 3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from statement_feeds.adapters.store import SqliteStore
+from statement_feeds.config import Config, load_config
+from statement_feeds.core.catalog import Catalog, build_catalog
+from statement_feeds.core.statements import Statement
+from statement_feeds.planning import plan_edition, sync_subscribers
+
+T0 = datetime(2024, 6, 1, tzinfo=UTC)
+LANGUAGES = ["en", "ru", "en ru", "ru en", "de en", "de ru en"]
+TOML = '[site]\ntitle = "S"\nurl = "https://example.org/"\ntimezone = "UTC"\n'
+SECRET = b"bench-secret"
+
+
+def message_id(edition: int, email: str) -> str:
+    # Same cost class as the real HMAC-based Message-ID (core/tokens.py).
+    digest = hmac.new(SECRET, f"{edition}:{email}".encode(), hashlib.sha256).hexdigest()[:32]
+    return f"<{digest}@example.org>"
+
+
+def write_site(root: Path, count: int) -> Config:
+    (root / "statement-feeds.toml").write_text(TOML, encoding="utf-8")
+    (root / "subscribers").mkdir()
+    rng = random.Random(1)
+    with (root / "subscribers" / "list.csv").open("w", encoding="utf-8") as out:
+        out.write("email,name,languages,frequency\n")
+        for i in range(count):
+            out.write(f"user{i}@example{i % 97}.org,User {i},{rng.choice(LANGUAGES)},daily\n")
+    return load_config(root / "statement-feeds.toml")
+
+
+def make_catalog(now: datetime, new: int) -> Catalog:
+    """30 statements, the last ``new`` of them published after the subscribers joined."""
+    statements = []
+    for n in range(30):
+        published = T0 + timedelta(hours=n - (30 - new))
+        for lang in ("en", "ru", "de")[: 1 + n % 3]:
+            statements.append(
+                Statement(
+                    f"s{n}.{lang}.md",
+                    f"s{n}-{lang}",
+                    lang,
+                    f"s{n}",
+                    f"Statement {n}",
+                    published,
+                    published,
+                    f"https://example.org/{lang}/s{n}/",
+                    "",
+                    "",
+                    "",
+                    False,
+                    f"{n}{lang}",
+                )
+            )
+    return build_catalog(statements, [], now)
+
+
+def run_one(count: int, new: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="plan-bench-") as folder:
+        config = write_site(Path(folder), count)
+        with SqliteStore.open(config.paths.state) as store:
+            started = time.perf_counter()
+            problems = sync_subscribers(config, store, T0 - timedelta(seconds=1))
+            synced = time.perf_counter() - started
+            now = T0 + timedelta(days=2)
+            started = time.perf_counter()
+            result = plan_edition(
+                config, store, make_catalog(now, new), "daily", now, now, message_id_for=message_id
+            )
+            planned = time.perf_counter() - started
+        size = sum(p.stat().st_size for p in config.paths.state.iterdir()) / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(
+        f"{count:>9,} subscribers, {new:2} new statements: "
+        f"first sync {synced:6.1f} s, plan {planned:6.1f} s "
+        f"({result.edition.deliveries:,} deliveries, {len(problems)} problems), "
+        f"peak RSS {peak:6.1f} MiB, database {size:.0f} MiB"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--one", type=int, help="run one size in this process")
+    parser.add_argument("--new", type=int, default=3, help="new statements per edition")
+    args = parser.parse_args()
+    if args.one:
+        run_one(args.one, args.new)
+        return
+    # Separate processes: separate peak RSS. A daily edition has a few new statements;
+    # the 30-new case is a stress test (a first edition after a month of publishing).
+    for count, new in ((100_000, 3), (1_000_000, 3), (100_000, 30)):
+        command = [sys.executable, __file__, "--one", str(count), "--new", str(new)]
+        subprocess.run(command, check=True)
+
+
+if __name__ == "__main__":
+    main()
