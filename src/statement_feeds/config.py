@@ -177,11 +177,15 @@ class _Reader:
             raise ConfigError("must be a string", path=self.path, key=f"{table}.{key}")
         return value
 
-    def integer(self, table: str, key: str, default: int, *, minimum: int = 0) -> int:
+    def integer(
+        self, table: str, key: str, default: int, *, minimum: int = 0, maximum: int | None = None
+    ) -> int:
         value = self.value(table, key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        too_big = maximum is not None and isinstance(value, int) and value > maximum
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum or too_big:
+            upto = "" if maximum is None else f" and <= {maximum}"
             raise ConfigError(
-                f"must be a whole number >= {minimum}, got {value!r}",
+                f"must be a whole number >= {minimum}{upto}, got {value!r}",
                 path=self.path,
                 key=f"{table}.{key}",
             )
@@ -294,7 +298,7 @@ def _smtp(reader: _Reader, environ: Mapping[str, str]) -> SmtpConfig:
         )
     return SmtpConfig(
         host=reader.string("smtp", "host", ""),
-        port=reader.integer("smtp", "port", 25, minimum=1),
+        port=reader.integer("smtp", "port", 25, minimum=1, maximum=65535),
         security=security,
         username=reader.string("smtp", "username", ""),
         password=environ.get(PASSWORD_ENV, ""),
@@ -305,7 +309,8 @@ def _smtp(reader: _Reader, environ: Mapping[str, str]) -> SmtpConfig:
 
 def _http(reader: _Reader) -> HttpConfig:
     listen = reader.string("http", "listen", "")
-    if listen and not re.match(r"^[^\s]+:\d{1,5}$", listen):
+    port = re.fullmatch(r"[^\s]+:(\d{1,5})", listen)
+    if listen and (port is None or not 0 < int(port.group(1)) <= 65535):
         raise reader.error("http.listen", f"must be HOST:PORT, got {listen!r}")
     public_url = reader.string("http", "public_url", "")
     if public_url:

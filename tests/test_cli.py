@@ -1,0 +1,361 @@
+"""`check` and `build`: exit codes 0 / 1 / 2 of the contract, messages, and what is written."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import feedparser
+import pytest
+from click.testing import CliRunner, Result
+
+from statement_feeds.cli import cli
+
+MakeSite = Callable[..., Path]
+MakeText = Callable[..., str]
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_CONFIG = REPO / "examples" / "site" / "statement-feeds.toml"
+TIMEOUT = 60
+
+
+def invoke(*args: str, env: Mapping[str, str | None] | None = None) -> Result:
+    """Run the CLI in-process, as click runs it (exit codes included)."""
+    environment = {"STATEMENT_FEEDS_CONFIG": None, **(env or {})}
+    return CliRunner().invoke(cli, list(args), env=environment, catch_exceptions=False)
+
+
+def run(
+    *args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m statement_feeds`` as a real process, with a timeout."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("STATEMENT_FEEDS_")}
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "statement_feeds", *args],
+        cwd=cwd or REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def feed(config: Path, lang: str) -> feedparser.FeedParserDict:
+    path = config.parent / "public" / "feeds" / f"{lang}.atom"
+    parsed = feedparser.parse(path.read_bytes())
+    assert not parsed.bozo, parsed.get("bozo_exception")
+    return parsed
+
+
+def copy_example(tmp_path: Path) -> Path:
+    """The example site, copied with the folders its config points at (../../templates)."""
+    site = tmp_path / "examples" / "site"
+    shutil.copytree(
+        EXAMPLE_CONFIG.parent, site, ignore=shutil.ignore_patterns("public", "state", "outbox")
+    )
+    for name in ("templates", "subscribers"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    return site / "statement-feeds.toml"
+
+
+@pytest.fixture
+def good(statement_md: MakeText) -> dict[str, str]:
+    """Three valid statements: two English, one Russian translation."""
+    return {
+        "2020/belarus.en.md": statement_md(title="Belarus", date="2020-08-26"),
+        "2020/belarus.ru.md": statement_md(title="Беларусь", date="2020-08-31"),
+        "2020/refugees.en.md": statement_md(title="Refugees", date="2020-03-02"),
+    }
+
+
+# --- the example site ----------------------------------------------------------------
+
+
+def test_check_passes_on_the_example_site() -> None:
+    result = invoke("--config", str(EXAMPLE_CONFIG), "check")
+    assert result.exit_code == 0, result.output
+    assert "checked 4 statements, 0 problems" in result.output
+
+
+def test_build_of_the_example_site_writes_one_feed_per_language(tmp_path: Path) -> None:
+    config = copy_example(tmp_path)
+    result = invoke("--config", str(config), "build")
+    assert result.exit_code == 0, result.output
+    english, russian = feed(config, "en"), feed(config, "ru")
+    assert [e.title for e in english.entries] == [
+        "Belarus and the struggle against Lukashenko",
+        "IST statement on coronavirus pandemic",
+        "No to war and imperialism: The refugees are our brothers and sisters!",
+    ]
+    assert [e.title for e in russian.entries] == [
+        "Беларусь и борьба с режимом Александра Лукашенко."
+    ]
+    assert "2 feeds (2 written), 0 problems" in result.output
+    again = invoke("--config", str(config), "build")
+    assert again.exit_code == 0
+    assert "(0 written)" in again.output
+
+
+def test_build_as_a_real_process(tmp_path: Path) -> None:
+    config = copy_example(tmp_path)
+    done = run("--config", str(config), "build")
+    assert done.returncode == 0, done.stderr
+    assert (config.parent / "public" / "feeds" / "en.atom").is_file()
+
+
+# --- exit code 1: some input invalid, the rest still published ------------------------
+
+
+def test_one_invalid_file_gives_exit_1_and_names_file_line_and_fix(
+    tmp_path: Path, make_site: MakeSite, good: dict[str, str], statement_md: MakeText
+) -> None:
+    bad = statement_md(title="Broken", date="2020-02-30")
+    config = make_site(tmp_path, {**good, "2020/broken.en.md": bad})
+    result = invoke("--config", str(config), "check")
+    assert result.exit_code == 1
+    assert "2020/broken.en.md:3: 'date' is not a valid date: '2020-02-30'" in result.output
+    assert "use an ISO 8601 date" in result.output
+    assert "1 problems" in result.output
+
+
+def test_build_with_an_invalid_file_still_publishes_the_good_ones(
+    tmp_path: Path, make_site: MakeSite, good: dict[str, str]
+) -> None:
+    config = make_site(
+        tmp_path, {**good, "zzz.en.md": b"---\ntitle: Latin-1 caf\xe9\ndate: 2020-05-01\n---\n"}
+    )
+    result = invoke("--config", str(config), "build")
+    assert result.exit_code == 1
+    assert "zzz.en.md:2: not valid UTF-8" in result.output
+    assert [e.title for e in feed(config, "en").entries] == ["Belarus", "Refugees"]
+    assert [e.title for e in feed(config, "ru").entries] == ["Беларусь"]
+
+
+def test_duplicate_ids_give_exit_1_and_keep_the_first(
+    tmp_path: Path, make_site: MakeSite, good: dict[str, str], statement_md: MakeText
+) -> None:
+    copy = statement_md(title="Copy", date="2021-01-01")
+    config = make_site(tmp_path, {**good, "2021/belarus.en.md": copy})
+    result = invoke("--config", str(config), "build")
+    assert result.exit_code == 1
+    assert "2021/belarus.en.md: id " in result.output
+    assert "already used by 2020/belarus.en.md" in result.output
+    assert [e.title for e in feed(config, "en").entries] == ["Belarus", "Refugees"]
+
+
+def test_fifo_and_symlink_in_the_folder_do_not_block_the_build(
+    tmp_path: Path, make_site: MakeSite, good: dict[str, str]
+) -> None:
+    config = make_site(tmp_path, good)
+    folder = config.parent / "statements"
+    os.mkfifo(folder / "pipe.md")
+    (folder / "link.md").symlink_to(folder / "2020" / "belarus.en.md")
+    done = run("--config", str(config), "build")  # a blocking read would hit the timeout
+    assert done.returncode == 1, done.stderr
+    assert "pipe.md: is not a regular file (a FIFO)" in done.stderr
+    assert "link.md: is a symbolic link" in done.stderr
+    assert len(feed(config, "en").entries) == 2
+
+
+def test_drafts_and_embargoed_statements_are_not_in_the_feed(
+    tmp_path: Path, make_site: MakeSite, good: dict[str, str], statement_md: MakeText
+) -> None:
+    config = make_site(
+        tmp_path,
+        {
+            **good,
+            "draft.en.md": statement_md(title="Draft", date="2020-01-01", draft="true"),
+            "later.en.md": statement_md(title="Later", date="2020-09-01T12:00:00Z"),
+        },
+    )
+    before = run(
+        "--config", str(config), "build", env={"STATEMENT_FEEDS_FAKE_NOW": "2020-09-01T11:59:59Z"}
+    )
+    assert before.returncode == 0, before.stderr
+    assert [e.title for e in feed(config, "en").entries] == ["Belarus", "Refugees"]
+    after = run(
+        "--config", str(config), "build", env={"STATEMENT_FEEDS_FAKE_NOW": "2020-09-01T12:00:00Z"}
+    )
+    assert after.returncode == 0, after.stderr
+    assert [e.title for e in feed(config, "en").entries] == ["Later", "Belarus", "Refugees"]
+
+
+# --- check writes nothing --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_check_writes_nothing(
+    tmp_path: Path, make_site: MakeSite, good: dict[str, str], broken: bool
+) -> None:
+    statements = {**good, "bad.md": "no front matter"} if broken else good
+    config = make_site(tmp_path, statements)
+    before = tree(tmp_path)
+    result = invoke("--config", str(config), "check")
+    assert result.exit_code == (1 if broken else 0), result.output
+    assert tree(tmp_path) == before
+    assert not (tmp_path / "public").exists()
+    assert not (tmp_path / "state").exists()
+
+
+# --- exit code 2: usage and configuration errors ---------------------------------------
+
+
+@pytest.mark.parametrize("command", ["check", "build"])
+def test_missing_config_exits_2_and_says_how_to_fix(tmp_path: Path, command: str) -> None:
+    result = invoke("--config", str(tmp_path / "nope.toml"), command)
+    assert result.exit_code == 2
+    assert "nope.toml" in result.output
+    assert "configuration file not found" in result.output
+    assert "--config" in result.output
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ('[site]\ntimezone = "Mars/Olympus"\n', "site.timezone", "Europe/London"),
+        ('[digest]\ndaily = "every morning"\n', "digest.daily", "0 7 * * mon"),
+        ('[digest]\nweekly = "0 7 * * funday"\n', "digest.weekly", "0 7 * * mon"),
+        ('[smtp]\npassword = "hunter2"\n', "smtp.password", "STATEMENT_FEEDS_SMTP_PASSWORD"),
+        ("[feeds]\nexcerpt_words = 0\n", "feeds.excerpt_words", ">= 1"),
+        ('[site]\ndefault_language = "english"\n', "site.default_language", "pt-BR"),
+        ('[site]\nurl = "example.org"\n', "site.url", "http(s) URL"),
+        ('[smtp]\nsecurity = "ssl"\n', "smtp.security", "starttls"),
+        ('[digest]\nmax_age = "a month"\n', "digest.max_age", "30d"),
+        ("[smtp]\nport = 70000\n", "smtp.port", "<= 65535"),
+        ('[smtp]\nport = "25"\n', "smtp.port", "whole number"),
+        ('[http]\nlisten = "127.0.0.1:99999"\n', "http.listen", "HOST:PORT"),
+    ],
+)
+def test_bad_config_value_exits_2_naming_file_and_key(
+    tmp_path: Path, make_site: MakeSite, good: dict[str, str], case: tuple[str, str, str]
+) -> None:
+    extra, key, fix = case
+    config = make_site(tmp_path, good)
+    _override(config, extra)
+    for command in ("check", "build"):
+        result = invoke("--config", str(config), command)
+        assert result.exit_code == 2, result.output
+        assert f"{config}: {key}:" in result.output
+        assert fix in result.output
+        assert "hunter2" not in result.output
+    assert not (tmp_path / "public").exists()
+
+
+def _override(config: Path, extra: str) -> None:
+    """Set keys by rewriting the table they belong to (TOML forbids a table twice)."""
+    text = config.read_text(encoding="utf-8")
+    table, assignment = extra.split("\n", 1)
+    key = assignment.split("=", 1)[0].strip()
+    lines = text.splitlines()
+    if table not in lines:
+        lines += [table]
+    start = lines.index(table)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("[")), len(lines))
+    kept = [line for line in lines[start + 1 : end] if line.split("=", 1)[0].strip() != key]
+    lines[start + 1 : end] = [assignment.rstrip("\n"), *kept]
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_invalid_toml_exits_2(tmp_path: Path, make_site: MakeSite, good: dict[str, str]) -> None:
+    config = make_site(tmp_path, good, extra_toml="[site\n")
+    result = invoke("--config", str(config), "check")
+    assert result.exit_code == 2
+    assert f"{config}: not valid TOML" in result.output
+
+
+def test_missing_required_key_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "statement-feeds.toml"
+    config.write_text('[site]\ntitle = "T"\n', encoding="utf-8")
+    result = invoke("--config", str(config), "check")
+    assert result.exit_code == 2
+    assert "site.url: required" in result.output
+
+
+def test_unknown_command_exits_2() -> None:
+    result = invoke("--config", str(EXAMPLE_CONFIG), "publish")
+    assert result.exit_code == 2
+    assert "No such command 'publish'" in result.output
+
+
+def test_unknown_command_exits_2_as_a_real_process() -> None:
+    done = run("frobnicate")
+    assert done.returncode == 2
+    assert "No such command" in done.stderr
+
+
+def test_no_command_is_a_usage_error() -> None:
+    assert run().returncode == 2
+
+
+# --- where the configuration is found -------------------------------------------------
+
+
+def _three_sites(
+    tmp_path: Path, make_site: MakeSite, good: dict[str, str]
+) -> tuple[Path, Path, Path]:
+    """Sites with 1, 2 and 3 statements: "checked N statements" tells which was used."""
+    items = list(good.items())
+    return (
+        make_site(tmp_path / "explicit", dict(items[:1])),
+        make_site(tmp_path / "from-env", dict(items[:2])),
+        make_site(tmp_path / "cwd", dict(items[:3])),
+    )
+
+
+def test_config_option_wins_over_env_and_cwd(
+    tmp_path: Path, make_site: MakeSite, good: dict[str, str]
+) -> None:
+    explicit, from_env, cwd = _three_sites(tmp_path, make_site, good)
+    done = run(
+        "--config",
+        str(explicit),
+        "check",
+        cwd=cwd.parent,
+        env={"STATEMENT_FEEDS_CONFIG": str(from_env)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "checked 1 statements" in done.stdout
+
+
+def test_env_wins_over_cwd(tmp_path: Path, make_site: MakeSite, good: dict[str, str]) -> None:
+    _, from_env, cwd = _three_sites(tmp_path, make_site, good)
+    done = run("check", cwd=cwd.parent, env={"STATEMENT_FEEDS_CONFIG": str(from_env)})
+    assert done.returncode == 0, done.stderr
+    assert "checked 2 statements" in done.stdout
+
+
+def test_cwd_config_is_the_last_resort(
+    tmp_path: Path, make_site: MakeSite, good: dict[str, str]
+) -> None:
+    _, _, cwd = _three_sites(tmp_path, make_site, good)
+    done = run("check", cwd=cwd.parent)
+    assert done.returncode == 0, done.stderr
+    assert "checked 3 statements" in done.stdout
+
+
+def test_no_config_anywhere_exits_2(tmp_path: Path) -> None:
+    done = run("check", cwd=tmp_path)
+    assert done.returncode == 2
+    assert str(tmp_path / "statement-feeds.toml") in done.stderr
+    assert "STATEMENT_FEEDS_CONFIG" in done.stderr
+
+
+def test_relative_paths_resolve_against_the_config_folder(
+    tmp_path: Path, make_site: MakeSite, good: dict[str, str]
+) -> None:
+    config = make_site(tmp_path / "site", good)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = run("--config", os.path.relpath(config, elsewhere), "build", cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "site" / "public" / "feeds" / "en.atom").is_file()
+    assert tree(elsewhere) == []
