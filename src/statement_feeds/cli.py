@@ -6,12 +6,15 @@ processed), 2 usage or configuration error.
 
 from __future__ import annotations
 
+import asyncio
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -20,6 +23,10 @@ from .config import Config, find_config, load_config
 from .errors import ConfigError, StatementFeedsError
 from .logs import configure_logging
 from .service import BuildReport, Publisher
+
+if TYPE_CHECKING:
+    from .digests import SendOutcome
+    from .sending import Progress
 
 __all__ = ["main"]
 
@@ -118,6 +125,133 @@ def _print_build(report: BuildReport, output: Path) -> None:
     click.echo(
         f"{report.statements} statements, {len(report.feeds)} feeds "
         f"({report.written} written), {len(report.problems)} problems"
+    )
+
+
+@cli.group()
+def digest() -> None:
+    """Plan, send and preview email digests."""
+
+
+@digest.command("send")
+@click.option(
+    "--frequency",
+    type=click.Choice(["daily", "weekly"]),
+    help="Only subscribers with this frequency (default: everyone).",
+)
+@click.option("--dry-run", is_flag=True, help="Print who would get what; send and record nothing.")
+@click.option(
+    "--resend-failed", is_flag=True, help="Plan nothing new: queue the failed deliveries again."
+)
+@click.pass_obj
+@_handles_errors
+def digest_send(ctx: Context, frequency: str | None, dry_run: bool, resend_failed: bool) -> None:
+    """Plan an edition now and deliver it."""
+    from .digests import Digests
+
+    digests = Digests(ctx.config)
+    if dry_run:
+        planned, problems = digests.dry_run(frequency or "manual")
+        _report_problems(problems)
+        for delivery in planned:
+            click.echo(f"{delivery.email}  [{delivery.lang}]  {', '.join(delivery.statement_ids)}")
+        click.echo(f"dry run: {len(planned)} messages would be sent; nothing was sent or recorded")
+        sys.exit(EXIT_INVALID_INPUT if problems else EXIT_OK)
+    live = _ProgressLine() if sys.stderr.isatty() else None
+    outcome = asyncio.run(digests.send(frequency, resend_failed=resend_failed, progress=live))
+    if live is not None:
+        live.finish()
+    problems = list(outcome.plan.problems) if outcome.plan else []
+    _report_problems(problems)
+    click.echo(_send_summary(outcome))
+    sys.exit(EXIT_INVALID_INPUT if problems else EXIT_OK)
+
+
+def _send_summary(outcome: SendOutcome) -> str:
+    plan = ""
+    if outcome.plan is not None:
+        edition = outcome.plan.edition
+        verb = "planned" if outcome.plan.created else "already planned"
+        plan = f"edition {edition.id} {verb} ({edition.deliveries} messages); "
+    if outcome.summary is None:
+        return f"{plan}the running daemon (pid {outcome.delegated_to}) delivers it"
+    s = outcome.summary
+    return (
+        f"{plan}sent {s.sent}, deferred {s.deferred}, failed {s.failed} "
+        f"(bounced {s.bounced}), resumed after a crash {s.recovered}"
+    )
+
+
+class _ProgressLine:
+    """A live "sent / total, rate, ETA" line on a terminal."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.shown = False
+
+    def __call__(self, progress: Progress) -> None:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = progress.sent / elapsed
+        left = max(progress.total - progress.sent - progress.failed, 0)
+        eta = f"{left / rate:.0f}s" if rate > 0 else "?"
+        line = (
+            f"\rsent {progress.sent}/{progress.total}  {rate:.0f} msg/s  ETA {eta}  "
+            f"deferred {progress.deferred}  failed {progress.failed}   "
+        )
+        click.echo(line, nl=False, err=True)
+        self.shown = True
+
+    def finish(self) -> None:
+        if self.shown:
+            click.echo("", err=True)
+
+
+@digest.command("preview")
+@click.option("--lang", help="Language of the digest (default: site.default_language).")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the files (default: <state>/preview).",
+)
+@click.pass_obj
+@_handles_errors
+def digest_preview(ctx: Context, lang: str | None, out: Path | None) -> None:
+    """Render a digest of the latest statements to text, HTML and .eml files."""
+    from .digests import Digests
+
+    folder = out or ctx.config.paths.state / "preview"
+    for path in Digests(ctx.config).preview(lang, folder):
+        click.echo(str(path))
+
+
+@cli.command()
+@click.pass_obj
+@_handles_errors
+def status(ctx: Context) -> None:
+    """Feeds, daemon, last editions, pending / deferred / failed deliveries."""
+    from .digests import Digests
+
+    config = ctx.config
+    feeds = sorted((config.paths.output / "feeds").glob("*.atom"))
+    for feed in feeds:
+        stamp = datetime.fromtimestamp(feed.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        click.echo(f"feed     {feed.name:<12} {feed.stat().st_size:>9} bytes  written {stamp}")
+    report = Digests(config).status()
+    daemon = f"running (pid {report.daemon_pid})" if report.daemon_pid else "not running"
+    click.echo(f"daemon   {daemon}")
+    for item in report.editions:
+        e, c = item.edition, item.counts
+        click.echo(
+            f"edition  {e.id:>4} {e.frequency:<7} due {e.due_at:%Y-%m-%d %H:%M}  "
+            f"messages {e.deliveries}: sent {c.sent}, pending {c.pending + c.sending}, "
+            f"deferred {c.deferred}, failed {c.failed}, cancelled {c.cancelled}"
+        )
+    c = report.counts
+    retry = f", next retry {report.next_retry_at:%Y-%m-%d %H:%M}Z" if report.next_retry_at else ""
+    click.echo(
+        f"ledger   sent {c.sent}, pending {c.pending + c.sending}, deferred {c.deferred}, "
+        f"failed {c.failed}{retry}"
     )
 
 

@@ -24,8 +24,8 @@ LOCK_NAME = "daemon.lock"
 class StateLock:
     """``with StateLock(state_folder):`` — raises :class:`LockHeldError` naming the holder."""
 
-    def __init__(self, state: Path) -> None:
-        self.path = state / LOCK_NAME
+    def __init__(self, state: Path, name: str = LOCK_NAME) -> None:
+        self.path = state / name
         self._fd: int | None = None
 
     def acquire(self) -> None:

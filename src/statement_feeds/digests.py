@@ -1,0 +1,272 @@
+"""The digest side of the service: planning, composing and sending joined in one place.
+
+Data path of an edition::
+
+    Publisher.load (catalog) → planning.plan_edition (one transaction in the store)
+    → sending.deliver (claim → core.digest.Composer → adapters.mailer → mark_*)
+
+:class:`Digests` is used by the CLI (``digest send|preview``, ``status``) and, as
+the daemon's ``EditionRunner``, by ``run``. Only one process delivers from a
+ledger at a time: whoever sends holds ``<state>/sender.lock`` (the daemon for
+its whole life); ``digest send`` without it only plans, and wakes the holder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from .adapters.cache import BuildCache
+from .adapters.lock import StateLock, lock_holder
+from .adapters.mailer import make_messenger
+from .adapters.secrets import load_keys
+from .adapters.store import EditionStatus, SqliteStore
+from .clock import Clock, system_clock
+from .config import Config
+from .core.catalog import Catalog, newest_first
+from .core.digest import Composer, DigestSettings, Preview
+from .core.problems import Problem
+from .core.tokens import Signer
+from .errors import ConfigError, LockHeldError
+from .ledger import LedgerCounts, PlannedDelivery
+from .locales import load_translations
+from .planning import MANUAL, PlanResult, plan_edition, preview_edition
+from .sending import DeliverySummary, Progress, deliver, load_environment
+from .service import Publisher
+
+__all__ = ["SENDER_LOCK", "Digests", "SendOutcome", "StatusReport"]
+
+SENDER_LOCK = "sender.lock"
+WAKE_SIGNAL = (
+    signal.SIGUSR1
+)  # "deliveries are pending": sent to the process holding the sender lock
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    plan: PlanResult | None
+    summary: DeliverySummary | None  # None: another process (the daemon) delivers
+    delegated_to: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    editions: list[EditionStatus]
+    counts: LedgerCounts
+    next_retry_at: datetime | None
+    daemon_pid: int | None
+    sender_pid: int | None
+
+
+class Digests:
+    def __init__(self, config: Config, clock: Clock = system_clock) -> None:
+        self.config = config
+        self.clock = clock
+        self._env = load_environment(config.paths.templates)
+
+    # -- configuration --------------------------------------------------------------
+
+    def settings(self) -> DigestSettings:
+        site, digest = self.config.site, self.config.digest
+        return DigestSettings(
+            sender=digest.sender,
+            site_title=site.title,
+            site_url=site.url,
+            public_url=self.config.http.public_url,
+            timezone=site.timezone,
+            unsubscribe_mailto=digest.unsubscribe_mailto,
+            language_titles=dict(site.language_titles),
+        )
+
+    def require_public_url(self) -> None:
+        if not self.config.http.public_url:
+            raise ConfigError(
+                "required once digests are sent: every digest carries an unsubscribe link "
+                'under it; add public_url = "https://.../" under [http]',
+                path=str(self.config.path),
+                key="http.public_url",
+            )
+
+    def reload(self, config: Config) -> None:
+        env = load_environment(config.paths.templates)
+        env.get_template("digest.txt")  # fail now, keeping the old ones, if broken
+        env.get_template("digest.html")
+        self.config, self._env = config, env
+
+    # -- planning ------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def store(self) -> Iterator[SqliteStore]:
+        with SqliteStore.open(self.config.paths.state) as store:
+            yield store
+
+    def catalog(self) -> Catalog:
+        with BuildCache(self.config.paths.state / "cache.sqlite") as cache:
+            return Publisher(self.config, self.clock).load(cache)
+
+    def signer(self) -> Signer:
+        return Signer(load_keys(self.config.paths.state))
+
+    def plan(self, frequency: str, due_at: datetime) -> PlanResult:
+        self.require_public_url()
+        signer, domain = self.signer(), self.settings().domain
+        catalog = self.catalog()
+        with self.store() as store:
+            return plan_edition(
+                self.config,
+                store,
+                catalog,
+                frequency,
+                due_at,
+                self.clock(),
+                message_id_for=lambda edition, email: signer.message_id(edition, email, domain),
+            )
+
+    def dry_run(self, frequency: str) -> tuple[list[PlannedDelivery], list[Problem]]:
+        catalog = self.catalog()
+        with self.store() as store:
+            return preview_edition(self.config, store, catalog, frequency, self.clock())
+
+    # -- sending -------------------------------------------------------------------
+
+    def composer(self, catalog: Catalog) -> Composer:
+        return Composer(
+            self._env,
+            self.settings(),
+            translations=load_translations(self.config.site.default_language),
+            signer=self.signer(),
+            # Every statement, not only the latest: a retried delivery may be old.
+            statements={s.id: s for s in catalog.statements},
+            date=self.clock(),
+        )
+
+    async def deliver(
+        self, stop: asyncio.Event | None = None, progress: Callable[[Progress], None] | None = None
+    ) -> DeliverySummary:
+        """Send everything due. The caller must hold the sender lock."""
+        self.require_public_url()
+        composer = self.composer(self.catalog())
+        messenger = make_messenger(self.config.smtp, self.config.paths.outbox)
+        try:
+            with self.store() as store:
+                return await deliver(
+                    store,
+                    messenger,
+                    composer,
+                    self.clock,
+                    sender=self.settings().sender_address,
+                    concurrency=self.config.smtp.concurrency,
+                    retry_lifetime=self.config.digest.retry_lifetime,
+                    stop=stop,
+                    progress=progress,
+                )
+        finally:
+            await messenger.close()
+
+    def sender_lock(self) -> StateLock:
+        return StateLock(self.config.paths.state, SENDER_LOCK)
+
+    async def send(
+        self,
+        frequency: str | None,
+        *,
+        resend_failed: bool = False,
+        progress: Callable[[Progress], None] | None = None,
+    ) -> SendOutcome:
+        """``digest send``: plan an edition now (unless only resending) and deliver it.
+
+        If another process holds the sender lock (the daemon), only plan, and wake it.
+        """
+        plan = None if resend_failed else self.plan(frequency or MANUAL, self.clock())
+        if resend_failed:
+            with self.store() as store:
+                store.retry_failed(now=self.clock())
+        lock = self.sender_lock()
+        try:
+            lock.acquire()
+        except LockHeldError as held:
+            if held.pid:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(held.pid, WAKE_SIGNAL)
+            return SendOutcome(plan, None, held.pid)
+        try:
+            return SendOutcome(plan, await self.deliver(progress=progress))
+        finally:
+            lock.release()
+
+    # -- the daemon's EditionRunner ----------------------------------------------------
+
+    async def run_edition(self, frequency: str, due_at: datetime, stop: asyncio.Event) -> None:
+        self.plan(frequency, due_at)
+        await self.deliver(stop=stop)
+
+    async def resume_deliveries(self, stop: asyncio.Event) -> None:
+        await self.deliver(stop=stop)
+
+    def edition_exists(self, frequency: str, due_at: datetime) -> bool:
+        with self.store() as store:
+            return store.edition_for(frequency, due_at) is not None
+
+    def next_retry_at(self) -> datetime | None:
+        with self.store() as store:
+            return store.next_attempt_at()
+
+    def pending(self) -> int:
+        with self.store() as store:
+            counts = store.counts()
+        return counts.pending + counts.sending
+
+    # -- preview and status ----------------------------------------------------------
+
+    def preview(self, lang: str | None, folder: Path, count: int = 5) -> list[Path]:
+        """Render a digest of the latest statements in ``lang`` to text, HTML and .eml."""
+        self.require_public_url()
+        catalog = self.catalog()
+        lang = lang or self.config.site.default_language
+        latest = newest_first(s for s in catalog.published if s.lang == lang)[:count]
+        if not latest:
+            raise ConfigError(f"no published statements in language {lang!r} to preview")
+        preview = self.composer(catalog).preview(lang, latest, "reader@example.org", "Reader")
+        return _write_preview(folder, lang, preview)
+
+    def status(self, limit: int = 10) -> StatusReport:
+        state = self.config.paths.state
+        with self.store() as store:
+            return StatusReport(
+                editions=store.editions(limit),
+                counts=store.counts(),
+                next_retry_at=store.next_attempt_at(),
+                daemon_pid=_live_holder(state / "daemon.lock"),
+                sender_pid=_live_holder(state / SENDER_LOCK),
+            )
+
+
+def _write_preview(folder: Path, lang: str, preview: Preview) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"digest.{lang}.{ext}" for ext in ("txt", "html", "eml")]
+    paths[0].write_text(preview.text, encoding="utf-8")
+    paths[1].write_text(preview.html, encoding="utf-8")
+    paths[2].write_bytes(preview.eml)
+    return paths
+
+
+def _live_holder(path: Path) -> int | None:
+    """The pid in a lock file if a live process holds that lock (a shared probe, no write)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return lock_holder(path)
+    finally:
+        os.close(fd)  # also drops the probe's shared lock
+    return None
