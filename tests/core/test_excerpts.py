@@ -25,12 +25,22 @@ def words(text: str) -> list[str]:
     start = 0
     for match in re.finditer(r"\s+", text):
         after = text[match.end() : match.end() + 1]
-        if after and (after in "\u200d\u034f" or unicodedata.category(after) in ("Mn", "Mc", "Me")):
+        if after and extends_cluster(after):
             continue
         pieces.append(text[start : match.start()])
         start = match.end()
     pieces.append(text[start:])
     return [p for p in pieces if p.strip()]
+
+
+def extends_cluster(char: str) -> bool:
+    """Grapheme_Cluster_Break Extend / ZWJ / SpacingMark, as far as these tests use them."""
+    return (
+        char in "\u200d\u200c\u034f"
+        or unicodedata.category(char) in ("Mn", "Mc", "Me")
+        or 0x1F3FB <= ord(char) <= 0x1F3FF  # emoji skin-tone modifiers
+        or 0xE0020 <= ord(char) <= 0xE007F  # emoji tag characters
+    )
 
 
 # --- cutting -------------------------------------------------------------------------
@@ -95,13 +105,18 @@ def test_never_cuts_inside_a_grapheme_cluster(word: str) -> None:
     assert result == f"Solidarity {word}" + CUT
 
 
-def test_white_space_before_a_combining_mark_is_not_a_cut_point() -> None:
-    text = "one two \u0301three four"
+@pytest.mark.parametrize(
+    "extender",
+    ["\u0301", "\u200d", "\u200c", "\ufe0f", "\U0001f3fd", "\U000e0067", "\u0903"],
+)
+def test_white_space_before_a_cluster_extender_is_not_a_cut_point(extender: str) -> None:
+    text = f"one two {extender}three four five"
     result = excerpt(text, 2)
     kept = result.removesuffix(CUT)
+    assert result.endswith(CUT)
     assert text.startswith(kept)
     rest = text[len(kept) :].lstrip()
-    assert rest and unicodedata.category(rest[0]) != "Mn"
+    assert rest and not extends_cluster(rest[0])
 
 
 def test_non_latin_text() -> None:
@@ -195,7 +210,9 @@ def _check(plain_full: list[str], result: str, max_words: int) -> None:
 _MARKDOWNISH = st.lists(
     st.one_of(
         st.sampled_from(list(" \n\n\n\t*_`#>-+=.!:[]()<>&;/\\|~1234567890abcxyz")),
-        st.sampled_from(["\u0301", "\u200d", "\u00a0", "é", "Ж", "\U0001f469", "https://x.org/"]),
+        st.sampled_from(
+            ["\u0301", "\u200d", "\u00a0", "é", "Ж", "\U0001f469", "\U0001f3fd", "https://x.org/"]
+        ),
         st.characters(),
     ),
     max_size=400,

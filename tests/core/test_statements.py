@@ -182,6 +182,27 @@ def test_datetimes_with_offsets(written: str, expected: datetime) -> None:
     assert published.utcoffset() is not None
 
 
+def test_basic_format_date_read_by_yaml_as_a_number_is_accepted() -> None:
+    assert ok("a.md", md("title: T", "date: 20200826")).published == datetime(
+        2020, 8, 26, tzinfo=LONDON
+    )
+
+
+def test_explicit_yaml_timestamp_tag_is_accepted() -> None:
+    statement = ok("a.md", md("title: T", "date: !!timestamp 2020-08-26"))
+    assert statement.published == datetime(2020, 8, 26, tzinfo=LONDON)
+
+
+@pytest.mark.parametrize("value", ["0001-01-01", "9999-12-31T23:00:00-12:00"])
+def test_dates_that_do_not_fit_in_utc_are_reported(value: str) -> None:
+    tokyo = SiteDefaults("https://example.org/", "en", ZoneInfo("Asia/Tokyo"), "IST", 5)
+    result = parse_statement("a.md", md("title: T", f"date: {value}"), tokyo)
+    assert result.statement is None
+    (found,) = result.problems
+    assert "'date' is out of range" in found.message
+    assert found.line == 3
+
+
 def test_updated_defaults_to_date_and_may_equal_it() -> None:
     statement = ok("a.md", md("title: T", "date: 2020-08-26", "updated: 2020-08-26"))
     assert statement.updated == statement.published

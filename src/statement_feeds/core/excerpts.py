@@ -18,7 +18,7 @@ ELLIPSIS = "…"
 _SPACE_RUN = re.compile(r"\s+")
 # Characters that extend the grapheme cluster before them: a break before one
 # of these would split a cluster (e.g. a space followed by a combining accent).
-_JOINERS = frozenset({"\u200d", "\u034f"})
+_JOINERS = frozenset({"\u200d", "\u200c", "\u034f"})
 
 
 def excerpt(markdown: str, max_words: int) -> str:
@@ -69,4 +69,11 @@ def _split_words(text: str) -> list[str]:
 
 
 def _extends_cluster(char: str) -> bool:
-    return char in _JOINERS or unicodedata.category(char) in ("Mn", "Mc", "Me")
+    """Grapheme_Cluster_Break Extend, ZWJ or SpacingMark (UAX 29, GB9, GB9a): marks,
+    joiners, emoji skin-tone modifiers and emoji tag characters (subdivision flags)."""
+    return (
+        char in _JOINERS
+        or unicodedata.category(char) in ("Mn", "Mc", "Me")
+        or "\U0001f3fb" <= char <= "\U0001f3ff"
+        or "\U000e0020" <= char <= "\U000e007f"
+    )

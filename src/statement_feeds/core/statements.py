@@ -11,7 +11,7 @@ import re
 import unicodedata
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 
 import yaml
@@ -41,7 +41,7 @@ _FrontMatterLoader.yaml_implicit_resolvers = {
 }
 
 # Part of the build cache's key: bump when parsing or excerpt rules change.
-PARSER_VERSION = "3"
+PARSER_VERSION = "4"
 
 KNOWN_KEYS = frozenset(
     {
@@ -275,6 +275,27 @@ def _shown(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+def _to_datetime(value: Any, tz: tzinfo) -> datetime:
+    """A YAML date value as an aware datetime: a date alone is 00:00 in ``tz``, and so
+    is a time without offset. Raises ValueError saying what is wrong."""
+    if isinstance(value, datetime):  # an explicit "!!timestamp" tag
+        return value if value.tzinfo else value.replace(tzinfo=tz)
+    if isinstance(value, date):
+        return datetime.combine(value, time(0), tz)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # 20200826: the ISO 8601 basic format, read by YAML as a number
+    if not isinstance(value, str):
+        raise ValueError(_shown(value))  # never str() it: see _shown
+    text = value.strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return datetime.combine(date.fromisoformat(text), time(0), tz)
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1))
+    except ValueError as exc:
+        raise ValueError(f"{text!r} ({exc})") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
+
+
 class _Checker:
     """Validates front-matter values, recording a Problem per bad key."""
 
@@ -319,31 +340,18 @@ class _Checker:
                     key, f"missing '{key}'", f"add '{key}: YYYY-MM-DD' (or an ISO 8601 date-time)"
                 )
             return None
-        if isinstance(value, datetime):  # an explicit "!!timestamp" tag
-            return value if value.tzinfo else value.replace(tzinfo=tz)
-        if isinstance(value, date):
-            return datetime.combine(value, time(0), tz)
-        if not isinstance(value, str):
-            # Never str() a list or mapping: through YAML aliases it can be exponentially big.
-            self.fail(
-                key,
-                f"'{key}' is not a valid date: {_shown(value)}",
-                "use an ISO 8601 date like 2020-08-26 or 2020-08-26T09:30:00+01:00",
-            )
-            return None
-        text = value.strip()
+        hint = "use an ISO 8601 date like 2020-08-26 or 2020-08-26T09:30:00+01:00"
         try:
-            if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-                return datetime.combine(date.fromisoformat(text), time(0), tz)
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T", 1))
+            moment = _to_datetime(value, tz)
         except ValueError as exc:
-            self.fail(
-                key,
-                f"'{key}' is not a valid date: {text!r} ({exc})",
-                "use an ISO 8601 date like 2020-08-26 or 2020-08-26T09:30:00+01:00",
-            )
+            self.fail(key, f"'{key}' is not a valid date: {exc}", hint)
             return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
+        try:
+            moment.astimezone(UTC)  # feeds and digests work in UTC: year 1 or 9999 may not fit
+        except OverflowError:
+            self.fail(key, f"'{key}' is out of range: {moment.isoformat()}", hint)
+            return None
+        return moment
 
     def language(self, value: Any, default: str) -> str | None:
         if value is None:
