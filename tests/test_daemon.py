@@ -418,6 +418,9 @@ class RecordingRunner:
     def reload(self, config: object) -> None:
         self._write(call="reload")
 
+    def subscribers_changed(self) -> None:
+        self._write(call="subscribers")
+
 
 if __name__ == "__main__":  # the real CLI, with the recording runner plugged in
     import statement_feeds.daemon as daemon_module

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from .adapters.lock import StateLock
+from .adapters.lock import SENDER_LOCK, WAKE_SIGNAL, StateLock
 from .adapters.watch import Change, WatchRoots, wait_stable, watch_changes
 from .clock import Clock
 from .config import Config, load_config
@@ -78,11 +78,24 @@ class EditionRunner(Protocol):
         """A new configuration or changed templates: re-read them. Raise
         :class:`StatementFeedsError` to reject them (the daemon keeps the old ones)."""
 
+    def subscribers_changed(self) -> None:
+        """The subscriber files changed: record join times now, so that "joined" means
+        "added to the list", not "first edition planned after being added"."""
+
 
 def build_runner(config: Config, clock: Clock) -> EditionRunner | None:
-    """The digest side for ``run``. None until planning/sending are wired in: the daemon
-    then keeps feeds current and schedules no editions (and says so in its log)."""
-    return None
+    """The digest side for ``run``: :class:`~statement_feeds.digests.Digests`.
+
+    None when ``http.public_url`` is not set, because every digest must carry an
+    unsubscribe link under it: the daemon then keeps the feeds current, schedules no
+    editions and says so in its log.
+    """
+    if not config.http.public_url:
+        event(log, logging.WARNING, "digests disabled", reason="http.public_url is not set")
+        return None
+    from .digests import Digests
+
+    return Digests(config, clock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +115,9 @@ def run_daemon(
     options: DaemonOptions | None = None,
 ) -> None:
     """Lock the state folder (LockHeldError if taken), then serve until stopped."""
-    with StateLock(config.paths.state) as lock:
+    # The sender lock too, for the daemon's whole life: `digest send` run beside it then
+    # only plans, and wakes us (WAKE_SIGNAL) to deliver, so one process sends at a time.
+    with StateLock(config.paths.state) as lock, StateLock(config.paths.state, SENDER_LOCK):
         event(log, logging.INFO, "lock acquired", path=str(lock.path), pid=os.getpid())
         daemon = Daemon(config_path, config, clock, runner, options or DaemonOptions())
         asyncio.run(daemon.serve())
@@ -144,6 +159,7 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
         loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self._reload("SIGHUP")))
+        loop.add_signal_handler(WAKE_SIGNAL, self._on_wake)
         event(
             log,
             logging.INFO,
@@ -164,6 +180,11 @@ class Daemon:
         event(log, logging.INFO, "daemon ready", rescan_s=self.options.rescan_interval)
         await self._stop.wait()
         await self._shutdown(workers)
+
+    def _on_wake(self) -> None:
+        """`digest send` planned an edition while we hold the sender lock: deliver it."""
+        event(log, logging.INFO, "woken to deliver", signal=WAKE_SIGNAL.name)
+        self._spawn(self._runner_call("resume deliveries", self._resume))
 
     def _on_stop_signal(self, sig: signal.Signals) -> None:
         if self._stop.is_set():
@@ -315,8 +336,8 @@ class Daemon:
         elif "templates" in kinds:
             self._spawn(self._reload_runner("templates changed"))
         if "subscribers" in kinds:
-            # Subscriber files are read when an edition is planned; nothing to do now.
             event(log, logging.INFO, "subscribers changed", files=len(batch))
+            self._spawn(self._subscribers_changed())
 
     async def _rescan_loop(self) -> None:
         while not self._stop.is_set():
@@ -486,6 +507,12 @@ class Daemon:
             seconds=round(time.perf_counter() - started, 3),
             interrupted=self._stop.is_set(),
         )
+
+    async def _subscribers_changed(self) -> None:
+        async def sync(runner: EditionRunner) -> None:
+            await asyncio.to_thread(runner.subscribers_changed)
+
+        await self._runner_call("sync subscribers", sync)
 
     async def _resume(self, runner: EditionRunner) -> None:
         await runner.resume_deliveries(self._stop)

@@ -16,15 +16,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
-import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from .adapters.cache import BuildCache
-from .adapters.lock import StateLock, lock_holder
+from .adapters.lock import SENDER_LOCK, WAKE_SIGNAL, StateLock, lock_holder
 from .adapters.mailer import make_messenger
 from .adapters.secrets import load_keys
 from .adapters.store import EditionStatus, SqliteStore
@@ -37,16 +37,14 @@ from .core.tokens import Signer
 from .errors import ConfigError, LockHeldError
 from .ledger import LedgerCounts, PlannedDelivery
 from .locales import load_translations
-from .planning import MANUAL, PlanResult, plan_edition, preview_edition
+from .logs import event
+from .planning import MANUAL, PlanResult, plan_edition, preview_edition, sync_subscribers
 from .sending import DeliverySummary, Progress, deliver, load_environment
 from .service import Publisher
 
-__all__ = ["SENDER_LOCK", "Digests", "SendOutcome", "StatusReport"]
+__all__ = ["Digests", "SendOutcome", "StatusReport"]
 
-SENDER_LOCK = "sender.lock"
-WAKE_SIGNAL = (
-    signal.SIGUSR1
-)  # "deliveries are pending": sent to the process holding the sender lock
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +215,13 @@ class Digests:
     def next_retry_at(self) -> datetime | None:
         with self.store() as store:
             return store.next_attempt_at()
+
+    def subscribers_changed(self) -> None:
+        """Record the join time of addresses new in the subscriber files (for the daemon)."""
+        with self.store() as store:
+            problems = sync_subscribers(self.config, store, self.clock())
+        for problem in problems:
+            event(log, logging.WARNING, "invalid subscriber", problem=str(problem))
 
     def pending(self) -> int:
         with self.store() as store:

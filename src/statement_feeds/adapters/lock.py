@@ -11,14 +11,19 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import signal
 from pathlib import Path
 from types import TracebackType
 
 from ..errors import LockHeldError
 
-__all__ = ["LOCK_NAME", "StateLock", "lock_holder"]
+__all__ = ["LOCK_NAME", "SENDER_LOCK", "WAKE_SIGNAL", "StateLock", "lock_holder"]
 
 LOCK_NAME = "daemon.lock"
+# Held by whichever process delivers from the ledger (the daemon, for its whole life).
+SENDER_LOCK = "sender.lock"
+# Sent to the sender-lock holder by `digest send`: "an edition was planned, deliver it".
+WAKE_SIGNAL = signal.SIGUSR1
 
 
 class StateLock:
