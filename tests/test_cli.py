@@ -359,3 +359,24 @@ def test_relative_paths_resolve_against_the_config_folder(
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "site" / "public" / "feeds" / "en.atom").is_file()
     assert tree(elsewhere) == []
+
+
+def test_unwritable_output_folder_exits_2_with_a_message(tmp_path: Path) -> None:
+    config = make_site_for_oserror(tmp_path)
+    (tmp_path / "public").write_text("a file where the output folder should be", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(config), "build"])
+    assert result.exit_code == 2, result.output
+    assert "public" in result.output and "check the paths" in result.output
+
+
+def make_site_for_oserror(root: Path) -> Path:
+    (root / "statements").mkdir()
+    (root / "statements" / "a.md").write_text(
+        "---\ntitle: A\ndate: 2020-01-01\n---\n\nBody.\n", encoding="utf-8"
+    )
+    config = root / "statement-feeds.toml"
+    config.write_text(
+        '[site]\ntitle = "T"\nurl = "https://example.org/"\n[paths]\noutput = "public"\n',
+        encoding="utf-8",
+    )
+    return config

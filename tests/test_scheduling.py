@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from statement_feeds.core.schedule import Action, decide, is_repeated_wall_time
+from statement_feeds.core.schedule import Action, decide, is_repeated_wall_time, standard_crontab
 from statement_feeds.scheduling import (
     OffsetClock,
     WallClockCronTrigger,
@@ -142,3 +142,38 @@ def test_sub_hourly_cron_on_the_fall_back_night_terminates_and_never_repeats() -
     walls = [f.astimezone(LONDON).replace(tzinfo=None) for f in fires]
     assert len(walls) == len(set(walls))
     assert utc(2024, 10, 27, 0, 30) in fires and utc(2024, 10, 27, 3) in fires
+
+
+# --- standard cron weekdays (APScheduler 3.x counts from Monday = 0) -------------------
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        ("0 7 * * 1", "0 7 * * mon"),
+        ("0 7 * * 0", "0 7 * * sun"),
+        ("0 7 * * 7", "0 7 * * sun"),
+        ("0 7 * * 1-5", "0 7 * * mon,tue,wed,thu,fri"),
+        ("0 7 * * 0-6", "0 7 * * sun,mon,tue,wed,thu,fri,sat"),
+        ("0 7 * * */2", "0 7 * * sun,tue,thu,sat"),
+        ("0 7 * * 5-7", "0 7 * * sun,fri,sat"),
+        ("0 7 * * mon", "0 7 * * mon"),
+        ("0 7 * * Sat,sun", "0 7 * * sun,sat"),
+        ("0 7 * * *", "0 7 * * *"),
+    ],
+)
+def test_standard_crontab_weekdays(expr: str, expected: str) -> None:
+    assert standard_crontab(expr) == expected
+
+
+@pytest.mark.parametrize("expr", ["0 7 * * 8", "0 7 * * 5-1", "0 7 * * funday", "0 7 * * 1/0"])
+def test_standard_crontab_rejects_bad_weekdays(expr: str) -> None:
+    with pytest.raises(ValueError):
+        standard_crontab(expr)
+
+
+def test_numeric_monday_fires_on_monday() -> None:
+    london = ZoneInfo("Europe/London")
+    start = datetime(2026, 11, 28, tzinfo=london)  # a Saturday
+    fires = list(fire_times("0 7 * * 1", london, start, start + timedelta(days=8)))
+    assert [f.astimezone(london).strftime("%a %H:%M") for f in fires] == ["Mon 07:00"]

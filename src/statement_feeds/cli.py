@@ -59,6 +59,15 @@ def _handles_errors(func: F) -> F:
         except StatementFeedsError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_USAGE)
+        except OSError as exc:
+            # An unwritable output or state folder is a setup problem, not invalid input.
+            where = f" {exc.filename}" if exc.filename else ""
+            click.echo(
+                f"error: cannot use{where}: {exc.strerror or exc}; check the paths in "
+                "the configuration and their permissions",
+                err=True,
+            )
+            sys.exit(EXIT_USAGE)
 
     return wrapper  # type: ignore[return-value]
 

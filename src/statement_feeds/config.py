@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .core.langtags import canonical_tag
+from .core.schedule import standard_crontab
 from .errors import ConfigError
 
 __all__ = [
@@ -283,7 +284,7 @@ def _check_cron(reader: _Reader, key: str, expr: str, tz: ZoneInfo) -> None:
     from apscheduler.triggers.cron import CronTrigger  # imported here: only config needs it
 
     try:
-        CronTrigger.from_crontab(expr, timezone=tz)
+        CronTrigger.from_crontab(standard_crontab(expr), timezone=tz)
     except ValueError as exc:
         raise reader.error(key, f'not a cron expression ({exc}); e.g. "0 7 * * mon"') from None
 

@@ -26,7 +26,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from .clock import Clock, system_clock
-from .core.schedule import is_repeated_wall_time
+from .core.schedule import is_repeated_wall_time, standard_crontab
 
 __all__ = [
     "FAKE_START_ENV",
@@ -84,7 +84,7 @@ class WallClockCronTrigger(BaseTrigger):  # type: ignore[misc]
 
     def __init__(self, expr: str, timezone: tzinfo, offset: timedelta = timedelta(0)) -> None:
         self.expr = expr
-        self.cron = CronTrigger.from_crontab(expr, timezone=timezone)
+        self.cron = CronTrigger.from_crontab(standard_crontab(expr), timezone=timezone)
         self.offset = offset
 
     def get_next_fire_time(

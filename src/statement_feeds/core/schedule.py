@@ -74,3 +74,50 @@ def decide(
     if late >= grace:
         return Decision(Action.TOO_LATE, frequency, due_at, late)
     return Decision(Action.RUN, frequency, due_at, late)
+
+
+_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def standard_crontab(expr: str) -> str:
+    """Rewrite the day-of-week field of a standard crontab for APScheduler 3.x.
+
+    Standard cron counts weekdays from Sunday = 0 (7 is Sunday too); APScheduler's
+    ``from_crontab`` counts from Monday = 0, so ``0 7 * * 1`` would fire on Tuesdays.
+    The field is turned into explicit day names, which both read the same way.
+    Raises ValueError for a day-of-week field that is not valid cron.
+    """
+    fields = expr.split()
+    if len(fields) != 5 or fields[4] == "*":
+        return expr  # APScheduler reports a wrong field count itself
+    days = set()
+    for part in fields[4].lower().split(","):
+        days |= _cron_days(part)
+    fields[4] = ",".join(_DAY_NAMES[day] for day in sorted(days))
+    return " ".join(fields)
+
+
+def _cron_days(part: str) -> set[int]:
+    base, slash, step_text = part.partition("/")
+    step = int(step_text) if slash and step_text.isdigit() else 1
+    if slash and (not step_text.isdigit() or step < 1):
+        raise ValueError(f"bad step in day-of-week {part!r}")
+    if base == "*":
+        first, last = 0, 6
+    elif "-" in base:
+        start, _, end = base.partition("-")
+        first, last = _cron_day(start), _cron_day(end)
+    else:
+        first = _cron_day(base)
+        last = 7 if slash else first  # "1/2" means from Monday to the end of the week
+    if last < first:
+        raise ValueError(f"day-of-week range {part!r} runs backwards")
+    return {day % 7 for day in range(first, last + 1, step)}
+
+
+def _cron_day(text: str) -> int:
+    if text.isdigit() and int(text) <= 7:
+        return int(text)
+    if text in _DAY_NAMES:
+        return _DAY_NAMES.index(text)
+    raise ValueError(f"{text!r} is not a day of the week (0-7 or sun..sat)")
