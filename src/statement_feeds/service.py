@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import multiprocessing
 import os
 import threading
@@ -22,7 +23,7 @@ from urllib.parse import urljoin
 
 from . import __version__
 from .adapters.cache import BuildCache
-from .adapters.files import SourceFile, read_sources
+from .adapters.files import SourceFile, iter_sources
 from .adapters.output import remove_stale, write_if_changed
 from .clock import Clock, system_clock
 from .config import Config
@@ -96,7 +97,8 @@ class Publisher:
 
     def load(self, cache: BuildCache | None) -> Catalog:
         """Read and parse every statement; the catalog as of now. No output is written."""
-        files, problems = read_sources(self.config.paths.statements)
+        problems: list[Problem] = []
+        files = iter_sources(self.config.paths.statements, problems)
         statements = self._parse(files, problems, cache)
         return build_catalog(statements, problems, self.clock())
 
@@ -118,37 +120,44 @@ class Publisher:
         return report
 
     def _parse(
-        self, files: list[SourceFile], problems: list[Problem], cache: BuildCache | None
+        self, files: Iterator[SourceFile], problems: list[Problem], cache: BuildCache | None
     ) -> list[Statement]:
         """Parse what the cache does not already hold; keep bodies out of memory.
 
-        With a cache, each new statement's HTML is rendered once, right here, and
-        stored; the statement kept in memory (and in the cache) has an empty body,
-        so memory does not grow with the size of the corpus' text.
+        Files stream through: a cache hit keeps only its (body-less) statement, a
+        miss goes to the parser. With a cache, each new statement's HTML is rendered
+        once, right here, and stored in batches; the statement kept in memory (and
+        in the cache) has an empty body, so memory does not grow with the corpus.
         """
         known = cache.parsed() if cache is not None else {}
         rendered = cache.html_digests() if cache is not None else set()
         statements: list[Statement] = []
         used: set[str] = set()
-        todo: list[tuple[str, SourceFile]] = []
-        for file in files:
-            key = self._cache_key(file)
-            statement = known.get(key)
-            if statement is not None and (cache is None or statement.digest in rendered):
-                used.add(key)
-                statements.append(statement)
-            else:
-                todo.append((key, file))
+
+        def misses() -> Iterator[tuple[str, SourceFile]]:
+            for file in files:
+                key = self._cache_key(file)
+                statement = known.get(key)
+                if statement is not None and (cache is None or statement.digest in rendered):
+                    used.add(key)
+                    statements.append(statement)
+                else:
+                    yield key, file
+
         fresh: list[tuple[str, Statement]] = []
         html: dict[str, str] = {}
-        for key, result, body_html in parse_many(todo, self.defaults, render=cache is not None):
+        for key, result, body_html in parse_many(misses(), self.defaults, render=cache is not None):
             problems.extend(result.problems)
-            if result.statement is not None:
-                used.add(key)
-                statements.append(result.statement)
-                fresh.append((key, result.statement))
-                if body_html is not None:
-                    html[result.statement.digest] = body_html
+            if result.statement is None:
+                continue
+            used.add(key)
+            statements.append(result.statement)
+            fresh.append((key, result.statement))
+            if cache is not None and body_html is not None:
+                html[result.statement.digest] = body_html
+                if len(html) >= _HTML_BATCH:
+                    cache.store_html(html)
+                    html = {}
         if cache is not None:
             if html:
                 cache.store_html(html)
@@ -191,27 +200,33 @@ class Publisher:
 
 
 _PARALLEL_FROM = 256  # below this, starting worker processes costs more than it saves
+_WINDOW = 512  # files handed to the workers at a time: bounds the bytes held in memory
+_HTML_BATCH = 500  # rendered HTML written to the cache at a time
 
 
 def parse_many(
-    todo: list[tuple[str, SourceFile]], defaults: SiteDefaults, *, render: bool
+    todo: Iterator[tuple[str, SourceFile]], defaults: SiteDefaults, *, render: bool
 ) -> Iterator[tuple[str, ParseResult, str | None]]:
     """Parse (and optionally render) files, on every core when there are many.
 
     Yields ``(key, result, html)``; with ``render`` the result's statement has an
-    empty body and ``html`` is its sanitised HTML.
+    empty body and ``html`` is its sanitised HTML. ``todo`` is consumed lazily, a
+    window at a time, so a cold build never holds the whole corpus.
     """
-    jobs = [(key, file.source, file.data, defaults, render) for key, file in todo]
+    jobs = ((key, file.source, file.data, defaults, render) for key, file in todo)
+    first = list(itertools.islice(jobs, _PARALLEL_FROM))
     workers = min(os.cpu_count() or 1, 4)
-    if len(jobs) < _PARALLEL_FROM or workers < 2:
-        yield from map(_parse_job, jobs)
+    if len(first) < _PARALLEL_FROM or workers < 2:
+        yield from map(_parse_job, itertools.chain(first, jobs))
         return
     # fork is cheapest, but only safe while this process has no other threads
     # (the daemon has some: watchfiles, asyncio's executor), else spawn.
     method = "fork" if threading.active_count() == 1 else "spawn"
-    context = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        yield from pool.map(_parse_job, jobs, chunksize=64)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+        window = first
+        while window:
+            yield from pool.map(_parse_job, window, chunksize=32)
+            window = list(itertools.islice(jobs, _WINDOW))
 
 
 def _parse_job(

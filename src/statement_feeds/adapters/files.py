@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..core.problems import Problem
 
-__all__ = ["SourceFile", "is_ignored_name", "read_sources"]
+__all__ = ["SourceFile", "is_ignored_name", "iter_sources", "read_sources"]
 
 _DROPPING_SUFFIXES = ("~", ".swp", ".swo", ".swx", ".tmp", ".bak", ".orig", ".part")
 
@@ -36,23 +36,30 @@ def is_ignored_name(name: str) -> bool:
 
 def read_sources(root: Path, suffix: str = ".md") -> tuple[list[SourceFile], list[Problem]]:
     """Every statement file under ``root`` (recursively), sorted by path."""
-    files: list[SourceFile] = []
     problems: list[Problem] = []
+    return list(iter_sources(root, problems, suffix)), problems
+
+
+def iter_sources(root: Path, problems: list[Problem], suffix: str = ".md") -> Iterator[SourceFile]:
+    """The statement files under ``root`` one at a time, in path order.
+
+    A generator, so that a caller that only hashes most files (a rebuild with a
+    warm cache) never holds the whole corpus in memory. Problems are appended to
+    ``problems`` as they are found.
+    """
     if not root.is_dir():
         problems.append(
             Problem(
                 str(root), "statements folder does not exist", "create it or fix paths.statements"
             )
         )
-        return files, problems
+        return
     for relative, path in _walk(root, "", problems):
         if not relative.endswith(suffix):
             continue
         data = _read_regular(path, relative, problems)
         if data is not None:
-            files.append(SourceFile(relative, data))
-    files.sort(key=lambda f: f.source)
-    return files, problems
+            yield SourceFile(relative, data)
 
 
 def _walk(folder: Path, prefix: str, problems: list[Problem]) -> Iterator[tuple[str, Path]]:

@@ -8,8 +8,8 @@ nh3 (ammonia): no script, no event handlers, no ``javascript:`` URLs.
 
 from __future__ import annotations
 
+import html as html_module
 import re
-from html.parser import HTMLParser
 
 import cmarkgfm
 import nh3
@@ -33,13 +33,19 @@ _BLOCKS = frozenset(
     {"p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "tr", "dd", "dt", "div"}
 )
 _SKIP = frozenset({"script", "style"})
+# One pass over rendered HTML: comments, tags (group 1 "/" for an end tag, 2 the name,
+# 3 the attributes) and runs of text. A regex tokenizer rather than html.parser, which
+# made excerpt extraction the slowest step of a cold build; the input is cmark's
+# regular output plus whatever raw HTML an author wrote, and a tag this misreads only
+# costs a few stray characters in an excerpt, never the rendered content.
+_TOKENS = re.compile(r"<!--.*?(?:-->|\Z)|<(/?)([a-zA-Z][a-zA-Z0-9]*)([^>]*)>|([^<]+|<)", re.DOTALL)
+_START = re.compile(r"""\bstart\s*=\s*["']?(\d+)""")
 
 
-class _TextCollector(HTMLParser):
+class _TextCollector:
     """Collect the visible text of rendered HTML, one string per block element."""
 
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
         self.blocks: list[str] = []
         self._current: list[str] = []
         self._skipping = 0
@@ -48,13 +54,25 @@ class _TextCollector(HTMLParser):
         # loose list ("1. a\n\n2. b") is inside a <p> that starts a block of its own.
         self._prefix = ""
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+    def feed(self, html: str) -> None:
+        for match in _TOKENS.finditer(html):
+            end, tag, attrs, text = match.groups()
+            if text is not None:
+                if not self._skipping:
+                    self._current.append(text)
+            elif tag is not None:
+                if end:
+                    self._end(tag.lower())
+                else:
+                    self._start(tag.lower(), attrs)
+
+    def _start(self, tag: str, attrs: str) -> None:
         if tag in _SKIP:
             self._skipping += 1
         elif tag in ("ol", "ul"):
             self._flush()
-            start = dict(attrs).get("start") or "1"
-            self._numbers.append(int(start) if tag == "ol" and start.isdigit() else None)
+            start = _START.search(attrs) if tag == "ol" else None
+            self._numbers.append(int(start.group(1)) if start else (1 if tag == "ol" else None))
         elif tag == "li":
             self._flush()
             number = self._numbers[-1] if self._numbers else None
@@ -66,7 +84,7 @@ class _TextCollector(HTMLParser):
         elif tag == "br":
             self._current.append(" ")
 
-    def handle_endtag(self, tag: str) -> None:
+    def _end(self, tag: str) -> None:
         if tag in _SKIP:
             self._skipping = max(0, self._skipping - 1)
         elif tag in ("ol", "ul"):
@@ -76,19 +94,14 @@ class _TextCollector(HTMLParser):
         elif tag in _BLOCKS:
             self._flush()
 
-    def handle_data(self, data: str) -> None:
-        if not self._skipping:
-            self._current.append(data)
-
     def _flush(self) -> None:
-        text = " ".join("".join(self._current).split())
+        text = " ".join(html_module.unescape("".join(self._current)).split())
         if text:
             self.blocks.append(self._prefix + text)
             self._prefix = ""
         self._current = []
 
     def close(self) -> None:
-        super().close()
         self._flush()
 
 
