@@ -135,3 +135,58 @@ def _initial(conn: sqlite3.Connection) -> None:
         # the size and writes). Table option only; PostgreSQL's DDL omits it.
         " WITHOUT ROWID"
     )
+
+
+@migration(5)
+def _web_side(conn: sqlite3.Connection) -> None:
+    # Version 5 (issue 5, the web side), leaving 2-4 free for work in flight elsewhere:
+    # ``migrate`` applies any missing version, so the numbers only need to be unique.
+    #
+    # Subscribers who joined through the web form, once confirmed (double opt-in).
+    # email is the case-folded key; address is as typed. confirmed_at is their
+    # join time (also written to subscribers.joined_at).
+    conn.execute(
+        """CREATE TABLE web_subscribers (
+            email TEXT PRIMARY KEY,
+            address TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            languages TEXT NOT NULL,
+            frequency TEXT NOT NULL,
+            confirmed_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )"""
+    )
+    # Preferences a CSV subscriber chose on the preferences page: the files are never
+    # edited, so planning applies these on top of them.
+    conn.execute(
+        """CREATE TABLE preference_overrides (
+            email TEXT PRIMARY KEY,
+            languages TEXT NOT NULL,
+            frequency TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )"""
+    )
+    # Sign-ups waiting for their confirmation link; consumed_at makes a link single-use.
+    conn.execute(
+        """CREATE TABLE pending_confirmations (
+            id TEXT PRIMARY KEY,
+            email TEXT NOT NULL,
+            address TEXT NOT NULL,
+            languages TEXT NOT NULL,
+            frequency TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            consumed_at TEXT
+        )"""
+    )
+    conn.execute("CREATE INDEX pending_confirmations_expiry ON pending_confirmations (expires_at)")
+    # One row per counted action; bucket is a hash (an address or client IP is not
+    # kept in the clear for people who never confirmed).
+    conn.execute(
+        """CREATE TABLE rate_events (
+            id INTEGER PRIMARY KEY,
+            bucket TEXT NOT NULL,
+            at TEXT NOT NULL
+        )"""
+    )
+    conn.execute("CREATE INDEX rate_events_bucket ON rate_events (bucket, at)")

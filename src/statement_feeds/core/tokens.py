@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 __all__ = ["Signer", "unsubscribe_url"]
 
+_PURPOSE = b"statement-feeds/token\x00"  # purpose-bound expiring tokens (web side)
+
 # Distinct prefixes keep the two uses of one key from ever producing the same MAC.
 _MESSAGE_ID = b"statement-feeds/message-id\x00"
 _UNSUBSCRIBE = b"statement-feeds/unsubscribe\x00"
@@ -66,6 +68,41 @@ class Signer:
             if hmac.compare_digest(mac, self._mac(key, _UNSUBSCRIBE, address)):
                 return address
         return None
+
+    def sign(self, purpose: str, payload: str, expires_at: int) -> str:
+        """``<payload>.<expiry>.<mac>``: bound to ``purpose`` and valid until ``expires_at``.
+
+        The purpose is inside the MAC, so a token minted for one use (say, a CSRF
+        form field) can never be replayed as another (a subscription confirmation).
+        ``expires_at`` is a Unix time in seconds.
+        """
+        encoded = _b64(payload.encode("utf-8"))
+        mac = self._mac(self._keys[0], _PURPOSE, _signed_text(purpose, encoded, expires_at))
+        return f"{encoded}.{expires_at:x}.{_b64(mac)}"
+
+    def verify(self, purpose: str, token: str, now: float) -> str | None:
+        """The payload of a valid, unexpired token for ``purpose``; None otherwise."""
+        parts = token.strip().split(".")
+        if len(parts) != 3:
+            return None
+        encoded, expiry_text, mac_text = parts
+        try:
+            expires_at = int(expiry_text, 16)
+            mac = _unb64(mac_text)
+            payload = _unb64(encoded).decode("utf-8")
+        except (binascii.Error, ValueError):
+            return None
+        if expires_at <= now or f"{expires_at:x}" != expiry_text:
+            return None
+        text = _signed_text(purpose, encoded, expires_at)
+        if any(hmac.compare_digest(mac, self._mac(key, _PURPOSE, text)) for key in self._keys):
+            return payload
+        return None
+
+
+def _signed_text(purpose: str, encoded: str, expires_at: int) -> str:
+    # NUL cannot occur in a purpose name or in base64, so the fields cannot run together.
+    return f"{purpose}\x00{encoded}\x00{expires_at}"
 
 
 def unsubscribe_url(public_url: str, token: str) -> str:

@@ -1,0 +1,756 @@
+"""The web side as a service: feeds, pages, sign-up, unsubscribe, preferences, health.
+
+Joins the state store, the signer, the mailer and the templates for the HTTP
+handlers (``adapters/http.py``), which only translate requests and responses.
+Nothing here knows about aiohttp, so the flows can be read (and reasoned about)
+on their own.
+
+Tokens (all HMAC, ``core.tokens.Signer``, keys rotated via ``adapters.secrets``):
+
+* unsubscribe: the digests' own token, never expiring (old digests must keep working);
+* ``confirm``: a random sign-up id, 48 h, single-use (the store marks it consumed);
+* ``preferences``: an address, 30 days, reusable until it expires;
+* ``csrf``: the value of the visitor's CSRF cookie, 2 h (double-submit, signed).
+
+Feed data for the pages (languages, latest statements) is read from the built
+feed files, so the pages show exactly what the feeds publish and the web process
+never parses statements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import logging
+import os
+import re
+import secrets
+import stat
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid, parseaddr
+from pathlib import Path
+from typing import Any, TypeVar
+
+import jinja2
+from babel import Locale, UnknownLocaleError
+from lxml import etree
+
+from .adapters.mailer import Messenger, make_messenger
+from .adapters.secrets import load_keys
+from .adapters.store import SqliteStore
+from .clock import Clock
+from .config import Config
+from .core.digest import template_environment
+from .core.i18n import Messages, Translations
+from .core.subscribers import email_key
+from .core.tokens import Signer, unsubscribe_url
+from .core.web_forms import SubscribeForm, parse_preferences, parse_subscribe
+from .core.web_subscribers import Preferences
+from .errors import DeliveryError, StatementFeedsError
+from .locales import load_translations
+from .logs import event
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "FeedFile",
+    "FeedFiles",
+    "Page",
+    "RateLimits",
+    "StoreThread",
+    "WebService",
+    "route_prefix",
+]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Long page texts: the English text is the msgid (gettext style), so a missing
+# translation still reads well.
+CHECK_INBOX = (
+    "If the address is valid, a message with a confirmation link is on its way to it. "
+    "The subscription starts only when that link is followed."
+)
+CONFIRMED = "Thank you: your subscription is active."
+INVALID_LINK = "This link is not valid: it may be mistyped, expired or already used."
+UNSUBSCRIBED = "You are unsubscribed and will receive no more digests."
+TRY_LATER = "Please try again later."
+
+CONFIRM_TTL = timedelta(hours=48)
+PREFERENCES_TTL = timedelta(days=30)
+CSRF_TTL = timedelta(hours=2)
+ATOM = "{http://www.w3.org/2005/Atom}"
+# Archive pages are <lang>/<n>.atom; anything else under feeds/ is not served. An
+# allow-list instead of path joining: "..", "%2e%2e", NULs and backslashes cannot match.
+_FEED_PATH = re.compile(r"(?:archive/([A-Za-z0-9-]{1,35})/[0-9]{1,9}|([A-Za-z0-9-]{1,35}))\.atom")
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """Sign-ups allowed per address and per client in a sliding window."""
+
+    per_address: int = 3
+    address_window: timedelta = timedelta(hours=24)
+    per_client: int = 10
+    client_window: timedelta = timedelta(hours=1)
+
+
+DEFAULT_LIMITS = RateLimits()
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A rendered HTML page and its status."""
+
+    status: int
+    html: str
+
+
+def route_prefix(public_url: str) -> str:
+    """``https://example.org/newsletter/`` → ``/newsletter`` (``""`` at the root)."""
+    path = re.sub(r"^https?://[^/]+", "", public_url)
+    return "/" + path.strip("/") if path.strip("/") else ""
+
+
+# -- feed files ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class FeedFile:
+    """A feed as served: bytes, gzip bytes, strong validators (content hash, mtime)."""
+
+    body: bytes
+    gzipped: bytes
+    etag: str  # of the identity body; the gzip body's is etag_gzip
+    etag_gzip: str
+    last_modified: datetime
+    _entries: list[dict[str, str]] | None = field(default=None, repr=False)
+
+    @classmethod
+    def load(cls, body: bytes, mtime: float) -> FeedFile:
+        digest = hashlib.blake2b(body, digest_size=16).hexdigest()
+        return cls(
+            body=body,
+            # mtime=0: the same feed gzips to the same bytes every time.
+            gzipped=gzip.compress(body, compresslevel=6, mtime=0),
+            etag=f'"{digest}"',
+            etag_gzip=f'"{digest}-gz"',  # a different representation needs its own tag
+            last_modified=datetime.fromtimestamp(int(mtime), UTC),
+        )
+
+    def entries(self) -> list[dict[str, str]]:
+        """The entries' title, date, excerpt and "Full statement" link (parsed once)."""
+        if self._entries is None:
+            self._entries = _parse_entries(self.body)
+        return self._entries
+
+    def title(self) -> str:
+        root = etree.fromstring(self.body, parser=_SAFE_XML)
+        return str(root.findtext(f"{ATOM}title") or "")
+
+
+_SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+
+
+def _parse_entries(body: bytes) -> list[dict[str, str]]:
+    root = etree.fromstring(body, parser=_SAFE_XML)
+    out: list[dict[str, str]] = []
+    for entry in root.iter(f"{ATOM}entry"):
+        link = next(
+            (
+                el.get("href", "")
+                for el in entry.iter(f"{ATOM}link")
+                if el.get("rel", "alternate") == "alternate" and el.get("hreflang") is None
+            ),
+            "",
+        )
+        out.append(
+            {
+                "title": entry.findtext(f"{ATOM}title") or "",
+                "published": entry.findtext(f"{ATOM}published") or "",
+                "summary": entry.findtext(f"{ATOM}summary") or "",
+                "url": link,
+            }
+        )
+    return out
+
+
+class FeedFiles:
+    """Feed files under ``<output>/feeds``, cached by (inode, mtime, size).
+
+    Feeds are replaced by rename, so a new inode means a new file: the cache never
+    serves a stale body, and a request costs one ``stat`` when nothing changed.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._cache: dict[str, tuple[tuple[int, int, int], FeedFile]] = {}
+
+    def resolve(self, relative: str) -> Path | None:
+        """The file for a request path below ``feeds/``, or None (unknown or unsafe)."""
+        if not _FEED_PATH.fullmatch(relative):
+            return None
+        path = self.folder / relative
+        root = os.path.realpath(self.folder)
+        # No symlinks anywhere below feeds/: the real path must be the literal one.
+        if os.path.realpath(path) != os.path.join(root, *relative.split("/")):
+            return None
+        return path
+
+    async def get(self, relative: str) -> FeedFile | None:
+        path = self.resolve(relative)
+        if path is None:
+            return None
+        try:
+            info = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        key = (info.st_ino, info.st_mtime_ns, info.st_size)
+        cached = self._cache.get(relative)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        loaded = await asyncio.to_thread(_read_feed, path)
+        if loaded is None:
+            return None
+        if len(self._cache) > 4096:  # bounded: archives of a huge site
+            self._cache.clear()
+        self._cache[relative] = (key, loaded)
+        return loaded
+
+    def languages(self) -> list[str]:
+        """Languages with a feed, sorted."""
+        try:
+            names = sorted(p.name for p in self.folder.iterdir())
+        except OSError:
+            return []
+        return [n.removesuffix(".atom") for n in names if _FEED_PATH.fullmatch(n)]
+
+    def all_paths(self) -> list[str]:
+        """Every servable feed and archive path (for /metrics)."""
+        paths = [f"{lang}.atom" for lang in self.languages()]
+        archive = self.folder / "archive"
+        for folder in sorted(archive.iterdir()) if archive.is_dir() else []:
+            paths += [f"archive/{folder.name}/{p.name}" for p in sorted(folder.glob("*.atom"))]
+        return [p for p in paths if _FEED_PATH.fullmatch(p)]
+
+    def last_build(self) -> datetime | None:
+        times = []
+        for lang in self.languages():
+            try:
+                times.append((self.folder / f"{lang}.atom").stat().st_mtime)
+            except OSError:
+                continue
+        return datetime.fromtimestamp(max(times), UTC) if times else None
+
+
+def _read_feed(path: Path) -> FeedFile | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        return FeedFile.load(handle.read(), info.st_mtime)
+
+
+# -- the store, on its own thread --------------------------------------------------------
+
+
+class StoreThread:
+    """The state store on one dedicated thread.
+
+    SQLite calls block (a busy daemon can hold the write lock for seconds while it
+    plans an edition); running them here keeps the event loop, which the daemon
+    shares, responsive. One thread, because a sqlite3 connection belongs to the
+    thread that opened it.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self._state_dir = state_dir
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="statement-feeds-web-store")
+        self._store: SqliteStore | None = None
+
+    async def run(self, function: Callable[[SqliteStore], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._call, function)
+
+    def _call(self, function: Callable[[SqliteStore], T]) -> T:
+        if self._store is None:
+            self._store = SqliteStore.open(self._state_dir)
+        return function(self._store)
+
+    async def close(self) -> None:
+        def shut(_: SqliteStore | None = None) -> None:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+        await asyncio.get_running_loop().run_in_executor(self._pool, shut)
+        self._pool.shutdown(wait=True)
+
+
+# -- the service ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a form handler decided: a page, plus whether a mail went out (tests, logs)."""
+
+    page: Page
+    mail_queued: bool = False
+
+
+class WebService:
+    """Everything the HTTP handlers call. Create with :meth:`open`, end with :meth:`close`."""
+
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock,
+        *,
+        signer: Signer,
+        store: StoreThread,
+        messenger: Messenger,
+        translations: Translations,
+        env: jinja2.Environment,
+        limits: RateLimits = DEFAULT_LIMITS,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.signer = signer
+        self.store = store
+        self.messenger = messenger
+        self.translations = translations
+        self.env = env
+        self.limits = limits
+        self.feeds = FeedFiles(config.paths.output / "feeds")
+        self._mail_tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def open(cls, config: Config, clock: Clock, limits: RateLimits = DEFAULT_LIMITS) -> WebService:
+        env = template_environment(jinja2.FileSystemLoader(str(config.paths.templates)))
+        for name in ("web/home.html", "web/notice.html", "confirm.txt"):
+            env.get_template(name)  # a missing or broken template fails at start, not per visit
+        return cls(
+            config,
+            clock,
+            signer=Signer(load_keys(config.paths.state)),
+            store=StoreThread(config.paths.state),
+            messenger=make_messenger(config.smtp, config.paths.outbox),
+            translations=load_translations(config.site.default_language),
+            env=env,
+            limits=limits,
+        )
+
+    async def close(self) -> None:
+        """Let queued confirmation mails finish, then release the mailer and the store."""
+        if self._mail_tasks:
+            await asyncio.gather(*self._mail_tasks, return_exceptions=True)
+        await self.messenger.close()
+        await self.store.close()
+
+    # -- common ----------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def languages(self) -> list[str]:
+        """Languages a visitor can pick: those with a feed, else the default language."""
+        return self.feeds.languages() or [self.config.site.default_language]
+
+    def messages(self, lang: str) -> Messages:
+        return self.translations.for_language(lang)
+
+    def base_url(self, fallback: str) -> str:
+        return self.config.http.public_url or fallback
+
+    def csrf_field(self, cookie: str) -> str:
+        expires = int((self.now() + CSRF_TTL).timestamp())
+        return self.signer.sign("csrf", cookie, expires)
+
+    def csrf_ok(self, cookie: str | None, submitted: str) -> bool:
+        if not cookie:
+            return False
+        value = self.signer.verify("csrf", submitted, self.now().timestamp())
+        return value is not None and secrets.compare_digest(value, cookie)
+
+    def render(self, name: str, lang: str, status: int = 200, **context: Any) -> Page:
+        messages = self.messages(lang)
+        site = self.config.site
+        html = self.env.get_template(name).render(
+            lang=lang,
+            _=messages.text,
+            site_title=site.language_titles.get(lang) or site.title,
+            site_url=site.url,
+            language_names={tag: _native_name(tag) for tag in self.languages()},
+            **context,
+        )
+        return Page(status, html)
+
+    def notice(self, lang: str, status: int, heading: str, text: str, **extra: Any) -> Page:
+        messages = self.messages(lang)
+        return self.render(
+            "web/notice.html",
+            lang,
+            status,
+            heading=messages.text(heading),
+            text=messages.text(text, **extra),
+            **extra,
+        )
+
+    # -- the start page ------------------------------------------------------------------
+
+    async def home(
+        self,
+        lang: str,
+        base_url: str,
+        csrf_cookie: str,
+        *,
+        status: int = 200,
+        errors: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> Page:
+        feeds = [
+            {
+                "lang": tag,
+                "url": f"{self.config.site.feeds_url}{tag}.atom",
+                "name": _native_name(tag),
+            }
+            for tag in self.feeds.languages()
+        ]
+        shown = lang if lang in self.feeds.languages() else self.config.site.default_language
+        feed = await self.feeds.get(f"{shown}.atom")
+        entries = [self._entry(e, lang) for e in (feed.entries()[:10] if feed else [])]
+        defaults = {"email": "", "languages": [lang], "frequency": "daily"}
+        return self.render(
+            "web/home.html",
+            lang,
+            status,
+            feeds=feeds,
+            entries=entries,
+            entries_lang=shown,
+            csrf=self.csrf_field(csrf_cookie),
+            errors=errors or {},
+            values={**defaults, **(values or {})},
+            languages=self.languages(),
+        )
+
+    def _entry(self, entry: Mapping[str, str], lang: str) -> dict[str, str]:
+        published = entry["published"]
+        try:
+            moment = datetime.fromisoformat(published).astimezone(self.config.site.timezone)
+            date, iso = self.messages(lang).date(moment.date()), moment.date().isoformat()
+        except ValueError:
+            date = iso = published
+        paragraphs = [p.strip() for p in re.split(r"\n\s*\n", entry["summary"]) if p.strip()]
+        return {**entry, "date": date, "iso_date": iso, "paragraphs": paragraphs}  # type: ignore[dict-item]
+
+    # -- sign-up (double opt-in) -------------------------------------------------------------
+
+    async def subscribe(
+        self, lang: str, base_url: str, csrf_cookie: str, form: Mapping[str, Any], client: str
+    ) -> Outcome:
+        """Validate, rate-limit and mail a confirmation link.
+
+        The answer is the same page whether or not the address is known, already
+        subscribed or over its limit: it must not reveal who subscribes.
+        """
+        if await self._limited("client", client, self.limits.per_client, self.limits.client_window):
+            return Outcome(self.notice(lang, 429, "Too many requests", TRY_LATER))
+        parsed = parse_subscribe(
+            str(form.get("email", "")),
+            list(form.get("languages", [])),
+            str(form.get("frequency", "")),
+            self.languages(),
+        )
+        if not isinstance(parsed, SubscribeForm):
+            values = {
+                "email": str(form.get("email", ""))[:254],
+                "languages": [x for x in form.get("languages", []) if x in self.languages()],
+                "frequency": str(form.get("frequency", "daily")),
+            }
+            page = await self.home(
+                lang, base_url, csrf_cookie, status=400, errors=parsed, values=values
+            )
+            return Outcome(page)
+        queued = False
+        address_limit = self.limits.per_address, self.limits.address_window
+        if not await self._limited("address", email_key(parsed.email), *address_limit):
+            await self._queue_confirmation(parsed, lang, base_url)
+            queued = True
+        page = self.notice(lang, 200, "Check your inbox", CHECK_INBOX)
+        return Outcome(page, mail_queued=queued)
+
+    async def _limited(self, kind: str, value: str, limit: int, window: timedelta) -> bool:
+        # Hashed with the secret key: the table never holds addresses or IPs in the clear.
+        bucket = f"{kind}:{self.signer.sign('rate', value, 0).rsplit('.', 1)[1]}"
+        now = self.now()
+        return await self.store.run(lambda s: s.hit_rate_limit(bucket, now, window, limit))
+
+    async def _queue_confirmation(self, form: SubscribeForm, lang: str, base_url: str) -> None:
+        token_id = secrets.token_urlsafe(18)
+        now = self.now()
+        expires = now + CONFIRM_TTL
+        prefs = Preferences(form.languages, form.frequency)
+        await self.store.run(
+            lambda s: s.add_confirmation(token_id, form.email, prefs, now, expires)
+        )
+        token = self.signer.sign("confirm", token_id, int(expires.timestamp()))
+        message = self.confirmation_email(form.email, lang, f"{base_url}confirm?token={token}")
+        # Sent in the background: the response time must not depend on the mail server
+        # (nor, through it, reveal anything about the address).
+        task = asyncio.create_task(self._send(form.email, message))
+        self._mail_tasks.add(task)
+        task.add_done_callback(self._mail_tasks.discard)
+
+    def confirmation_email(self, address: str, lang: str, url: str) -> bytes:
+        messages = self.messages(lang)
+        title = self.config.site.language_titles.get(lang) or self.config.site.title
+        text = self.env.get_template("confirm.txt").render(
+            _=messages.text,
+            lang=lang,
+            site_title=title,
+            confirm_url=url,
+            hours=int(CONFIRM_TTL.total_seconds() // 3600),
+        )
+        message = EmailMessage(policy=SMTP)
+        sender = self.config.digest.sender
+        domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+        message["From"] = sender
+        message["To"] = address
+        message["Subject"] = messages.text("Confirm your subscription to {title}", title=title)
+        message["Date"] = format_datetime(self.now())
+        message["Message-ID"] = make_msgid("confirm", domain=domain)
+        message["Auto-Submitted"] = "auto-generated"
+        message["Content-Language"] = lang
+        message.set_content(text, charset="utf-8")
+        return message.as_bytes()
+
+    async def _send(self, address: str, message: bytes) -> None:
+        try:
+            await self.messenger.send(parseaddr(self.config.digest.sender)[1], address, message)
+            event(log, logging.INFO, "web.confirmation_sent")
+        except (DeliveryError, StatementFeedsError, OSError) as exc:
+            # The visitor can simply sign up again; the address is not logged.
+            event(log, logging.WARNING, "web.confirmation_failed", error=str(exc))
+
+    async def confirm_page(self, lang: str, token: str) -> Page:
+        if self.signer.verify("confirm", token, self.now().timestamp()) is None:
+            return self.invalid_link(lang)
+        return self.render("web/confirm.html", lang, token=token)
+
+    async def confirm(self, lang: str, token: str, base_url: str) -> Page:
+        token_id = self.signer.verify("confirm", token, self.now().timestamp())
+        if token_id is None:
+            return self.invalid_link(lang)
+        now = self.now()
+        subscriber = await self.store.run(lambda s: s.confirm_subscription(token_id, now))
+        if subscriber is None:  # used before, expired in the store, or never issued
+            return self.invalid_link(lang)
+        event(log, logging.INFO, "web.subscription_confirmed")
+        return self.notice(
+            lang,
+            200,
+            "Subscription confirmed",
+            CONFIRMED,
+            preferences_url=self.preferences_url(base_url, subscriber.email),
+        )
+
+    def invalid_link(self, lang: str) -> Page:
+        return self.notice(lang, 400, "Invalid link", INVALID_LINK)
+
+    # -- unsubscribe (RFC 8058) ----------------------------------------------------------------
+
+    def unsubscribe_address(self, token: str) -> str | None:
+        return self.signer.verify_unsubscribe(token) if token else None
+
+    async def unsubscribe_page(self, lang: str, token: str, base_url: str) -> Page:
+        address = self.unsubscribe_address(token)
+        if address is None:
+            return self.invalid_link(lang)
+        return self.render(
+            "web/unsubscribe.html",
+            lang,
+            token=token,
+            email=address,
+            preferences_url=self.preferences_url(base_url, address),
+        )
+
+    async def unsubscribe(self, lang: str, token: str) -> Page:
+        """Unsubscribe now; doing it again changes nothing and answers the same."""
+        address = self.unsubscribe_address(token)
+        if address is None:
+            return self.invalid_link(lang)
+        now = self.now()
+        await self.store.run(lambda s: s.unsubscribe(address, now))
+        event(log, logging.INFO, "web.unsubscribed")
+        return self.notice(lang, 200, "Unsubscribed", UNSUBSCRIBED)
+
+    # -- preferences ------------------------------------------------------------------------
+
+    def preferences_url(self, base_url: str, address: str) -> str:
+        expires = int((self.now() + PREFERENCES_TTL).timestamp())
+        token = self.signer.sign("preferences", email_key(address), expires)
+        return f"{base_url}preferences?token={token}"
+
+    async def preferences_page(
+        self, lang: str, token: str, csrf_cookie: str, *, saved: bool = False, status: int = 200
+    ) -> Page:
+        address = self.signer.verify("preferences", token, self.now().timestamp())
+        if address is None:
+            return self.invalid_link(lang)
+        prefs = await self.store.run(lambda s: s.preferences_for(address))
+        return self.render(
+            "web/preferences.html",
+            lang,
+            status,
+            token=token,
+            email=address,
+            languages=self.languages(),
+            chosen=list(prefs.languages) if prefs else [self.config.site.default_language],
+            frequency=prefs.frequency if prefs else "daily",
+            csrf=self.csrf_field(csrf_cookie),
+            saved=saved,
+        )
+
+    async def save_preferences(
+        self, lang: str, token: str, csrf_cookie: str, form: Mapping[str, Any]
+    ) -> Page:
+        address = self.signer.verify("preferences", token, self.now().timestamp())
+        if address is None:
+            return self.invalid_link(lang)
+        parsed = parse_preferences(
+            list(form.get("languages", [])), str(form.get("frequency", "")), self.languages()
+        )
+        if parsed is None:
+            return await self.preferences_page(lang, token, csrf_cookie, status=400)
+        prefs, now = Preferences(*parsed), self.now()
+        await self.store.run(lambda s: s.set_preferences(address, prefs, now))
+        return await self.preferences_page(lang, token, csrf_cookie, saved=True)
+
+    # -- health and metrics -----------------------------------------------------------------
+
+    async def health(self) -> tuple[bool, dict[str, Any]]:
+        checks: dict[str, str] = {}
+        try:
+            await self.store.run(lambda s: s.edition_count())
+            checks["store"] = "ok"
+        except (StatementFeedsError, OSError) as exc:
+            checks["store"] = f"error: {exc}"
+        except Exception as exc:  # sqlite3.Error and friends: readiness must answer, not crash
+            checks["store"] = f"error: {type(exc).__name__}"
+        built = self.feeds.last_build()
+        checks["feeds"] = "ok" if built else "no feeds built yet"
+        ready = all(v == "ok" for v in checks.values())
+        return ready, {
+            "status": "ok" if ready else "unavailable",
+            "live": True,
+            "ready": ready,
+            "checks": checks,
+            "last_build": built.isoformat() if built else None,
+        }
+
+    async def metrics(self) -> str:
+        def read(store: SqliteStore) -> tuple[Any, int, dict[str, int]]:
+            return store.counts(), store.edition_count(), store.subscriber_totals()
+
+        counts, editions, subscribers = await self.store.run(read)
+        entries: dict[str, int] = {}
+        for path in self.feeds.all_paths():
+            feed = await self.feeds.get(path)
+            if feed is not None:
+                lang = _feed_language(path)
+                entries[lang] = entries.get(lang, 0) + feed.body.count(b"<entry>")
+        built = self.feeds.last_build()
+        return render_metrics(
+            statements=entries,
+            feeds=len(self.feeds.languages()),
+            subscribers=subscribers,
+            editions=editions,
+            deliveries={
+                k: getattr(counts, k)
+                for k in ("pending", "sending", "sent", "deferred", "failed", "cancelled")
+            },
+            last_build=built,
+        )
+
+
+def _feed_language(path: str) -> str:
+    """``archive/ru/2.atom`` → ``ru``; ``en.atom`` → ``en``."""
+    return path.split("/")[1] if path.startswith("archive/") else path.removesuffix(".atom")
+
+
+def render_metrics(
+    *,
+    statements: Mapping[str, int],
+    feeds: int,
+    subscribers: Mapping[str, int],
+    editions: int,
+    deliveries: Mapping[str, int],
+    last_build: datetime | None,
+) -> str:
+    """Prometheus text exposition format 0.0.4."""
+    lines: list[str] = []
+
+    def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+        lines.append(f"# HELP statement_feeds_{name} {help_text}")
+        lines.append(f"# TYPE statement_feeds_{name} {kind}")
+        lines.extend(
+            f"statement_feeds_{name}{labels} {_number(value)}" for labels, value in samples
+        )
+
+    metric(
+        "statements",
+        "gauge",
+        "Published statements in the feeds and archives.",
+        [(f'{{lang="{lang}"}}', n) for lang, n in sorted(statements.items())],
+    )
+    metric("feeds", "gauge", "Language feeds published.", [("", feeds)])
+    metric(
+        "subscribers",
+        "gauge",
+        "Addresses in the state database, by state.",
+        [(f'{{state="{k}"}}', v) for k, v in sorted(subscribers.items())],
+    )
+    metric("editions", "gauge", "Digest editions planned.", [("", editions)])
+    metric(
+        "deliveries",
+        "gauge",
+        "Digest deliveries in the ledger, by state.",
+        [(f'{{state="{k}"}}', v) for k, v in deliveries.items()],
+    )
+    stamp = last_build.timestamp() if last_build else 0
+    metric(
+        "last_build_timestamp_seconds",
+        "gauge",
+        "When a language feed was last written (Unix time; 0: never).",
+        [("", stamp)],
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    # Prometheus parses any float; full precision keeps timestamps exact to the ms.
+    return str(int(value)) if float(value).is_integer() else f"{value:.3f}"
+
+
+def _native_name(tag: str) -> str:
+    try:
+        locale = Locale.parse(tag.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        return tag
+    name = locale.get_display_name(locale) or tag
+    return str(name[:1].upper() + name[1:])
+
+
+def unsubscribe_link(config: Config, signer: Signer, address: str) -> str:
+    """The link a digest carries for ``address`` (for tests and tools)."""
+    return unsubscribe_url(config.http.public_url, signer.unsubscribe_token(address))
