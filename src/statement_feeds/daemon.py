@@ -98,6 +98,11 @@ def build_runner(config: Config, clock: Clock) -> EditionRunner | None:
     return Digests(config, clock)
 
 
+# Every n-th rescan reads and hashes every statement; the others trust a file whose
+# size, mtime, ctime and inode are unchanged (any write moves ctime).
+VERIFY_EVERY = 10
+
+
 @dataclass(frozen=True, slots=True)
 class DaemonOptions:
     rescan_interval: float = 60.0  # seconds between safety-net rescans
@@ -151,6 +156,7 @@ class Daemon:
         self._tasks: set[asyncio.Task[None]] = set()
         self._scheduler: AsyncIOScheduler | None = None
         self._offset = clock_offset(clock)
+        self._rescans = 0
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -246,7 +252,9 @@ class Daemon:
     async def _build(self, reasons: set[str]) -> None:
         started = time.perf_counter()
         try:
-            report = await asyncio.to_thread(self.publisher.build)
+            # "verify": read and hash every file instead of trusting unchanged signatures.
+            verify = bool(reasons & {"start", "verify"})
+            report = await asyncio.to_thread(self.publisher.build, verify=verify)
         except Exception as exc:  # disk full, unreadable state: keep running, retry later
             event(log, logging.ERROR, "build failed", error=repr(exc), reason=",".join(reasons))
             return
@@ -348,7 +356,8 @@ class Daemon:
             # The watcher is a hint: inotify overflows, network file systems and a file
             # replaced under a watch all miss events. The build is keyed by content, so
             # rebuilding when nothing changed costs reading, not writing.
-            self._mark_dirty("rescan")
+            self._rescans += 1
+            self._mark_dirty("verify" if self._rescans % VERIFY_EVERY == 0 else "rescan")
             if _file_signature(self.config_path) != self._config_signature:
                 await self._reload("config changed (rescan)")
             await self._check_editions(self.config.digest.misfire_grace)

@@ -23,7 +23,7 @@ from urllib.parse import urljoin
 
 from . import __version__
 from .adapters.cache import BuildCache
-from .adapters.files import SourceFile, iter_sources
+from .adapters.files import SourceFile, Unchanged, iter_sources
 from .adapters.output import remove_stale, write_if_changed
 from .clock import Clock, system_clock
 from .config import Config
@@ -95,20 +95,24 @@ class Publisher:
         key = repr((PARSER_VERSION, __version__, self.defaults)).encode()
         self._defaults_key = hashlib.blake2b(key, digest_size=8).hexdigest()
 
-    def load(self, cache: BuildCache | None) -> Catalog:
-        """Read and parse every statement; the catalog as of now. No output is written."""
+    def load(self, cache: BuildCache | None, *, verify: bool = False) -> Catalog:
+        """Read and parse every statement; the catalog as of now. No output is written.
+
+        With a cache, a file whose signature (size, mtime, ctime, inode) is the one
+        recorded with its content key is not read again; ``verify`` reads and hashes
+        every file anyway (the daemon does so now and then).
+        """
         problems: list[Problem] = []
-        files = iter_sources(self.config.paths.statements, problems)
-        statements = self._parse(files, problems, cache)
+        statements = self._parse(problems, cache, verify=verify)
         return build_catalog(statements, problems, self.clock())
 
     def check(self) -> BuildReport:
         catalog = self.load(cache=None)
         return BuildReport(problems=list(catalog.problems), statements=len(catalog.statements))
 
-    def build(self) -> BuildReport:
+    def build(self, *, verify: bool = False) -> BuildReport:
         with BuildCache(self.config.paths.state / "cache.sqlite") as cache:
-            catalog = self.load(cache)
+            catalog = self.load(cache, verify=verify)
             report = BuildReport(
                 problems=list(catalog.problems),
                 statements=len(catalog.statements),
@@ -120,7 +124,7 @@ class Publisher:
         return report
 
     def _parse(
-        self, files: Iterator[SourceFile], problems: list[Problem], cache: BuildCache | None
+        self, problems: list[Problem], cache: BuildCache | None, *, verify: bool
     ) -> list[Statement]:
         """Parse what the cache does not already hold; keep bodies out of memory.
 
@@ -131,28 +135,48 @@ class Publisher:
         """
         known = cache.parsed() if cache is not None else {}
         rendered = cache.html_digests() if cache is not None else set()
+        hints = cache.file_hints() if cache is not None else {}
+        seen: dict[str, tuple[str, str]] = {}  # the hints this build leaves behind
         statements: list[Statement] = []
-        used: set[str] = set()
+
+        def cached(key: str) -> Statement | None:
+            statement = known.get(key)
+            return statement if statement is not None and statement.digest in rendered else None
+
+        def unchanged(source: str, signature: str) -> bool:
+            hint = hints.get(source)
+            # The key also names the site defaults: a config change must re-parse.
+            return (
+                hint is not None
+                and hint[0] == signature
+                and hint[1].split("|")[1] == self._defaults_key
+                and cached(hint[1]) is not None
+            )
 
         def misses() -> Iterator[tuple[str, SourceFile]]:
-            for file in files:
-                key = self._cache_key(file)
-                statement = known.get(key)
-                if statement is not None and (cache is None or statement.digest in rendered):
-                    used.add(key)
+            check = None if verify or cache is None else unchanged
+            for item in iter_sources(self.config.paths.statements, problems, known=check):
+                key = (
+                    hints[item.source][1] if isinstance(item, Unchanged) else self._cache_key(item)
+                )
+                statement = cached(key) if cache is not None else None
+                if statement is not None:
+                    seen[item.source] = (item.signature, key)
                     statements.append(statement)
-                else:
-                    yield key, file
+                elif isinstance(item, SourceFile):
+                    yield key, item
 
         fresh: list[tuple[str, Statement]] = []
         html: dict[str, str] = {}
-        for key, result, body_html in parse_many(misses(), self.defaults, render=cache is not None):
+        for key, result, body_html, signature in parse_many(
+            misses(), self.defaults, render=cache is not None
+        ):
             problems.extend(result.problems)
             if result.statement is None:
                 continue
-            used.add(key)
             statements.append(result.statement)
             fresh.append((key, result.statement))
+            seen[result.statement.source] = (signature, key)
             if cache is not None and body_html is not None:
                 html[result.statement.digest] = body_html
                 if len(html) >= _HTML_BATCH:
@@ -161,8 +185,7 @@ class Publisher:
         if cache is not None:
             if html:
                 cache.store_html(html)
-            if fresh or len(known) != len(used):
-                cache.store_parsed(fresh, used)
+            _save_parsed(cache, fresh, seen, hints=hints, known=len(known))
         return statements
 
     def _cache_key(self, file: SourceFile) -> str:
@@ -199,6 +222,22 @@ class Publisher:
         return resolve_urls(html[statement.digest], partial(urljoin, statement.url))
 
 
+def _save_parsed(
+    cache: BuildCache,
+    fresh: list[tuple[str, Statement]],
+    seen: dict[str, tuple[str, str]],
+    *,
+    hints: dict[str, tuple[str, str]],
+    known: int,
+) -> None:
+    """Record new parses, drop unused ones, and keep the file hints for the next build."""
+    used = {key for _, key in seen.values()}
+    if fresh or known != len(used):
+        cache.store_parsed(fresh, used)
+    if seen != hints:
+        cache.store_file_hints(seen)
+
+
 _PARALLEL_FROM = 256  # below this, starting worker processes costs more than it saves
 _WINDOW = 512  # files handed to the workers at a time: bounds the bytes held in memory
 _HTML_BATCH = 500  # rendered HTML written to the cache at a time
@@ -206,14 +245,14 @@ _HTML_BATCH = 500  # rendered HTML written to the cache at a time
 
 def parse_many(
     todo: Iterator[tuple[str, SourceFile]], defaults: SiteDefaults, *, render: bool
-) -> Iterator[tuple[str, ParseResult, str | None]]:
+) -> Iterator[tuple[str, ParseResult, str | None, str]]:
     """Parse (and optionally render) files, on every core when there are many.
 
-    Yields ``(key, result, html)``; with ``render`` the result's statement has an
+    Yields ``(key, result, html, signature)``; with ``render`` the result's statement has an
     empty body and ``html`` is its sanitised HTML. ``todo`` is consumed lazily, a
     window at a time, so a cold build never holds the whole corpus.
     """
-    jobs = ((key, file.source, file.data, defaults, render) for key, file in todo)
+    jobs = ((key, file.source, file.data, file.signature, defaults, render) for key, file in todo)
     first = list(itertools.islice(jobs, _PARALLEL_FROM))
     workers = min(os.cpu_count() or 1, 4)
     if len(first) < _PARALLEL_FROM or workers < 2:
@@ -230,11 +269,12 @@ def parse_many(
 
 
 def _parse_job(
-    job: tuple[str, str, bytes, SiteDefaults, bool],
-) -> tuple[str, ParseResult, str | None]:
-    key, source, data, defaults, render = job
+    job: tuple[str, str, bytes, str, SiteDefaults, bool],
+) -> tuple[str, ParseResult, str | None, str]:
+    key, source, data, signature, defaults, render = job
     result = parse_statement(source, data, defaults)
     if not render or result.statement is None:
-        return key, result, None
+        return key, result, None, signature
     html = render_html(result.statement.body)
-    return key, replace(result, statement=replace(result.statement, body="")), html
+    statement = replace(result.statement, body="")
+    return key, replace(result, statement=statement), html, signature

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from statement_feeds.adapters.files import SourceFile, is_ignored_name, read_sources
+from statement_feeds.adapters.files import (
+    SourceFile,
+    Unchanged,
+    is_ignored_name,
+    iter_sources,
+    read_sources,
+)
 from statement_feeds.core.problems import Problem
 
 TIMEOUT = 20.0  # seconds; read_sources must never get near it
@@ -51,7 +57,26 @@ def test_bytes_are_returned_exactly(tmp_path: Path) -> None:
     data = b"\xef\xbb\xbf---\r\ntitle: T\r\n---\r\n" + b"x" * 200_000 + b"\xff"
     write(tmp_path, "big.md", data)
     files, _ = read(tmp_path)
-    assert files == [SourceFile("big.md", data)]
+    assert [(f.source, f.data) for f in files] == [("big.md", data)]
+    assert files[0].signature.startswith(f"{len(data)}:")
+
+
+def test_a_known_signature_is_not_read_again(tmp_path: Path) -> None:
+    write(tmp_path, "a.md", b"one")
+    write(tmp_path, "b.md", b"two")
+    problems: list[Problem] = []
+    first = {f.source: f for f in iter_sources(tmp_path, problems)}
+    signatures = {source: f.signature for source, f in first.items()}
+    again = list(iter_sources(tmp_path, problems, known=lambda s, sig: signatures[s] == sig))
+    assert all(isinstance(item, Unchanged) for item in again)
+    os.utime(tmp_path / "a.md")  # touched: ctime moves, so it is read again
+    (tmp_path / "a.md").write_bytes(b"uno")
+    items = {
+        i.source: i
+        for i in iter_sources(tmp_path, problems, known=lambda s, sig: signatures[s] == sig)
+    }
+    assert isinstance(items["a.md"], SourceFile) and items["a.md"].data == b"uno"
+    assert isinstance(items["b.md"], Unchanged)
 
 
 @pytest.mark.parametrize(

@@ -22,8 +22,11 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS parsed (key TEXT PRIMARY KEY, statement BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS html (digest TEXT PRIMARY KEY, html TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (path TEXT PRIMARY KEY, fingerprint TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    source TEXT PRIMARY KEY, signature TEXT NOT NULL, key TEXT NOT NULL
+);
 """
-_VERSION = 2  # bump to discard caches written by an older format
+_VERSION = 3  # bump to discard caches written by an older format
 
 
 class BuildCache:
@@ -47,7 +50,7 @@ class BuildCache:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         if db.execute("PRAGMA user_version").fetchone()[0] != _VERSION:
-            for table in ("parsed", "html", "documents"):
+            for table in ("parsed", "html", "documents", "files"):
                 db.execute(f"DROP TABLE IF EXISTS {table}")
             db.execute(f"PRAGMA user_version={_VERSION}")
         db.executescript(_SCHEMA)
@@ -109,6 +112,19 @@ class BuildCache:
         with self._transaction():
             stale = [(d,) for (d,) in self._db.execute("SELECT digest FROM html") if d not in keep]
             self._db.executemany("DELETE FROM html WHERE digest = ?", stale)
+
+    def file_hints(self) -> dict[str, tuple[str, str]]:
+        """source → (signature, parse key) recorded by the last build."""
+        rows = self._db.execute("SELECT source, signature, key FROM files").fetchall()
+        return {source: (signature, key) for source, signature, key in rows}
+
+    def store_file_hints(self, hints: dict[str, tuple[str, str]]) -> None:
+        with self._transaction():
+            self._db.execute("DELETE FROM files")
+            self._db.executemany(
+                "INSERT INTO files (source, signature, key) VALUES (?, ?, ?)",
+                ((source, sig, key) for source, (sig, key) in hints.items()),
+            )
 
     def fingerprints(self) -> dict[str, str]:
         return dict(self._db.execute("SELECT path, fingerprint FROM documents").fetchall())

@@ -10,21 +10,46 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.problems import Problem
 
-__all__ = ["SourceFile", "is_ignored_name", "iter_sources", "read_sources"]
+__all__ = [
+    "Signature",
+    "SourceFile",
+    "Unchanged",
+    "is_ignored_name",
+    "iter_sources",
+    "read_sources",
+]
 
 _DROPPING_SUFFIXES = ("~", ".swp", ".swo", ".swx", ".tmp", ".bak", ".orig", ".part")
+
+
+Signature = str
+"""``size:mtime_ns:ctime_ns:inode`` of a file, taken before reading it.
+
+Only a hint that a file is unchanged: any write changes ctime, which no user
+command can set back, so a rebuild may skip reading a file whose signature is
+the one recorded with its content key.
+"""
 
 
 @dataclass(frozen=True, slots=True)
 class SourceFile:
     source: str  # relative to the folder, "/"-separated
     data: bytes
+    signature: Signature = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Unchanged:
+    """A file the caller said it already knows (same signature): not read."""
+
+    source: str
+    signature: Signature
 
 
 def is_ignored_name(name: str) -> bool:
@@ -37,15 +62,22 @@ def is_ignored_name(name: str) -> bool:
 def read_sources(root: Path, suffix: str = ".md") -> tuple[list[SourceFile], list[Problem]]:
     """Every statement file under ``root`` (recursively), sorted by path."""
     problems: list[Problem] = []
-    return list(iter_sources(root, problems, suffix)), problems
+    files = [f for f in iter_sources(root, problems, suffix) if isinstance(f, SourceFile)]
+    return files, problems
 
 
-def iter_sources(root: Path, problems: list[Problem], suffix: str = ".md") -> Iterator[SourceFile]:
+def iter_sources(
+    root: Path,
+    problems: list[Problem],
+    suffix: str = ".md",
+    known: Callable[[str, Signature], bool] | None = None,
+) -> Iterator[SourceFile | Unchanged]:
     """The statement files under ``root`` one at a time, in path order.
 
     A generator, so that a caller that only hashes most files (a rebuild with a
     warm cache) never holds the whole corpus in memory. Problems are appended to
-    ``problems`` as they are found.
+    ``problems`` as they are found. When ``known(source, signature)`` is true the
+    file is not read and an :class:`Unchanged` is yielded instead.
     """
     if not root.is_dir():
         problems.append(
@@ -57,9 +89,26 @@ def iter_sources(root: Path, problems: list[Problem], suffix: str = ".md") -> It
     for relative, path in _walk(root, "", problems):
         if not relative.endswith(suffix):
             continue
-        data = _read_regular(path, relative, problems)
-        if data is not None:
-            yield SourceFile(relative, data)
+        if known is not None:
+            signature = _signature(path)
+            if signature and known(relative, signature):
+                yield Unchanged(relative, signature)
+                continue
+        read = _read_regular(path, relative, problems)
+        if read is not None:
+            yield SourceFile(relative, *read)
+
+
+def _signature(path: Path) -> Signature:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return ""
+    return _signature_of(info)
+
+
+def _signature_of(info: os.stat_result) -> Signature:
+    return f"{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_ino}"
 
 
 def _walk(folder: Path, prefix: str, problems: list[Problem]) -> Iterator[tuple[str, Path]]:
@@ -115,8 +164,14 @@ def _not_regular(relative: str, mode: int) -> Problem:
     )
 
 
-def _read_regular(path: Path, relative: str, problems: list[Problem]) -> bytes | None:
-    """Read a regular file without following links and without blocking on a FIFO."""
+def _read_regular(
+    path: Path, relative: str, problems: list[Problem]
+) -> tuple[bytes, Signature] | None:
+    """Read a regular file without following links and without blocking on a FIFO.
+
+    The signature is taken before reading: a write during the read changes it, so
+    the next build reads the file again.
+    """
     try:
         fd = os.open(
             path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
@@ -136,7 +191,7 @@ def _read_regular(path: Path, relative: str, problems: list[Problem]) -> bytes |
         chunks = []
         while chunk := os.read(fd, max(info.st_size, 65536)):
             chunks.append(chunk)
-        return b"".join(chunks)
+        return b"".join(chunks), _signature_of(info)
     except OSError as exc:
         problems.append(Problem(relative, f"cannot read: {exc.strerror}", "check the file"))
         return None
