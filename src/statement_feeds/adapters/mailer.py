@@ -14,6 +14,7 @@ import asyncio
 import itertools
 import logging
 import os
+import re
 import socket
 import ssl
 import time
@@ -23,6 +24,9 @@ from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
+import aiosmtplib.email
+import aiosmtplib.protocol
+from aiosmtplib import SMTPStatus
 
 from ..config import SmtpConfig
 from ..errors import (
@@ -154,16 +158,16 @@ class SmtpMessenger:
         client = slot.client if reused and slot.client else await self._connect(slot)
         try:
             try:
-                await client.mail(sender)
+                await _mail(client, sender)
             except aiosmtplib.SMTPServerDisconnected:
                 if not reused:
                     raise
                 # The server closed the idle connection. Nothing of this message went
                 # out, so one fresh connection is safe (and no retry is burnt on it).
                 client = await self._connect(slot)
-                await client.mail(sender)
-            await client.rcpt(recipient)
-            await client.data(message, timeout=self._data_timeout)
+                await _mail(client, sender)
+            await _rcpt(client, recipient)
+            await _data(client, message, self._data_timeout)
         except aiosmtplib.SMTPResponseException:
             await self._reset(slot)  # the connection is fine: clear the envelope, keep it
             raise
@@ -191,6 +195,11 @@ class SmtpMessenger:
                 await self._starttls(client)
             if config.username:
                 await client.login(config.username, config.password)
+            if client.is_ehlo_or_helo_needed:  # the raw commands below do not ask for it
+                try:
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await client.helo()
         except BaseException:
             slot.drop()
             raise
@@ -222,6 +231,64 @@ class SmtpMessenger:
                 with suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
                     await slot.client.quit()
             slot.drop()
+
+
+# The fast path: aiosmtplib's ``mail``/``rcpt``/``data`` parse every address with the
+# ``email`` package and run two regular expressions over every message (line endings,
+# dot-stuffing): about a third of the CPU time of an edition. Our messages already have
+# CRLF line endings and plain addresses, so the same commands are sent through
+# ``SMTP.execute_command`` and the protocol directly, falling back to aiosmtplib's own
+# quoting and normalisation for anything unusual. Errors are aiosmtplib's exceptions,
+# raised for the same replies, so ``map_smtp_errors`` sees no difference.
+_PLAIN_ADDRESS = re.compile(r"[^\s<>()\[\],;:\\\"@]+@[^\s<>()\[\],;:\\\"@]+")
+
+
+def _quoted(address: str) -> bytes:
+    if address.isascii() and _PLAIN_ADDRESS.fullmatch(address):
+        return b"<" + address.encode("ascii") + b">"
+    return aiosmtplib.email.quote_address(address).encode("ascii")
+
+
+async def _mail(client: aiosmtplib.SMTP, sender: str) -> None:
+    response = await client.execute_command(b"MAIL", b"FROM:" + _quoted(sender))
+    if response.code != SMTPStatus.completed:
+        raise aiosmtplib.SMTPSenderRefused(response.code, response.message, sender)
+
+
+async def _rcpt(client: aiosmtplib.SMTP, recipient: str) -> None:
+    response = await client.execute_command(b"RCPT", b"TO:" + _quoted(recipient))
+    if response.code not in {SMTPStatus.completed, SMTPStatus.will_forward}:
+        raise aiosmtplib.SMTPRecipientRefused(response.code, response.message, recipient)
+
+
+def data_payload(message: bytes) -> bytes:
+    """The message as sent after DATA: CRLF line ends, dot-stuffed, ending in CRLF . CRLF."""
+    pairs = message.count(b"\r\n")  # three C-speed scans instead of a regex substitution
+    if message.count(b"\r") != pairs or message.count(b"\n") != pairs:
+        message = aiosmtplib.protocol.normalize_message_line_endings(message)
+    if not message.endswith(b"\r\n"):
+        message += b"\r\n"
+    stuffed = message.replace(b"\r\n.", b"\r\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    return stuffed + b".\r\n"
+
+
+async def _data(client: aiosmtplib.SMTP, message: bytes, timeout: float) -> None:
+    response = await client.execute_command(b"DATA")
+    if response.code != SMTPStatus.start_input:
+        raise aiosmtplib.SMTPDataError(response.code, response.message)
+    protocol = client.protocol
+    if protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    try:
+        protocol.write(data_payload(message))
+        response = await protocol.read_response(timeout=timeout)
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+        client.close()
+        raise
+    if response.code != SMTPStatus.completed:
+        raise aiosmtplib.SMTPDataError(response.code, response.message)
 
 
 class MaildirMessenger:
