@@ -13,7 +13,11 @@ site built by the ``site`` fixture:
 from __future__ import annotations
 
 import email
+import os
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -24,6 +28,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from smtp_server import Received, RecordingServer
+from statement_feeds.adapters.lock import lock_holder
 from statement_feeds.cli import cli
 
 MakeSite = Callable[..., Path]
@@ -396,3 +401,48 @@ def test_server_down_defers_then_a_later_run_delivers(site: Site) -> None:
     assert "sent 4, deferred 0, failed 0" in later.output
     assert site.recipients() == sorted({*DAILY, "weekly@example.com"})
     assert set(site.states().values()) == {"sent"}
+
+
+# --- two senders ----------------------------------------------------------------------
+
+
+def test_a_second_send_while_one_is_delivering_neither_kills_it_nor_strands_mail(
+    site: Site,
+) -> None:
+    """Only the daemon handles the wake-up signal; another `digest send` would die of it."""
+    site.server.data_delay = 0.3  # the first run takes a while
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STATEMENT_FEEDS_")}
+    env["STATEMENT_FEEDS_FAKE_NOW"] = T1.isoformat()
+    first = subprocess.Popen(
+        [sys.executable, "-m", "statement_feeds", "--config", str(site.config), "digest", "send"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lock = site.root / "state" / "sender.lock"
+        deadline = time.monotonic() + 30
+        while lock_holder(lock) != first.pid:  # it is delivering now
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline, "the first run never took the sender lock"
+            time.sleep(0.01)
+        site.publish("c.en.md", "Charlie", T1 + timedelta(minutes=1))
+
+        second = site.cli("digest", "send", at=T1 + timedelta(minutes=2))
+
+        out, err = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 0, (first.returncode, out, err)
+    assert "sent 4," in out
+    assert second.exit_code == 0, second.output
+    assert "daemon" not in second.output
+    # Both editions delivered: 4 messages, then Charlie to the 3 who read English.
+    assert "sent 3," in second.output
+    assert len(site.server.messages) == 7
+    assert sorted(site.ledger("SELECT state, COUNT(*) FROM deliveries GROUP BY state")) == [
+        ("sent", 7)
+    ]

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .adapters.cache import BuildCache
-from .adapters.lock import SENDER_LOCK, WAKE_SIGNAL, StateLock, lock_holder
+from .adapters.lock import LOCK_NAME, SENDER_LOCK, WAKE_SIGNAL, StateLock, lock_holder
 from .adapters.mailer import make_messenger
 from .adapters.secrets import load_keys
 from .adapters.store import EditionStatus, SqliteStore
@@ -180,24 +180,43 @@ class Digests:
     ) -> SendOutcome:
         """``digest send``: plan an edition now (unless only resending) and deliver it.
 
-        If another process holds the sender lock (the daemon), only plan, and wake it.
+        If the daemon holds the sender lock, only plan, and wake it. If another
+        ``digest send`` holds it, wait for it to finish and then deliver: it has no
+        handler for the wake-up signal (which would kill it), and it may already be
+        past its last claim, so what was just planned would wait for the next run.
         """
         plan = None if resend_failed else self.plan(frequency or MANUAL, self.clock())
         if resend_failed:
             with self.store() as store:
                 store.retry_failed(now=self.clock())
         lock = self.sender_lock()
-        try:
-            lock.acquire()
-        except LockHeldError as held:
-            if held.pid:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(held.pid, WAKE_SIGNAL)
-            return SendOutcome(plan, None, held.pid)
+        daemon = await self._acquire_or_find_daemon(lock)
+        if daemon is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(daemon, WAKE_SIGNAL)
+            return SendOutcome(plan, None, daemon)
         try:
             return SendOutcome(plan, await self.deliver(progress=progress))
         finally:
             lock.release()
+
+    async def _acquire_or_find_daemon(self, lock: StateLock, poll: float = 0.1) -> int | None:
+        """Take the sender lock (waiting for a ``digest send`` holding it), or return the
+        pid of the daemon holding it (it holds it for its whole life)."""
+        waiting = False
+        while True:
+            try:
+                lock.acquire()
+            except LockHeldError as held:
+                daemon = _live_holder(self.config.paths.state / LOCK_NAME)
+                if daemon is not None and held.pid in (daemon, None):
+                    return daemon
+                if not waiting:
+                    event(log, logging.INFO, "waiting for another sender", pid=held.pid)
+                    waiting = True
+                await asyncio.sleep(poll)
+            else:
+                return None
 
     # -- the daemon's EditionRunner ----------------------------------------------------
 
