@@ -176,6 +176,8 @@ class Daemon:
             clock_offset_s=round(self._offset.total_seconds(), 3),
         )
         await self._build({"start"})
+        # Addresses first seen now join now: only what is published later is new to them.
+        await self._subscribers_changed()
         self._start_scheduler()
         workers = [
             asyncio.create_task(self._watch_loop(), name="watch"),
