@@ -667,3 +667,30 @@ def test_every_page_string_is_translated() -> None:
         text = source.decode("utf-8")
         missing = [m for m in msgids if f'msgid "{m}"' not in text]
         assert not missing, (lang, missing)
+
+
+def test_subscribers_list_and_export_show_csv_and_web(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from statement_feeds.cli import cli
+
+    config_path = write_site(tmp_path, STATEMENTS)
+    (tmp_path / "subscribers" / "list.csv").write_text(
+        "email,name,languages,frequency\ncsv@example.com,Csv,en,daily\n", encoding="utf-8"
+    )
+    config = load_config(config_path)
+    with SqliteStore.open(config.paths.state) as store:
+        prefs = Preferences(("ru",), "weekly")
+        store.add_confirmation("id1", "Web@example.com", prefs, START, START + timedelta(days=1))
+        assert store.confirm_subscription("id1", START) is not None
+        store.set_preferences("csv@example.com", Preferences(("ru", "en"), "weekly"), START)
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["--config", str(config_path), "subscribers", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "csv@example.com" in listed.output and "Web@example.com" in listed.output
+    exported = runner.invoke(cli, ["--config", str(config_path), "subscribers", "export"])
+    assert exported.exit_code == 0
+    lines = exported.stdout.splitlines()
+    assert lines[0] == "email,name,languages,frequency,source,state"
+    assert "csv@example.com,Csv,ru en,weekly,list.csv,new" in lines
+    assert "Web@example.com,,ru,weekly,web,active" in lines

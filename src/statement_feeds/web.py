@@ -504,7 +504,9 @@ class WebService:
             lambda s: s.add_confirmation(token_id, form.email, prefs, now, expires)
         )
         token = self.signer.sign("confirm", token_id, int(expires.timestamp()))
-        message = self.confirmation_email(form.email, lang, f"{base_url}confirm?token={token}")
+        message = self.confirmation_email(
+            form.email, lang, f"{base_url}confirm?token={token}&lang={lang}"
+        )
         # Sent in the background: the response time must not depend on the mail server
         # (nor, through it, reveal anything about the address).
         task = asyncio.create_task(self._send(form.email, message))

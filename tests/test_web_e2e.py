@@ -1,0 +1,110 @@
+"""End to end in a real browser: Debian's /usr/bin/chromium driven by Playwright.
+
+Open /, subscribe, read the confirmation mail at aiosmtpd, follow its link, confirm,
+see the confirmation; then open a digest's List-Unsubscribe link and press the button.
+Screenshots are kept under ``test-artifacts/`` (gitignored).
+
+No browser is downloaded: ``playwright install`` is never run; the system Chromium is
+used through ``executable_path``. Skipped with the reason when either is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from smtp_server import RecordingServer
+from test_http import Site, run_site, smtp  # noqa: F401 - smtp is a fixture
+
+from statement_feeds.core.tokens import unsubscribe_url
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+playwright_api = pytest.importorskip(
+    "playwright.async_api", reason="Playwright for Python is not installed (pip install playwright)"
+)
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="/usr/bin/chromium is missing (apt-get install chromium); no browser is downloaded",
+)
+
+
+def test_subscribe_confirm_and_unsubscribe_in_chromium(
+    tmp_path: Path, smtp: RecordingServer
+) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    async def scenario(site: Site) -> None:
+        profile = tempfile.mkdtemp(prefix="sf-chromium-", dir=tmp_path)
+        async with playwright_api.async_playwright() as driver:
+            context = await driver.chromium.launch_persistent_context(
+                profile,
+                executable_path=str(CHROMIUM),
+                headless=True,
+                args=ARGS,
+                locale="ru-RU",
+                extra_http_headers={"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.5"},
+                viewport={"width": 390, "height": 844},  # a phone
+            )
+            try:
+                await _flow(site, context)
+            finally:
+                await context.close()
+        shutil.rmtree(profile, ignore_errors=True)
+
+    run_site(tmp_path, smtp, scenario)
+
+
+async def _flow(site: Site, context: object) -> None:
+    page = await context.new_page()  # type: ignore[attr-defined]
+    await page.goto(site.url)
+    assert await page.get_attribute("html", "lang") == "ru"
+    assert await page.locator("h1").inner_text() == "Социализм снизу"
+    # The language switch works without JavaScript.
+    await page.get_by_role("link", name="English", exact=True).click()
+    assert await page.get_attribute("html", "lang") == "en"
+    await page.screenshot(path=str(ARTIFACTS / "web-home.png"), full_page=True)
+
+    await page.get_by_label("Email address").fill("browser@example.com")
+    await page.get_by_label("Weekly").check()
+    await page.get_by_role("button", name="Subscribe").click()
+    assert "Check your inbox" in await page.locator("h1").inner_text()
+
+    link = await site.confirm_link("browser@example.com")
+    with site.store() as store:
+        assert store.web_subscribers() == {}
+    await page.goto(link)
+    await page.get_by_role("button", name="Confirm").click()
+    assert "Subscription confirmed" in await page.locator("h1").inner_text()
+    await page.screenshot(path=str(ARTIFACTS / "web-confirmed.png"), full_page=True)
+    with site.store() as store:
+        subscriber = store.web_subscribers()["browser@example.com"]
+        assert (subscriber.languages, subscriber.frequency) == (("en",), "weekly")
+
+    # The List-Unsubscribe link of a digest (same format core.digest uses).
+    token = site.signer.unsubscribe_token("browser@example.com")
+    await page.goto(unsubscribe_url(site.config.http.public_url, token))
+    with site.store() as store:
+        assert not store.is_blocked("browser@example.com")  # opening it changed nothing
+    await page.get_by_role("button", name=re.compile("Unsubscribe|Отписаться")).click()
+    await page.wait_for_load_state()
+    assert re.search("Unsubscribed|Подписка отменена", await page.locator("h1").inner_text())
+    await page.screenshot(path=str(ARTIFACTS / "web-unsubscribed.png"), full_page=True)
+    with site.store() as store:
+        assert store.is_blocked("browser@example.com")
+    await asyncio.sleep(0)
