@@ -638,7 +638,7 @@ def test_accept_language_negotiation() -> None:
 
 
 def test_merge_web_subscribers_into_the_csv_list() -> None:
-    csv = [
+    csv: list[Subscriber | Problem] = [
         Subscriber("a@example.com", "A", ("en",), "daily", "s.csv", 2),
         Problem("s.csv", "bad row", "fix", 3),
         Subscriber("B@example.com", "B", ("en",), "daily", "s.csv", 4),

@@ -14,13 +14,14 @@ import asyncio
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from smtp_server import RecordingServer
-from test_http import Site, run_site, smtp  # noqa: F401 - smtp is a fixture
 
+from smtp_server import RecordingServer
 from statement_feeds.core.tokens import unsubscribe_url
+from test_http import Site, run_site
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -42,6 +43,12 @@ pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
     reason="/usr/bin/chromium is missing (apt-get install chromium); no browser is downloaded",
 )
+
+
+@pytest.fixture
+def smtp() -> Iterator[RecordingServer]:
+    with RecordingServer() as server:
+        yield server
 
 
 def test_subscribe_confirm_and_unsubscribe_in_chromium(
