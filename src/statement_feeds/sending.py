@@ -9,7 +9,8 @@ disk's fsync rate; the price is that a crash can re-send up to one batch of
 already-accepted messages, which is exactly the "outcome unknown" window.
 
 ``deliver`` must be the only sender on its ledger while it runs: it starts with
-``recover_unknown``, which would re-queue another live sender's in-flight messages.
+``recover_unknown``, which would re-queue another live sender's in-flight messages
+(unless called with ``recover=False`` by workers whose parent recovered once).
 """
 
 from __future__ import annotations
@@ -102,12 +103,17 @@ async def deliver(
     progress: Callable[[Progress], None] | None = None,
     flush_every: int = 250,
     flush_interval: float = 0.5,
+    recover: bool = True,
 ) -> DeliverySummary:
     """Send everything due now; return when nothing more is due or ``stop`` is set.
 
     ``sender`` is the envelope sender (bounces go there). Raises ``ConfigError`` when
     the run cannot send at all (e.g. STARTTLS missing); messages not yet attempted
     stay claimed and are picked up again by the next run.
+
+    ``recover=False`` skips ``recover_unknown``: for several senders sharing one
+    ledger (worker processes), whose parent recovered once before starting them.
+    Claims are transactions, so such senders never share a delivery.
     """
     run = _Run(
         ledger,
@@ -118,7 +124,8 @@ async def deliver(
         retry_lifetime=retry_lifetime,
         progress=progress,
     )
-    run.summary.recovered = ledger.recover_unknown()
+    if recover:
+        run.summary.recovered = ledger.recover_unknown()
     counts = ledger.counts()
     run.summary.total = counts.pending + counts.deferred
     run.batch, run.flush_every, run.stop = batch, flush_every, stop or asyncio.Event()
