@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import importlib.util
 import os
 import re
 import time
@@ -17,13 +18,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
 
-from conftest import statement_md, write_site
 from smtp_server import RecordingServer, free_port
 from statement_feeds.adapters.http import HttpHandle, start_http
 from statement_feeds.adapters.secrets import load_keys
@@ -39,6 +40,20 @@ from statement_feeds.service import Publisher
 from statement_feeds.web import DEFAULT_LIMITS, RateLimits
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _root_conftest() -> ModuleType:
+    # By file: with tests/adapters on sys.path, "import conftest" may find that one.
+    spec = importlib.util.spec_from_file_location("_root_conftest", REPO / "tests" / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_site_helpers = _root_conftest()
+statement_md = _site_helpers.statement_md
+write_site = _site_helpers.write_site
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 STATEMENTS = {
@@ -125,7 +140,7 @@ class Site:
 
 
 def make_config(root: Path, smtp_port: int, http_port: int, *, max_entries: int = 50) -> Path:
-    path = write_site(root, STATEMENTS, max_entries=max_entries)
+    path: Path = write_site(root, STATEMENTS, max_entries=max_entries)
     text = path.read_text(encoding="utf-8").replace(
         'host = ""', f'host = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"'
     )
