@@ -30,7 +30,12 @@ def test_every_command_is_documented(command: str) -> None:
 
 
 def _options(command: click.Command) -> list[str]:
-    return [opt for param in command.params for opt in getattr(param, "opts", []) if opt.startswith("--")]
+    return [
+        opt
+        for param in command.params
+        for opt in getattr(param, "opts", [])
+        if opt.startswith("--")
+    ]
 
 
 @pytest.mark.parametrize("option", _options(cli))
