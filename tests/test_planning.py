@@ -222,3 +222,23 @@ def test_end_to_end_with_statement_files(tmp_path: Path) -> None:
         result = plan_edition(config, store, cat, "daily", now, now, message_id_for=mid)
         assert deliveries(store, result.edition.id) == {"a@x.org": (cat.published[0].id,)}
         assert [s.translation_key for s in cat.published] == ["a"]
+
+
+def test_web_subscribers_and_preference_changes_are_planned(tmp_path: Path) -> None:
+    from statement_feeds.core.web_subscribers import Preferences
+
+    config = make_config(tmp_path, a="email,languages\ncsv@x.org,en\n")
+    with SqliteStore.open(config.paths.state) as store:
+        sync_subscribers(config, store, T0)
+        store.add_confirmation("t1", "web@x.org", Preferences(("ru",), "daily"), T0, T0 + DAY)
+        assert store.confirm_subscription("t1", T0) is not None  # joins at T0
+        store.set_preferences("csv@x.org", Preferences(("ru", "en"), "daily"), T0)
+        now = T0 + 2 * DAY
+        published = (statement("a", "en", T0 + DAY), statement("a", "ru", T0 + DAY))
+        plan = plan_edition(
+            config, store, catalog(now, *published), "daily", now, now, message_id_for=mid
+        )
+        assert deliveries(store, plan.edition.id) == {
+            "web@x.org": ("a-ru",),  # signed up on the web only
+            "csv@x.org": ("a-ru",),  # the CSV row said en; the preferences page said ru
+        }

@@ -27,6 +27,7 @@ from .core.catalog import Catalog
 from .core.problems import Problem
 from .core.selection import Selector
 from .core.subscribers import Subscriber, email_key
+from .core.web_subscribers import merge_subscribers
 from .ledger import Edition, PlannedDelivery
 
 __all__ = ["MANUAL", "PlanResult", "plan_edition", "preview_edition", "sync_subscribers"]
@@ -97,13 +98,16 @@ def sync_subscribers(config: Config, store: SqliteStore, now: datetime) -> list[
     """
     problems: list[Problem] = []
     with store.transaction():
-        for chunk in _chunks(_valid(config, problems)):
+        for chunk in _chunks(_valid(config, problems, store)):
             store.sync_subscribers([s.email for s in chunk], now)
     return problems
 
 
-def _valid(config: Config, problems: list[Problem]) -> Iterator[Subscriber]:
-    for item in read_subscribers(config.paths.subscribers, config.site.default_language):
+def _valid(config: Config, problems: list[Problem], store: SqliteStore) -> Iterator[Subscriber]:
+    """The CSV subscribers with web sign-ups and preference changes applied."""
+    web, overrides = store.web_subscriber_view()
+    items = read_subscribers(config.paths.subscribers, config.site.default_language)
+    for item in merge_subscribers(items, web, overrides):
         if isinstance(item, Problem):
             problems.append(item)
         else:
@@ -121,7 +125,7 @@ def _deliveries(
     record: bool,
 ) -> Iterator[PlannedDelivery]:
     keys = selector.translation_keys
-    for chunk in _chunks(_valid(config, problems)):
+    for chunk in _chunks(_valid(config, problems, store)):
         # Every frequency is read and synced: joining is about the list, not the schedule.
         states = store.subscriber_states([s.email for s in chunk], keys)
         if record:
