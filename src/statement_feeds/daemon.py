@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -42,6 +42,9 @@ from .errors import StatementFeedsError
 from .logs import event
 from .scheduling import WallClockCronTrigger, clock_offset, latest_due
 from .service import BuildReport, Publisher
+
+if TYPE_CHECKING:
+    from .adapters.http import HttpHandle
 
 __all__ = ["Daemon", "DaemonOptions", "EditionRunner", "build_runner", "run_daemon", "sd_notify"]
 
@@ -178,6 +181,7 @@ class Daemon:
         await self._build({"start"})
         # Addresses first seen now join now: only what is published later is new to them.
         await self._subscribers_changed()
+        http = await self._start_http()
         self._start_scheduler()
         workers = [
             asyncio.create_task(self._watch_loop(), name="watch"),
@@ -187,7 +191,19 @@ class Daemon:
         sd_notify("READY=1")
         event(log, logging.INFO, "daemon ready", rescan_s=self.options.rescan_interval)
         await self._stop.wait()
+        if http is not None:
+            await http.close()  # no new requests first; then the in-flight work
         await self._shutdown(workers)
+
+    async def _start_http(self) -> HttpHandle | None:
+        """Serve feeds, subscribe and unsubscribe when ``http.listen`` is set."""
+        if not self.config.http.listen:
+            return None
+        from .adapters.http import start_http  # aiohttp only when serving
+
+        handle = await start_http(self.config, self.clock)
+        event(log, logging.INFO, "http serving", url=handle.url)
+        return handle
 
     def _on_wake(self) -> None:
         """`digest send` planned an edition while we hold the sender lock: deliver it."""
