@@ -14,11 +14,12 @@ import itertools
 import multiprocessing
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
+from typing import TypeVar
 from urllib.parse import urljoin
 
 from . import __version__
@@ -200,26 +201,36 @@ class Publisher:
             for d in documents
             if previous.get(d.path) != d.fingerprint or not (output / d.path).is_file()
         ]
-        stale_paths = {d.path for d in stale}
+        # HTML is fetched per document, lazily, so memory holds a window's worth.
+        jobs = ((d, self.settings, cache.html(s.digest for s in d.entries)) for d in stale)
+        rendered = _process_map(_render_job, jobs, parallel_from=16, window=16, chunksize=1)
+        written = {
+            document.path: write_if_changed(output / document.path, data)
+            for document, data in zip(stale, rendered, strict=True)
+        }
         for document in documents:
-            written = False
-            if document.path in stale_paths:
-                # HTML is fetched per document so that memory holds one document's worth.
-                html = cache.html(s.digest for s in document.entries)
-                data = render_document(document, self.settings, partial(self._content, html))
-                written = write_if_changed(output / document.path, data)
             if not document.archive:
                 report.feeds.append(
-                    FeedReport(document.lang, document.path, len(document.entries), written)
+                    FeedReport(
+                        document.lang,
+                        document.path,
+                        len(document.entries),
+                        written.get(document.path, False),
+                    )
                 )
         keep = {output / d.path for d in documents}
         report.removed = [str(p.relative_to(output)) for p in remove_stale(output / "feeds", keep)]
         cache.store_fingerprints({d.path: d.fingerprint for d in documents})
 
-    @staticmethod
-    def _content(html: dict[str, str], statement: Statement) -> str:
-        """An entry's HTML with relative URLs made absolute against the statement's URL."""
-        return resolve_urls(html[statement.digest], partial(urljoin, statement.url))
+
+def _render_job(job: tuple[Document, FeedSettings, dict[str, str]]) -> bytes:
+    document, settings, html = job
+    return render_document(document, settings, partial(_content, html))
+
+
+def _content(html: dict[str, str], statement: Statement) -> str:
+    """An entry's HTML with relative URLs made absolute against the statement's URL."""
+    return resolve_urls(html[statement.digest], partial(urljoin, statement.url))
 
 
 def _save_parsed(
@@ -253,19 +264,35 @@ def parse_many(
     window at a time, so a cold build never holds the whole corpus.
     """
     jobs = ((key, file.source, file.data, file.signature, defaults, render) for key, file in todo)
-    first = list(itertools.islice(jobs, _PARALLEL_FROM))
+    yield from _process_map(
+        _parse_job, jobs, parallel_from=_PARALLEL_FROM, window=_WINDOW, chunksize=32
+    )
+
+
+J = TypeVar("J")
+R = TypeVar("R")
+
+
+def _process_map(
+    func: Callable[[J], R], jobs: Iterator[J], *, parallel_from: int, window: int, chunksize: int
+) -> Iterator[R]:
+    """``map(func, jobs)`` in order, on every core once there are ``parallel_from`` jobs.
+
+    ``jobs`` is consumed a window at a time, so memory holds a window of inputs.
+    """
+    first = list(itertools.islice(jobs, parallel_from))
     workers = min(os.cpu_count() or 1, 4)
-    if len(first) < _PARALLEL_FROM or workers < 2:
-        yield from map(_parse_job, itertools.chain(first, jobs))
+    if len(first) < parallel_from or workers < 2:
+        yield from map(func, itertools.chain(first, jobs))
         return
     # fork is cheapest, but only safe while this process has no other threads
     # (the daemon has some: watchfiles, asyncio's executor), else spawn.
     method = "fork" if threading.active_count() == 1 else "spawn"
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
-        window = first
-        while window:
-            yield from pool.map(_parse_job, window, chunksize=32)
-            window = list(itertools.islice(jobs, _WINDOW))
+        batch = first
+        while batch:
+            yield from pool.map(func, batch, chunksize=chunksize)
+            batch = list(itertools.islice(jobs, window))
 
 
 def _parse_job(

@@ -7,6 +7,7 @@ blank line; " …" appended only when something was cut.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 
 from .markup import plain_paragraphs
@@ -67,6 +68,7 @@ def _split_words(text: str) -> list[str]:
     return words
 
 
+@functools.lru_cache(maxsize=4096)  # scripts above U+0300 (Cyrillic...) ask per word
 def _extends_cluster(char: str) -> bool:
     """Grapheme_Cluster_Break Extend, ZWJ or SpacingMark (UAX 29, GB9, GB9a): marks,
     joiners, emoji skin-tone modifiers and emoji tag characters (subdivision flags)."""

@@ -141,10 +141,13 @@ def _leading_blocks(markdown: str, enough_words: int) -> str:
     taken: list[str] = []
     words = 0
     margin = enough_words + 32  # syntax-only tokens ("-", "##") count as words here
-    for block in blocks:
+    for index, block in enumerate(blocks):
         taken.append(block)
         words += len(block.split())
         if words > margin:
+            # One block more: the caller distrusts the last block (it may be damaged by
+            # the cut), so the complete ones before it must already hold enough words.
+            taken.extend(blocks[index + 1 : index + 2])
             break
     if len(taken) == len(blocks):
         return markdown

@@ -41,7 +41,7 @@ _FrontMatterLoader.yaml_implicit_resolvers = {
 }
 
 # Part of the build cache's key: bump when parsing or excerpt rules change.
-PARSER_VERSION = "5"
+PARSER_VERSION = "6"
 
 KNOWN_KEYS = frozenset(
     {
