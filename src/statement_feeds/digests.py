@@ -150,9 +150,9 @@ class Digests:
     ) -> DeliverySummary:
         """Send everything due. The caller must hold the sender lock.
 
-        A big run on a machine with several cores is split over worker processes
-        (``_deliver_in_processes``): the ledger is recovered once here, then each
-        worker claims its own batches with its own connections.
+        With ``STATEMENT_FEEDS_SEND_PROCESSES=N`` a big run is split over N worker
+        processes (``_deliver_in_processes``): the ledger is recovered once here, then
+        each worker claims its own batches with its own connections.
         """
         self.require_public_url()
         workers = _sender_processes(self)
@@ -307,7 +307,8 @@ def _live_holder(path: Path) -> int | None:
 # -- sending from several processes ------------------------------------------------------
 #
 # One process tops out at one core: composing, SQLite and aiosmtplib are all Python.
-# For a big run, ``Digests.deliver`` recovers the ledger once, then starts worker
+# For a big run (opt-in, see SEND_PROCESSES_ENV), ``Digests.deliver`` recovers the
+# ledger once, then starts worker
 # processes (spawned: nothing of the parent's event loop, threads or SQLite connection
 # is inherited) that each run ``sending.deliver(recover=False)`` with their own ledger
 # connection and their share of ``smtp.concurrency`` connections. ``claim`` is a
@@ -317,13 +318,16 @@ def _live_holder(path: Path) -> int | None:
 # it would of one process, and the next run re-sends those with the same Message-ID.
 
 PARALLEL_MIN = 5000  # deliveries due: below this, starting processes costs more than it saves
-SEND_PROCESSES_ENV = "STATEMENT_FEEDS_SEND_PROCESSES"  # override; 1 = never split
+# Opt-in: worker processes (e.g. 2) when this is set. Default one process: on the 2-core
+# benchmark VM, with the SMTP server on the same machine, two workers were ~10 % slower
+# than one process and doubled the summed RSS (bench/README.md, edition benchmark).
+SEND_PROCESSES_ENV = "STATEMENT_FEEDS_SEND_PROCESSES"
 
 
 def _sender_processes(digests: Digests) -> int:
     """How many worker processes to deliver with (1: deliver in this process)."""
     override = os.environ.get(SEND_PROCESSES_ENV, "").strip()
-    wanted = int(override) if override.isdigit() else (os.cpu_count() or 1)
+    wanted = min(int(override), os.cpu_count() or 1) if override.isdigit() else 1
     # A custom clock (tests, a controllable daemon clock) cannot be shared with workers.
     workers = min(wanted, max(1, digests.config.smtp.concurrency))
     if workers <= 1 or digests.clock is not system_clock:
