@@ -44,6 +44,9 @@ output = "public"
 state = "state"
 outbox = "outbox"
 
+[feeds]
+max_entries = 1000  # every test statement in the subscription feed (no archives to read)
+
 [digest]
 from = "Statements <statements@example.org>"
 daily = "0 7 * * *"

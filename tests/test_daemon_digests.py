@@ -92,16 +92,6 @@ def test_the_daemon_serves_feeds_and_health_over_http(tmp_path: Path) -> None:
     assert seconds < 10
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "daemon.Daemon.serve announces readiness (log 'daemon ready', sd_notify READY=1) "
-        "before _watch_loop has armed the watches (watchfiles.awatch creates its RustNotify "
-        "lazily on first iteration), and the start build lists the folder before that: a "
-        "statement written between the start build's scan and the arming is only picked up "
-        "by the next rescan (default 60 s), not within 1 s"
-    ),
-)
 def test_statements_written_right_after_ready_reach_the_feed_within_seconds(
     tmp_path: Path,
 ) -> None:

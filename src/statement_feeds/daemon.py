@@ -178,18 +178,25 @@ class Daemon:
             digests="enabled" if self.runner else "disabled (no edition runner wired)",
             clock_offset_s=round(self._offset.total_seconds(), 3),
         )
+        # The watches are armed before the start build lists the folder: a file written
+        # meanwhile is either in that listing or causes an event (queued until the build
+        # loop runs). awatch installs its watches before its first await; the one build
+        # after "ready" covers a watcher that would arm later than that.
+        watcher = asyncio.create_task(self._watch_loop(), name="watch")
+        await asyncio.sleep(0)
         await self._build({"start"})
         # Addresses first seen now join now: only what is published later is new to them.
         await self._subscribers_changed()
         http = await self._start_http()
         self._start_scheduler()
         workers = [
-            asyncio.create_task(self._watch_loop(), name="watch"),
+            watcher,
             asyncio.create_task(self._build_loop(), name="build"),
             asyncio.create_task(self._rescan_loop(), name="rescan"),
         ]
         sd_notify("READY=1")
         event(log, logging.INFO, "daemon ready", rescan_s=self.options.rescan_interval)
+        self._mark_dirty("armed")
         await self._stop.wait()
         if http is not None:
             await http.close()  # no new requests first; then the in-flight work
