@@ -303,15 +303,6 @@ def test_sigterm_mid_edition_exits_zero_and_a_restart_delivers_the_rest(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "sending.deliver stops on SIGTERM with the rest of its claimed batch (claim() takes "
-        "up to 500 at once, state -> 'sending', attempts+1, first_attempt_at set) still "
-        "'sending' in the ledger although those messages were never handed to the server: "
-        "_Run.claimed is dropped, not released back to 'pending' when stop is set"
-    ),
-)
 def test_sigterm_leaves_no_unsent_delivery_in_sending(sigterm_run: SigtermRun) -> None:
     run = sigterm_run
     # `sending` means "may have left": after a graceful stop, only for messages the

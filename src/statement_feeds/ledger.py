@@ -12,6 +12,7 @@ handed to SMTP, ``mark_*`` commits after the reply)::
        └──(next_attempt)─ deferred ──lifetime over──▶ failed
                           sending ──5xx──▶ failed (5xx on RCPT also marks the address bounced)
     after a crash: sending ──recover_unknown──▶ pending  (re-sent with the same Message-ID)
+    on a clean stop: sending ──release──▶ pending / deferred  (claimed, never handed over)
 """
 
 from __future__ import annotations
@@ -101,6 +102,9 @@ class Ledger(Protocol):
     def mark_failed(
         self, delivery: Delivery, now: datetime, code: int | None, error: str, bounced: bool
     ) -> None: ...
+
+    def release(self, deliveries: Sequence[Delivery], now: datetime) -> None:
+        """Claimed deliveries that were never handed to SMTP (a stop): undo the claim."""
 
     def recover_unknown(self) -> int:
         """After a crash: deliveries left in ``sending`` go back to ``pending``."""

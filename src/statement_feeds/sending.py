@@ -108,8 +108,8 @@ async def deliver(
     """Send everything due now; return when nothing more is due or ``stop`` is set.
 
     ``sender`` is the envelope sender (bounces go there). Raises ``ConfigError`` when
-    the run cannot send at all (e.g. STARTTLS missing); messages not yet attempted
-    stay claimed and are picked up again by the next run.
+    the run cannot send at all (e.g. STARTTLS missing). Deliveries claimed but not
+    handed to the server (that error, or ``stop``) are released back to the ledger.
 
     ``recover=False`` skips ``recover_unknown``: for several senders sharing one
     ledger (worker processes), whose parent recovered once before starting them.
@@ -137,6 +137,9 @@ async def deliver(
     finally:
         ticker.cancel()
         run.flush()
+        if run.claimed:  # stopped (or unable to send): these never left, so undo the claim
+            ledger.release(list(run.claimed), clock())
+            run.claimed.clear()
     if run.fatal is not None:
         raise run.fatal
     run.summary.stopped = run.stop.is_set() and not run.exhausted
@@ -210,7 +213,8 @@ class _Run:
         try:
             await self.messenger.send(self.sender, delivery.email, message)
         except ConfigError as exc:
-            # Nothing was sent; the delivery stays claimed for the next run.
+            # Nothing was sent: back with the claimed ones, released when the run ends.
+            self.claimed.appendleft(delivery)
             self.fatal = self.fatal or exc
             return
         except RecipientRefusedError as exc:

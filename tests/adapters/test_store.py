@@ -207,3 +207,20 @@ def test_claim_uses_the_due_index(store: SqliteStore) -> None:
     text = " ".join(str(r[-1]) for r in plan_rows)
     assert "deliveries_due" in text
     assert "TEMP B-TREE" not in text  # no sort of every due row per claim
+
+
+def test_release_undoes_a_claim_that_never_reached_the_server(store: SqliteStore) -> None:
+    plan(store, planned("a@x.org", "k"), planned("b@x.org", "k"))
+    [a] = store.claim(1, T0)
+    later = T0 + timedelta(minutes=5)
+    store.mark_deferred(a, T0, later, 451, "try later")
+    claimed = store.claim(5, later)  # b for the first time, a for the second
+    assert sorted(d.attempts for d in claimed) == [1, 2]
+    store.release(claimed, later)
+    assert store.counts() == LedgerCounts(pending=1, deferred=1)
+    again = {d.email: d for d in store.claim(5, later)}
+    assert again["b@x.org"].attempts == 1 and again["b@x.org"].first_attempt_at == later
+    assert again["a@x.org"].attempts == 2 and again["a@x.org"].first_attempt_at == T0
+    store.mark_sent(list(again.values()), later)
+    store.release(list(again.values()), later)  # too late: only "sending" rows move
+    assert store.counts() == LedgerCounts(sent=2)

@@ -410,6 +410,23 @@ class SqliteStore:
                 [(stamp, email_key(d.email), d.edition_id) for d in deliveries],
             )
 
+    def release(self, deliveries: Sequence[Delivery], now: datetime) -> None:
+        """Claimed but never handed to the server (the run stopped): undo the claim.
+
+        Back to ``pending`` (or ``deferred`` if tried before) with the attempt not
+        counted, so a clean stop leaves nothing looking like an unknown outcome.
+        """
+        stamp = to_ts(now)
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE deliveries SET"
+                " state = CASE WHEN attempts > 1 THEN 'deferred' ELSE 'pending' END,"
+                " first_attempt_at = CASE WHEN attempts > 1 THEN first_attempt_at END,"
+                " attempts = attempts - 1, updated_at = ?"
+                " WHERE email_key = ? AND edition_id = ? AND state = 'sending'",
+                [(stamp, email_key(d.email), d.edition_id) for d in deliveries],
+            )
+
     def mark_deferred(
         self,
         delivery: Delivery,
