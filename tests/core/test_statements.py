@@ -592,3 +592,23 @@ def test_valid_front_matter_then_garbage_never_crashes(
 def test_arbitrary_values_for_known_keys_never_crash(fields: dict[str, object]) -> None:
     front = [f"{key}: {json.dumps(value)}" for key, value in fields.items()]
     _check_outcome(parse_statement("fuzz.md", md(*front), SITE))
+
+
+# --- IRIs: what feed validators reject in ids and links ------------------------------
+
+
+@pytest.mark.parametrize(
+    "url", ["https://example.org/a<b>/", "https://example.org/a b/", "https://ex{a}.org/"]
+)
+def test_a_url_with_characters_an_iri_cannot_hold_is_reported(url: str) -> None:
+    found = problem("a.md", md(*GOOD, f"url: '{url}'"))
+    assert "'url'" in found.message and found.line == 4
+
+
+def test_an_explicit_id_that_is_not_a_valid_iri_becomes_a_stable_uuid() -> None:
+    first = ok("a.md", md(*GOOD, 'id: "tag:example.org,2020:belarus statement"'))
+    again = ok("moved/b.md", md(*GOOD, 'id: "tag:example.org,2020:belarus statement"'))
+    assert first.id.startswith("urn:uuid:") and first.id == again.id
+    assert ok("a.md", md(*GOOD, 'id: "tag:example.org,2020:belarus"')).id == (
+        "tag:example.org,2020:belarus"
+    )

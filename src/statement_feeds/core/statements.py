@@ -41,7 +41,7 @@ _FrontMatterLoader.yaml_implicit_resolvers = {
 }
 
 # Part of the build cache's key: bump when parsing or excerpt rules change.
-PARSER_VERSION = "6"
+PARSER_VERSION = "7"
 
 KNOWN_KEYS = frozenset(
     {
@@ -163,13 +163,19 @@ def _parse(
     )
 
 
+# RFC 3987: characters never allowed in an IRI (feed validators flag them in ids and links).
+_IRI_CHARS = r"[^\s<>\"{}|\\^`]"
+_IRI = re.compile(rf"[a-zA-Z][a-zA-Z0-9+.-]*:{_IRI_CHARS}+")
+_HTTP_IRI = re.compile(rf"https?://[^\s/<>\"{{}}|\\^`]+{_IRI_CHARS}*")
+
+
 def statement_id(site_url: str, translation_key: str, lang: str, explicit: str = "") -> str:
     """A stable Atom id: never from the title, url or path, so renames and fixes keep it.
 
     An explicit id that is already a URI (``tag:``, ``urn:``, ``https:``) is used as
     is; anything else is turned into a name-based UUID URN, scoped to the site.
     """
-    if explicit and re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:\S+$", explicit):
+    if explicit and _IRI.fullmatch(explicit):
         return explicit
     name = f"{site_url}#statement/{explicit or translation_key + '/' + lang}"
     return uuid.uuid5(uuid.NAMESPACE_URL, name).urn
@@ -383,7 +389,7 @@ class _Checker:
     def url(self, value: Any) -> str:
         if value is None:
             return ""
-        if not isinstance(value, str) or not re.fullmatch(r"https?://[^\s/]+\S*", value.strip()):
+        if not isinstance(value, str) or not _HTTP_IRI.fullmatch(value.strip()):
             self.fail(
                 "url",
                 f"'url' must be an absolute http(s) URL, got {_shown(value)}",
