@@ -380,3 +380,18 @@ def make_site_for_oserror(root: Path) -> Path:
         encoding="utf-8",
     )
     return config
+
+
+def test_status_shows_the_last_build_the_daemon_and_the_next_editions(tmp_path: Path) -> None:
+    config = make_site_for_oserror(tmp_path)
+    runner = CliRunner()
+    before = runner.invoke(cli, ["--config", str(config), "status"])
+    assert before.exit_code == 0, before.output
+    assert "build    last" not in before.output  # nothing built yet
+    assert runner.invoke(cli, ["--config", str(config), "build"]).exit_code == 0
+    after = runner.invoke(cli, ["--config", str(config), "status"])
+    assert after.exit_code == 0, after.output
+    assert "1 statements, 0 problems, 1 files written" in after.output
+    assert "daemon   not running" in after.output
+    assert "next     daily   edition due" in after.output
+    assert "next     weekly  edition due" in after.output

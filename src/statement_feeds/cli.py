@@ -246,9 +246,17 @@ def status(ctx: Context) -> None:
     for feed in feeds:
         stamp = datetime.fromtimestamp(feed.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
         click.echo(f"feed     {feed.name:<12} {feed.stat().st_size:>9} bytes  written {stamp}")
+    last = Publisher(config).last_build()
+    if last:
+        click.echo(
+            f"build    last {last['at']}: {last['statements']} statements, "
+            f"{last['problems']} problems, {last['written']} files written"
+        )
     report = Digests(config).status()
     daemon = f"running (pid {report.daemon_pid})" if report.daemon_pid else "not running"
     click.echo(f"daemon   {daemon}")
+    for frequency, due in _next_editions(config):
+        click.echo(f"next     {frequency:<7} edition due {due:%Y-%m-%d %H:%M %Z}")
     for item in report.editions:
         e, c = item.edition, item.counts
         click.echo(
@@ -340,6 +348,20 @@ def subscribers_export(ctx: Context, show_all: bool) -> None:
         )
     _report_problems(problems)
     sys.exit(EXIT_INVALID_INPUT if problems else EXIT_OK)
+
+
+def _next_editions(config: Config) -> list[tuple[str, datetime]]:
+    """When the daily and weekly editions are next due, in the site's time zone."""
+    from .clock import system_clock
+    from .scheduling import WallClockCronTrigger
+
+    now = system_clock()
+    due = []
+    for frequency, expr in (("daily", config.digest.daily), ("weekly", config.digest.weekly)):
+        fire = WallClockCronTrigger(expr, config.site.timezone).next_due(None, now)
+        if fire is not None:
+            due.append((frequency, fire.astimezone(config.site.timezone)))
+    return due
 
 
 def main() -> None:

@@ -107,6 +107,14 @@ class Publisher:
         statements = self._parse(problems, cache, verify=verify)
         return build_catalog(statements, problems, self.clock())
 
+    def last_build(self) -> dict[str, str]:
+        """What the last build recorded, for ``status`` (empty if there was none)."""
+        path = self.config.paths.state / "cache.sqlite"
+        if not path.exists():
+            return {}
+        with BuildCache(path) as cache:
+            return cache.last_build()
+
     def check(self) -> BuildReport:
         catalog = self.load(cache=None)
         return BuildReport(problems=list(catalog.problems), statements=len(catalog.statements))
@@ -122,6 +130,14 @@ class Publisher:
             documents = plan_feeds(catalog, self.settings)
             self._publish(documents, cache, report)
             cache.prune_html({s.digest for s in catalog.statements})
+            cache.store_last_build(
+                {
+                    "at": catalog.now.isoformat(),
+                    "statements": str(report.statements),
+                    "problems": str(len(report.problems)),
+                    "written": str(report.written),
+                }
+            )
         return report
 
     def _parse(

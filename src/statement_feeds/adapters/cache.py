@@ -22,6 +22,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS parsed (key TEXT PRIMARY KEY, statement BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS html (digest TEXT PRIMARY KEY, html TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (path TEXT PRIMARY KEY, fingerprint TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
     source TEXT PRIMARY KEY, signature TEXT NOT NULL, key TEXT NOT NULL
 );
@@ -50,7 +51,7 @@ class BuildCache:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         if db.execute("PRAGMA user_version").fetchone()[0] != _VERSION:
-            for table in ("parsed", "html", "documents", "files"):
+            for table in ("parsed", "html", "documents", "files", "meta"):
                 db.execute(f"DROP TABLE IF EXISTS {table}")
             db.execute(f"PRAGMA user_version={_VERSION}")
         db.executescript(_SCHEMA)
@@ -124,6 +125,18 @@ class BuildCache:
             self._db.executemany(
                 "INSERT INTO files (source, signature, key) VALUES (?, ?, ?)",
                 ((source, sig, key) for source, (sig, key) in hints.items()),
+            )
+
+    def last_build(self) -> dict[str, str]:
+        """What the last build recorded (``at``, ``statements``, ``problems``, ``written``)."""
+        return dict(self._db.execute("SELECT name, value FROM meta").fetchall())
+
+    def store_last_build(self, values: dict[str, str]) -> None:
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO meta (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                values.items(),
             )
 
     def fingerprints(self) -> dict[str, str]:
