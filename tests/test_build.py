@@ -389,3 +389,45 @@ def test_golden_example_feeds(example_build: Path, lang: str) -> None:
 
 def test_example_site_has_exactly_the_two_feeds(example_build: Path) -> None:
     assert sorted(p.name for p in example_build.rglob("*") if p.is_file()) == ["en.atom", "ru.atom"]
+
+
+def test_a_missing_statements_folder_keeps_the_published_feeds(tmp_path: Path) -> None:
+    config = _site_with_statements_for_missing_folder(tmp_path)
+    first = Publisher(config).build()
+    feed = config.paths.output / "feeds" / "en.atom"
+    assert first.written == 1 and feed.is_file()
+    before = feed.read_bytes()
+    config.paths.statements.rename(tmp_path / "moved-away")
+    report = Publisher(config).build()
+    assert [p.message for p in report.problems] == ["statements folder does not exist"]
+    assert report.removed == [] and feed.read_bytes() == before
+
+
+def test_an_unlistable_subfolder_keeps_the_published_feeds(tmp_path: Path) -> None:
+    config = _site_with_statements_for_missing_folder(tmp_path)
+    sub = config.paths.statements / "2020"
+    sub.mkdir()
+    (sub / "b.md").write_text("---\ntitle: B\ndate: 2020-01-02\n---\n\nB.\n", encoding="utf-8")
+    Publisher(config).build()
+    feed = config.paths.output / "feeds" / "en.atom"
+    before = feed.read_bytes()
+    assert b"<title>B</title>" in before
+    sub.chmod(0)
+    try:
+        if os.access(sub, os.R_OK):
+            pytest.skip("running as root: a folder cannot be made unreadable")
+        report = Publisher(config).build()
+    finally:
+        sub.chmod(0o755)
+    assert any("cannot list folder" in p.message for p in report.problems)
+    assert feed.read_bytes() == before
+
+
+def _site_with_statements_for_missing_folder(root: Path) -> Config:
+    (root / "statements").mkdir()
+    (root / "statements" / "a.md").write_text(
+        "---\ntitle: A\ndate: 2020-01-01\n---\n\nA.\n", encoding="utf-8"
+    )
+    path = root / "statement-feeds.toml"
+    path.write_text('[site]\ntitle = "T"\nurl = "https://example.org/"\n', encoding="utf-8")
+    return load_config(path)

@@ -127,6 +127,11 @@ class Publisher:
                 statements=len(catalog.statements),
                 next_embargo=catalog.next_embargo(),
             )
+            if any(p.incomplete for p in catalog.problems):
+                # Part of the folder could not be read: publishing would drop (and the
+                # stale-file sweep delete) statements that still exist. Keep the last
+                # good feeds instead.
+                return report
             documents = plan_feeds(catalog, self.settings)
             self._publish(documents, cache, report)
             cache.prune_html({s.digest for s in catalog.statements})

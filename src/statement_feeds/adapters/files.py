@@ -82,7 +82,10 @@ def iter_sources(
     if not root.is_dir():
         problems.append(
             Problem(
-                str(root), "statements folder does not exist", "create it or fix paths.statements"
+                str(root),
+                "statements folder does not exist",
+                "create it or fix paths.statements; the feeds are left as they were",
+                incomplete=True,
             )
         )
         return
@@ -117,7 +120,10 @@ def _walk(folder: Path, prefix: str, problems: list[Problem]) -> Iterator[tuple[
     except OSError as exc:
         problems.append(
             Problem(
-                prefix or str(folder), f"cannot list folder: {exc.strerror}", "check permissions"
+                prefix or str(folder),
+                f"cannot list folder: {exc.strerror}",
+                "check permissions; the feeds are left as they were until it can be read",
+                incomplete=True,
             )
         )
         return

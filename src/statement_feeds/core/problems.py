@@ -13,12 +13,15 @@ class Problem:
 
     ``source`` is the path as the user knows it (relative to the folder it was
     found in), ``line`` is 1-based when known, ``hint`` says how to fix it.
+    ``incomplete`` marks a problem that hid an unknown part of the input (a folder
+    that could not be listed): publishing then would silently drop statements.
     """
 
     source: str
     message: str
     hint: str = ""
     line: int | None = None
+    incomplete: bool = False
 
     def __str__(self) -> str:
         where = self.source if self.line is None else f"{self.source}:{self.line}"
