@@ -83,7 +83,7 @@ def good(statement_md: MakeText) -> dict[str, str]:
 def test_check_passes_on_the_example_site() -> None:
     result = invoke("--config", str(EXAMPLE_CONFIG), "check")
     assert result.exit_code == 0, result.output
-    assert "checked 4 statements, 0 problems" in result.output
+    assert "checked 4 statements, 4 subscribers, 0 problems" in result.output
 
 
 def test_build_of_the_example_site_writes_one_feed_per_language(tmp_path: Path) -> None:
@@ -395,3 +395,56 @@ def test_status_shows_the_last_build_the_daemon_and_the_next_editions(tmp_path: 
     assert "daemon   not running" in after.output
     assert "next     daily   edition due" in after.output
     assert "next     weekly  edition due" in after.output
+
+
+def _site_with_subscribers(root: Path, csv: str, http: str) -> Path:
+    config = make_site_for_oserror(root)
+    (root / "subscribers").mkdir()
+    (root / "subscribers" / "list.csv").write_text(csv, encoding="utf-8")
+    templates = root / "templates"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "templates", templates)
+    text = config.read_text(encoding="utf-8") + '[paths]\ntemplates = "templates"\n' + http
+    config.write_text(text.replace('[paths]\noutput = "public"\n', "", 1), encoding="utf-8")
+    return config
+
+
+def test_check_reports_bad_subscriber_rows_with_file_and_line(tmp_path: Path) -> None:
+    csv = "email,frequency\nok@example.org,daily\nnot-an-address,daily\nb@example.org,hourly\n"
+    config = _site_with_subscribers(tmp_path, csv, '[http]\npublic_url = "https://e.org/n/"\n')
+    result = invoke("--config", str(config), "check")
+    assert result.exit_code == 1, result.output
+    assert "list.csv:3" in result.output and "list.csv:4" in result.output
+    assert "1 subscribers, 2 problems" in result.output
+
+
+def test_check_refuses_a_broken_template_naming_file_and_line(tmp_path: Path) -> None:
+    config = _site_with_subscribers(
+        tmp_path, "email\nok@example.org\n", '[http]\npublic_url = "https://e.org/n/"\n'
+    )
+    (tmp_path / "templates" / "digest.html").write_text("<p>\n{% if %}\n", encoding="utf-8")
+    result = invoke("--config", str(config), "check")
+    assert result.exit_code == 2, result.output
+    assert "digest.html:2" in result.output
+
+
+def test_check_requires_public_url_once_there_are_subscribers(tmp_path: Path) -> None:
+    config = _site_with_subscribers(tmp_path, "email\nok@example.org\n", "")
+    result = invoke("--config", str(config), "check")
+    assert result.exit_code == 2, result.output
+    assert "http.public_url" in result.output
+
+
+def test_digest_send_with_a_broken_template_plans_nothing_and_exits_2(tmp_path: Path) -> None:
+    config = _site_with_subscribers(
+        tmp_path, "email\nok@example.org\n", '[http]\npublic_url = "https://e.org/n/"\n'
+    )
+    (tmp_path / "templates" / "digest.txt").write_text("{{ no_such_thing.x }}\n", "utf-8")
+    result = invoke("--config", str(config), "digest", "send")
+    assert result.exit_code == 2, result.output
+    assert "digest.txt" in result.output
+    state = tmp_path / "state" / "state.sqlite"
+    if state.exists():  # created or not, it must hold no edition
+        import sqlite3
+
+        with sqlite3.connect(state) as db:
+            assert db.execute("SELECT count(*) FROM editions").fetchone() == (0,)

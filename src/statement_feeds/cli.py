@@ -7,6 +7,7 @@ processed), 2 usage or configuration error.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ import click
 
 from . import __version__
 from .config import Config, find_config, load_config
-from .errors import ConfigError, StatementFeedsError
+from .errors import StatementFeedsError
 from .logs import configure_logging
 from .service import BuildReport, Publisher
 
@@ -53,11 +54,12 @@ def _handles_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except ConfigError as exc:
+        except StatementFeedsError as exc:  # ConfigError, LockHeldError, StateError
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_USAGE)
-        except StatementFeedsError as exc:
-            click.echo(f"error: {exc}", err=True)
+        except sqlite3.Error as exc:
+            state = "the state database"
+            click.echo(f"error: {state}: {exc}; check paths.state and its disk", err=True)
             sys.exit(EXIT_USAGE)
         except OSError as exc:
             # An unwritable output or state folder is a setup problem, not invalid input.
@@ -108,10 +110,26 @@ def _report_problems(problems: list[Any]) -> None:
 @_handles_errors
 def check(ctx: Context) -> None:
     """Validate config, statements, subscribers and templates; write nothing."""
-    report = Publisher(ctx.config).check()
-    _report_problems(report.problems)
-    click.echo(f"checked {report.statements} statements, {len(report.problems)} problems")
-    sys.exit(EXIT_INVALID_INPUT if report.problems else EXIT_OK)
+    from .adapters.subscriber_files import read_subscribers
+    from .core.problems import Problem
+
+    config = ctx.config
+    report = Publisher(config).check()
+    items = list(read_subscribers(config.paths.subscribers, config.site.default_language))
+    problems = [*report.problems, *(i for i in items if isinstance(i, Problem))]
+    subscribers = len(items) - (len(problems) - len(report.problems))
+    _report_problems(problems)
+    if subscribers:
+        from .digests import Digests
+
+        digests = Digests(config)
+        digests.require_public_url()  # ConfigError: exit 2
+        digests.check_templates()
+    click.echo(
+        f"checked {report.statements} statements, {subscribers} subscribers, "
+        f"{len(problems)} problems"
+    )
+    sys.exit(EXIT_INVALID_INPUT if problems else EXIT_OK)
 
 
 @cli.command()

@@ -19,9 +19,11 @@ import fcntl
 import logging
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+
+import jinja2
 
 from .adapters.cache import BuildCache
 from .adapters.lock import LOCK_NAME, SENDER_LOCK, WAKE_SIGNAL, StateLock, lock_holder
@@ -33,6 +35,7 @@ from .config import Config
 from .core.catalog import Catalog, newest_first
 from .core.digest import Composer, DigestSettings, Preview
 from .core.problems import Problem
+from .core.statements import Statement
 from .core.tokens import Signer
 from .errors import ConfigError, LockHeldError
 from .ledger import LedgerCounts, PlannedDelivery
@@ -94,9 +97,31 @@ class Digests:
 
     def reload(self, config: Config) -> None:
         env = load_environment(config.paths.templates)
-        env.get_template("digest.txt")  # fail now, keeping the old ones, if broken
-        env.get_template("digest.html")
+        replacement = Digests.__new__(Digests)
+        replacement.config, replacement.clock, replacement._env = config, self.clock, env
+        replacement.check_templates()  # fail now, keeping the old ones, if broken
         self.config, self._env = config, env
+
+    def check_templates(self) -> None:
+        """Render a sample digest: a broken template is a ConfigError naming file and line.
+
+        Done before planning or claiming anything, so a bad template never strands a
+        delivery half-way; ``check`` and SIGHUP use it too.
+        """
+        settings = replace(self.settings(), public_url=self.config.http.public_url or _SAMPLE_URL)
+        composer = Composer(
+            self._env,
+            settings,
+            translations=load_translations(self.config.site.default_language),
+            signer=Signer([b"sample-key-for-checking-templates"]),
+            statements={},
+            date=self.clock(),
+        )
+        sample = _sample_statement(self.config, self.clock())
+        try:
+            composer.preview(sample.lang, [sample], "reader@example.org", "Reader")
+        except jinja2.TemplateError as exc:
+            raise _template_error(self.config, exc) from None
 
     # -- planning ------------------------------------------------------------------
 
@@ -114,6 +139,7 @@ class Digests:
 
     def plan(self, frequency: str, due_at: datetime) -> PlanResult:
         self.require_public_url()
+        self.check_templates()  # before anything is recorded
         signer, domain = self.signer(), self.settings().domain
         catalog = self.catalog()
         with self.store() as store:
@@ -155,10 +181,13 @@ class Digests:
         each worker claims its own batches with its own connections.
         """
         self.require_public_url()
+        self.check_templates()  # before anything is claimed
         workers = _sender_processes(self)
         if workers > 1:
             return await _deliver_in_processes(self, workers, stop, progress)
-        composer = self.composer(self.catalog())
+        # Reading every statement takes a while on a big site: not on the event loop,
+        # which keeps answering signals, HTTP and the watcher meanwhile.
+        composer = await asyncio.to_thread(lambda: self.composer(self.catalog()))
         messenger = make_messenger(self.config.smtp, self.config.paths.outbox)
         try:
             with self.store() as store:
@@ -229,7 +258,8 @@ class Digests:
     # -- the daemon's EditionRunner ----------------------------------------------------
 
     async def run_edition(self, frequency: str, due_at: datetime, stop: asyncio.Event) -> None:
-        self.plan(frequency, due_at)
+        # Planning a big list takes seconds: in a thread (the store opens per call).
+        await asyncio.to_thread(self.plan, frequency, due_at)
         await self.deliver(stop=stop)
 
     async def resume_deliveries(self, stop: asyncio.Event) -> None:
@@ -260,6 +290,7 @@ class Digests:
     def preview(self, lang: str | None, folder: Path, count: int = 5) -> list[Path]:
         """Render a digest of the latest statements in ``lang`` to text, HTML and .eml."""
         self.require_public_url()
+        self.check_templates()
         catalog = self.catalog()
         lang = lang or self.config.site.default_language
         latest = newest_first(s for s in catalog.published if s.lang == lang)[:count]
@@ -278,6 +309,52 @@ class Digests:
                 daemon_pid=_live_holder(state / "daemon.lock"),
                 sender_pid=_live_holder(state / SENDER_LOCK),
             )
+
+
+_SAMPLE_URL = "https://example.org/newsletter/"
+
+
+def _sample_statement(config: Config, now: datetime) -> Statement:
+    lang = config.site.default_language
+    return Statement(
+        source="sample.md",
+        id="urn:uuid:00000000-0000-5000-8000-000000000000",
+        lang=lang,
+        translation_key="sample",
+        title="Sample statement",
+        published=now,
+        updated=now,
+        url=f"{config.site.url}{lang}/sample/",
+        summary="A sample excerpt.",
+        body="",
+        author=config.site.author,
+        draft=False,
+        digest="sample",
+    )
+
+
+def _template_frame(exc: BaseException, folder: Path) -> tuple[str | None, int | None]:
+    found: tuple[str | None, int | None] = (None, None)
+    trace = exc.__traceback__
+    while trace is not None:
+        filename = trace.tb_frame.f_code.co_filename
+        if filename.startswith(str(folder)):
+            found = (filename, trace.tb_lineno)
+        trace = trace.tb_next
+    return found
+
+
+def _template_error(config: Config, exc: jinja2.TemplateError) -> ConfigError:
+    name = getattr(exc, "filename", None) or getattr(exc, "name", None)
+    line = getattr(exc, "lineno", None)
+    if name is None:  # a render-time error: jinja2 puts the template's lines in the traceback
+        name, line = _template_frame(exc, config.paths.templates)
+    where = f"{name}:{line}" if line else str(name or "a template")
+    return ConfigError(
+        f"{where}: {exc.message or exc}; fix the template in {config.paths.templates}",
+        path=str(config.path),
+        key="paths.templates",
+    )
 
 
 def _write_preview(folder: Path, lang: str, preview: Preview) -> list[Path]:
