@@ -395,3 +395,33 @@ def test_sigkill_mid_edition_then_restart_delivers_everything_with_stable_ids(
         f"\nkill -9 mid-edition: {len(received)} received at the kill "
         f"({len(unknown)} unknown), {sum(copies.values()) - len(copies)} duplicates"
     )
+
+
+# ---- a run that fails as a whole is not retried in a tight loop ---------------------------
+
+
+def test_a_failing_run_backs_off_instead_of_hammering_the_server(tmp_path: Path) -> None:
+    with RecordingServer() as server:  # offers no STARTTLS
+        site = DigestSite(tmp_path, server.port, grace="1s")
+        site.config.write_text(
+            site.config.read_text().replace('security = "none"', 'security = "starttls"')
+        )
+        site.subscribe(readers(2))
+        daemon = site.start()
+        try:
+            daemon.wait_ready()
+            until(lambda: len(site.ledger("SELECT email FROM subscribers")) == 2)
+            date = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+            site.publish("news.md", "Fresh news", date)
+            until(lambda: datetime.now(UTC) > date, 5)
+            assert site.cli("digest", "send").returncode == 0
+            until(lambda: "resume deliveries failed" in daemon.log_text(), 20, daemon)
+            time.sleep(3)  # the window in which a tight loop would retry hundreds of times
+            failures = daemon.log_text().count("resume deliveries failed")
+            assert failures == 1, daemon.log_text()
+            assert "retry_in_s=60" in daemon.log_text()
+            assert set(site.states().values()) == {"pending"}  # released, nothing lost
+        finally:
+            code, _ = daemon.terminate()
+        assert code == 0
+        assert server.messages == []  # never sent in plain text

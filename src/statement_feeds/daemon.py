@@ -101,6 +101,10 @@ def build_runner(config: Config, clock: Clock) -> EditionRunner | None:
     return Digests(config, clock)
 
 
+# After a runner call fails as a whole, deliveries wait this long, doubling per failure.
+FIRST_PAUSE = timedelta(minutes=1)
+LONGEST_PAUSE = timedelta(hours=1)
+
 # Every n-th rescan reads and hashes every statement; the others trust a file whose
 # size, mtime, ctime and inode are unchanged (any write moves ctime).
 VERIFY_EVERY = 10
@@ -160,6 +164,8 @@ class Daemon:
         self._scheduler: AsyncIOScheduler | None = None
         self._offset = clock_offset(clock)
         self._rescans = 0
+        self._failed_runs = 0  # consecutive runner calls that raised
+        self._paused_until: datetime | None = None
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -564,7 +570,18 @@ class Daemon:
             try:
                 await call(runner)
             except Exception as exc:
-                event(log, logging.ERROR, f"{what} failed", error=repr(exc))
+                self._failed_runs += 1
+                pause = min(FIRST_PAUSE * 2 ** (self._failed_runs - 1), LONGEST_PAUSE)
+                self._paused_until = self.clock() + pause
+                event(
+                    log,
+                    logging.ERROR,
+                    f"{what} failed",
+                    error=repr(exc),
+                    retry_in_s=int(pause.total_seconds()),
+                )
+            else:
+                self._failed_runs, self._paused_until = 0, None
         self._arm_retry()
 
     def _arm_retry(self) -> None:
@@ -577,6 +594,10 @@ class Daemon:
         except Exception as exc:
             event(log, logging.ERROR, "next retry lookup failed", error=repr(exc))
             return
+        if when is not None and self._paused_until is not None:
+            # A whole run failed (SMTP refused the login, TLS missing): the deliveries it
+            # released are due at once, but retrying at once would hammer the server.
+            when = max(when, self._paused_until)
         self._arm(
             "retry", when, lambda: self._spawn(self._runner_call("resume deliveries", self._resume))
         )
