@@ -429,3 +429,20 @@ if __name__ == "__main__":  # the real CLI, with the recording runner plugged in
     record = Path(os.environ["RECORD"])
     daemon_module.build_runner = lambda config, clock: RecordingRunner(record, clock)
     main()
+
+
+def test_waits_for_a_running_digest_send_instead_of_refusing_to_start(site: Site) -> None:
+    from statement_feeds.adapters.lock import SENDER_LOCK, StateLock
+
+    site.write("first.md", statement("First statement"))
+    sender = StateLock(site.root / "state", SENDER_LOCK)
+    sender.acquire()  # as `digest send` does while it delivers
+    daemon = Daemon(site)
+    try:
+        until(lambda: "waiting for digest send to finish" in site.log_text(), 20, daemon)
+        assert 'event="daemon ready"' not in site.log_text()
+        sender.release()
+        daemon.wait_ready()
+    finally:
+        sender.release()
+        assert daemon.stop() == 0

@@ -24,7 +24,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -38,7 +38,7 @@ from .adapters.watch import Change, WatchRoots, wait_stable, watch_changes
 from .clock import Clock
 from .config import Config, load_config
 from .core.schedule import Action, Decision, decide
-from .errors import StatementFeedsError
+from .errors import LockHeldError, StatementFeedsError
 from .logs import event
 from .scheduling import WallClockCronTrigger, clock_offset, latest_due
 from .service import BuildReport, Publisher
@@ -129,10 +129,32 @@ def run_daemon(
     """Lock the state folder (LockHeldError if taken), then serve until stopped."""
     # The sender lock too, for the daemon's whole life: `digest send` run beside it then
     # only plans, and wakes us (WAKE_SIGNAL) to deliver, so one process sends at a time.
-    with StateLock(config.paths.state) as lock, StateLock(config.paths.state, SENDER_LOCK):
+    with StateLock(config.paths.state) as lock:
         event(log, logging.INFO, "lock acquired", path=str(lock.path), pid=os.getpid())
-        daemon = Daemon(config_path, config, clock, runner, options or DaemonOptions())
-        asyncio.run(daemon.serve())
+        with _sender_lock(config.paths.state):
+            daemon = Daemon(config_path, config, clock, runner, options or DaemonOptions())
+            asyncio.run(daemon.serve())
+
+
+@contextlib.contextmanager
+def _sender_lock(state: Path) -> Iterator[None]:
+    """The sender lock; a `digest send` may hold it for a while: wait for it to finish
+    (saying so once) rather than refusing to start, which systemd would not retry."""
+    lock = StateLock(state, SENDER_LOCK)
+    said = False
+    while True:
+        try:
+            lock.acquire()
+            break
+        except LockHeldError as held:
+            if not said:
+                event(log, logging.WARNING, "waiting for digest send to finish", pid=held.pid)
+                said = True
+            time.sleep(0.5)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 class Daemon:

@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import os
 import signal
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -33,14 +34,24 @@ class StateLock:
         self.path = state / name
         self._fd: int | None = None
 
-    def acquire(self) -> None:
+    def acquire(self, patience: float = 0.25) -> None:
+        """Take the lock, or raise LockHeldError naming the holder.
+
+        ``patience``: a `status` probe holds the lock shared for a moment; a few short
+        retries keep such a probe from looking like another daemon.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise LockHeldError(str(self.path), lock_holder(self.path)) from None
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise LockHeldError(str(self.path), lock_holder(self.path)) from None
+                time.sleep(0.02)
         # Written only once the lock is ours, so the pid in the file is always the holder's.
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
