@@ -233,6 +233,8 @@ def test_missing_config_exits_2_and_says_how_to_fix(tmp_path: Path, command: str
         ("[smtp]\nport = 70000\n", "smtp.port", "<= 65535"),
         ('[smtp]\nport = "25"\n', "smtp.port", "whole number"),
         ('[http]\nlisten = "127.0.0.1:99999"\n', "http.listen", "HOST:PORT"),
+        ('[http]\nlisten = "127.0.0.1:8080"\n', "http.public_url", "required when"),
+        ('[http]\npublic_url = "http://example.org/n/"\n', "http.public_url", "https://"),
     ],
 )
 def test_bad_config_value_exits_2_naming_file_and_key(

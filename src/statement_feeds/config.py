@@ -316,6 +316,14 @@ def _http(reader: _Reader) -> HttpConfig:
     public_url = reader.string("http", "public_url", "")
     if public_url:
         public_url = _base_url(reader, "http", "public_url", public_url)
+        # RFC 8058 one-click unsubscribe needs https; plain http only for local testing.
+        local = re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])[:/]", public_url)
+        if public_url.startswith("http://") and not local:
+            raise reader.error("http.public_url", "must be an https:// URL (RFC 8058)")
+    elif listen:
+        # Links in confirmation emails would otherwise come from the request's Host
+        # header, which a visitor controls.
+        raise reader.error("http.public_url", "required when http.listen is set")
     return HttpConfig(listen=listen, public_url=public_url)
 
 
