@@ -431,3 +431,16 @@ def _site_with_statements_for_missing_folder(root: Path) -> Config:
     path = root / "statement-feeds.toml"
     path.write_text('[site]\ntitle = "T"\nurl = "https://example.org/"\n', encoding="utf-8")
     return load_config(path)
+
+
+def test_changing_the_site_timezone_re_renders_date_only_entries(tmp_path: Path) -> None:
+    config_path = tmp_path / "statement-feeds.toml"
+    _site_with_statements_for_missing_folder(tmp_path)  # a.md dated 2020-01-01, UTC
+    first = Publisher(load_config(config_path)).build()
+    assert first.written == 1
+    text = config_path.read_text(encoding="utf-8")
+    config_path.write_text(text.replace("[site]\n", '[site]\ntimezone = "Asia/Tokyo"\n'), "utf-8")
+    second = Publisher(load_config(config_path)).build()
+    assert second.written == 1
+    feed = (tmp_path / "public" / "feeds" / "en.atom").read_text(encoding="utf-8")
+    assert "2020-01-01T00:00:00+09:00" in feed

@@ -2,7 +2,8 @@
 
 Data path::
 
-    adapters.subscriber_files.read_subscribers (streamed, deduplicated)
+    adapters.subscriber_files.read_subscribers (streamed, deduplicated against
+        store.seen_addresses, a TEMP table)
     → store.sync_subscribers (first sighting = join time)
     → store.subscriber_states (join time, blocked, keys already assigned)
     → core.selection.Selector.choose → ledger.PlannedDelivery
@@ -11,7 +12,8 @@ Data path::
 Everything from syncing join times to the last delivery runs inside the single
 transaction of ``store.plan_edition`` (the deliveries are a generator consumed
 there), so a crash or an error anywhere leaves no trace of a half-planned edition.
-Subscribers are handled in chunks: memory does not grow with the list.
+Subscribers are handled in chunks and the addresses seen are kept in the
+database: memory does not grow with the list.
 """
 
 from __future__ import annotations
@@ -106,12 +108,14 @@ def sync_subscribers(config: Config, store: SqliteStore, now: datetime) -> list[
 def _valid(config: Config, problems: list[Problem], store: SqliteStore) -> Iterator[Subscriber]:
     """The CSV subscribers with web sign-ups and preference changes applied."""
     web, overrides = store.web_subscriber_view()
-    items = read_subscribers(config.paths.subscribers, config.site.default_language)
-    for item in merge_subscribers(items, web, overrides):
-        if isinstance(item, Problem):
-            problems.append(item)
-        else:
-            yield item
+    # The addresses seen (to report duplicates) live in the database, not in memory.
+    with store.seen_addresses() as seen:
+        items = read_subscribers(config.paths.subscribers, config.site.default_language, seen)
+        for item in merge_subscribers(items, web, overrides):
+            if isinstance(item, Problem):
+                problems.append(item)
+            else:
+                yield item
 
 
 def _deliveries(

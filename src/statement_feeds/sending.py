@@ -26,7 +26,7 @@ from pathlib import Path
 
 import jinja2
 
-from .adapters.mailer import Messenger
+from .adapters.mailer import Messenger, reply_status
 from .clock import Clock
 from .errors import (
     ConfigError,
@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_RETRY = timedelta(hours=1)
+# Consecutive permanent failures with the same reply that mean "the server refuses
+# everyone" (relay denied, authentication missing) rather than bad addresses.
+SAME_REFUSAL_LIMIT = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,7 @@ async def deliver(
     flush_every: int = 250,
     flush_interval: float = 0.5,
     recover: bool = True,
+    same_refusal_limit: int | None = SAME_REFUSAL_LIMIT,
 ) -> DeliverySummary:
     """Send everything due now; return when nothing more is due or ``stop`` is set.
 
@@ -114,6 +118,13 @@ async def deliver(
     ``recover=False`` skips ``recover_unknown``: for several senders sharing one
     ledger (worker processes), whose parent recovered once before starting them.
     Claims are transactions, so such senders never share a delivery.
+
+    Circuit breaker: when ``same_refusal_limit`` deliveries in a row fail permanently
+    with the same reply code and enhanced status code (e.g. "554 5.7.1 relaying
+    denied" for everyone: the SMTP settings are wrong, not the addresses), the run
+    stops with ``ConfigError`` instead of failing the whole list. The deliveries that
+    already failed stay failed (``digest send --resend-failed`` queues them again);
+    the rest are released. ``None`` turns the breaker off.
     """
     run = _Run(
         ledger,
@@ -123,6 +134,7 @@ async def deliver(
         sender=sender,
         retry_lifetime=retry_lifetime,
         progress=progress,
+        same_refusal_limit=same_refusal_limit,
     )
     if recover:
         run.summary.recovered = ledger.recover_unknown()
@@ -159,6 +171,7 @@ class _Run:
         sender: str,
         retry_lifetime: timedelta,
         progress: Callable[[Progress], None] | None,
+        same_refusal_limit: int | None = None,
     ) -> None:
         self.ledger = ledger
         self.messenger = messenger
@@ -175,6 +188,10 @@ class _Run:
         self.batch = 500
         self.flush_every = 250
         self.stop = asyncio.Event()
+        # The current streak of permanent failures sharing one reply (circuit breaker).
+        self.same_refusal_limit = same_refusal_limit
+        self.refusal_status: tuple[int, str | None] | None = None
+        self.refusals: list[tuple[str, bool]] = []  # (address, bounced) in the streak
 
     def _next(self) -> Delivery | None:
         # Claiming is synchronous, so two workers can never claim at once.
@@ -219,12 +236,16 @@ class _Run:
             return
         except RecipientRefusedError as exc:
             self._failed(delivery, exc.code, str(exc), bounced=True)
+            self._refused(delivery, exc, bounced=True)
         except PermanentDeliveryError as exc:
             self._failed(delivery, exc.code, str(exc), bounced=False)
+            self._refused(delivery, exc, bounced=False)
         except DeliveryError as exc:  # temporary, and any future kind: retry
             self._retry_later(delivery, exc)
+            self._end_streak()
         else:
             self._sent(delivery)
+            self._end_streak()
         self._report()
 
     def _sent(self, delivery: Delivery) -> None:
@@ -237,6 +258,46 @@ class _Run:
         self.ledger.mark_failed(delivery, self.clock(), code, error, bounced)
         self.summary.failed += 1
         self.summary.bounced += bounced
+
+    def _end_streak(self) -> None:
+        self.refusal_status = None
+        self.refusals.clear()
+
+    def _refused(self, delivery: Delivery, exc: DeliveryError, *, bounced: bool) -> None:
+        """Count permanent failures with one reply; too many in a row stop the run."""
+        status = reply_status(exc)
+        if status is None or self.same_refusal_limit is None:
+            self._end_streak()
+            return
+        if status != self.refusal_status:
+            self._end_streak()
+            self.refusal_status = status
+        self.refusals.append((delivery.email, bounced))
+        if len(self.refusals) < max(1, self.same_refusal_limit) or self.fatal is not None:
+            return
+        code, enhanced = status
+        reply = f"{code} {enhanced}" if enhanced else str(code)
+        bounced_now = [email for email, was_bounced in self.refusals if was_bounced]
+        log.error(
+            "%d deliveries in a row were refused with %s (last: %s): stopping this run. "
+            "They stay failed and the unsent rest is released; once the SMTP settings "
+            "are fixed, 'digest send --resend-failed' queues the failed ones again.",
+            len(self.refusals),
+            reply,
+            exc,
+        )
+        if bounced_now:
+            log.error(
+                "%d of them were recorded as bounces and their addresses are blocked "
+                "(resend-failed skips them); check them: %s",
+                len(bounced_now),
+                ", ".join(bounced_now),
+            )
+        self.fatal = ConfigError(
+            f"the server refuses every recipient: {exc} "
+            f"({len(self.refusals)} in a row with {reply}); check smtp settings",
+            key="smtp",
+        )
 
     def _retry_later(self, delivery: Delivery, exc: DeliveryError) -> None:
         now = self.clock()

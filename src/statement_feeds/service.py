@@ -2,7 +2,7 @@
 
 ``Publisher.build`` is the data path of a feed build::
 
-    adapters.files.read_sources → core.statements.parse_statement (cached by content)
+    adapters.files.iter_sources → core.statements.parse_statement (cached by content)
     → core.catalog.build_catalog → core.feeds.plan_feeds → core.feeds.render_document
     → adapters.output.write_if_changed
 """

@@ -270,3 +270,11 @@ def test_historic_offset_with_seconds_is_written_in_utc(tmp_path: Path) -> None:
     root = tree(tmp_path / "public" / "feeds", "en")
     assert root.findtext("a:entry/a:published", None, NS) == "1800-01-01T00:01:15+00:00"
     assert root.findtext("a:updated", None, NS) == "1800-01-01T00:01:15+00:00"
+
+
+def test_content_links_keep_only_web_and_mail_schemes() -> None:
+    from statement_feeds.core.markup import render_html
+
+    html = render_html("[a](ftp://x.org/f) [b](tel:+123) [c](https://x.org/) [d](mailto:a@x.org)")
+    assert "ftp:" not in html and "tel:" not in html
+    assert 'href="https://x.org/"' in html and 'href="mailto:a@x.org"' in html

@@ -39,6 +39,8 @@ class BuildCache:
     def _open(self) -> sqlite3.Connection:
         try:
             return self._connect()
+        except sqlite3.OperationalError:
+            raise  # locked or unreadable: another process may be using it, never delete
         except sqlite3.DatabaseError:
             # A damaged cache is worth nothing: start a new one.
             for suffix in ("", "-wal", "-shm"):

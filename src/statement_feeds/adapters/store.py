@@ -18,14 +18,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple, TypeVar, cast
 
-from ..core.subscribers import Subscriber, email_key
+from ..core.subscribers import SeenAddresses, Subscriber, email_key
 from ..core.web_subscribers import WEB_SOURCE, Preferences
 from ..errors import StateError
 from ..ledger import Delivery, Edition, LedgerCounts, PlannedDelivery
@@ -86,6 +86,7 @@ class SqliteStore:
             raise StateError(f"cannot open the state database {path}: {exc}") from exc
         self._depth = 0
         self._ids_json: dict[tuple[str, ...], str] = {}
+        self._seen_tables = 0
 
     @classmethod
     def open(cls, state_dir: Path) -> SqliteStore:
@@ -98,6 +99,9 @@ class SqliteStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA cache_size=-32768")  # 32 MiB: bounded, counts towards RSS
+        # Temporary tables (the addresses seen while reading the lists) and big sorts
+        # go to a temporary file, not to memory: peak RSS must not grow with the list.
+        self._db.execute("PRAGMA temp_store=FILE")
 
     def close(self) -> None:
         self._db.close()
@@ -146,6 +150,28 @@ class SqliteStore:
                     " ON CONFLICT (email) DO NOTHING",
                     chunk,
                 )
+
+    @contextmanager
+    def seen_addresses(self) -> Iterator[SeenAddresses]:
+        """A fresh, empty :class:`SeenAddresses` in a TEMP table, dropped on exit.
+
+        For ``core.subscribers.Deduplicator`` over big lists: the table lives in a
+        temporary file (``temp_store=FILE``) with a bounded page cache, so memory
+        does not grow with the number of addresses. Inside a transaction it joins it.
+        """
+        self._seen_tables += 1  # a name per use: two readers at once do not collide
+        name = f"seen_addresses_{self._seen_tables}"
+        self._db.execute(
+            f"CREATE TEMP TABLE {name}"
+            " (email TEXT PRIMARY KEY, place INTEGER NOT NULL) WITHOUT ROWID"
+        )
+        try:
+            yield _SeenTable(self._db, f"temp.{name}")
+        finally:
+            # IF EXISTS: a rolled-back transaction already took the table with it.
+            # A reader abandoned until after close() finds the table gone with it.
+            with suppress(sqlite3.ProgrammingError):
+                self._db.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
     def subscriber_states(
         self, emails: Sequence[str], translation_keys: Collection[str]
@@ -270,13 +296,9 @@ class SqliteStore:
         if not callable(message_id_for):
             raise TypeError("message_id_for must be a callable (edition_id, email) -> str")
         make_id = cast(MessageIdFor, message_id_for)
-        # A big edition inserts into several B-trees in address order; a larger page
-        # cache for the duration avoids re-reading pages (only filled as far as used).
-        self._db.execute("PRAGMA cache_size=-131072")
-        try:
-            return self._plan(frequency, due_at, planned_at, deliveries, make_id)
-        finally:
-            self._db.execute("PRAGMA cache_size=-32768")
+        # The page cache stays at its bounded 32 MiB: a bigger one for big editions
+        # made peak RSS grow with the list (and bought little time).
+        return self._plan(frequency, due_at, planned_at, deliveries, make_id)
 
     def _plan(
         self,
@@ -655,6 +677,33 @@ class SqliteStore:
                 state = "bounced" if bounced else "unsubscribed" if unsub else "active"
                 out[key] = (from_ts(joined), state)
         return out
+
+
+class _SeenTable:
+    """:class:`SeenAddresses` in a table of the connection (see ``seen_addresses``)."""
+
+    def __init__(self, db: sqlite3.Connection, table: str) -> None:
+        self._db = db
+        self._table = table
+
+    def first_places(self, entries: Sequence[tuple[str, int]]) -> list[int]:
+        first: dict[str, int] = {}
+        for key, place in entries:
+            first.setdefault(key, place)
+        known: dict[str, int] = {}
+        for chunk in _chunks(list(first)):
+            marks = ",".join("?" * len(chunk))
+            known.update(
+                self._db.execute(
+                    f"SELECT email, place FROM {self._table} WHERE email IN ({marks})", chunk
+                )
+            )
+        # Key order makes the B-tree inserts sequential within the batch.
+        self._db.executemany(
+            f"INSERT INTO {self._table} (email, place) VALUES (?, ?)",
+            sorted(item for item in first.items() if item[0] not in known),
+        )
+        return [known.get(key, first[key]) for key, _ in entries]
 
 
 _BLOCKED_ROW = "(subscribers.unsubscribed_at IS NOT NULL OR subscribers.bounced_at IS NOT NULL)"

@@ -1,19 +1,25 @@
 """Reading ``<subscribers>/*.csv``: UTF-8 with or without a BOM, files in sorted order.
 
-The rows are parsed by ``core.subscribers`` and streamed file by file, with
-duplicates across files reported (the first file in sorted order wins).
+The rows are parsed by ``core.subscribers`` and streamed file by file, block by
+block (a file is never held whole in memory), with duplicates across files reported
+(the first file in sorted order wins). The addresses seen are remembered in the
+``seen`` store given (the state database when planning), else in memory.
 """
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 from ..core.problems import Problem
-from ..core.subscribers import Deduplicator, Subscriber, parse_subscribers
+from ..core.subscribers import Deduplicator, SeenAddresses, Subscriber, parse_subscribers
 from .files import is_ignored_name
 
 __all__ = ["read_subscribers", "subscriber_files"]
+
+BLOCK = 1 << 16  # characters read at a time: the lines of one block exist at once
 
 
 def subscriber_files(folder: Path) -> list[Path]:
@@ -30,20 +36,44 @@ def subscriber_files(folder: Path) -> list[Path]:
     )
 
 
-def read_subscribers(folder: Path, default_language: str) -> Iterator[Subscriber | Problem]:
+def read_subscribers(
+    folder: Path, default_language: str, seen: SeenAddresses | None = None
+) -> Iterator[Subscriber | Problem]:
     """Every valid subscriber of every file and every problem, in file and line order.
 
-    A missing folder is not an error (a site may have no subscribers yet).
+    A missing folder is not an error (a site may have no subscribers yet). A file
+    that is not valid UTF-8 is skipped whole, with one problem.
     """
-    dedup = Deduplicator()
+    dedup = Deduplicator(seen)
     for path in subscriber_files(folder):
         try:
+            _check_utf8(path)  # before any row: a bad file contributes nothing
             # utf-8-sig drops a BOM if a spreadsheet wrote one.
-            text = path.read_text(encoding="utf-8-sig")
+            with path.open(encoding="utf-8-sig") as stream:
+                lines = _lines(stream)
+                yield from dedup.filter(parse_subscribers(path.name, lines, default_language))
         except UnicodeDecodeError as exc:
             yield Problem(path.name, f"not UTF-8 ({exc.reason})", "save the file as UTF-8 CSV")
-            continue
         except OSError as exc:
             yield Problem(path.name, f"cannot read: {exc.strerror}", "check its permissions")
-            continue
-        yield from dedup.filter(parse_subscribers(path.name, text, default_language))
+
+
+def _check_utf8(path: Path) -> None:
+    """Raise UnicodeDecodeError unless the whole file decodes (without keeping it)."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    with path.open("rb") as stream:
+        while block := stream.read(BLOCK):
+            decoder.decode(block)
+    decoder.decode(b"", final=True)
+
+
+def _lines(stream: TextIO) -> Iterator[str]:
+    """The lines of ``stream`` exactly as ``stream.read().splitlines(keepends=True)``."""
+    carry = ""
+    while block := stream.read(BLOCK):
+        lines = (carry + block).splitlines(keepends=True)
+        # The last piece may be a line cut in two by the block boundary: keep it.
+        carry = lines.pop()
+        yield from lines
+    if carry:
+        yield carry

@@ -163,7 +163,9 @@ def _fingerprint(document: Document, settings: FeedSettings, groups: Mapping[str
     head = (FORMAT_VERSION, settings, document.path, document.title, document.links)
     parts = [repr((head, document.archive))]
     for s in document.entries:
-        parts += (s.digest, s.source, s.id, s.url, s.summary, groups.get(s.translation_key, ""))
+        parts += (s.digest, s.source, s.id, s.url, s.summary, s.title, s.author)
+        parts += (s.published.isoformat(), s.updated.isoformat())  # site.timezone moves them
+        parts.append(groups.get(s.translation_key, ""))
     return _hash("\x1f".join(parts))
 
 

@@ -19,14 +19,15 @@ __all__ = ["plain_paragraphs", "render_html"]
 
 # No "smart punctuation": the texts are published exactly as written.
 _RENDER_OPTIONS = Options.CMARK_OPT_UNSAFE
-# Allowed on top of nh3's defaults: nothing. Its defaults already drop scripts,
-# styles, event handler attributes and non-http(s)/mailto URL schemes.
+# nh3's defaults drop scripts, styles and event handler attributes; links may only
+# use these schemes (its default list also allows ftp, tel, ssh, magnet and more).
+_URL_SCHEMES = {"http", "https", "mailto"}
 
 
 def render_html(markdown: str) -> str:
     """Render CommonMark ``markdown`` to sanitised HTML."""
     html = cmarkgfm.markdown_to_html(markdown, options=_RENDER_OPTIONS)
-    return nh3.clean(html).strip()
+    return nh3.clean(html, url_schemes=_URL_SCHEMES).strip()
 
 
 _BLOCKS = frozenset(

@@ -4,17 +4,20 @@ Contract (DESIGN.md): UTF-8 with a header row; columns ``email`` (required),
 ``name``, ``languages`` (preference order, spaces or commas), ``frequency``
 (``daily`` | ``weekly``). A bad row is reported with file and line and skipped.
 
-Parsing is a generator so that a million-row list never exists as a million
-Python objects at once; :class:`Deduplicator` remembers only the addresses seen
-(needed to report a duplicate with both places).
+Parsing is a generator over the lines of a file so that a million-row list never
+exists in memory at once (neither as text nor as objects). :class:`Deduplicator`
+remembers the addresses seen (needed to report a duplicate with both places) in a
+:class:`SeenAddresses` store: in memory here, or in the state database (adapters),
+so that memory does not grow with the list.
 """
 
 from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .langtags import canonical_tag
 from .problems import Problem
@@ -22,6 +25,8 @@ from .problems import Problem
 __all__ = [
     "FREQUENCIES",
     "Deduplicator",
+    "MemorySeenAddresses",
+    "SeenAddresses",
     "Subscriber",
     "email_key",
     "email_problem",
@@ -111,11 +116,15 @@ class _Row:
 
 
 def parse_subscribers(
-    source: str, text: str, default_language: str
+    source: str, text: str | Iterable[str], default_language: str
 ) -> Iterator[Subscriber | Problem]:
-    """Each valid row as a :class:`Subscriber`, each bad one as a :class:`Problem`, in order."""
-    text = text.removeprefix("\ufeff")  # a BOM from spreadsheet exports
-    reader = csv.reader(text.splitlines(keepends=True), strict=True)
+    """Each valid row as a :class:`Subscriber`, each bad one as a :class:`Problem`, in order.
+
+    ``text`` is the whole file, or its lines (with their line ends, as
+    ``str.splitlines(keepends=True)`` gives them) so that a big file is streamed.
+    """
+    lines = text.splitlines(keepends=True) if isinstance(text, str) else text
+    reader = csv.reader(_without_bom(lines), strict=True)
     try:
         header = next(reader, None)
     except csv.Error as exc:
@@ -144,6 +153,16 @@ def parse_subscribers(
             return
         if any(cell.strip() for cell in row):  # blank lines are harmless
             yield parser.parse(start, row)
+
+
+def _without_bom(lines: Iterable[str]) -> Iterator[str]:
+    """The lines with a BOM (from spreadsheet exports) removed from the first one."""
+    iterator = iter(lines)
+    first = next(iterator, None)
+    if first is None:
+        return
+    yield first.removeprefix("\ufeff")
+    yield from iterator
 
 
 class _RowParser:
@@ -197,24 +216,72 @@ def _languages(raw: str, default_language: str) -> tuple[str, ...] | str:
     return tuple(tags) or (default_language,)
 
 
+class SeenAddresses(Protocol):
+    """Where :class:`Deduplicator` remembers the first place of every address.
+
+    A place is an opaque int. Implementations: :class:`MemorySeenAddresses`, and a
+    table in the state database (``SqliteStore.seen_addresses``) for big lists.
+    """
+
+    def first_places(self, entries: Sequence[tuple[str, int]]) -> list[int]:
+        """For each ``(key, place)`` in order: the place first recorded for ``key``.
+
+        A key not seen before is recorded with its place (so the result is that
+        place); within ``entries``, the first entry of a repeated key wins.
+        """
+        ...
+
+
+class MemorySeenAddresses:
+    """:class:`SeenAddresses` in a dict: fine for tests and lists of modest size."""
+
+    def __init__(self) -> None:
+        self._places: dict[str, int] = {}
+
+    def first_places(self, entries: Sequence[tuple[str, int]]) -> list[int]:
+        return [self._places.setdefault(key, place) for key, place in entries]
+
+
 class Deduplicator:
     """First occurrence of an address wins; later ones become problems naming both places.
 
     Feed it files in sorted order so that "first" does not depend on listing order.
+    Items are looked up in batches of ``batch`` subscribers (one round trip each to
+    an external ``seen`` store) and come out in the order they went in.
     """
 
-    def __init__(self) -> None:
-        # (file number << 32 | line) per address: one small int instead of a tuple
-        # keeps a million-address list in a fraction of the memory.
-        self._seen: dict[str, int] = {}
+    def __init__(self, seen: SeenAddresses | None = None, *, batch: int = 5000) -> None:
+        self._seen = seen if seen is not None else MemorySeenAddresses()
+        self._batch = batch
+        # Place = file number << 32 | line: one int per address, whatever the store.
         self._sources: dict[str, int] = {}
+        self._names: list[str] = []
+        self._count = 0
 
     def filter(self, items: Iterable[Subscriber | Problem]) -> Iterator[Subscriber | Problem]:
+        pending: list[Subscriber | Problem] = []
+        subscribers = 0
+        for item in items:
+            pending.append(item)
+            if isinstance(item, Subscriber):
+                subscribers += 1
+                if subscribers >= self._batch:
+                    yield from self._resolve(pending)
+                    pending, subscribers = [], 0
+        if pending:
+            yield from self._resolve(pending)
+
+    def _resolve(self, items: list[Subscriber | Problem]) -> Iterator[Subscriber | Problem]:
+        entries = [
+            (email_key(item.email), self._place_of(item))
+            for item in items
+            if isinstance(item, Subscriber)
+        ]
+        firsts = iter(self._seen.first_places(entries) if entries else [])
+        places = iter(entries)
         for item in items:
             if isinstance(item, Subscriber):
-                number = self._sources.setdefault(item.source, len(self._sources))
-                place = number << 32 | item.line
-                first = self._seen.setdefault(email_key(item.email), place)
+                first, (_, place) = next(firsts), next(places)
                 if first != place:
                     yield Problem(
                         item.source,
@@ -223,12 +290,20 @@ class Deduplicator:
                         item.line,
                     )
                     continue
+                self._count += 1
             yield item
+
+    def _place_of(self, item: Subscriber) -> int:
+        number = self._sources.get(item.source)
+        if number is None:
+            number = self._sources[item.source] = len(self._names)
+            self._names.append(item.source)
+        return number << 32 | item.line
 
     def _place(self, place: int) -> str:
         number, line = place >> 32, place & 0xFFFFFFFF
-        source = next(s for s, n in self._sources.items() if n == number)
-        return f"{source}:{line}"
+        return f"{self._names[number]}:{line}"
 
     def __len__(self) -> int:
-        return len(self._seen)
+        """How many distinct addresses it has let through."""
+        return self._count
