@@ -280,13 +280,6 @@ class Digests:
         for problem in problems:
             event(log, logging.WARNING, "invalid subscriber", problem=str(problem))
 
-    def pending(self) -> int:
-        with self.store() as store:
-            counts = store.counts()
-        return counts.pending + counts.sending
-
-    # -- preview and status ----------------------------------------------------------
-
     def preview(self, lang: str | None, folder: Path, count: int = 5) -> list[Path]:
         """Render a digest of the latest statements in ``lang`` to text, HTML and .eml."""
         self.require_public_url()

@@ -7,12 +7,18 @@ A delivery moves through these states (``claim`` commits *before* the message is
 handed to SMTP, ``mark_*`` commits after the reply)::
 
     pending ──claim──▶ sending ──250──▶ sent
-       ▲                  │ 4xx / dropped / timeout
+       ▲                  │ 4xx / dropped / timeout, within digest.retry_lifetime
        │                  ▼
-       └──(next_attempt)─ deferred ──lifetime over──▶ failed
-                          sending ──5xx──▶ failed (5xx on RCPT also marks the address bounced)
-    after a crash: sending ──recover_unknown──▶ pending  (re-sent with the same Message-ID)
-    on a clean stop: sending ──release──▶ pending / deferred  (claimed, never handed over)
+       │               deferred ──claim (at next_attempt_at)──▶ sending
+       │
+       │               sending ──5xx, or a temporary failure past the lifetime──▶ failed
+       │                         (a 5xx refusing the mailbox also marks the address bounced)
+       └── retry_failed ── failed   (not for bounced or unsubscribed addresses)
+
+    pending / deferred ──unsubscribe, bounce, or blocked at claim time──▶ cancelled
+    sending ──recover_unknown──▶ pending   at the start of every run: left by a crash,
+                                           so re-sent with the same Message-ID
+    sending ──release──▶ pending / deferred   a clean stop: claimed, never handed over
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ from .config import Config
 from .core.digest import template_environment
 from .core.i18n import Messages, Translations
 from .core.subscribers import email_key
-from .core.tokens import Signer, unsubscribe_url
+from .core.tokens import Signer
 from .core.web_forms import SubscribeForm, parse_preferences, parse_subscribe
 from .core.web_subscribers import Preferences
 from .errors import DeliveryError, StatementFeedsError
@@ -751,8 +751,3 @@ def _native_name(tag: str) -> str:
         return tag
     name = locale.get_display_name(locale) or tag
     return str(name[:1].upper() + name[1:])
-
-
-def unsubscribe_link(config: Config, signer: Signer, address: str) -> str:
-    """The link a digest carries for ``address`` (for tests and tools)."""
-    return unsubscribe_url(config.http.public_url, signer.unsubscribe_token(address))

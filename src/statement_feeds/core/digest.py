@@ -22,7 +22,7 @@ import binascii
 import hashlib
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from email.message import EmailMessage
@@ -434,6 +434,3 @@ def _bundle_hash(lang: str, statements: Sequence[Statement]) -> str:
     for statement in statements:
         digest.update(b"\x00" + statement.id.encode("utf-8") + b"\x00" + statement.digest.encode())
     return digest.hexdigest()
-
-
-ComposeFunction = Callable[[Recipient], bytes]

@@ -13,12 +13,11 @@ top of it, so that they can be tested with plain datetimes:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
-__all__ = ["Action", "Decision", "decide", "is_repeated_wall_time", "latest_at_or_before"]
+__all__ = ["Action", "Decision", "decide", "is_repeated_wall_time", "standard_crontab"]
 
 
 class Action(Enum):
@@ -51,11 +50,6 @@ def is_repeated_wall_time(moment: datetime) -> bool:
     # Clocks going back: the earlier offset is the larger one. (In a spring-forward gap it
     # is the other way round; such a time occurs once, if at all, and is kept.)
     return first > second and moment.utcoffset() == second
-
-
-def latest_at_or_before(times: Iterable[datetime], now: datetime) -> datetime | None:
-    """The latest of ``times`` that is not after ``now``."""
-    return max((t for t in times if t <= now), default=None)
 
 
 def decide(
