@@ -444,3 +444,21 @@ def test_changing_the_site_timezone_re_renders_date_only_entries(tmp_path: Path)
     assert second.written == 1
     feed = (tmp_path / "public" / "feeds" / "en.atom").read_text(encoding="utf-8")
     assert "2020-01-01T00:00:00+09:00" in feed
+
+
+def test_site_id_base_keeps_ids_when_the_site_moves(tmp_path: Path) -> None:
+    config_path = tmp_path / "statement-feeds.toml"
+    _site_with_statements_for_missing_folder(tmp_path)  # url https://example.org/
+
+    def ids(config_text: str) -> list[str]:
+        config_path.write_text(config_text, encoding="utf-8")
+        Publisher(load_config(config_path)).build()
+        parsed = feedparser.parse(tmp_path / "public" / "feeds" / "en.atom")
+        return [parsed.feed.id, *(e.id for e in parsed.entries)]
+
+    original = config_path.read_text(encoding="utf-8")
+    before = ids(original)
+    moved = original.replace("https://example.org/", "https://new.example.net/")
+    assert ids(moved) != before  # the default scope is site.url
+    pinned = moved.replace("[site]\n", '[site]\nid_base = "https://example.org/"\n')
+    assert ids(pinned) == before

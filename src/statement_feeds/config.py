@@ -50,6 +50,9 @@ class SiteConfig:
     default_language: str
     timezone: ZoneInfo
     language_titles: Mapping[str, str] = field(default_factory=dict)
+    # What default Atom ids are scoped to; defaults to ``url``. Moving the site to
+    # another address: set this to the old url so readers do not see everything anew.
+    id_base: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +229,7 @@ def _site(reader: _Reader) -> SiteConfig:
         default_language=default_language,
         timezone=timezone,
         language_titles=_language_titles(reader),
+        id_base=_base_url(reader, "site", "id_base", reader.string("site", "id_base", url)),
     )
 
 

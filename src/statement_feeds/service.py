@@ -67,7 +67,12 @@ class BuildReport:
 def site_defaults(config: Config) -> SiteDefaults:
     site = config.site
     return SiteDefaults(
-        site.url, site.default_language, site.timezone, site.author, config.feeds.excerpt_words
+        site.url,
+        site.default_language,
+        site.timezone,
+        site.author,
+        config.feeds.excerpt_words,
+        site.id_base,
     )
 
 
@@ -76,6 +81,7 @@ def feed_settings(config: Config) -> FeedSettings:
     return FeedSettings(
         site_title=site.title,
         site_url=site.url,
+        id_base=site.id_base,
         feeds_url=site.feeds_url,
         author=site.author,
         language_titles=dict(sorted(site.language_titles.items())),

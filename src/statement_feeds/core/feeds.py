@@ -56,6 +56,7 @@ class FeedSettings:
     language_titles: Mapping[str, str]
     max_entries: int
     generator_version: str
+    id_base: str = ""  # scope of feed and entry ids (site.id_base); "" means site_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +130,9 @@ def _language_documents(
             path=path,
             lang=lang,
             title=settings.language_titles.get(lang, settings.site_title),
-            feed_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{settings.site_url}#feed/{lang}").urn,
+            feed_id=uuid.uuid5(
+                uuid.NAMESPACE_URL, f"{settings.id_base or settings.site_url}#feed/{lang}"
+            ).urn,
             self_url=self_url,
             links=tuple(links),
             archive=archive,

@@ -68,6 +68,7 @@ class SiteDefaults:
     timezone: tzinfo
     author: str
     excerpt_words: int
+    id_base: str = ""  # scope of the default ids (site.id_base); "" means ``url``
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +149,7 @@ def _parse(
 
     return Statement(
         source=source,
-        id=statement_id(site.url, translation_key, lang, explicit_id),
+        id=statement_id(site.id_base or site.url, translation_key, lang, explicit_id),
         lang=lang,
         translation_key=translation_key,
         title=title,
