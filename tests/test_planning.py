@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from statement_feeds.adapters import subscriber_files
 from statement_feeds.adapters.store import SqliteStore
 from statement_feeds.config import Config, load_config
 from statement_feeds.core.catalog import Catalog, build_catalog
@@ -242,3 +244,83 @@ def test_web_subscribers_and_preference_changes_are_planned(tmp_path: Path) -> N
             "web@x.org": ("a-ru",),  # signed up on the web only
             "csv@x.org": ("a-ru",),  # the CSV row said en; the preferences page said ru
         }
+
+
+def test_duplicates_across_files_name_both_places_and_the_first_file_wins(
+    tmp_path: Path,
+) -> None:
+    # b.csv is listed first on purpose: files are read in sorted order.
+    config = make_config(
+        tmp_path,
+        b="email,name,languages\nann@x.org,Second,ru\n",
+        a="email,name,languages\nbob@x.org,Bob,en\nAnn@X.org,First,en\nbob@x.org,Again,en\n",
+    )
+    with SqliteStore.open(config.paths.state) as store:
+        problems = sync_subscribers(config, store, T0)
+        assert [(p.source, p.line, p.message) for p in problems] == [
+            ("a.csv", 4, "duplicate address 'bob@x.org': already listed at a.csv:2"),
+            ("b.csv", 2, "duplicate address 'ann@x.org': already listed at a.csv:3"),
+        ]
+        now = T0 + DAY
+        planned, preview_problems = preview_edition(
+            config,
+            store,
+            catalog(now, statement("s", "en", now), statement("s", "ru", now)),
+            "daily",
+            now,
+        )
+        assert preview_problems == problems
+        assert {(d.email, d.name, d.lang) for d in planned} == {
+            ("bob@x.org", "Bob", "en"),
+            ("Ann@X.org", "First", "en"),
+        }
+
+
+def test_a_file_that_is_not_utf8_contributes_nothing_even_if_the_bad_byte_is_late(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(subscriber_files, "BLOCK", 16)  # the bad byte many blocks in
+    folder = tmp_path / "subscribers"
+    folder.mkdir()
+    rows = "".join(f"u{i}@x.org\n" for i in range(20))
+    (folder / "a.csv").write_bytes(("email\n" + rows).encode() + b"bad\xff@x.org\n")
+    (folder / "b.csv").write_text("email\nok@x.org\n", encoding="utf-8")
+    items = list(subscriber_files.read_subscribers(folder, "en"))
+    assert [(type(i).__name__, i.source) for i in items] == [
+        ("Problem", "a.csv"),
+        ("Subscriber", "b.csv"),
+    ]
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 1 << 20])
+def test_files_are_streamed_in_blocks_with_the_same_lines_as_a_whole_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    monkeypatch.setattr(subscriber_files, "BLOCK", block)
+    text = '\ufeffemail,name\r\na@x.org,"A, B"\r\rb@x.org,B\u2028c\n\nc@x.org,C\rd@x.org,D'
+    path = tmp_path / "l.csv"
+    path.write_bytes(text.encode())
+    whole = path.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+    with path.open(encoding="utf-8-sig") as stream:
+        assert list(subscriber_files._lines(stream)) == whole
+
+
+def test_reading_a_big_list_does_not_grow_python_memory(tmp_path: Path) -> None:
+    def peak(count: int) -> int:
+        folder = tmp_path / str(count)
+        folder.mkdir()
+        with (folder / "list.csv").open("w", encoding="utf-8") as out:
+            out.write("email,name\n")
+            out.writelines(f"user{i}@example{i % 7}.org,User {i}\n" for i in range(count))
+        with SqliteStore.open(tmp_path / f"state{count}") as store, store.seen_addresses() as seen:
+            tracemalloc.start()
+            try:
+                for _ in subscriber_files.read_subscribers(folder, "en", seen):
+                    pass
+                return tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+
+    small, big = peak(6_000), peak(40_000)
+    # Keeping the addresses (or the file) in memory would cost several MB more.
+    assert big - small < 1_000_000, (small, big)

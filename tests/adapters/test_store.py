@@ -224,3 +224,42 @@ def test_release_undoes_a_claim_that_never_reached_the_server(store: SqliteStore
     store.mark_sent(list(again.values()), later)
     store.release(list(again.values()), later)  # too late: only "sending" rows move
     assert store.counts() == LedgerCounts(sent=2)
+
+
+def temp_tables(store: SqliteStore) -> list[str]:
+    db = store._db  # the connection's temporary schema
+    return [row[0] for row in db.execute("SELECT name FROM temp.sqlite_master WHERE type='table'")]
+
+
+def test_seen_addresses_first_place_wins_and_each_use_starts_empty(store: SqliteStore) -> None:
+    with store.seen_addresses() as seen:
+        assert seen.first_places([("a", 1), ("b", 2), ("a", 3)]) == [1, 2, 1]
+        assert seen.first_places([("b", 4), ("c", 5), ("c", 6)]) == [2, 5, 5]
+        assert seen.first_places([]) == []
+        assert len(temp_tables(store)) == 1
+    assert temp_tables(store) == []
+    with store.seen_addresses() as seen:
+        assert seen.first_places([("a", 7)]) == [7]
+
+
+def test_seen_addresses_outliving_a_rolled_back_transaction_close_cleanly(
+    store: SqliteStore,
+) -> None:
+    # As when planning fails: the transaction rolls back (taking the table with it)
+    # before the abandoned reader is closed.
+    reading = store.seen_addresses()
+    with pytest.raises(RuntimeError), store.transaction():
+        reading.__enter__().first_places([("a", 1)])
+        raise RuntimeError("boom")
+    assert temp_tables(store) == []
+    reading.__exit__(None, None, None)
+    with store.seen_addresses() as seen:
+        assert seen.first_places([("a", 2)]) == [2]
+
+
+def test_planning_keeps_the_page_cache_bounded_and_temp_data_on_disk(store: SqliteStore) -> None:
+    # A larger cache (or temporary tables in memory) made peak RSS grow with the list.
+    plan(store, planned("a@x.org", "k1"))
+    db = store._db
+    assert db.execute("PRAGMA cache_size").fetchone()[0] == -32768
+    assert db.execute("PRAGMA temp_store").fetchone()[0] == 1  # FILE

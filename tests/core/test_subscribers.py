@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from statement_feeds.core.problems import Problem
 from statement_feeds.core.subscribers import (
     Deduplicator,
+    MemorySeenAddresses,
     Subscriber,
     email_problem,
     parse_subscribers,
@@ -141,3 +144,60 @@ def test_duplicates_across_files_name_both_places_and_first_wins() -> None:
 def test_identical_language_lists_share_one_tuple() -> None:
     subscribers, _ = parse("email,languages\na@example.org,ru en\nb@example.org,ru en\n")
     assert subscribers[0].languages is subscribers[1].languages
+
+
+class CountingSeen:
+    """A SeenAddresses that records how it is called (batches, not one call per row)."""
+
+    def __init__(self) -> None:
+        self.places: dict[str, int] = {}
+        self.calls: list[int] = []
+
+    def first_places(self, entries: Sequence[tuple[str, int]]) -> list[int]:
+        self.calls.append(len(entries))
+        return [self.places.setdefault(key, place) for key, place in entries]
+
+
+def test_deduplicator_with_an_injected_store_in_batches_keeps_order_and_first_wins() -> None:
+    seen = CountingSeen()
+    dedup = Deduplicator(seen, batch=2)
+    first = "email,name\na@example.org,A1\nbad\nb@example.org,B1\nA@example.org,A2\n"
+    second = "email,name\nc@example.org,C\nB@EXAMPLE.org,B2\nc@example.org,C2\n"
+    items = [
+        *dedup.filter(parse_subscribers("1.csv", first, "en")),
+        *dedup.filter(parse_subscribers("2.csv", second, "en")),
+    ]
+    described = [
+        (i.name, i.line) if isinstance(i, Subscriber) else (i.source, i.line, i.message)
+        for i in items
+    ]
+    assert described == [
+        ("A1", 2),
+        ("1.csv", 3, described[1][2]),  # the invalid row, in its place
+        ("B1", 4),
+        ("1.csv", 5, "duplicate address 'A@example.org': already listed at 1.csv:2"),
+        ("C", 2),
+        ("2.csv", 3, "duplicate address 'B@EXAMPLE.org': already listed at 1.csv:4"),
+        ("2.csv", 4, "duplicate address 'c@example.org': already listed at 2.csv:2"),
+    ]
+    assert seen.calls == [2, 1, 2, 1]  # one call per batch of subscribers
+    assert len(dedup) == 3
+    assert sorted(seen.places) == ["a@example.org", "b@example.org", "c@example.org"]
+
+
+def test_memory_store_reports_a_repeat_within_one_batch() -> None:
+    seen = MemorySeenAddresses()
+    assert seen.first_places([("a", 1), ("b", 2), ("a", 3)]) == [1, 2, 1]
+    assert seen.first_places([("b", 4), ("c", 5)]) == [2, 5]
+
+
+def test_lines_parse_like_the_whole_text() -> None:
+    text = '\ufeffemail,name\r\na@example.org,"Smith, Ann"\r\nbad\n\r\nb@example.org,Bob\n'
+    from_text = list(parse_subscribers("l.csv", text, "en"))
+    from_lines = list(parse_subscribers("l.csv", iter(text.splitlines(keepends=True)), "en"))
+    assert from_lines == from_text
+    assert [(i.line, i.name) for i in from_lines if isinstance(i, Subscriber)] == [
+        (2, "Smith, Ann"),
+        (5, "Bob"),
+    ]
+    assert next(parse_subscribers("empty.csv", iter([]), "en")).line == 1
