@@ -220,3 +220,34 @@ class RecordingServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _ImplicitTlsController(_Controller):
+    def _trigger_server(self) -> None:
+        # As _Controller's, but the handshake must happen before the server says anything.
+        client = ssl.create_default_context()
+        client.check_hostname = False
+        client.verify_mode = ssl.CERT_NONE
+        with (
+            socket.create_connection((self.hostname, self.port), timeout=1.0) as raw,
+            client.wrap_socket(raw) as sock,
+        ):
+            sock.recv(1024)
+
+
+class ImplicitTlsServer(RecordingServer):
+    """The same server behind implicit TLS (smtps, port 465): TLS from the first byte.
+
+    ``tls_context`` is the server's context (its certificate); there is no STARTTLS.
+    """
+
+    def start(self) -> None:
+        assert self.tls_context is not None, "implicit TLS needs a server tls_context"
+        self._controller = _ImplicitTlsController(
+            self,
+            hostname=self.host,
+            port=self.port,
+            ready_timeout=5.0,
+            ssl_context=self.tls_context,
+        )
+        self._controller.start()

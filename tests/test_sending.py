@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from smtp_server import RecordingServer
+from smtp_server import ImplicitTlsServer, RecordingServer
 from statement_feeds.adapters.mailer import MaildirMessenger, Messenger, SmtpMessenger
 from statement_feeds.adapters.store import SqliteStore
 from statement_feeds.config import SmtpConfig
@@ -49,6 +51,22 @@ def server() -> Iterator[RecordingServer]:
         yield smtp
 
 
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    try:
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+             "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+             "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("openssl is needed to make a test certificate")
+    return cert, key
+
+
 def plan(store: SqliteStore, emails: list[str]) -> None:
     store.sync_subscribers(emails, START - timedelta(days=1))
     store.plan_edition(
@@ -78,8 +96,7 @@ def run(
                 compose,
                 clock,
                 sender=SENDER,
-                concurrency=3,
-                **options,  # type: ignore[arg-type]
+                **{"concurrency": 3, **options},  # type: ignore[arg-type]
             )
         finally:
             await messenger.close()
@@ -232,6 +249,96 @@ def test_starttls_missing_stops_the_run_without_failing_anyone(
     assert server.messages == []
     # Fixed configuration: everything goes out on the next run.
     assert run(store, smtp(server), FakeClock()).sent == 5
+
+
+def test_a_policy_refusal_for_everyone_stops_the_run_without_bouncing_anyone(
+    store: SqliteStore, server: RecordingServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    emails = [f"u{i:02}@example.org" for i in range(40)]
+    plan(store, emails)
+    for email in emails:  # e.g. sending without the login the server insists on
+        server.rcpt_replies[email] = "554 5.7.1 Relay access denied"
+    with pytest.raises(ConfigError, match=r"refuses every recipient: .*554 5\.7\.1 Relay access"):
+        run(store, smtp(server), FakeClock(), batch=10)
+    counts = store.counts()
+    # The breaker trips at 20; the other two workers may each finish one more.
+    assert 20 <= counts.failed <= 22
+    assert counts.pending == 40 - counts.failed and counts.sending == 0  # released
+    assert not any(store.is_blocked(email) for email in emails)  # failed, not bounced
+    assert "digest send --resend-failed" in caplog.text
+    assert server.messages == []
+
+    # Settings fixed: the failed ones are queued again and everyone gets the edition.
+    server.rcpt_replies.clear()
+    store.retry_failed(now=START)
+    assert run(store, smtp(server), FakeClock()).sent == 40
+    assert recipients(server) == sorted(emails)
+
+
+def test_the_breaker_also_stops_a_run_of_bounces(
+    store: SqliteStore, server: RecordingServer
+) -> None:
+    # Without an enhanced code a 550 is a bounce: a relay answering "550 relaying
+    # denied" to everyone must not get the whole list blocked.
+    emails = [f"u{i:02}@example.org" for i in range(12)]
+    plan(store, emails)
+    for email in emails:
+        server.rcpt_replies[email] = "550 relaying denied"
+    with pytest.raises(ConfigError, match="refuses every recipient"):
+        run(store, smtp(server), FakeClock(), same_refusal_limit=4)
+    counts = store.counts()
+    assert 4 <= counts.failed <= 6 and counts.pending == 12 - counts.failed
+    assert sum(store.is_blocked(email) for email in emails) == counts.failed
+
+
+class Scripted:
+    """A real SmtpMessenger whose server answers RCPT by the order of sending."""
+
+    def __init__(self, server: RecordingServer, replies: list[str | None]) -> None:
+        self.server, self.replies, self.inner = server, list(replies), smtp(server)
+
+    async def send(self, sender: str, recipient: str, message: bytes) -> None:
+        reply = self.replies.pop(0)
+        if reply is not None:
+            self.server.rcpt_replies[recipient] = reply
+        await self.inner.send(sender, recipient, message)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+RELAY = "554 5.7.1 relay access denied"
+
+
+@pytest.mark.parametrize("limit", [2, 3])
+def test_the_streak_needs_the_same_reply_with_nothing_between(
+    store: SqliteStore, server: RecordingServer, limit: int
+) -> None:
+    plan(store, [f"u{i}@example.org" for i in range(8)])
+    # Never three identical refusals in a row: a success or another reply resets it.
+    script = [RELAY, RELAY, None, RELAY, RELAY, "554 5.7.2 other", RELAY, RELAY]
+    messenger = Scripted(server, script)
+    if limit == 3:
+        summary = run(store, messenger, FakeClock(), concurrency=1, same_refusal_limit=limit)
+        assert (summary.sent, summary.failed, summary.bounced) == (1, 7, 0)
+    else:
+        with pytest.raises(ConfigError, match=r"2 in a row with 554 5\.7\.1"):
+            run(store, messenger, FakeClock(), concurrency=1, same_refusal_limit=limit)
+        assert store.counts().failed == 2 and store.counts().pending == 6
+
+
+def test_an_untrusted_certificate_on_implicit_tls_stops_the_run(
+    store: SqliteStore, certificate: tuple[Path, Path]
+) -> None:
+    plan(store, [f"u{i}@example.org" for i in range(5)])
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+    with ImplicitTlsServer(tls_context=context) as tls_server:
+        with pytest.raises(ConfigError, match="certificate is not trusted"):
+            run(store, smtp(tls_server, security="tls"), FakeClock())
+        assert tls_server.messages == []
+    counts = store.counts()
+    assert (counts.pending, counts.sent, counts.failed, counts.deferred) == (5, 0, 0, 0)
 
 
 def test_maildir_when_there_is_no_smtp_host(store: SqliteStore, tmp_path: Path) -> None:

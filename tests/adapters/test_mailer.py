@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from smtp_server import RecordingServer
+from smtp_server import ImplicitTlsServer, RecordingServer
 from statement_feeds.adapters.mailer import MaildirMessenger, SmtpMessenger
 from statement_feeds.config import SmtpConfig
 from statement_feeds.errors import (
@@ -83,6 +83,58 @@ def test_550_on_rcpt_is_a_bounce(smtp_server: RecordingServer) -> None:
     [error] = asyncio.run(send_all(messenger(smtp_server), ["gone@example.org"]))
     assert isinstance(error, RecipientRefusedError)
     assert (error.code, error.recipient) == (550, "gone@example.org")
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "550 5.1.1 <x@example.org>: Recipient address rejected: User unknown",
+        "550 5.1.2 bad destination system",
+        "553 5.1.3 bad address syntax",
+        "550 5.1.6 mailbox has moved",
+        "556 5.1.10 domain does not accept mail (null MX)",
+        "550 5.2.1 mailbox disabled",
+        "550 mailbox unavailable",  # no enhanced code: 550, 551, 553 bounce
+        "551 user not local",
+        "553 mailbox name not allowed",
+    ],
+)
+def test_a_bad_address_on_rcpt_is_a_bounce(smtp_server: RecordingServer, reply: str) -> None:
+    smtp_server.rcpt_replies["x@example.org"] = reply
+    [error] = asyncio.run(send_all(messenger(smtp_server), ["x@example.org"]))
+    assert isinstance(error, RecipientRefusedError)
+    assert (error.code, error.recipient) == (int(reply[:3]), "x@example.org")
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "550 5.7.1 Relaying denied",
+        "554 5.7.1 <x@example.org>: Relay access denied",
+        "554 5.7.1 Sending without authentication is not permitted",
+        "550 5.7.0 blocked by policy",
+        "550 5.1.8 sender address rejected: domain not found",  # about us, not them
+        "550 5.1.0 <bounces@example.org>: Sender address rejected: User unknown",
+        "552 5.2.2 mailbox full",
+        "554 5.0.0 transaction failed",
+        "554 transaction failed",  # no enhanced code: neither 554 nor 552 bounce
+        "552 too much mail",
+        "550 4.1.1 inconsistent classes: judged by the reply code",
+    ],
+)
+def test_a_policy_refusal_on_rcpt_is_permanent_but_not_a_bounce(
+    smtp_server: RecordingServer, reply: str
+) -> None:
+    smtp_server.rcpt_replies["x@example.org"] = reply
+    results = asyncio.run(send_all(messenger(smtp_server), ["x@example.org", "ok@example.org"]))
+    error = results[0]
+    assert isinstance(error, PermanentDeliveryError)
+    expected_bounce = reply.startswith("550 4.1.1")  # no usable enhanced code: 550 bounces
+    assert isinstance(error, RecipientRefusedError) is expected_bounce
+    assert (error.code, error.recipient) == (int(reply[:3]), "x@example.org")
+    assert reply[4:] in str(error)  # the server's words reach the ledger and the log
+    assert results[1] is None  # the connection was reset and kept working
+    assert [m.recipients for m in smtp_server.messages] == [("ok@example.org",)]
 
 
 def test_5xx_on_data_is_permanent_but_not_a_bounce(smtp_server: RecordingServer) -> None:
@@ -211,6 +263,55 @@ def test_an_untrusted_certificate_is_a_configuration_error(
         [result] = asyncio.run(send_all(sender, ["tls@example.org"]))
         assert isinstance(result, ConfigError)
         assert server.messages == []
+
+
+def _implicit_tls_server(certificate: tuple[Path, Path]) -> ImplicitTlsServer:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+    return ImplicitTlsServer(tls_context=context)
+
+
+def test_implicit_tls_with_a_trusted_certificate(certificate: tuple[Path, Path]) -> None:
+    trusted = ssl.create_default_context(cafile=str(certificate[0]))
+    with _implicit_tls_server(certificate) as server:
+        sender = SmtpMessenger(
+            SmtpConfig(host=server.host, port=server.port, security="tls", timeout=5.0),
+            tls_context=trusted,
+            local_hostname="client.test",
+        )
+        results = asyncio.run(send_all(sender, ["tls@example.org", "tls2@example.org"]))
+        assert results == [None, None]
+        assert sorted(m.recipients[0] for m in server.messages) == [
+            "tls2@example.org",
+            "tls@example.org",
+        ]
+
+
+def test_implicit_tls_with_an_untrusted_certificate_is_a_configuration_error(
+    certificate: tuple[Path, Path],
+) -> None:
+    # aiosmtplib wraps the handshake's SSLCertVerificationError in SMTPConnectError:
+    # it must still stop the run, not be retried for days as a connection problem.
+    with _implicit_tls_server(certificate) as server:
+        sender = SmtpMessenger(
+            SmtpConfig(host=server.host, port=server.port, security="tls", timeout=5.0),
+            local_hostname="client.test",
+        )  # system CAs: the self-signed certificate is not trusted
+        results = asyncio.run(send_all(sender, ["a@example.org", "b@example.org"]))
+        assert all(isinstance(r, ConfigError) for r in results), results
+        assert "certificate is not trusted" in str(results[0])
+        assert server.messages == []
+        assert not any(c.startswith("MAIL") for c in server.commands)
+
+
+def test_implicit_tls_against_a_plain_server_is_a_configuration_error(
+    smtp_server: RecordingServer,
+) -> None:
+    # security = "tls" pointed at a port that speaks plain SMTP (e.g. 587 instead of 465).
+    results = asyncio.run(send_all(messenger(smtp_server, security="tls"), ["a@example.org"]))
+    assert isinstance(results[0], ConfigError), results
+    assert "TLS handshake" in str(results[0])
+    assert smtp_server.messages == []
 
 
 def test_maildir_holds_complete_messages(tmp_path: Path) -> None:
