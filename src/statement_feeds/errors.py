@@ -9,7 +9,8 @@ The tree (every class carries the data a caller needs to act on it)::
     └── DeliveryError               one message could not be delivered (.recipient, .code)
         ├── TemporaryDeliveryError  4xx, 421, dropped connection, timeout: retry later
         └── PermanentDeliveryError  5xx: record, never retry
-            └── RecipientRefusedError  5xx on RCPT: the address bounces
+            └── RecipientRefusedError  5xx on RCPT refusing the mailbox (5.1.x, 5.2.1;
+                                       550/551/553 without an enhanced code): a bounce
 
 Input problems in statement or subscriber files are *not* exceptions: they are
 :class:`Problem` values collected and reported, so that one bad file never stops

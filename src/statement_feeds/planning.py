@@ -18,11 +18,11 @@ database: memory does not grow with the list.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from .adapters.store import CHUNK, SqliteStore
+from .adapters.store import SqliteStore, chunks
 from .adapters.subscriber_files import read_subscribers
 from .config import Config
 from .core.catalog import Catalog
@@ -100,7 +100,7 @@ def sync_subscribers(config: Config, store: SqliteStore, now: datetime) -> list[
     """
     problems: list[Problem] = []
     with store.transaction():
-        for chunk in _chunks(_valid(config, problems, store)):
+        for chunk in chunks(_valid(config, problems, store)):
             store.sync_subscribers([s.email for s in chunk], now)
     return problems
 
@@ -129,7 +129,7 @@ def _deliveries(
     record: bool,
 ) -> Iterator[PlannedDelivery]:
     keys = selector.translation_keys
-    for chunk in _chunks(_valid(config, problems, store)):
+    for chunk in chunks(_valid(config, problems, store)):
         # Every frequency is read and synced: joining is about the list, not the schedule.
         states = store.subscriber_states([s.email for s in chunk], keys)
         if record:
@@ -151,14 +151,3 @@ def _deliveries(
                     statement_ids=tuple(c.statement_id for c in choices),
                     translation_keys=tuple(c.translation_key for c in choices),
                 )
-
-
-def _chunks(items: Iterable[Subscriber]) -> Iterator[list[Subscriber]]:
-    chunk: list[Subscriber] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= CHUNK:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

@@ -263,3 +263,15 @@ def test_planning_keeps_the_page_cache_bounded_and_temp_data_on_disk(store: Sqli
     db = store._db
     assert db.execute("PRAGMA cache_size").fetchone()[0] == -32768
     assert db.execute("PRAGMA temp_store").fetchone()[0] == 1  # FILE
+
+
+def test_retry_failed_starts_attempts_and_lifetime_afresh(store: SqliteStore) -> None:
+    plan(store, planned("a@x.org", "k"))
+    [first] = store.claim(5, T0)
+    store.mark_deferred(first, T0, T0, 451, "later")
+    [second] = store.claim(5, T0)
+    store.mark_failed(second, T0, 554, "no", False)
+    later = T0 + timedelta(days=5)
+    assert store.retry_failed(now=later) == 1
+    [again] = store.claim(5, later)
+    assert again.attempts == 1 and again.first_attempt_at == later

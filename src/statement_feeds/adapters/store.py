@@ -144,7 +144,7 @@ class SqliteStore:
         """Record ``now`` as the join time of every address not seen before."""
         stamp = to_ts(now)
         with self.transaction() as db:
-            for chunk in _chunks((email_key(e), stamp) for e in emails):
+            for chunk in chunks((email_key(e), stamp) for e in emails):
                 db.executemany(
                     "INSERT INTO subscribers (email, joined_at) VALUES (?, ?)"
                     " ON CONFLICT (email) DO NOTHING",
@@ -184,7 +184,7 @@ class SqliteStore:
         wanted = list(translation_keys)
         found: dict[str, tuple[str, bool]] = {}
         assigned: dict[str, set[str]] = {}
-        for chunk in _chunks(keys):
+        for chunk in chunks(keys):
             marks = ",".join("?" * len(chunk))
             for email, joined, blocked in self._db.execute(
                 "SELECT s.email, s.joined_at, " + _BLOCKED + " FROM subscribers s"
@@ -207,7 +207,7 @@ class SqliteStore:
     def _assigned_into(
         self, assigned: dict[str, set[str]], emails: list[str], wanted: list[str]
     ) -> None:
-        for keys in _chunks(wanted, CHUNK):
+        for keys in chunks(wanted, CHUNK):
             sql = (
                 "SELECT email_key, translation_key FROM assigned"
                 f" WHERE email_key IN ({','.join('?' * len(emails))})"
@@ -320,7 +320,7 @@ class SqliteStore:
             ).fetchone()
             edition_id = int(row[0])
             total = 0
-            for chunk in _chunks(deliveries):
+            for chunk in chunks(deliveries):
                 total += self._insert_deliveries(edition_id, planned, chunk, make_id)
             db.execute("UPDATE editions SET deliveries = ? WHERE id = ?", (total, edition_id))
         return Edition(edition_id, frequency, due_at, planned_at, total)
@@ -494,12 +494,13 @@ class SqliteStore:
     def retry_failed(self, edition_id: int | None = None, now: datetime | None = None) -> int:
         """``failed`` → ``pending``, due at once, except for bounced or unsubscribed addresses.
 
-        ``first_attempt_at`` is cleared so that the retry lifetime starts afresh.
+        ``first_attempt_at`` and ``attempts`` are cleared so that the retry lifetime
+        and the backoff start afresh (else the first retry would wait the longest step).
         """
         stamp = None if now is None else to_ts(now)
         with self.transaction() as db:
             return db.execute(
-                "UPDATE deliveries SET state = 'pending', first_attempt_at = NULL,"
+                "UPDATE deliveries SET state = 'pending', first_attempt_at = NULL, attempts = 0,"
                 " next_attempt_at = updated_at, updated_at = COALESCE(?, updated_at)"
                 " WHERE state = 'failed' AND (? IS NULL OR edition_id = ?)"
                 " AND NOT EXISTS (SELECT 1 FROM subscribers s"
@@ -667,7 +668,7 @@ class SqliteStore:
     def subscriber_status(self, emails: Sequence[str]) -> dict[str, tuple[datetime, str]]:
         """email key → (joined_at, "active" | "unsubscribed" | "bounced") for known ones."""
         out: dict[str, tuple[datetime, str]] = {}
-        for chunk in _chunks([email_key(e) for e in emails]):
+        for chunk in chunks([email_key(e) for e in emails]):
             marks = ",".join("?" * len(chunk))
             for key, joined, unsub, bounced in self._db.execute(
                 "SELECT email, joined_at, unsubscribed_at, bounced_at FROM subscribers"
@@ -691,7 +692,7 @@ class _SeenTable:
         for key, place in entries:
             first.setdefault(key, place)
         known: dict[str, int] = {}
-        for chunk in _chunks(list(first)):
+        for chunk in chunks(list(first)):
             marks = ",".join("?" * len(chunk))
             known.update(
                 self._db.execute(
@@ -717,7 +718,7 @@ def _edition(row: Any) -> Edition:
     return Edition(int(row[0]), row[1], from_ts(row[2]), from_ts(row[3]), int(row[4]))
 
 
-def _chunks(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
+def chunks(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
     chunk: list[T] = []
     for item in items:
         chunk.append(item)
