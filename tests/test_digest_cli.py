@@ -446,3 +446,17 @@ def test_a_second_send_while_one_is_delivering_neither_kills_it_nor_strands_mail
     assert sorted(site.ledger("SELECT state, COUNT(*) FROM deliveries GROUP BY state")) == [
         ("sent", 7)
     ]
+
+
+def test_a_send_that_cannot_start_says_the_edition_stays_pending(site: Site) -> None:
+    text = site.config.read_text(encoding="utf-8")
+    site.config.write_text(text.replace('security = "none"', 'security = "starttls"'), "utf-8")
+    result = site.cli("digest", "send", at=T1)  # the server offers no STARTTLS
+    assert result.exit_code == 2, result.output
+    assert "was planned" in result.stderr and "stay pending" in result.stderr
+    assert site.server.messages == []
+    assert set(site.states().values()) == {"pending"}  # released, none left "sending"
+    site.config.write_text(text, "utf-8")  # fixed: the next send delivers them
+    again = site.cli("digest", "send", at=T1 + timedelta(minutes=1))
+    assert again.exit_code == 0, again.output
+    assert set(site.states().values()) == {"sent"}

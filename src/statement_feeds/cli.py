@@ -201,6 +201,11 @@ def _send_summary(outcome: SendOutcome) -> str:
         verb = "planned" if outcome.plan.created else "already planned"
         plan = f"edition {edition.id} {verb} ({edition.deliveries} messages); "
     if outcome.summary is None:
+        if not outcome.woken:
+            return (
+                f"{plan}the running daemon (pid {outcome.delegated_to}) could not be woken "
+                "(another user?): it delivers at its next rescan"
+            )
         return f"{plan}the running daemon (pid {outcome.delegated_to}) delivers it"
     s = outcome.summary
     return (

@@ -55,6 +55,7 @@ class SendOutcome:
     plan: PlanResult | None
     summary: DeliverySummary | None  # None: another process (the daemon) delivers
     delegated_to: int | None = None
+    woken: bool = True  # False: the daemon could not be signalled (it sends at its rescan)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,11 +230,23 @@ class Digests:
         lock = self.sender_lock()
         daemon = await self._acquire_or_find_daemon(lock)
         if daemon is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
+            try:
                 os.kill(daemon, WAKE_SIGNAL)
+            except (ProcessLookupError, PermissionError) as exc:
+                # Not ours to signal (another user): it still delivers at its next rescan.
+                event(log, logging.WARNING, "cannot wake the daemon", pid=daemon, error=str(exc))
+                return SendOutcome(plan, None, daemon, woken=False)
             return SendOutcome(plan, None, daemon)
         try:
             return SendOutcome(plan, await self.deliver(progress=progress))
+        except ConfigError as exc:
+            if plan is None or not plan.edition.deliveries:
+                raise
+            raise ConfigError(
+                f"edition {plan.edition.id} was planned ({plan.edition.deliveries} messages) "
+                f"but not sent: {exc}. Its messages stay pending: fix this, then run "
+                "`digest send` again (or let the daemon send them)"
+            ) from exc
         finally:
             lock.release()
 
