@@ -446,3 +446,17 @@ def test_waits_for_a_running_digest_send_instead_of_refusing_to_start(site: Site
     finally:
         sender.release()
         assert daemon.stop() == 0
+
+
+def test_subscribers_without_public_url_is_a_configuration_error(site: Site) -> None:
+    (site.root / "subscribers" / "list.csv").write_text("email\na@example.org\n")
+    result = subprocess.run(
+        daemon_command(site, harness=False),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=site.root,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "http.public_url" in result.stderr

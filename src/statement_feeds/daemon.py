@@ -38,7 +38,7 @@ from .adapters.watch import Change, WatchRoots, wait_stable, watch_changes
 from .clock import Clock
 from .config import Config, load_config
 from .core.schedule import Action, Decision, decide
-from .errors import LockHeldError, StatementFeedsError
+from .errors import ConfigError, LockHeldError, StatementFeedsError
 from .logs import event
 from .scheduling import WallClockCronTrigger, clock_offset, latest_due
 from .service import BuildReport, Publisher
@@ -94,6 +94,14 @@ def build_runner(config: Config, clock: Clock) -> EditionRunner | None:
     editions and says so in its log.
     """
     if not config.http.public_url:
+        if any(config.paths.subscribers.glob("*.csv")):
+            # Subscribers but no unsubscribe base: refuse rather than silently never mail.
+            raise ConfigError(
+                "required once digests are sent (there are subscriber files); add "
+                'public_url = "https://.../" under [http]',
+                path=str(config.path),
+                key="http.public_url",
+            )
         event(log, logging.WARNING, "digests disabled", reason="http.public_url is not set")
         return None
     from .digests import Digests
