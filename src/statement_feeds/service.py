@@ -30,7 +30,7 @@ from .clock import Clock, system_clock
 from .config import Config
 from .core.catalog import Catalog, build_catalog
 from .core.feeds import Document, FeedSettings, plan_feeds, render_document, resolve_urls
-from .core.markup import render_html
+from .core.markup import render_raw, sanitize
 from .core.problems import Problem
 from .core.statements import (
     PARSER_VERSION,
@@ -329,6 +329,8 @@ def _parse_job(
     result = parse_statement(source, data, defaults)
     if not render or result.statement is None:
         return key, result, None, signature
-    html = render_html(result.statement.body)
+    # The excerpt already rendered the body: sanitise that rather than render it again.
+    raw = result.raw_html if result.raw_html is not None else render_raw(result.statement.body)
+    html = sanitize(raw)
     statement = replace(result.statement, body="")
     return key, replace(result, statement=statement), html, signature

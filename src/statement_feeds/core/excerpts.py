@@ -10,9 +10,9 @@ from __future__ import annotations
 import functools
 import unicodedata
 
-from .markup import plain_paragraphs
+from .markup import html_paragraphs, render_raw
 
-__all__ = ["ELLIPSIS", "excerpt", "excerpt_text"]
+__all__ = ["ELLIPSIS", "excerpt", "excerpt_from_html", "excerpt_text"]
 
 ELLIPSIS = "…"
 # Characters that extend the grapheme cluster before them: a break before one
@@ -22,7 +22,17 @@ _JOINERS = frozenset({"\u200d", "\u200c", "\u034f"})
 
 def excerpt(markdown: str, max_words: int) -> str:
     """Plain-text excerpt of a Markdown body."""
-    return excerpt_text(plain_paragraphs(markdown, enough_words=max_words), max_words)
+    return excerpt_from_html(render_raw(markdown), max_words)
+
+
+def excerpt_from_html(html: str, max_words: int) -> str:
+    """Plain-text excerpt of rendered (not yet sanitised) HTML; reads only its start."""
+    paragraphs = html_paragraphs(html, max_words, count=_word_count)
+    return excerpt_text(paragraphs, max_words)
+
+
+def _word_count(text: str) -> int:
+    return len(_split_words(text))
 
 
 def excerpt_text(paragraphs: list[str], max_words: int) -> str:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import html as html_module
 import re
+from collections.abc import Callable
 
 import cmarkgfm
 import nh3
 from cmarkgfm.cmark import Options
 
-__all__ = ["plain_paragraphs", "render_html"]
+__all__ = ["html_paragraphs", "plain_paragraphs", "render_html", "render_raw", "sanitize"]
 
 # No "smart punctuation": the texts are published exactly as written.
 _RENDER_OPTIONS = Options.CMARK_OPT_UNSAFE
@@ -26,8 +27,7 @@ _URL_SCHEMES = {"http", "https", "mailto"}
 
 def render_html(markdown: str) -> str:
     """Render CommonMark ``markdown`` to sanitised HTML."""
-    html = cmarkgfm.markdown_to_html(markdown, options=_RENDER_OPTIONS)
-    return nh3.clean(html, url_schemes=_URL_SCHEMES).strip()
+    return sanitize(render_raw(markdown))
 
 
 _BLOCKS = frozenset(
@@ -43,11 +43,18 @@ _TOKENS = re.compile(r"<!--.*?(?:-->|\Z)|<(/?)([a-zA-Z][a-zA-Z0-9]*)([^>]*)>|([^
 _START = re.compile(r"""\bstart\s*=\s*["']?(\d+)""")
 
 
+def _split_count(text: str) -> int:
+    return len(text.split())
+
+
 class _TextCollector:
     """Collect the visible text of rendered HTML, one string per block element."""
 
-    def __init__(self) -> None:
+    def __init__(self, enough_words: int | None, count: Callable[[str], int]) -> None:
         self.blocks: list[str] = []
+        self._limit = enough_words
+        self._count = count
+        self._words = 0
         self._current: list[str] = []
         self._skipping = 0
         self._numbers: list[int | None] = []  # per open list: next item number, None if bulleted
@@ -57,6 +64,8 @@ class _TextCollector:
 
     def feed(self, html: str) -> None:
         for match in _TOKENS.finditer(html):
+            if self._limit is not None and self._words > self._limit:
+                return  # enough: the rest of a long body is not needed
             end, tag, attrs, text = match.groups()
             if text is not None:
                 if not self._skipping:
@@ -99,6 +108,8 @@ class _TextCollector:
         text = " ".join(html_module.unescape("".join(self._current)).split())
         if text:
             self.blocks.append(self._prefix + text)
+            if self._limit is not None:
+                self._words += self._count(text)
             self._prefix = ""
         self._current = []
 
@@ -106,51 +117,35 @@ class _TextCollector:
         self._flush()
 
 
-_REFERENCE_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:\s*\S+.*$", re.MULTILINE)
+def render_raw(markdown: str) -> str:
+    """CommonMark to HTML, not yet sanitised: for :func:`sanitize` and excerpts."""
+    return str(cmarkgfm.markdown_to_html(markdown, options=_RENDER_OPTIONS))
 
 
-def plain_paragraphs(markdown: str, enough_words: int | None = None) -> list[str]:
-    """The visible text of ``markdown``, one string per paragraph, syntax removed.
+def sanitize(html: str) -> str:
+    return nh3.clean(html, url_schemes=_URL_SCHEMES).strip()
 
-    With ``enough_words``, only the leading blocks that hold at least that many
-    words (plus a margin) are rendered: excerpts need the start of a long body,
-    not all of it. Link reference definitions anywhere in the body are kept so
-    that ``[text][ref]`` in the leading blocks still renders as a link.
+
+WordCount = Callable[[str], int]
+
+
+def plain_paragraphs(
+    markdown: str, enough_words: int | None = None, count: WordCount = _split_count
+) -> list[str]:
+    """The visible text of ``markdown``, one string per paragraph, syntax removed."""
+    return html_paragraphs(render_raw(markdown), enough_words, count)
+
+
+def html_paragraphs(
+    html: str, enough_words: int | None = None, count: WordCount = _split_count
+) -> list[str]:
+    """The visible text of rendered HTML, one string per block element.
+
+    With ``enough_words``, reading stops at the first block boundary after more than
+    that many words (as ``count`` counts them): an excerpt needs the start of a long
+    body and to know whether anything follows, not all of it.
     """
-    if enough_words is not None:
-        leading = _leading_blocks(markdown, enough_words)
-        if leading != markdown:
-            blocks = _plain(leading)
-            # The cut may have damaged the last block (an unclosed code fence), and
-            # syntax-only blocks ("- - -", link titles) may have rendered to few words:
-            # trust the short render only if the undamaged blocks hold enough words.
-            if sum(len(block.split()) for block in blocks[:-1]) > enough_words:
-                return blocks
-    return _plain(markdown)
-
-
-def _plain(markdown: str) -> list[str]:
-    html = cmarkgfm.markdown_to_html(markdown, options=_RENDER_OPTIONS)
-    collector = _TextCollector()
+    collector = _TextCollector(enough_words, count)
     collector.feed(html)
     collector.close()
     return collector.blocks
-
-
-def _leading_blocks(markdown: str, enough_words: int) -> str:
-    blocks = re.split(r"\n[ \t]*\n", markdown)
-    taken: list[str] = []
-    words = 0
-    margin = enough_words + 32  # syntax-only tokens ("-", "##") count as words here
-    for index, block in enumerate(blocks):
-        taken.append(block)
-        words += len(block.split())
-        if words > margin:
-            # One block more: the caller distrusts the last block (it may be damaged by
-            # the cut), so the complete ones before it must already hold enough words.
-            taken.extend(blocks[index + 1 : index + 2])
-            break
-    if len(taken) == len(blocks):
-        return markdown
-    references = _REFERENCE_DEFINITION.findall(markdown)
-    return "\n\n".join([*taken, *references])
