@@ -462,3 +462,24 @@ def test_site_id_base_keeps_ids_when_the_site_moves(tmp_path: Path) -> None:
     assert ids(moved) != before  # the default scope is site.url
     pinned = moved.replace("[site]\n", '[site]\nid_base = "https://example.org/"\n')
     assert ids(pinned) == before
+
+
+def test_content_of_a_file_gone_since_parsing_falls_back_to_the_summary(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from statement_feeds.core.statements import SiteDefaults, parse_statement
+    from statement_feeds.service import _content
+
+    site = SiteDefaults("https://example.org/", "en", UTC, "A", 100)
+    data = (
+        b"---\ntitle: T\ndate: 2020-01-01\nsummary: Short <b>summary</b>\n---\n\n[x](rel/) body\n"
+    )
+    (tmp_path / "a.md").write_bytes(data)
+    parsed = parse_statement("a.md", data, site).statement
+    assert parsed is not None
+    statement = replace(parsed, body="")  # as kept in memory and in the cache
+    assert _content(tmp_path, statement) == (
+        '<p><a href="https://example.org/en/a/rel/" rel="noopener noreferrer">x</a> body</p>'
+    )
+    (tmp_path / "a.md").unlink()
+    assert _content(tmp_path, statement) == "<p>Short &lt;b&gt;summary&lt;/b&gt;</p>"

@@ -19,6 +19,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
+from html import escape as html_escape
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urljoin
 
@@ -30,7 +32,7 @@ from .clock import Clock, system_clock
 from .config import Config
 from .core.catalog import Catalog, build_catalog
 from .core.feeds import Document, FeedSettings, plan_feeds, render_document, resolve_urls
-from .core.markup import render_raw, sanitize
+from .core.markup import render_html
 from .core.problems import Problem
 from .core.statements import (
     PARSER_VERSION,
@@ -38,6 +40,7 @@ from .core.statements import (
     SiteDefaults,
     Statement,
     parse_statement,
+    statement_body,
 )
 
 __all__ = ["BuildReport", "FeedReport", "Publisher", "feed_settings", "site_defaults"]
@@ -140,7 +143,6 @@ class Publisher:
                 return report
             documents = plan_feeds(catalog, self.settings)
             self._publish(documents, cache, report)
-            cache.prune_html({s.digest for s in catalog.statements})
             cache.store_last_build(
                 {
                     "at": catalog.now.isoformat(),
@@ -157,19 +159,14 @@ class Publisher:
         """Parse what the cache does not already hold; keep bodies out of memory.
 
         Files stream through: a cache hit keeps only its (body-less) statement, a
-        miss goes to the parser. With a cache, each new statement's HTML is rendered
-        once, right here, and stored in batches; the statement kept in memory (and
-        in the cache) has an empty body, so memory does not grow with the corpus.
+        miss goes to the parser. Statements are kept (and cached) without their body,
+        so memory does not grow with the corpus: a document being written renders its
+        entries' bodies from the files again (see ``_render_job``).
         """
         known = cache.parsed() if cache is not None else {}
-        rendered = cache.html_digests() if cache is not None else set()
         hints = cache.file_hints() if cache is not None else {}
         seen: dict[str, tuple[str, str]] = {}  # the hints this build leaves behind
         statements: list[Statement] = []
-
-        def cached(key: str) -> Statement | None:
-            statement = known.get(key)
-            return statement if statement is not None and statement.digest in rendered else None
 
         def unchanged(source: str, signature: str) -> bool:
             hint = hints.get(source)
@@ -178,7 +175,7 @@ class Publisher:
                 hint is not None
                 and hint[0] == signature
                 and hint[1].split("|")[1] == self._defaults_key
-                and cached(hint[1]) is not None
+                and hint[1] in known
             )
 
         def misses() -> Iterator[tuple[str, SourceFile]]:
@@ -187,7 +184,7 @@ class Publisher:
                 key = (
                     hints[item.source][1] if isinstance(item, Unchanged) else self._cache_key(item)
                 )
-                statement = cached(key) if cache is not None else None
+                statement = known.get(key)
                 if statement is not None:
                     seen[item.source] = (item.signature, key)
                     statements.append(statement)
@@ -195,24 +192,14 @@ class Publisher:
                     yield key, item
 
         fresh: list[tuple[str, Statement]] = []
-        html: dict[str, str] = {}
-        for key, result, body_html, signature in parse_many(
-            misses(), self.defaults, render=cache is not None
-        ):
+        for key, result, signature in parse_many(misses(), self.defaults):
             problems.extend(result.problems)
             if result.statement is None:
                 continue
             statements.append(result.statement)
             fresh.append((key, result.statement))
             seen[result.statement.source] = (signature, key)
-            if cache is not None and body_html is not None:
-                html[result.statement.digest] = body_html
-                if len(html) >= _HTML_BATCH:
-                    cache.store_html(html)
-                    html = {}
         if cache is not None:
-            if html:
-                cache.store_html(html)
             _save_parsed(cache, fresh, seen, hints=hints, known=len(known))
         return statements
 
@@ -228,8 +215,8 @@ class Publisher:
             for d in documents
             if previous.get(d.path) != d.fingerprint or not (output / d.path).is_file()
         ]
-        # HTML is fetched per document, lazily, so memory holds a window's worth.
-        jobs = ((d, self.settings, cache.html(s.digest for s in d.entries)) for d in stale)
+        root = self.config.paths.statements
+        jobs = ((d, self.settings, root) for d in stale)
         rendered = _process_map(_render_job, jobs, parallel_from=16, window=16, chunksize=1)
         written = {
             document.path: write_if_changed(output / document.path, data)
@@ -250,14 +237,28 @@ class Publisher:
         cache.store_fingerprints({d.path: d.fingerprint for d in documents})
 
 
-def _render_job(job: tuple[Document, FeedSettings, dict[str, str]]) -> bytes:
-    document, settings, html = job
-    return render_document(document, settings, partial(_content, html))
+def _render_job(job: tuple[Document, FeedSettings, Path]) -> bytes:
+    """One document's bytes; its entries' bodies are rendered from their files here.
+
+    Rendering (CommonMark + sanitising) is cheap next to storing every body's HTML in
+    a cache: only documents being written pay for it, and memory holds one document.
+    """
+    document, settings, root = job
+    return render_document(document, settings, partial(_content, root))
 
 
-def _content(html: dict[str, str], statement: Statement) -> str:
-    """An entry's HTML with relative URLs made absolute against the statement's URL."""
-    return resolve_urls(html[statement.digest], partial(urljoin, statement.url))
+def _content(root: Path, statement: Statement) -> str:
+    """An entry's sanitised HTML, relative URLs made absolute against its own URL.
+
+    A file changed or removed since it was parsed still gives content: the current
+    body, or the summary; the next build (its signature changed) brings both in step.
+    """
+    try:
+        body = statement_body(statement.source, (root / statement.source).read_bytes())
+    except (OSError, ValueError):
+        body = None
+    html = render_html(body) if body is not None else f"<p>{html_escape(statement.summary)}</p>"
+    return resolve_urls(html, partial(urljoin, statement.url))
 
 
 def _save_parsed(
@@ -278,19 +279,17 @@ def _save_parsed(
 
 _PARALLEL_FROM = 256  # below this, starting worker processes costs more than it saves
 _WINDOW = 512  # files handed to the workers at a time: bounds the bytes held in memory
-_HTML_BATCH = 500  # rendered HTML written to the cache at a time
 
 
 def parse_many(
-    todo: Iterator[tuple[str, SourceFile]], defaults: SiteDefaults, *, render: bool
-) -> Iterator[tuple[str, ParseResult, str | None, str]]:
-    """Parse (and optionally render) files, on every core when there are many.
+    todo: Iterator[tuple[str, SourceFile]], defaults: SiteDefaults
+) -> Iterator[tuple[str, ParseResult, str]]:
+    """Parse files, on every core when there are many; yields ``(key, result, signature)``.
 
-    Yields ``(key, result, html, signature)``; with ``render`` the result's statement has an
-    empty body and ``html`` is its sanitised HTML. ``todo`` is consumed lazily, a
-    window at a time, so a cold build never holds the whole corpus.
+    Statements come back without their body. ``todo`` is consumed lazily, a window
+    at a time, so a cold build never holds the whole corpus.
     """
-    jobs = ((key, file.source, file.data, file.signature, defaults, render) for key, file in todo)
+    jobs = ((key, file.source, file.data, file.signature, defaults) for key, file in todo)
     yield from _process_map(
         _parse_job, jobs, parallel_from=_PARALLEL_FROM, window=_WINDOW, chunksize=32
     )
@@ -322,15 +321,9 @@ def _process_map(
             batch = list(itertools.islice(jobs, window))
 
 
-def _parse_job(
-    job: tuple[str, str, bytes, str, SiteDefaults, bool],
-) -> tuple[str, ParseResult, str | None, str]:
-    key, source, data, signature, defaults, render = job
+def _parse_job(job: tuple[str, str, bytes, str, SiteDefaults]) -> tuple[str, ParseResult, str]:
+    key, source, data, signature, defaults = job
     result = parse_statement(source, data, defaults)
-    if not render or result.statement is None:
-        return key, result, None, signature
-    # The excerpt already rendered the body: sanitise that rather than render it again.
-    raw = result.raw_html if result.raw_html is not None else render_raw(result.statement.body)
-    html = sanitize(raw)
-    statement = replace(result.statement, body="")
-    return key, replace(result, statement=statement), html, signature
+    if result.statement is not None:  # bodies stay in the files, not in memory
+        result = ParseResult(replace(result.statement, body=""), result.problems)
+    return key, result, signature

@@ -22,11 +22,13 @@ def test_round_trip_of_every_table(tmp_path: Path) -> None:
     path = tmp_path / "state" / "cache.sqlite"
     with BuildCache(path) as cache:
         cache.store_parsed([("k1", statement())], {"k1"})
-        cache.store_html({"d1": "<p>x</p>"})
+        cache.store_file_hints({"a.md": ("1:2:3:4", "k1")})
+        cache.store_last_build({"at": "2024-01-01T00:00:00+00:00", "written": "1"})
         cache.store_fingerprints({"feeds/en.atom": "f1"})
     with BuildCache(path) as cache:
         assert cache.parsed() == {"k1": statement()}
-        assert cache.html(["d1", "d2"]) == {"d1": "<p>x</p>"}
+        assert cache.file_hints() == {"a.md": ("1:2:3:4", "k1")}
+        assert cache.last_build() == {"at": "2024-01-01T00:00:00+00:00", "written": "1"}
         assert cache.fingerprints() == {"feeds/en.atom": "f1"}
 
 
@@ -35,9 +37,9 @@ def test_unused_rows_are_dropped(tmp_path: Path) -> None:
         cache.store_parsed([("k1", statement()), ("k2", statement("b.md"))], {"k1", "k2"})
         cache.store_parsed([], {"k2"})
         assert list(cache.parsed()) == ["k2"]
-        cache.store_html({"d1": "a", "d2": "b"})
-        cache.prune_html({"d2"})
-        assert cache.html(["d1", "d2"]) == {"d2": "b"}
+        cache.store_file_hints({"a.md": ("s", "k1"), "b.md": ("s", "k2")})
+        cache.store_file_hints({"b.md": ("s", "k2")})
+        assert cache.file_hints() == {"b.md": ("s", "k2")}
         cache.store_fingerprints({"x": "1"})
         cache.store_fingerprints({"y": "2"})
         assert cache.fingerprints() == {"y": "2"}
@@ -48,8 +50,8 @@ def test_garbage_file_is_replaced_by_an_empty_cache(tmp_path: Path) -> None:
     path.write_bytes(b"garbage" * 1000)
     with BuildCache(path) as cache:
         assert cache.parsed() == {}
-        cache.store_html({"d": "h"})
-        assert cache.html(["d"]) == {"d": "h"}
+        cache.store_fingerprints({"d": "h"})
+        assert cache.fingerprints() == {"d": "h"}
 
 
 def test_unreadable_pickle_is_a_miss(tmp_path: Path) -> None:
@@ -73,10 +75,3 @@ def test_a_cache_of_another_format_version_is_discarded(tmp_path: Path) -> None:
     db.close()
     with BuildCache(path) as cache:
         assert cache.fingerprints() == {}
-
-
-def test_many_html_lookups_in_one_call(tmp_path: Path) -> None:
-    with BuildCache(tmp_path / "cache.sqlite") as cache:
-        items = {f"d{n}": f"<p>{n}</p>" for n in range(1234)}
-        cache.store_html(items)
-        assert cache.html([*items, "missing"]) == items

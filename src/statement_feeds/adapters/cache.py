@@ -1,4 +1,4 @@
-"""Build cache in the state folder: parsed statements, rendered HTML, document fingerprints.
+"""Build cache in the state folder: parsed statements, file hints, document fingerprints.
 
 Keyed by file content (not mtime), so a rebuild after one edit parses and renders
 only what changed. It is only a cache: if it is missing or damaged it is
@@ -20,14 +20,13 @@ __all__ = ["BuildCache"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS parsed (key TEXT PRIMARY KEY, statement BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS html (digest TEXT PRIMARY KEY, html TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (path TEXT PRIMARY KEY, fingerprint TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
     source TEXT PRIMARY KEY, signature TEXT NOT NULL, key TEXT NOT NULL
 );
 """
-_VERSION = 3  # bump to discard caches written by an older format
+_VERSION = 4  # bump to discard caches written by an older format
 
 
 class BuildCache:
@@ -53,7 +52,7 @@ class BuildCache:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         if db.execute("PRAGMA user_version").fetchone()[0] != _VERSION:
-            for table in ("parsed", "html", "documents", "files", "meta"):
+            for table in ("parsed", "html", "documents", "files", "meta"):  # html: before v4
                 db.execute(f"DROP TABLE IF EXISTS {table}")
             db.execute(f"PRAGMA user_version={_VERSION}")
         db.executescript(_SCHEMA)
@@ -90,31 +89,6 @@ class BuildCache:
             )
             stale = [(k,) for (k,) in self._db.execute("SELECT key FROM parsed") if k not in keep]
             self._db.executemany("DELETE FROM parsed WHERE key = ?", stale)
-
-    def html(self, digests: Iterable[str]) -> dict[str, str]:
-        wanted = list(dict.fromkeys(digests))
-        found: dict[str, str] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            query = f"SELECT digest, html FROM html WHERE digest IN ({marks})"
-            found.update(self._db.execute(query, chunk).fetchall())
-        return found
-
-    def store_html(self, items: dict[str, str]) -> None:
-        with self._transaction():
-            self._db.executemany(
-                "INSERT OR REPLACE INTO html (digest, html) VALUES (?, ?)", items.items()
-            )
-
-    def html_digests(self) -> set[str]:
-        """Digests whose HTML is cached (a parsed statement without HTML is a cache miss)."""
-        return {digest for (digest,) in self._db.execute("SELECT digest FROM html")}
-
-    def prune_html(self, keep: set[str]) -> None:
-        with self._transaction():
-            stale = [(d,) for (d,) in self._db.execute("SELECT digest FROM html") if d not in keep]
-            self._db.executemany("DELETE FROM html WHERE digest = ?", stale)
 
     def file_hints(self) -> dict[str, tuple[str, str]]:
         """source → (signature, parse key) recorded by the last build."""

@@ -252,6 +252,8 @@ def resolve_urls(html: str, resolve: Callable[[str], str]) -> str:
             return match[0]
         return f"{match[1]}{htmllib.escape(resolve(value), quote=True)}{match[3]}"
 
+    if all(_HAS_SCHEME.match(m[2]) for m in _URL_ATTRIBUTE.finditer(html)):
+        return html  # the common case, nothing relative: skip the tag-by-tag pass
     return _START_TAG.sub(lambda tag: _URL_ATTRIBUTE.sub(attribute, tag[0]), html)
 
 

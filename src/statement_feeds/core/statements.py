@@ -16,9 +16,8 @@ from typing import Any
 
 import yaml
 
-from .excerpts import excerpt_from_html
+from .excerpts import excerpt
 from .langtags import canonical_tag, is_language_suffix
-from .markup import render_raw
 from .problems import Problem
 
 __all__ = [
@@ -27,6 +26,7 @@ __all__ = [
     "Statement",
     "parse_statement",
     "split_name",
+    "statement_body",
 ]
 
 _Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -42,7 +42,7 @@ _FrontMatterLoader.yaml_implicit_resolvers = {
 }
 
 # Part of the build cache's key: bump when parsing or excerpt rules change.
-PARSER_VERSION = "8"
+PARSER_VERSION = "9"
 
 KNOWN_KEYS = frozenset(
     {
@@ -93,9 +93,6 @@ class Statement:
 class ParseResult:
     statement: Statement | None
     problems: tuple[Problem, ...]
-    # The body as CommonMark HTML, not sanitised, when the excerpt needed it: a caller
-    # that also publishes the body sanitises this instead of rendering it again.
-    raw_html: str | None = None
 
 
 def split_name(source: str, default_language: str) -> tuple[str, str | None]:
@@ -112,12 +109,12 @@ def parse_statement(source: str, data: bytes, site: SiteDefaults) -> ParseResult
     """Parse one statement file. Never raises on bad input: returns problems instead."""
     problems: list[Problem] = []
     try:
-        statement, raw_html = _parse(source, data, site, problems)
+        statement = _parse(source, data, site, problems)
     except _Invalid as invalid:
         return ParseResult(None, (invalid.problem,))
     if problems or statement is None:
         return ParseResult(None, tuple(problems))
-    return ParseResult(statement, (), raw_html)
+    return ParseResult(statement, ())
 
 
 class _Invalid(Exception):
@@ -127,7 +124,7 @@ class _Invalid(Exception):
 
 def _parse(
     source: str, data: bytes, site: SiteDefaults, problems: list[Problem]
-) -> tuple[Statement | None, str | None]:
+) -> Statement | None:
     text = _decode(source, data)
     header, body = _split_front_matter(source, text)
     fields, lines = _load_yaml(source, header)
@@ -151,9 +148,8 @@ def _parse(
     author = check.text("author", fields.get("author"), site.author)
     draft = check.flag("draft", fields.get("draft"))
     if problems or title is None or published is None or lang is None:
-        return None, None
-    raw_html = None if summary else render_raw(body)
-    statement = Statement(
+        return None
+    return Statement(
         source=source,
         id=statement_id(site.id_base or site.url, translation_key, lang, explicit_id),
         lang=lang,
@@ -162,13 +158,20 @@ def _parse(
         published=published,
         updated=updated or published,
         url=url or f"{site.url}{lang}/{slugify(translation_key)}/",
-        summary=summary or excerpt_from_html(raw_html or "", site.excerpt_words),
+        summary=summary or excerpt(body, site.excerpt_words),
         body=body,
         author=author,
         draft=draft,
         digest=hashlib.blake2b(data, digest_size=16).hexdigest(),
     )
-    return statement, raw_html
+
+
+def statement_body(source: str, data: bytes) -> str:
+    """The Markdown body of a statement file; ValueError if it cannot be read as one."""
+    try:
+        return _split_front_matter(source, _decode(source, data))[1]
+    except _Invalid as invalid:
+        raise ValueError(str(invalid.problem)) from None
 
 
 # RFC 3987: characters never allowed in an IRI (feed validators flag them in ids and links).
