@@ -460,3 +460,30 @@ def test_a_send_that_cannot_start_says_the_edition_stays_pending(site: Site) -> 
     again = site.cli("digest", "send", at=T1 + timedelta(minutes=1))
     assert again.exit_code == 0, again.output
     assert set(site.states().values()) == {"sent"}
+
+
+def test_delivery_from_two_worker_processes_reaches_everyone_once(site: Site) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("STATEMENT_FEEDS_")},
+        "STATEMENT_FEEDS_FAKE_NOW": T1.isoformat(),
+        "STATEMENT_FEEDS_SEND_PROCESSES": "2",
+        "STATEMENT_FEEDS_SEND_PROCESSES_MIN": "1",  # this small list still uses two
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "statement_feeds", "--config", str(site.config), "digest", "send"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "from 2 worker processes" in run.stderr
+    delivered = site.recipients()
+    assert delivered == sorted(set(delivered)) and delivered  # each once
+    assert set(site.states().values()) == {"sent"}
+    assert sorted(site.states()) == delivered

@@ -18,7 +18,14 @@ from types import TracebackType
 
 from ..errors import LockHeldError
 
-__all__ = ["LOCK_NAME", "SENDER_LOCK", "WAKE_SIGNAL", "StateLock", "lock_holder"]
+__all__ = [
+    "LOCK_NAME",
+    "SENDER_LOCK",
+    "WAKE_SIGNAL",
+    "StateLock",
+    "live_holder",
+    "lock_holder",
+]
 
 LOCK_NAME = "daemon.lock"
 # Held by whichever process delivers from the ledger (the daemon, for its whole life).
@@ -90,3 +97,18 @@ def lock_holder(path: Path) -> int | None:
     except (OSError, UnicodeDecodeError):
         return None
     return int(text) if text.isdigit() else None
+
+
+def live_holder(path: Path) -> int | None:
+    """The pid in a lock file if a live process holds that lock (a shared probe, no write)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return lock_holder(path)
+    finally:
+        os.close(fd)  # also drops the probe's shared lock
+    return None
