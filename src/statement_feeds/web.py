@@ -20,17 +20,13 @@ never parses statements.
 from __future__ import annotations
 
 import asyncio
-import gzip
-import hashlib
 import logging
-import os
 import re
 import secrets
-import stat
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid, parseaddr
@@ -39,8 +35,8 @@ from typing import Any, TypeVar
 
 import jinja2
 from babel import Locale, UnknownLocaleError
-from lxml import etree
 
+from .adapters.feed_files import FeedFiles
 from .adapters.mailer import Messenger, make_messenger
 from .adapters.secrets import load_keys
 from .adapters.store import SqliteStore
@@ -48,6 +44,7 @@ from .clock import Clock
 from .config import Config
 from .core.digest import template_environment
 from .core.i18n import Messages, Translations
+from .core.metrics import render_metrics
 from .core.subscribers import email_key
 from .core.tokens import Signer
 from .core.web_forms import SubscribeForm, parse_preferences, parse_subscribe
@@ -58,7 +55,6 @@ from .logs import event
 
 __all__ = [
     "DEFAULT_LIMITS",
-    "FeedFile",
     "FeedFiles",
     "Page",
     "RateLimits",
@@ -84,10 +80,8 @@ TRY_LATER = "Please try again later."
 CONFIRM_TTL = timedelta(hours=48)
 PREFERENCES_TTL = timedelta(days=30)
 CSRF_TTL = timedelta(hours=2)
-ATOM = "{http://www.w3.org/2005/Atom}"
 # Archive pages are <lang>/<n>.atom; anything else under feeds/ is not served. An
 # allow-list instead of path joining: "..", "%2e%2e", NULs and backslashes cannot match.
-_FEED_PATH = re.compile(r"(?:archive/([A-Za-z0-9-]{1,35})/[0-9]{1,9}|([A-Za-z0-9-]{1,35}))\.atom")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,151 +112,6 @@ def route_prefix(public_url: str) -> str:
 
 
 # -- feed files ----------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class FeedFile:
-    """A feed as served: bytes, gzip bytes, strong validators (content hash, mtime)."""
-
-    body: bytes
-    gzipped: bytes
-    etag: str  # of the identity body; the gzip body's is etag_gzip
-    etag_gzip: str
-    last_modified: datetime
-    _entries: list[dict[str, str]] | None = field(default=None, repr=False)
-
-    @classmethod
-    def load(cls, body: bytes, mtime: float) -> FeedFile:
-        digest = hashlib.blake2b(body, digest_size=16).hexdigest()
-        return cls(
-            body=body,
-            # mtime=0: the same feed gzips to the same bytes every time.
-            gzipped=gzip.compress(body, compresslevel=6, mtime=0),
-            etag=f'"{digest}"',
-            etag_gzip=f'"{digest}-gz"',  # a different representation needs its own tag
-            last_modified=datetime.fromtimestamp(int(mtime), UTC),
-        )
-
-    def entries(self) -> list[dict[str, str]]:
-        """The entries' title, date, excerpt and "Full statement" link (parsed once)."""
-        if self._entries is None:
-            self._entries = _parse_entries(self.body)
-        return self._entries
-
-    def title(self) -> str:
-        root = etree.fromstring(self.body, parser=_SAFE_XML)
-        return str(root.findtext(f"{ATOM}title") or "")
-
-
-_SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-
-
-def _parse_entries(body: bytes) -> list[dict[str, str]]:
-    root = etree.fromstring(body, parser=_SAFE_XML)
-    out: list[dict[str, str]] = []
-    for entry in root.iter(f"{ATOM}entry"):
-        link = next(
-            (
-                el.get("href", "")
-                for el in entry.iter(f"{ATOM}link")
-                if el.get("rel", "alternate") == "alternate" and el.get("hreflang") is None
-            ),
-            "",
-        )
-        out.append(
-            {
-                "title": entry.findtext(f"{ATOM}title") or "",
-                "published": entry.findtext(f"{ATOM}published") or "",
-                "summary": entry.findtext(f"{ATOM}summary") or "",
-                "url": link,
-            }
-        )
-    return out
-
-
-class FeedFiles:
-    """Feed files under ``<output>/feeds``, cached by (inode, mtime, size).
-
-    Feeds are replaced by rename, so a new inode means a new file: the cache never
-    serves a stale body, and a request costs one ``stat`` when nothing changed.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self._cache: dict[str, tuple[tuple[int, int, int], FeedFile]] = {}
-
-    def resolve(self, relative: str) -> Path | None:
-        """The file for a request path below ``feeds/``, or None (unknown or unsafe)."""
-        if not _FEED_PATH.fullmatch(relative):
-            return None
-        path = self.folder / relative
-        root = os.path.realpath(self.folder)
-        # No symlinks anywhere below feeds/: the real path must be the literal one.
-        if os.path.realpath(path) != os.path.join(root, *relative.split("/")):
-            return None
-        return path
-
-    async def get(self, relative: str) -> FeedFile | None:
-        path = self.resolve(relative)
-        if path is None:
-            return None
-        try:
-            info = os.stat(path, follow_symlinks=False)
-        except OSError:
-            return None
-        if not stat.S_ISREG(info.st_mode):
-            return None
-        key = (info.st_ino, info.st_mtime_ns, info.st_size)
-        cached = self._cache.get(relative)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        loaded = await asyncio.to_thread(_read_feed, path)
-        if loaded is None:
-            return None
-        if len(self._cache) > 4096:  # bounded: archives of a huge site
-            self._cache.clear()
-        self._cache[relative] = (key, loaded)
-        return loaded
-
-    def languages(self) -> list[str]:
-        """Languages with a feed, sorted."""
-        try:
-            names = sorted(p.name for p in self.folder.iterdir())
-        except OSError:
-            return []
-        return [n.removesuffix(".atom") for n in names if _FEED_PATH.fullmatch(n)]
-
-    def all_paths(self) -> list[str]:
-        """Every servable feed and archive path (for /metrics)."""
-        paths = [f"{lang}.atom" for lang in self.languages()]
-        archive = self.folder / "archive"
-        for folder in sorted(archive.iterdir()) if archive.is_dir() else []:
-            paths += [f"archive/{folder.name}/{p.name}" for p in sorted(folder.glob("*.atom"))]
-        return [p for p in paths if _FEED_PATH.fullmatch(p)]
-
-    def last_build(self) -> datetime | None:
-        times = []
-        for lang in self.languages():
-            try:
-                times.append((self.folder / f"{lang}.atom").stat().st_mtime)
-            except OSError:
-                continue
-        return datetime.fromtimestamp(max(times), UTC) if times else None
-
-
-def _read_feed(path: Path) -> FeedFile | None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            return None
-        return FeedFile.load(handle.read(), info.st_mtime)
-
-
-# -- the store, on its own thread --------------------------------------------------------
 
 
 class StoreThread:
@@ -688,60 +537,6 @@ class WebService:
 def _feed_language(path: str) -> str:
     """``archive/ru/2.atom`` → ``ru``; ``en.atom`` → ``en``."""
     return path.split("/")[1] if path.startswith("archive/") else path.removesuffix(".atom")
-
-
-def render_metrics(
-    *,
-    statements: Mapping[str, int],
-    feeds: int,
-    subscribers: Mapping[str, int],
-    editions: int,
-    deliveries: Mapping[str, int],
-    last_build: datetime | None,
-) -> str:
-    """Prometheus text exposition format 0.0.4."""
-    lines: list[str] = []
-
-    def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
-        lines.append(f"# HELP statement_feeds_{name} {help_text}")
-        lines.append(f"# TYPE statement_feeds_{name} {kind}")
-        lines.extend(
-            f"statement_feeds_{name}{labels} {_number(value)}" for labels, value in samples
-        )
-
-    metric(
-        "statements",
-        "gauge",
-        "Published statements in the feeds and archives.",
-        [(f'{{lang="{lang}"}}', n) for lang, n in sorted(statements.items())],
-    )
-    metric("feeds", "gauge", "Language feeds published.", [("", feeds)])
-    metric(
-        "subscribers",
-        "gauge",
-        "Addresses in the state database, by state.",
-        [(f'{{state="{k}"}}', v) for k, v in sorted(subscribers.items())],
-    )
-    metric("editions", "gauge", "Digest editions planned.", [("", editions)])
-    metric(
-        "deliveries",
-        "gauge",
-        "Digest deliveries in the ledger, by state.",
-        [(f'{{state="{k}"}}', v) for k, v in deliveries.items()],
-    )
-    stamp = last_build.timestamp() if last_build else 0
-    metric(
-        "last_build_timestamp_seconds",
-        "gauge",
-        "When a language feed was last written (Unix time; 0: never).",
-        [("", stamp)],
-    )
-    return "\n".join(lines) + "\n"
-
-
-def _number(value: float) -> str:
-    # Prometheus parses any float; full precision keeps timestamps exact to the ms.
-    return str(int(value)) if float(value).is_integer() else f"{value:.3f}"
 
 
 def _native_name(tag: str) -> str:

@@ -33,7 +33,8 @@ from ..clock import Clock
 from ..config import Config
 from ..core.web_forms import choose_language, client_address
 from ..logs import event
-from ..web import DEFAULT_LIMITS, FeedFile, Page, RateLimits, WebService, route_prefix
+from ..web import DEFAULT_LIMITS, Page, RateLimits, WebService, route_prefix
+from .feed_files import FeedFile
 
 __all__ = ["HttpHandle", "build_app", "start_http"]
 
