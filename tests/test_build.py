@@ -483,3 +483,24 @@ def test_content_of_a_file_gone_since_parsing_falls_back_to_the_summary(tmp_path
     )
     (tmp_path / "a.md").unlink()
     assert _content(tmp_path, statement) == "<p>Short &lt;b&gt;summary&lt;/b&gt;</p>"
+
+
+def test_a_renamed_or_moved_file_keeps_its_id_also_after_a_later_edit(tmp_path: Path) -> None:
+    config = _site_with_statements_for_missing_folder(tmp_path)  # statements/a.md
+    folder = config.paths.statements
+
+    def ids() -> list[str]:
+        Publisher(config).build()
+        parsed = feedparser.parse(config.paths.output / "feeds" / "en.atom")
+        return sorted(e.id for e in parsed.entries)
+
+    [original] = ids()
+    (folder / "2020").mkdir()
+    (folder / "a.md").rename(folder / "2020" / "belarus-statement.md")  # renamed and moved
+    assert ids() == [original]
+    moved = folder / "2020" / "belarus-statement.md"
+    moved.write_text(moved.read_text().replace("A.", "A, fixed."))
+    assert ids() == [original]  # the identity stays with the path after an edit
+    shutil.copy(moved, folder / "copy.md")  # a copy is a new statement: its own id
+    both = ids()
+    assert len(both) == 2 and original in both

@@ -39,8 +39,11 @@ from .core.statements import (
     ParseResult,
     SiteDefaults,
     Statement,
+    inherit_identity,
     parse_statement,
+    split_name,
     statement_body,
+    statement_id,
 )
 
 __all__ = ["BuildReport", "FeedReport", "Publisher", "feed_settings", "site_defaults"]
@@ -196,12 +199,54 @@ class Publisher:
             problems.extend(result.problems)
             if result.statement is None:
                 continue
-            statements.append(result.statement)
             fresh.append((key, result.statement))
             seen[result.statement.source] = (signature, key)
+        if fresh and hints:
+            fresh = [(key, self._after_rename(st, key, hints, seen, known)) for key, st in fresh]
+        statements.extend(statement for _, statement in fresh)
         if cache is not None:
             _save_parsed(cache, fresh, seen, hints=hints, known=len(known))
         return statements
+
+    def _after_rename(
+        self,
+        statement: Statement,
+        key: str,
+        hints: dict[str, tuple[str, str]],
+        seen: dict[str, tuple[str, str]],
+        known: dict[str, Statement],
+    ) -> Statement:
+        """A file renamed or moved keeps its identity (id, translation key, url).
+
+        Its default ``translation_key`` comes from the file name, so a rename would
+        change its id and readers would see it as new. A new path holding exactly the
+        content of a path that is gone inherits the identity recorded for the old
+        path; a later edit of that file keeps it too (its predecessor is the same
+        path). An edit and a rename at once cannot be told from a new statement: set
+        ``translation_key`` to keep the id then. Explicit identities are never touched.
+        """
+        if not _default_identity(statement, self.defaults):
+            return statement
+        old = self._predecessor(statement.source, key, hints, seen, known)
+        if old is None or old.lang != statement.lang:
+            return statement
+        return inherit_identity(statement, old, self.defaults)
+
+    @staticmethod
+    def _predecessor(
+        source: str,
+        key: str,
+        hints: dict[str, tuple[str, str]],
+        seen: dict[str, tuple[str, str]],
+        known: dict[str, Statement],
+    ) -> Statement | None:
+        if source in hints:  # the same path, before this edit
+            return known.get(hints[source][1])
+        content = key.split("|", 1)[0]
+        for old_source, (_, old_key) in hints.items():
+            if old_source not in seen and old_key.split("|", 1)[0] == content:
+                return known.get(old_key)  # the same content, at a path that is gone
+        return None
 
     def _cache_key(self, file: SourceFile) -> str:
         content = hashlib.blake2b(file.data, digest_size=16).hexdigest()
@@ -259,6 +304,14 @@ def _content(root: Path, statement: Statement) -> str:
         body = None
     html = render_html(body) if body is not None else f"<p>{html_escape(statement.summary)}</p>"
     return resolve_urls(html, partial(urljoin, statement.url))
+
+
+def _default_identity(statement: Statement, defaults: SiteDefaults) -> bool:
+    name_key, _ = split_name(statement.source, defaults.default_language)
+    base = defaults.id_base or defaults.url
+    return statement.translation_key == name_key and statement.id == statement_id(
+        base, name_key, statement.lang
+    )
 
 
 def _save_parsed(

@@ -10,7 +10,7 @@ import hashlib
 import re
 import unicodedata
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 
@@ -24,9 +24,11 @@ __all__ = [
     "ParseResult",
     "SiteDefaults",
     "Statement",
+    "inherit_identity",
     "parse_statement",
     "split_name",
     "statement_body",
+    "statement_id",
 ]
 
 _Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -163,6 +165,20 @@ def _parse(
         author=author,
         draft=draft,
         digest=hashlib.blake2b(data, digest_size=16).hexdigest(),
+    )
+
+
+def inherit_identity(statement: Statement, old: Statement, site: SiteDefaults) -> Statement:
+    """``statement`` with the identity of ``old`` (a rename of the same file content).
+
+    The url follows the translation key only where it was the default one.
+    """
+    default_url = f"{site.url}{statement.lang}/{slugify(statement.translation_key)}/"
+    return replace(
+        statement,
+        translation_key=old.translation_key,
+        id=old.id,
+        url=old.url if statement.url == default_url else statement.url,
     )
 
 
