@@ -27,7 +27,7 @@ from urllib.parse import urljoin
 from . import __version__
 from .adapters.cache import BuildCache
 from .adapters.files import SourceFile, Unchanged, iter_sources
-from .adapters.output import remove_stale, write_if_changed
+from .adapters.output import remove_stale, sync_folders, write_if_changed
 from .clock import Clock, system_clock
 from .config import Config
 from .core.catalog import Catalog, build_catalog
@@ -263,10 +263,12 @@ class Publisher:
         root = self.config.paths.statements
         jobs = ((d, self.settings, root) for d in stale)
         rendered = _process_map(_render_job, jobs, parallel_from=16, window=16, chunksize=1)
+        folders: set[Path] = set()
         written = {
-            document.path: write_if_changed(output / document.path, data)
+            document.path: write_if_changed(output / document.path, data, folders)
             for document, data in zip(stale, rendered, strict=True)
         }
+        sync_folders(folders)
         for document in documents:
             if not document.archive:
                 report.feeds.append(

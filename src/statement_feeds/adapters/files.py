@@ -194,8 +194,13 @@ def _read_regular(
         if not stat.S_ISREG(info.st_mode):  # replaced since it was listed
             problems.append(_not_regular(relative, info.st_mode))
             return None
-        chunks = []
-        while chunk := os.read(fd, max(info.st_size, 65536)):
+        # One read for the common case (a regular file reads in full up to its size);
+        # a file that grew meanwhile is read on to its end.
+        chunks = [os.read(fd, info.st_size + 1)]
+        while len(chunks[-1]) and sum(map(len, chunks)) > info.st_size:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
             chunks.append(chunk)
         return b"".join(chunks), _signature_of(info)
     except OSError as exc:

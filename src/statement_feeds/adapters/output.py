@@ -12,21 +12,33 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["remove_stale", "write_atomic", "write_if_changed"]
+__all__ = ["remove_stale", "sync_folders", "write_atomic", "write_if_changed"]
 
 
-def write_if_changed(path: Path, data: bytes) -> bool:
-    """Write ``data`` to ``path`` unless it already holds exactly these bytes."""
+def write_if_changed(path: Path, data: bytes, folders: set[Path] | None = None) -> bool:
+    """Write ``data`` to ``path`` unless it already holds exactly these bytes.
+
+    With ``folders``, the folder's own fsync (which makes the rename durable, not
+    visible: readers see the new file at once) is left to :func:`sync_folders`, so a
+    build writing hundreds of files syncs each folder once.
+    """
     try:
         if path.stat().st_size == len(data) and path.read_bytes() == data:
             return False
     except FileNotFoundError:
         pass
-    write_atomic(path, data)
+    write_atomic(path, data, sync_folder=folders is None)
+    if folders is not None:
+        folders.add(path.parent)
     return True
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def sync_folders(folders: set[Path]) -> None:
+    for folder in sorted(folders):
+        _fsync_folder(folder)
+
+
+def write_atomic(path: Path, data: bytes, *, sync_folder: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -40,7 +52,8 @@ def write_atomic(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
-    _fsync_folder(path.parent)
+    if sync_folder:
+        _fsync_folder(path.parent)
 
 
 def _fsync_folder(folder: Path) -> None:
