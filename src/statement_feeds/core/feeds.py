@@ -45,6 +45,8 @@ _XML_INVALID = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010
 _START_TAG = re.compile(r'<[a-zA-Z][^\s/>]*(?:\s+[^\s"\'=<>/]+(?:="[^"]*")?)*\s*/?>')
 _URL_ATTRIBUTE = re.compile(r'(\s(?:href|src|cite)=")([^"]*)(")')
 _HAS_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+# A URL attribute whose value has no scheme (relative), anywhere: a quick "anything to do?"
+_RELATIVE_URL = re.compile(r'\s(?:href|src|cite)="(?![a-zA-Z][a-zA-Z0-9+.-]*:)')
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +254,7 @@ def resolve_urls(html: str, resolve: Callable[[str], str]) -> str:
             return match[0]
         return f"{match[1]}{htmllib.escape(resolve(value), quote=True)}{match[3]}"
 
-    if all(_HAS_SCHEME.match(m[2]) for m in _URL_ATTRIBUTE.finditer(html)):
+    if not _RELATIVE_URL.search(html):
         return html  # the common case, nothing relative: skip the tag-by-tag pass
     return _START_TAG.sub(lambda tag: _URL_ATTRIBUTE.sub(attribute, tag[0]), html)
 
