@@ -504,3 +504,24 @@ def test_a_renamed_or_moved_file_keeps_its_id_also_after_a_later_edit(tmp_path: 
     shutil.copy(moved, folder / "copy.md")  # a copy is a new statement: its own id
     both = ids()
     assert len(both) == 2 and original in both
+
+
+def test_one_publisher_building_again_and_again_follows_every_change(tmp_path: Path) -> None:
+    config = _site_with_statements_for_missing_folder(tmp_path)  # as the daemon does
+    publisher = Publisher(config)
+    folder = config.paths.statements
+
+    def titles() -> list[str]:
+        publisher.build()
+        parsed = feedparser.parse(config.paths.output / "feeds" / "en.atom")
+        return sorted(e.title for e in parsed.entries)
+
+    assert titles() == ["A"]
+    (folder / "b.md").write_text("---\ntitle: B\ndate: 2020-01-02\n---\n\nB.\n", "utf-8")
+    assert titles() == ["A", "B"]
+    (folder / "b.md").write_text("---\ntitle: B2\ndate: 2020-01-02\n---\n\nB.\n", "utf-8")
+    assert titles() == ["A", "B2"]
+    (folder / "a.md").unlink()
+    assert titles() == ["B2"]
+    (folder / "a.md").write_text("---\ntitle: A again\ndate: 2020-01-01\n---\n\nA.\n", "utf-8")
+    assert titles() == ["A again", "B2"]
