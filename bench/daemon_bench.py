@@ -467,7 +467,9 @@ def main() -> None:
     parser.add_argument(
         "--idle-rescan", type=float, default=600.0, help="--rescan of the second idle run"
     )
-    parser.add_argument("--churn", type=float, default=600.0, help="churn seconds (0: skip)")
+    parser.add_argument(
+        "--churn", type=float, default=3600.0, help="churn seconds (issue 4: an hour; 0: skip)"
+    )
     parser.add_argument("--churn-rate", type=float, default=5.0, help="operations per second")
     parser.add_argument("--sample", type=float, default=10.0, help="churn sampling seconds")
     parser.add_argument("--quiet-load", type=float, default=1.5, help="1-min load to wait for")
