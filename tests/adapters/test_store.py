@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -37,8 +38,14 @@ def plan(store: SqliteStore, *deliveries: PlannedDelivery, due: datetime = T0) -
 
 
 def test_is_a_ledger(store: SqliteStore) -> None:
-    ledger: Ledger = store  # checked by mypy; here only that it type-checks and runs
+    ledger: Ledger = store  # mypy checks the types; this checks names and parameters at run time
     assert ledger.counts() == LedgerCounts()
+    for name, member in vars(Ledger).items():
+        if name.startswith("_") or not callable(member):
+            continue
+        wanted = list(inspect.signature(member).parameters)
+        implemented = list(inspect.signature(getattr(SqliteStore, name)).parameters)
+        assert implemented[: len(wanted)] == wanted, f"SqliteStore.{name} differs from Ledger"
 
 
 def test_migrations_from_empty_and_reopen_is_idempotent(tmp_path: Path) -> None:
