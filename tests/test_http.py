@@ -709,3 +709,19 @@ def test_subscribers_list_and_export_show_csv_and_web(tmp_path: Path) -> None:
     assert lines[0] == "email,name,languages,frequency,source,state"
     assert "csv@example.com,Csv,ru en,weekly,list.csv,new" in lines
     assert "Web@example.com,,ru,weekly,web,active" in lines
+
+
+def test_metrics_can_require_a_token(
+    tmp_path: Path, smtp: RecordingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STATEMENT_FEEDS_METRICS_TOKEN", "s3cret")
+
+    async def scenario(site: Site) -> None:
+        status, headers, _ = await site.get("metrics")
+        assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
+        status, _, _ = await site.get("metrics", headers={"Authorization": "Bearer wrong"})
+        assert status == 401
+        status, _, body = await site.get("metrics", headers={"Authorization": "Bearer s3cret"})
+        assert status == 200 and b"statement_feeds_feeds" in body
+
+    run_site(tmp_path, smtp, scenario)

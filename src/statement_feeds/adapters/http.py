@@ -15,6 +15,7 @@ Start it with :func:`start_http` (the daemon does, when ``http.listen`` is set).
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import os
@@ -389,7 +390,16 @@ async def healthz(request: web.Request) -> web.StreamResponse:
     )
 
 
+METRICS_TOKEN_ENV = "STATEMENT_FEEDS_METRICS_TOKEN"
+
+
 async def metrics(request: web.Request) -> web.StreamResponse:
+    # Counts only, but still nobody's business but the operator's: with a token set,
+    # scrapers must send it (Prometheus: authorization { credentials: ... }).
+    token = os.environ.get(METRICS_TOKEN_ENV, "")
+    sent = request.headers.get("Authorization", "")
+    if token and not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+        return web.Response(status=401, headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     text = await _service(request).metrics()
     return web.Response(
         body=text.encode("utf-8"),
