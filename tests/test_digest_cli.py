@@ -487,3 +487,22 @@ def test_delivery_from_two_worker_processes_reaches_everyone_once(site: Site) ->
     assert delivered == sorted(set(delivered)) and delivered  # each once
     assert set(site.states().values()) == {"sent"}
     assert sorted(site.states()) == delivered
+
+
+def test_reload_with_a_broken_template_keeps_the_old_ones(site: Site, tmp_path: Path) -> None:
+    import shutil
+    from dataclasses import replace
+
+    from statement_feeds.config import load_config
+    from statement_feeds.digests import Digests
+    from statement_feeds.errors import ConfigError
+
+    config = load_config(site.config)
+    digests = Digests(config)
+    broken = tmp_path / "broken-templates"
+    shutil.copytree(config.paths.templates, broken)
+    (broken / "digest.html").write_text("{% for %}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"digest\.html:1"):
+        digests.reload(replace(config, paths=replace(config.paths, templates=broken)))
+    assert digests.config is config  # unchanged
+    digests.check_templates()  # the old templates still work

@@ -76,16 +76,7 @@ class Digests:
     # -- configuration --------------------------------------------------------------
 
     def settings(self) -> DigestSettings:
-        site, digest = self.config.site, self.config.digest
-        return DigestSettings(
-            sender=digest.sender,
-            site_title=site.title,
-            site_url=site.url,
-            public_url=self.config.http.public_url,
-            timezone=site.timezone,
-            unsubscribe_mailto=digest.unsubscribe_mailto,
-            language_titles=dict(site.language_titles),
-        )
+        return digest_settings(self.config)
 
     def require_public_url(self) -> None:
         if not self.config.http.public_url:
@@ -98,9 +89,7 @@ class Digests:
 
     def reload(self, config: Config) -> None:
         env = load_environment(config.paths.templates)
-        replacement = Digests.__new__(Digests)
-        replacement.config, replacement.clock, replacement._env = config, self.clock, env
-        replacement.check_templates()  # fail now, keeping the old ones, if broken
+        _check_templates(config, env, self.clock())  # fail now, keeping the old ones
         self.config, self._env = config, env
 
     def check_templates(self) -> None:
@@ -109,20 +98,7 @@ class Digests:
         Done before planning or claiming anything, so a bad template never strands a
         delivery half-way; ``check`` and SIGHUP use it too.
         """
-        settings = replace(self.settings(), public_url=self.config.http.public_url or _SAMPLE_URL)
-        composer = Composer(
-            self._env,
-            settings,
-            translations=load_translations(self.config.site.default_language),
-            signer=Signer([b"sample-key-for-checking-templates"]),
-            statements={},
-            date=self.clock(),
-        )
-        sample = _sample_statement(self.config, self.clock())
-        try:
-            composer.preview(sample.lang, [sample], "reader@example.org", "Reader")
-        except jinja2.TemplateError as exc:
-            raise _template_error(self.config, exc) from None
+        _check_templates(self.config, self._env, self.clock())
 
     # -- planning ------------------------------------------------------------------
 
@@ -318,6 +294,37 @@ class Digests:
 
 
 _SAMPLE_URL = "https://example.org/newsletter/"
+
+
+def digest_settings(config: Config) -> DigestSettings:
+    """What composing needs from the configuration."""
+    site, digest = config.site, config.digest
+    return DigestSettings(
+        sender=digest.sender,
+        site_title=site.title,
+        site_url=site.url,
+        public_url=config.http.public_url,
+        timezone=site.timezone,
+        unsubscribe_mailto=digest.unsubscribe_mailto,
+        language_titles=dict(site.language_titles),
+    )
+
+
+def _check_templates(config: Config, env: jinja2.Environment, now: datetime) -> None:
+    settings = digest_settings(config)
+    composer = Composer(
+        env,
+        replace(settings, public_url=settings.public_url or _SAMPLE_URL),
+        translations=load_translations(config.site.default_language),
+        signer=Signer([b"sample-key-for-checking-templates"]),
+        statements={},
+        date=now,
+    )
+    sample = _sample_statement(config, now)
+    try:
+        composer.preview(sample.lang, [sample], "reader@example.org", "Reader")
+    except jinja2.TemplateError as exc:
+        raise _template_error(config, exc) from None
 
 
 def _sample_statement(config: Config, now: datetime) -> Statement:
