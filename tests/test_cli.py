@@ -450,3 +450,17 @@ def test_digest_send_with_a_broken_template_plans_nothing_and_exits_2(tmp_path: 
 
         with sqlite3.connect(state) as db:
             assert db.execute("SELECT count(*) FROM editions").fetchone() == (0,)
+
+
+def test_subscribers_unbounce(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from statement_feeds.adapters.store import SqliteStore
+
+    config = make_site_for_oserror(tmp_path)
+    with SqliteStore.open(tmp_path / "state") as store:
+        store.mark_bounced("a@example.org", datetime(2024, 1, 1, tzinfo=UTC), "550 5.1.1")
+    first = invoke("--config", str(config), "subscribers", "unbounce", "a@example.org")
+    assert first.exit_code == 0 and "bounce cleared" in first.output
+    again = invoke("--config", str(config), "subscribers", "unbounce", "a@example.org")
+    assert again.exit_code == 2 and "not marked bounced" in again.output

@@ -373,6 +373,22 @@ def subscribers_export(ctx: Context, show_all: bool) -> None:
     sys.exit(EXIT_INVALID_INPUT if problems else EXIT_OK)
 
 
+@subscribers.command("unbounce")
+@click.argument("email")
+@click.pass_obj
+@_handles_errors
+def subscribers_unbounce(ctx: Context, email: str) -> None:
+    """Clear a hard bounce so the address gets digests again (not an unsubscribe)."""
+    from .adapters.store import SqliteStore
+
+    with SqliteStore.open(ctx.config.paths.state) as store:
+        cleared = store.clear_bounce(email)
+    if not cleared:
+        click.echo(f"error: {email} is not marked bounced", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo(f"{email}: bounce cleared; it receives the next edition")
+
+
 def _next_editions(config: Config) -> list[tuple[str, datetime]]:
     """When the daily and weekly editions are next due, in the site's time zone."""
     from .clock import system_clock

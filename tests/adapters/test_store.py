@@ -282,3 +282,14 @@ def test_retry_failed_starts_attempts_and_lifetime_afresh(store: SqliteStore) ->
     assert store.retry_failed(now=later) == 1
     [again] = store.claim(5, later)
     assert again.attempts == 1 and again.first_attempt_at == later
+
+
+def test_clear_bounce_only_clears_bounces(store: SqliteStore) -> None:
+    store.mark_bounced("b@x.org", T0, "550 5.1.1 no such user")
+    store.unsubscribe("u@x.org", T0)
+    assert store.is_blocked("b@x.org") and store.is_blocked("u@x.org")
+    assert store.clear_bounce("B@X.org") is True
+    assert not store.is_blocked("b@x.org")
+    assert store.clear_bounce("u@x.org") is False  # an unsubscribe is the person's choice
+    assert store.is_blocked("u@x.org")
+    assert store.clear_bounce("b@x.org") is False  # nothing left to clear

@@ -256,6 +256,22 @@ class SqliteStore:
             )
             self._cancel_address(key, stamp, "bounced")
 
+    def clear_bounce(self, email: str) -> bool:
+        """An admin says the address works again (e.g. a mailbox that was full).
+
+        Unsubscribes are never cleared here: only the person can subscribe again (web
+        sign-up with confirmation). True if a bounce was cleared.
+        """
+        with self.transaction() as db:
+            return (
+                db.execute(
+                    "UPDATE subscribers SET bounced_at = NULL, bounce_reason = NULL"
+                    " WHERE email = ? AND bounced_at IS NOT NULL",
+                    (email_key(email),),
+                ).rowcount
+                > 0
+            )
+
     def is_blocked(self, email: str) -> bool:
         row = self._db.execute(
             "SELECT " + _BLOCKED + " FROM subscribers s WHERE s.email = ?", (email_key(email),)
