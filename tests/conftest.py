@@ -12,6 +12,7 @@ no mocks of the code under test.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -139,3 +140,20 @@ def statement_md_fixture() -> Callable[..., str]:
 def example_config() -> Path:
     """The bundled example site's config (read-only: copy it before building)."""
     return EXAMPLE_CONFIG
+
+
+# A self-signed certificate for the SMTP TLS tests (tests/adapters/test_mailer.py, test_sending.py).
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    try:
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+             "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+             "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("openssl is needed to make a test certificate")
+    return cert, key

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import email
 import ssl
-import subprocess
 from email import policy
 from pathlib import Path
 
@@ -215,22 +214,6 @@ def test_starttls_required_but_not_offered_sends_nothing(smtp_server: RecordingS
     assert "STARTTLS" in str(results[0])
     assert smtp_server.messages == []
     assert not any(c.startswith("MAIL") for c in smtp_server.commands)
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    try:
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-             "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
-             "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-            check=True, capture_output=True,
-        )  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        pytest.skip("openssl is needed to make a test certificate")
-    return cert, key
 
 
 def _tls_server(certificate: tuple[Path, Path]) -> RecordingServer:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from statement_feeds.core.catalog import build_catalog
 from statement_feeds.core.problems import Problem
 from statement_feeds.core.statements import (
+    KNOWN_KEYS,
     ParseResult,
     SiteDefaults,
     Statement,
@@ -565,20 +566,7 @@ def test_valid_front_matter_then_garbage_never_crashes(
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.dictionaries(
-        st.sampled_from(
-            [
-                "title",
-                "date",
-                "lang",
-                "url",
-                "translation_key",
-                "id",
-                "updated",
-                "summary",
-                "author",
-                "draft",
-            ]
-        ),
+        st.sampled_from(sorted(KNOWN_KEYS)),
         st.one_of(
             st.none(),
             st.booleans(),
