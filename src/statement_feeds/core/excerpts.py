@@ -12,7 +12,7 @@ import unicodedata
 
 from .markup import html_paragraphs, render_raw
 
-__all__ = ["ELLIPSIS", "excerpt", "excerpt_from_html", "excerpt_text"]
+__all__ = ["ELLIPSIS", "excerpt", "excerpt_text"]
 
 ELLIPSIS = "…"
 # Characters that extend the grapheme cluster before them: a break before one
@@ -21,13 +21,8 @@ _JOINERS = frozenset({"\u200d", "\u200c", "\u034f"})
 
 
 def excerpt(markdown: str, max_words: int) -> str:
-    """Plain-text excerpt of a Markdown body."""
-    return excerpt_from_html(render_raw(markdown), max_words)
-
-
-def excerpt_from_html(html: str, max_words: int) -> str:
-    """Plain-text excerpt of rendered (not yet sanitised) HTML; reads only its start."""
-    paragraphs = html_paragraphs(html, max_words, count=_word_count)
+    """Plain-text excerpt of a Markdown body; reads only the start of its rendered HTML."""
+    paragraphs = html_paragraphs(render_raw(markdown), max_words, count=_word_count)
     return excerpt_text(paragraphs, max_words)
 
 
