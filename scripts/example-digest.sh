@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 site=examples/site
 sf() { .venv/bin/statement-feeds --config "$site/statement-feeds.toml" "$@"; }
-now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+# Two seconds ahead: strictly after the subscribers joined (the daemon records that at
+# start, perhaps within this very second); the statement is public when the digest is sent.
+now=$(date -u -d '+2 seconds' +%Y-%m-%dT%H:%M:%SZ)
 stamp=$(date -u +%Y%m%d%H%M%S)
 mkdir -p "$site/statements/demo"
 cat > "$site/statements/demo/demo-$stamp.en.md" <<MD
@@ -24,7 +26,7 @@ date: $now
 
 Заявление, опубликованное только что, чтобы показать отправку рассылки.
 MD
-sleep 1.5   # the daemon publishes new files within about a second
+sleep 3     # until the statement's date has passed (the daemon publishes it then)
 sf digest send
 for _ in $(seq 1 50); do   # the daemon delivers: wait up to 10 s for the messages
   [ "$(ls "$site/outbox/new" 2>/dev/null | wc -l)" -gt 0 ] && break
