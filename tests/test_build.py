@@ -468,6 +468,7 @@ def test_content_of_a_file_gone_since_parsing_falls_back_to_the_summary(tmp_path
     from dataclasses import replace
 
     from statement_feeds.core.statements import SiteDefaults, parse_statement
+    from statement_feeds.parsing import SpoolReader
     from statement_feeds.service import _content
 
     site = SiteDefaults("https://example.org/", "en", UTC, "A", 100)
@@ -478,11 +479,15 @@ def test_content_of_a_file_gone_since_parsing_falls_back_to_the_summary(tmp_path
     parsed = parse_statement("a.md", data, site).statement
     assert parsed is not None
     statement = replace(parsed, body="")  # as kept in memory and in the cache
-    assert _content(tmp_path, statement) == (
+    reader = SpoolReader(str(tmp_path / "no-spool"))
+    assert _content(tmp_path, {}, reader, statement) == (
         '<p><a href="https://example.org/en/a/rel/" rel="noopener noreferrer">x</a> body</p>'
     )
     (tmp_path / "a.md").unlink()
-    assert _content(tmp_path, statement) == "<p>Short &lt;b&gt;summary&lt;/b&gt;</p>"
+    assert _content(tmp_path, {}, reader, statement) == "<p>Short &lt;b&gt;summary&lt;/b&gt;</p>"
+    # A spool reference that cannot be read (the spool is gone) falls back the same way.
+    refs = {"a.md": ("1.html", 0, 10)}
+    assert _content(tmp_path, refs, reader, statement) == "<p>Short &lt;b&gt;summary&lt;/b&gt;</p>"
 
 
 def test_a_renamed_or_moved_file_keeps_its_id_also_after_a_later_edit(tmp_path: Path) -> None:

@@ -2,49 +2,44 @@
 
 ``Publisher.build`` is the data path of a feed build::
 
-    adapters.files.iter_sources → core.statements.parse_statement (cached by content)
+    adapters.files.iter_sources → parsing.parse_files (cached by content; in workers:
+    core.statements.parse_statement, and each statement's content rendered to a spool)
     → core.catalog.build_catalog → core.feeds.plan_feeds → core.feeds.render_document
     → adapters.output.write_if_changed
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import itertools
-import multiprocessing
-import os
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+import pickle
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from html import escape as html_escape
 from pathlib import Path
-from typing import TypeVar
-from urllib.parse import urljoin
 
 from . import __version__
 from .adapters.cache import BuildCache
-from .adapters.files import SourceFile, Unchanged, iter_sources
+from .adapters.files import Listed, Unchanged, iter_sources
 from .adapters.output import remove_stale, sync_folders, write_if_changed
 from .clock import Clock, system_clock
 from .config import Config
 from .core.catalog import Catalog, build_catalog
-from .core.feeds import Document, FeedSettings, plan_feeds, render_document, resolve_urls
-from .core.markup import render_html
+from .core.feeds import Document, FeedSettings, plan_feeds, render_document
 from .core.problems import Problem
 from .core.statements import (
     PARSER_VERSION,
-    ParseResult,
     SiteDefaults,
     Statement,
     inherit_identity,
-    parse_statement,
     split_name,
     statement_body,
     statement_id,
 )
+from .parsing import ContentRef, ParseContext, Spool, SpoolReader, content_html, parse_files
+from .workers import process_map
 
 __all__ = ["BuildReport", "FeedReport", "Publisher", "feed_settings", "site_defaults"]
 
@@ -111,16 +106,21 @@ class Publisher:
         # long-lived process (the daemon) need not unpickle every statement per build.
         # Content-keyed, so never wrong, even if another process updated the cache.
         self._memo: tuple[dict[str, Statement], dict[str, tuple[str, str]]] | None = None
+        # (source, digest, url) → where the current build's spool holds that content.
+        self._spooled: dict[tuple[str, str, str], ContentRef] = {}
 
-    def load(self, cache: BuildCache | None, *, verify: bool = False) -> Catalog:
+    def load(
+        self, cache: BuildCache | None, *, verify: bool = False, spool: Spool | None = None
+    ) -> Catalog:
         """Read and parse every statement; the catalog as of now. No output is written.
 
         With a cache, a file whose signature (size, mtime, ctime, inode) is the one
         recorded with its content key is not read again; ``verify`` reads and hashes
-        every file anyway (the daemon does so now and then).
+        every file anyway (the daemon does so now and then). With a ``spool``, the
+        content of every statement parsed now is rendered into it (see ``parsing``).
         """
         problems: list[Problem] = []
-        statements = self._parse(problems, cache, verify=verify)
+        statements = self._parse(problems, cache, verify=verify, spool=spool)
         return build_catalog(statements, problems, self.clock())
 
     def last_build(self) -> dict[str, str]:
@@ -136,39 +136,54 @@ class Publisher:
         return BuildReport(problems=list(catalog.problems), statements=len(catalog.statements))
 
     def build(self, *, verify: bool = False) -> BuildReport:
-        with BuildCache(self.config.paths.state / "cache.sqlite") as cache:
-            catalog = self.load(cache, verify=verify)
-            report = BuildReport(
-                problems=list(catalog.problems),
-                statements=len(catalog.statements),
-                next_embargo=catalog.next_embargo(),
-            )
-            if any(p.incomplete for p in catalog.problems):
-                # Part of the folder could not be read: publishing would drop (and the
-                # stale-file sweep delete) statements that still exist. Keep the last
-                # good feeds instead.
-                return report
-            documents = plan_feeds(catalog, self.settings)
-            self._publish(documents, cache, report)
-            cache.store_last_build(
-                {
-                    "at": catalog.now.isoformat(),
-                    "statements": str(report.statements),
-                    "problems": str(len(report.problems)),
-                    "written": str(report.written),
-                }
-            )
+        state = self.config.paths.state
+        with BuildCache(state / "cache.sqlite") as cache:
+            spool = Spool(state)
+            try:
+                return self._build(cache, spool, verify=verify)
+            finally:
+                spool.remove()
+
+    def _build(self, cache: BuildCache, spool: Spool, *, verify: bool) -> BuildReport:
+        catalog = self.load(cache, verify=verify, spool=spool)
+        report = BuildReport(
+            problems=list(catalog.problems),
+            statements=len(catalog.statements),
+            next_embargo=catalog.next_embargo(),
+        )
+        if any(p.incomplete for p in catalog.problems):
+            # Part of the folder could not be read: publishing would drop (and the
+            # stale-file sweep delete) statements that still exist. Keep the last
+            # good feeds instead.
+            return report
+        documents = plan_feeds(catalog, self.settings)
+        self._publish(documents, cache, spool, report)
+        cache.store_last_build(
+            {
+                "at": catalog.now.isoformat(),
+                "statements": str(report.statements),
+                "problems": str(len(report.problems)),
+                "written": str(report.written),
+            }
+        )
         return report
 
     def _parse(
-        self, problems: list[Problem], cache: BuildCache | None, *, verify: bool
+        self,
+        problems: list[Problem],
+        cache: BuildCache | None,
+        *,
+        verify: bool,
+        spool: Spool | None,
     ) -> list[Statement]:
         """Parse what the cache does not already hold; keep bodies out of memory.
 
         Files stream through: a cache hit keeps only its (body-less) statement, a
-        miss goes to the parser. Statements are kept (and cached) without their body,
-        so memory does not grow with the corpus: a document being written renders its
-        entries' bodies from the files again (see ``_render_job``).
+        miss goes to the parser (in worker processes when there are many, which read
+        the file themselves). Statements are kept (and cached) without their body,
+        so memory does not grow with the corpus: the content of what was parsed now
+        is in the spool, and a document being written renders its other entries'
+        bodies from the files again (see ``_render_job``).
         """
         known: dict[str, Statement]
         hints: dict[str, tuple[str, str]]
@@ -191,36 +206,64 @@ class Publisher:
                 and hint[1] in known
             )
 
-        def misses() -> Iterator[tuple[str, SourceFile]]:
+        def misses() -> Iterator[Listed]:
             check = None if verify or cache is None else unchanged
-            for item in iter_sources(self.config.paths.statements, problems, known=check):
-                key = (
-                    hints[item.source][1] if isinstance(item, Unchanged) else self._cache_key(item)
-                )
-                statement = known.get(key)
-                if statement is not None:
+            root = self.config.paths.statements
+            for item in iter_sources(root, problems, known=check, read=False):
+                if isinstance(item, Unchanged):
+                    key = hints[item.source][1]
                     seen[item.source] = (item.signature, key)
-                    statements.append(statement)
-                elif isinstance(item, SourceFile):
-                    yield key, item
+                    statements.append(known[key])
+                elif isinstance(item, Listed):
+                    yield item
 
-        fresh: list[tuple[str, Statement]] = []
-        for key, result, signature in parse_many(misses(), self.defaults):
-            problems.extend(result.problems)
-            if result.statement is None:
+        context = ParseContext(
+            self.defaults,
+            self._defaults_key,
+            frozenset(known),
+            spool.path if spool is not None else None,
+        )
+        fresh: list[tuple[str, Statement, bytes]] = []
+        self._spooled = {}
+        for parsed in parse_files(misses(), context):
+            problems.extend(parsed.problems)
+            if parsed.key is None:
+                continue  # unreadable (reported) or removed since it was listed
+            if parsed.statement is None:
+                if parsed.key in known:  # same content as before (touched, or moved back)
+                    seen[parsed.source] = (parsed.signature, parsed.key)
+                    statements.append(known[parsed.key])
                 continue
-            fresh.append((key, result.statement))
-            seen[result.statement.source] = (signature, key)
+            statement = pickle.loads(parsed.statement)
+            fresh.append((parsed.key, statement, parsed.statement))
+            seen[parsed.source] = (parsed.signature, parsed.key)
+            if parsed.content is not None:
+                self._spooled[(statement.source, statement.digest, statement.url)] = parsed.content
         if fresh and hints:
-            fresh = [(key, self._after_rename(st, key, hints, seen, known)) for key, st in fresh]
-        statements.extend(statement for _, statement in fresh)
+            fresh = [self._renamed(item, hints, seen, known) for item in fresh]
+        statements.extend(statement for _, statement, _ in fresh)
         if cache is not None:
             _save_parsed(cache, fresh, seen, hints=hints, known=len(known))
             used = {key for _, key in seen.values()}
             memo = {key: known[key] for key in used if key in known}
-            memo.update(fresh)
+            memo.update((key, statement) for key, statement, _ in fresh)
             self._memo = (memo, dict(seen))
         return statements
+
+    def _renamed(
+        self,
+        item: tuple[str, Statement, bytes],
+        hints: dict[str, tuple[str, str]],
+        seen: dict[str, tuple[str, str]],
+        known: dict[str, Statement],
+    ) -> tuple[str, Statement, bytes]:
+        key, statement, _ = item
+        kept = self._after_rename(statement, key, hints, seen, known)
+        if kept is statement:
+            return item
+        # A new identity may mean a new URL: the spooled content resolved relative
+        # links against the old one, so it is not used (the file is rendered again).
+        return key, kept, pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL)
 
     def _after_rename(
         self,
@@ -262,11 +305,9 @@ class Publisher:
                 return known.get(old_key)  # the same content, at a path that is gone
         return None
 
-    def _cache_key(self, file: SourceFile) -> str:
-        content = hashlib.blake2b(file.data, digest_size=16).hexdigest()
-        return f"{content}|{self._defaults_key}|{file.source}"
-
-    def _publish(self, documents: list[Document], cache: BuildCache, report: BuildReport) -> None:
+    def _publish(
+        self, documents: list[Document], cache: BuildCache, spool: Spool, report: BuildReport
+    ) -> None:
         output = self.config.paths.output
         previous = cache.fingerprints()
         stale = [
@@ -275,13 +316,19 @@ class Publisher:
             if previous.get(d.path) != d.fingerprint or not (output / d.path).is_file()
         ]
         root = self.config.paths.statements
-        jobs = ((d, self.settings, root) for d in stale)
-        rendered = _process_map(_render_job, jobs, parallel_from=16, window=16, chunksize=1)
-        folders: set[Path] = set()
-        written = {
-            document.path: write_if_changed(output / document.path, data, folders)
-            for document, data in zip(stale, rendered, strict=True)
-        }
+        jobs = ((d, self.settings, root, self._refs(d), spool.path, output / d.path) for d in stale)
+        # Workers render and write (each file fsynced): twice as many as cores, so
+        # that one waiting for its fsync leaves the core to another.
+        results = process_map(
+            _render_job,
+            jobs,
+            parallel_from=_RENDER_PARALLEL_FROM,
+            window=16,
+            chunksize=1,
+            per_core=2,
+        )
+        written = dict(zip((d.path for d in stale), results, strict=True))
+        folders = {(output / d.path).parent for d in stale if written[d.path]}
         sync_folders(folders)
         for document in documents:
             if not document.archive:
@@ -297,29 +344,56 @@ class Publisher:
         report.removed = [str(p.relative_to(output)) for p in remove_stale(output / "feeds", keep)]
         cache.store_fingerprints({d.path: d.fingerprint for d in documents})
 
+    def _refs(self, document: Document) -> dict[str, ContentRef]:
+        """Where this build's spool holds the content of a document's entries, by source."""
+        refs: dict[str, ContentRef] = {}
+        for s in document.entries:
+            ref = self._spooled.get((s.source, s.digest, s.url))
+            if ref is not None:
+                refs[s.source] = ref
+        return refs
 
-def _render_job(job: tuple[Document, FeedSettings, Path]) -> bytes:
-    """One document's bytes; its entries' bodies are rendered from their files here.
 
-    Rendering (CommonMark + sanitising) is cheap next to storing every body's HTML in
-    a cache: only documents being written pay for it, and memory holds one document.
+_RENDER_PARALLEL_FROM = 16  # documents to write before worker processes pay off
+_RenderJob = tuple[Document, FeedSettings, Path, Mapping[str, ContentRef], str, Path]
+
+
+def _render_job(job: _RenderJob) -> bool:
+    """Render one document and write it (atomically, if its bytes changed): written?
+
+    Entries parsed in this build were rendered then (their content is in the spool);
+    any other is rendered from its file here: only documents being written pay for
+    that, and memory holds one document. The folder's own fsync is left to the
+    caller, once per folder.
     """
-    document, settings, root = job
-    return render_document(document, settings, partial(_content, root))
+    document, settings, root, refs, spool_path, path = job
+    reader = SpoolReader(spool_path)
+    try:
+        data = render_document(document, settings, partial(_content, root, refs, reader))
+    finally:
+        reader.close()
+    return write_if_changed(path, data, folders=set())
 
 
-def _content(root: Path, statement: Statement) -> str:
+def _content(
+    root: Path, refs: Mapping[str, ContentRef], spool: SpoolReader, statement: Statement
+) -> str:
     """An entry's sanitised HTML, relative URLs made absolute against its own URL.
 
     A file changed or removed since it was parsed still gives content: the current
     body, or the summary; the next build (its signature changed) brings both in step.
     """
+    ref = refs.get(statement.source)
+    if ref is not None:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            return spool.read(ref)
     try:
         body = statement_body(statement.source, (root / statement.source).read_bytes())
     except (OSError, ValueError):
         body = None
-    html = render_html(body) if body is not None else f"<p>{html_escape(statement.summary)}</p>"
-    return resolve_urls(html, partial(urljoin, statement.url))
+    if body is None:
+        return f"<p>{html_escape(statement.summary)}</p>"
+    return content_html(statement.url, body)
 
 
 def _default_identity(statement: Statement, defaults: SiteDefaults) -> bool:
@@ -332,7 +406,7 @@ def _default_identity(statement: Statement, defaults: SiteDefaults) -> bool:
 
 def _save_parsed(
     cache: BuildCache,
-    fresh: list[tuple[str, Statement]],
+    fresh: list[tuple[str, Statement, bytes]],
     seen: dict[str, tuple[str, str]],
     *,
     hints: dict[str, tuple[str, str]],
@@ -341,61 +415,6 @@ def _save_parsed(
     """Record new parses, drop unused ones, and keep the file hints for the next build."""
     used = {key for _, key in seen.values()}
     if fresh or known != len(used):
-        cache.store_parsed(fresh, used)
+        cache.store_parsed(((key, blob) for key, _, blob in fresh), used)
     if seen != hints:
         cache.store_file_hints(seen)
-
-
-_PARALLEL_FROM = 256  # below this, starting worker processes costs more than it saves
-_WINDOW = 512  # files handed to the workers at a time: bounds the bytes held in memory
-
-
-def parse_many(
-    todo: Iterator[tuple[str, SourceFile]], defaults: SiteDefaults
-) -> Iterator[tuple[str, ParseResult, str]]:
-    """Parse files, on every core when there are many; yields ``(key, result, signature)``.
-
-    Statements come back without their body. ``todo`` is consumed lazily, a window
-    at a time, so a cold build never holds the whole corpus.
-    """
-    jobs = ((key, file.source, file.data, file.signature, defaults) for key, file in todo)
-    yield from _process_map(
-        _parse_job, jobs, parallel_from=_PARALLEL_FROM, window=_WINDOW, chunksize=32
-    )
-
-
-J = TypeVar("J")
-R = TypeVar("R")
-
-
-def _process_map(
-    func: Callable[[J], R], jobs: Iterator[J], *, parallel_from: int, window: int, chunksize: int
-) -> Iterator[R]:
-    """``map(func, jobs)`` in order, on every core once there are ``parallel_from`` jobs.
-
-    ``jobs`` is consumed a window at a time, so memory holds a window of inputs.
-    """
-    # fork is cheapest, but only safe while this process has no other threads (the
-    # daemon has some: watchfiles, asyncio's executor); spawn starts fresh interpreters
-    # (~1 s, ~90 MB), worth it only for much more work.
-    method = "fork" if threading.active_count() == 1 else "spawn"
-    if method == "spawn":
-        parallel_from *= 8
-    first = list(itertools.islice(jobs, parallel_from))
-    workers = min(os.cpu_count() or 1, 4)
-    if len(first) < parallel_from or workers < 2:
-        yield from map(func, itertools.chain(first, jobs))
-        return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
-        batch = first
-        while batch:
-            yield from pool.map(func, batch, chunksize=chunksize)
-            batch = list(itertools.islice(jobs, window))
-
-
-def _parse_job(job: tuple[str, str, bytes, str, SiteDefaults]) -> tuple[str, ParseResult, str]:
-    key, source, data, signature, defaults = job
-    result = parse_statement(source, data, defaults)
-    if result.statement is not None:  # bodies stay in the files, not in memory
-        result = ParseResult(replace(result.statement, body=""), result.problems)
-    return key, result, signature

@@ -80,12 +80,15 @@ class BuildCache:
                 found[key] = pickle.loads(blob)
         return found
 
-    def store_parsed(self, items: Iterable[tuple[str, Statement]], keep: set[str]) -> None:
-        """Add new rows and drop those no longer used (``keep``), in one transaction."""
+    def store_parsed(self, items: Iterable[tuple[str, Statement | bytes]], keep: set[str]) -> None:
+        """Add new rows and drop those no longer used (``keep``), in one transaction.
+
+        A statement may come already pickled (``bytes``, as parse workers send it).
+        """
         with self._transaction():
             self._db.executemany(
                 "INSERT OR REPLACE INTO parsed (key, statement) VALUES (?, ?)",
-                ((key, pickle.dumps(s, protocol=pickle.HIGHEST_PROTOCOL)) for key, s in items),
+                ((key, _pickled(s)) for key, s in items),
             )
             stale = [(k,) for (k,) in self._db.execute("SELECT key FROM parsed") if k not in keep]
             self._db.executemany("DELETE FROM parsed WHERE key = ?", stale)
@@ -134,3 +137,9 @@ class BuildCache:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+
+def _pickled(statement: Statement | bytes) -> bytes:
+    if isinstance(statement, bytes):
+        return statement
+    return pickle.dumps(statement, protocol=pickle.HIGHEST_PROTOCOL)

@@ -17,11 +17,13 @@ from pathlib import Path
 from ..core.problems import Problem
 
 __all__ = [
+    "Listed",
     "Signature",
     "SourceFile",
     "Unchanged",
     "is_ignored_name",
     "iter_sources",
+    "read_source",
     "read_sources",
 ]
 
@@ -52,6 +54,16 @@ class Unchanged:
     signature: Signature
 
 
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A file to be read by someone else (``iter_sources(read=False)``): a worker
+    process reads it with :func:`read_source`, so its bytes never pass through here."""
+
+    source: str
+    path: str
+    signature: Signature
+
+
 def is_ignored_name(name: str) -> bool:
     """Hidden files, editor droppings (``.#x``, ``x~``, ``*.swp``, ``*.tmp``) and non-Markdown."""
     return (
@@ -71,13 +83,17 @@ def iter_sources(
     problems: list[Problem],
     suffix: str = ".md",
     known: Callable[[str, Signature], bool] | None = None,
-) -> Iterator[SourceFile | Unchanged]:
+    *,
+    read: bool = True,
+) -> Iterator[SourceFile | Unchanged | Listed]:
     """The statement files under ``root`` one at a time, in path order.
 
     A generator, so that a caller that only hashes most files (a rebuild with a
     warm cache) never holds the whole corpus in memory. Problems are appended to
     ``problems`` as they are found. When ``known(source, signature)`` is true the
-    file is not read and an :class:`Unchanged` is yielded instead.
+    file is not read and an :class:`Unchanged` is yielded instead. With
+    ``read=False`` the other files are not read either but yielded as
+    :class:`Listed`, for :func:`read_source` elsewhere (in worker processes).
     """
     if not root.is_dir():
         problems.append(
@@ -89,22 +105,36 @@ def iter_sources(
             )
         )
         return
-    for relative, path in _walk(root, "", problems):
+    for relative, entry in _walk(str(root), "", problems):
         if not relative.endswith(suffix):
             continue
-        if known is not None:
-            signature = _signature(path)
-            if signature and known(relative, signature):
+        if known is not None or not read:
+            signature = _signature(entry)
+            if known is not None and signature and known(relative, signature):
                 yield Unchanged(relative, signature)
                 continue
-        read = _read_regular(path, relative, problems)
-        if read is not None:
-            yield SourceFile(relative, *read)
+            if not read:
+                yield Listed(relative, entry.path, signature)
+                continue
+        file, found = read_source(entry.path, relative)
+        problems.extend(found)
+        if file is not None:
+            yield file
 
 
-def _signature(path: Path) -> Signature:
+def read_source(path: str, relative: str) -> tuple[SourceFile | None, list[Problem]]:
+    """One file's bytes and signature, or the problems that kept it from being read.
+
+    ``None`` without problems: it was removed since it was listed (nothing to publish).
+    """
+    problems: list[Problem] = []
+    read = _read_regular(path, relative, problems)
+    return (SourceFile(relative, *read) if read is not None else None), problems
+
+
+def _signature(entry: os.DirEntry[str]) -> Signature:
     try:
-        info = os.lstat(path)
+        info = entry.stat(follow_symlinks=False)  # lstat, cached by the DirEntry
     except OSError:
         return ""
     return _signature_of(info)
@@ -114,13 +144,18 @@ def _signature_of(info: os.stat_result) -> Signature:
     return f"{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_ino}"
 
 
-def _walk(folder: Path, prefix: str, problems: list[Problem]) -> Iterator[tuple[str, Path]]:
+def _walk(
+    folder: str, prefix: str, problems: list[Problem]
+) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    # Plain strings, not pathlib: a rebuild walks every file, and Path objects were
+    # a visible part of its time.
     try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
     except OSError as exc:
         problems.append(
             Problem(
-                prefix or str(folder),
+                prefix or folder,
                 f"cannot list folder: {exc.strerror}",
                 "check permissions; the feeds are left as they were until it can be read",
                 incomplete=True,
@@ -142,7 +177,7 @@ def _walk(folder: Path, prefix: str, problems: list[Problem]) -> Iterator[tuple[
                     )
                 )
         elif entry.is_dir(follow_symlinks=False):
-            yield from _walk(Path(entry.path), relative + "/", problems)
+            yield from _walk(entry.path, relative + "/", problems)
         elif is_ignored_name(entry.name):
             continue
         elif not entry.is_file(follow_symlinks=False):
@@ -152,7 +187,7 @@ def _walk(folder: Path, prefix: str, problems: list[Problem]) -> Iterator[tuple[
             except OSError:
                 continue  # removed since it was listed: nothing to report
         else:
-            yield relative, Path(entry.path)
+            yield relative, entry
 
 
 def _is_linked_folder(entry: os.DirEntry[str]) -> bool:
@@ -171,7 +206,7 @@ def _not_regular(relative: str, mode: int) -> Problem:
 
 
 def _read_regular(
-    path: Path, relative: str, problems: list[Problem]
+    path: str, relative: str, problems: list[Problem]
 ) -> tuple[bytes, Signature] | None:
     """Read a regular file without following links and without blocking on a FIFO.
 

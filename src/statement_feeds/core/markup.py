@@ -30,6 +30,8 @@ _RENDER_OPTIONS = Options.CMARK_OPT_UNSAFE
 # nh3's defaults drop scripts, styles and event handler attributes; links may only
 # use these schemes (its default list also allows ftp, tel, ssh, magnet and more).
 _URL_SCHEMES = {"http", "https", "mailto"}
+# Built once: ``nh3.clean(html, url_schemes=...)`` would configure a new cleaner per call.
+_CLEANER = nh3.Cleaner(url_schemes=_URL_SCHEMES)
 
 
 def render_html(markdown: str) -> str:
@@ -141,7 +143,7 @@ def render_raw(markdown: str) -> str:
 
 
 def sanitize(html: str) -> str:
-    return nh3.clean(html, url_schemes=_URL_SCHEMES).strip()
+    return _CLEANER.clean(html).strip()
 
 
 WordCount = Callable[[str], int]

@@ -10,7 +10,8 @@ import hashlib
 import re
 import unicodedata
 import uuid
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 
@@ -18,12 +19,14 @@ import yaml
 
 from .excerpts import excerpt
 from .langtags import canonical_tag, is_language_suffix
+from .markup import render_raw
 from .problems import Problem
 
 __all__ = [
     "ParseResult",
     "SiteDefaults",
     "Statement",
+    "content_digest",
     "inherit_identity",
     "parse_statement",
     "split_name",
@@ -44,7 +47,7 @@ _FrontMatterLoader.yaml_implicit_resolvers = {
 }
 
 # Part of the build cache's key: bump when parsing or excerpt rules change.
-PARSER_VERSION = "9"
+PARSER_VERSION = "10"
 
 KNOWN_KEYS = frozenset(
     {
@@ -90,11 +93,27 @@ class Statement:
     draft: bool
     digest: str  # hash of the file's bytes: what the caches key on
 
+    def __reduce__(self) -> tuple[type[Statement], tuple[Any, ...]]:
+        # Pickled as a constructor call with the field values: dataclasses' own
+        # __getstate__/__setstate__ for slotted classes loop in Python, and the build
+        # cache and the worker processes pickle every statement.
+        return (Statement, tuple(getattr(self, name) for name in _FIELDS))
+
+
+_FIELDS = tuple(f.name for f in fields(Statement))
+
 
 @dataclass(frozen=True, slots=True)
 class ParseResult:
     statement: Statement | None
     problems: tuple[Problem, ...]
+
+
+def content_digest(data: bytes) -> str:
+    """What caches key a file's bytes on. SHA-256 because it runs in hardware on
+    today's CPUs; hashlib's BLAKE2 is the portable C reference code, several times
+    slower, and hashing was a visible part of parsing."""
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
 def split_name(source: str, default_language: str) -> tuple[str, str | None]:
@@ -107,11 +126,16 @@ def split_name(source: str, default_language: str) -> tuple[str, str | None]:
     return stem, None
 
 
-def parse_statement(source: str, data: bytes, site: SiteDefaults) -> ParseResult:
-    """Parse one statement file. Never raises on bad input: returns problems instead."""
+def parse_statement(
+    source: str, data: bytes, site: SiteDefaults, render: Callable[[str], str] = render_raw
+) -> ParseResult:
+    """Parse one statement file. Never raises on bad input: returns problems instead.
+
+    ``render`` renders the body's CommonMark for the excerpt (see ``excerpts.excerpt``).
+    """
     problems: list[Problem] = []
     try:
-        statement = _parse(source, data, site, problems)
+        statement = _parse(source, data, site, problems, render)
     except _Invalid as invalid:
         return ParseResult(None, (invalid.problem,))
     if problems or statement is None:
@@ -125,7 +149,11 @@ class _Invalid(Exception):
 
 
 def _parse(
-    source: str, data: bytes, site: SiteDefaults, problems: list[Problem]
+    source: str,
+    data: bytes,
+    site: SiteDefaults,
+    problems: list[Problem],
+    render: Callable[[str], str],
 ) -> Statement | None:
     text = _decode(source, data)
     header, body = _split_front_matter(source, text)
@@ -160,11 +188,11 @@ def _parse(
         published=published,
         updated=updated or published,
         url=url or f"{site.url}{lang}/{slugify(translation_key)}/",
-        summary=summary or excerpt(body, site.excerpt_words),
+        summary=summary or excerpt(body, site.excerpt_words, render),
         body=body,
         author=author,
         draft=draft,
-        digest=hashlib.blake2b(data, digest_size=16).hexdigest(),
+        digest=content_digest(data),
     )
 
 

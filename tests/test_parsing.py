@@ -1,0 +1,117 @@
+"""parsing: files read and parsed in worker processes, content spooled per build.
+
+Builds on real folders, once in this process and once with worker processes (the
+thresholds lowered), must publish identical bytes and report the same problems.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import feedparser
+import pytest
+
+from statement_feeds import parsing, service
+from statement_feeds.config import Config
+from statement_feeds.core.markup import render_html
+from statement_feeds.parsing import Spool, content_html
+from statement_feeds.service import Publisher
+from test_build import NOW, add, md, snapshot, write_config
+
+multicore = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: never forks")
+
+BODY = "Alpha *beta* [a link](rel/) and [another](https://example.net/x).\n\nSecond paragraph."
+
+
+def site(root: Path) -> Config:
+    config = write_config(root, max_entries=4)
+    for n in range(1, 31):
+        lang = ("en", "ru", "de")[n % 3]
+        add(root, f"y/s{n:02d}.{lang}.md", md(f"Statement {n}", f"2024-02-{n % 28 + 1:02d}", BODY))
+    add(root, "bad.md", "---\ntitle: Broken\ndate: 2024-13-45\n---\n\nBody.\n")
+    add(root, "draft.md", "---\ntitle: Draft\ndate: 2024-01-01\ndraft: true\n---\n\nBody.\n")
+    return config
+
+
+def build(config: Config, monkeypatch: pytest.MonkeyPatch, *, parallel: bool) -> list[str]:
+    threshold = 2 if parallel else 10_000
+    monkeypatch.setattr(parsing, "_PARALLEL_FROM", threshold)
+    monkeypatch.setattr(service, "_RENDER_PARALLEL_FROM", threshold)
+    report = Publisher(config, clock=lambda: NOW).build()
+    return [f"{p.source}: {p.message}" for p in report.problems]
+
+
+@multicore
+def test_workers_publish_the_same_bytes_and_problems_as_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one, many = tmp_path / "one", tmp_path / "many"
+    problems_one = build(site(one), monkeypatch, parallel=False)
+    problems_many = build(site(many), monkeypatch, parallel=True)
+    assert problems_one == problems_many
+    assert any(p.startswith("bad.md:") for p in problems_many)
+    assert snapshot(one) == snapshot(many)
+    assert len(snapshot(many)) > 3  # feeds and archive pages, not a trivial site
+
+
+@multicore
+def test_spooled_content_is_what_the_file_renders_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build(site(tmp_path), monkeypatch, parallel=True)
+    contents = {
+        entry.link: entry.content[0].value
+        for path in (tmp_path / "public").rglob("*.atom")
+        for entry in feedparser.parse(path.read_bytes()).entries
+    }
+    expected = content_html("https://example.org/en/s03/", BODY)
+    assert 'href="https://example.org/en/s03/rel/"' in expected  # resolved, not relative
+    assert contents["https://example.org/en/s03/"] == expected
+    assert len(contents) == 30  # every published statement, the draft and bad.md not
+
+
+def test_the_spool_is_removed_after_the_build_and_after_a_failed_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = site(tmp_path)
+    build(config, monkeypatch, parallel=False)
+    assert not list(config.paths.state.glob("spool-*"))
+
+    def fail(*args: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(Publisher, "_publish", fail)
+    with pytest.raises(RuntimeError):
+        Publisher(config, clock=lambda: NOW).build()
+    assert not list(config.paths.state.glob("spool-*"))
+
+
+def test_spools_of_dead_builds_are_swept_and_live_ones_kept(tmp_path: Path) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    gone = tmp_path / f"spool-{dead.stdout.strip()}-abc"
+    live = tmp_path / f"spool-{os.getppid()}-def"  # our parent: alive
+    for folder in (gone, live):
+        folder.mkdir()
+        (folder / "1.html").write_text("<p>x</p>")
+    spool = Spool(tmp_path)
+    try:
+        assert not gone.exists()
+        assert live.exists()
+        assert Path(spool.path).is_dir()
+    finally:
+        spool.remove()
+    assert not Path(spool.path).exists()
+
+
+def test_content_html_uses_the_given_rendering_or_renders_itself() -> None:
+    url = "https://example.org/en/a/"
+    assert content_html(url, "*x*") == render_html("*x*")
+    assert content_html(url, "ignored", raw="<p>given</p>") == "<p>given</p>"

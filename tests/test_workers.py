@@ -1,0 +1,41 @@
+"""workers.process_map: results in order, the same in worker processes and in-process."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from statement_feeds.workers import process_map
+
+
+def square_and_pid(n: int) -> tuple[int, int]:
+    return n * n, os.getpid()
+
+
+def boom(n: int) -> int:
+    if n == 37:
+        raise ValueError("job 37")
+    return n
+
+
+def test_small_batches_run_in_this_process() -> None:
+    out = list(
+        process_map(square_and_pid, iter(range(10)), parallel_from=50, window=8, chunksize=3)
+    )
+    assert [r for r, _ in out] == [n * n for n in range(10)]
+    assert {pid for _, pid in out} == {os.getpid()}
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: process_map never forks")
+def test_big_batches_run_in_workers_and_keep_their_order() -> None:
+    jobs = iter(range(500))  # an iterator, consumed as workers take chunks
+    out = list(process_map(square_and_pid, jobs, parallel_from=20, window=40, chunksize=7))
+    assert [r for r, _ in out] == [n * n for n in range(500)]
+    assert os.getpid() not in {pid for _, pid in out}
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: process_map never forks")
+def test_a_failing_job_raises_in_the_caller() -> None:
+    with pytest.raises(ValueError, match="job 37"):
+        list(process_map(boom, iter(range(100)), parallel_from=10, window=20, chunksize=4))
