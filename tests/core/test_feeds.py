@@ -278,3 +278,59 @@ def test_content_links_keep_only_web_and_mail_schemes() -> None:
     html = render_html("[a](ftp://x.org/f) [b](tel:+123) [c](https://x.org/) [d](mailto:a@x.org)")
     assert "ftp:" not in html and "tel:" not in html
     assert 'href="https://x.org/"' in html and 'href="mailto:a@x.org"' in html
+
+
+def _document_with(content: str, summary: str = "Plain summary.") -> bytes:
+    from statement_feeds.core.catalog import build_catalog
+    from statement_feeds.core.feeds import FeedSettings, plan_feeds, render_document
+    from statement_feeds.core.statements import Statement
+
+    moment = datetime(2024, 1, 1, tzinfo=UTC)
+    statement = Statement(
+        "a.md", "urn:uuid:1", "en", "a", "Title", moment, moment,
+        "https://example.org/en/a/", summary, "", "Author", False, "d",
+    )  # fmt: skip
+    settings = FeedSettings("Site", "https://example.org/", "https://example.org/feeds/",
+                            "Author", {}, 10, "1")  # fmt: skip
+    (document,) = plan_feeds(build_catalog([statement], [], NOW), settings)
+    return render_document(document, settings, lambda s: content)
+
+
+@pytest.mark.parametrize(
+    "bad", ["\x01", "\x0b", "\x1f", "\ufffe", "\uffff"], ids=["soh", "vt", "us", "fffe", "ffff"]
+)
+def test_characters_xml_cannot_carry_are_removed_from_content_and_summary(bad: str) -> None:
+    data = _document_with(f"<p>be{bad}fore</p>", summary=f"sum{bad}mary")
+    root = etree.fromstring(data)  # strict XML parser: would refuse them
+    entry = root.find("a:entry", NS)
+    assert entry is not None
+    assert entry.findtext("a:content", namespaces=NS) == "<p>before</p>"
+    assert entry.findtext("a:summary", namespaces=NS) == "summary"
+    assert bad.encode() not in data
+
+
+def test_clean_text_is_rendered_in_one_pass_with_the_same_bytes() -> None:
+    clean = _document_with("<p>before</p>", summary="summary")
+    dirty = _document_with("<p>be\x01fore</p>", summary="sum\ufffemary")
+    assert clean == dirty  # the second pass removes exactly what the first refused
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        '<p><a href="rel/">r</a></p>',
+        '<p>said href="x" and <a href="../up">u</a></p>',
+        '<p><a href="https://a/">a</a> <img src="pic.png" alt=""></p>',
+        '<blockquote cite="/source"><p>q</p></blockquote>',
+    ],
+)
+def test_every_relative_url_is_resolved_whatever_else_the_html_holds(html: str) -> None:
+    out = resolve_urls(html, lambda url: "https://h/" + url.lstrip("./"))
+    assert out != html
+    assert 'href="rel/"' not in out and 'src="pic.png"' not in out
+    assert 'cite="/source"' not in out and 'href="../up"' not in out
+
+
+def test_html_with_only_absolute_urls_is_returned_as_it_is() -> None:
+    html = '<p>said href="https://x" <a href="mailto:a@b.c">m</a> <img src="http://i/p.png"></p>'
+    assert resolve_urls(html, lambda url: "https://h/" + url) is html
