@@ -4,13 +4,12 @@ The data path of a build that parses many files (a cold build)::
 
     main process: adapters.files.iter_sources(read=False) → paths and signatures
     workers:      read_source → content key → parse_statement → content_html → spool
-    main process: ← (key, pickled statement, problems, spool reference)
+    main process: ← (key, statement without body, problems, spool reference)
 
 Workers read the files themselves, so the corpus's bytes never pass through the
-main process (which also runs the cache and decides what to write); they send the
-statement back pickled once, the form the build cache stores, so it is not pickled
-again there. The rendered, sanitised content of each statement is appended to a
-spool file (one per worker, in a per-build folder of the state folder): writing a
+main process (which also runs the cache and decides what to write). The rendered,
+sanitised content of each statement is appended to a spool file (one per worker,
+in a per-build folder of the state folder): writing a
 document then reads its entries' content back instead of reading, parsing and
 rendering every file a second time. Statements not parsed in this build (cache
 hits) are rendered from their files when a document that holds them is written.
@@ -19,7 +18,6 @@ hits) are rendered from their files when a document that holds them is written.
 from __future__ import annotations
 
 import os
-import pickle
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -32,7 +30,7 @@ from .adapters.files import Listed, read_source
 from .core.feeds import resolve_urls
 from .core.markup import render_raw, sanitize
 from .core.problems import Problem
-from .core.statements import SiteDefaults, content_digest, parse_statement
+from .core.statements import SiteDefaults, Statement, content_digest, parse_statement
 from .workers import process_map
 
 __all__ = [
@@ -66,14 +64,14 @@ class ParseContext:
 class Parsed:
     """One file's outcome. ``key`` None: it could not be read (or is gone).
 
-    ``statement`` is the pickled, body-less statement, None when the key is known
-    (the caller has it) or the file is invalid (``problems`` says why).
+    ``statement`` has no body; it is None when the key is known (the caller has it)
+    or the file is invalid (``problems`` says why).
     """
 
     source: str
     key: str | None
     signature: str
-    statement: bytes | None
+    statement: Statement | None
     problems: tuple[Problem, ...]
     content: ContentRef | None
 
@@ -245,5 +243,5 @@ def _parse_one(job: Listed) -> Parsed:
         body = statement.body
         content = worker.spool(content_html(statement.url, body, rendered.get(body)))
     # Bodies stay in the files (and the spool), not in memory or the cache.
-    blob = pickle.dumps(replace(statement, body=""), protocol=pickle.HIGHEST_PROTOCOL)
-    return Parsed(file.source, key, file.signature, blob, tuple(problems), content)
+    light = replace(statement, body="")
+    return Parsed(file.source, key, file.signature, light, tuple(problems), content)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import pickle
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -223,7 +222,7 @@ class Publisher:
             frozenset(known),
             spool.path if spool is not None else None,
         )
-        fresh: list[tuple[str, Statement, bytes]] = []
+        fresh: list[tuple[str, Statement]] = []
         self._spooled = {}
         for parsed in parse_files(misses(), context):
             problems.extend(parsed.problems)
@@ -234,36 +233,21 @@ class Publisher:
                     seen[parsed.source] = (parsed.signature, parsed.key)
                     statements.append(known[parsed.key])
                 continue
-            statement = pickle.loads(parsed.statement)
-            fresh.append((parsed.key, statement, parsed.statement))
+            statement = parsed.statement
+            fresh.append((parsed.key, statement))
             seen[parsed.source] = (parsed.signature, parsed.key)
             if parsed.content is not None:
                 self._spooled[(statement.source, statement.digest, statement.url)] = parsed.content
         if fresh and hints:
-            fresh = [self._renamed(item, hints, seen, known) for item in fresh]
-        statements.extend(statement for _, statement, _ in fresh)
+            fresh = [(key, self._after_rename(st, key, hints, seen, known)) for key, st in fresh]
+        statements.extend(statement for _, statement in fresh)
         if cache is not None:
             _save_parsed(cache, fresh, seen, hints=hints, known=len(known))
             used = {key for _, key in seen.values()}
             memo = {key: known[key] for key in used if key in known}
-            memo.update((key, statement) for key, statement, _ in fresh)
+            memo.update(fresh)
             self._memo = (memo, dict(seen))
         return statements
-
-    def _renamed(
-        self,
-        item: tuple[str, Statement, bytes],
-        hints: dict[str, tuple[str, str]],
-        seen: dict[str, tuple[str, str]],
-        known: dict[str, Statement],
-    ) -> tuple[str, Statement, bytes]:
-        key, statement, _ = item
-        kept = self._after_rename(statement, key, hints, seen, known)
-        if kept is statement:
-            return item
-        # A new identity may mean a new URL: the spooled content resolved relative
-        # links against the old one, so it is not used (the file is rendered again).
-        return key, kept, pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL)
 
     def _after_rename(
         self,
@@ -406,7 +390,7 @@ def _default_identity(statement: Statement, defaults: SiteDefaults) -> bool:
 
 def _save_parsed(
     cache: BuildCache,
-    fresh: list[tuple[str, Statement, bytes]],
+    fresh: list[tuple[str, Statement]],
     seen: dict[str, tuple[str, str]],
     *,
     hints: dict[str, tuple[str, str]],
@@ -415,6 +399,6 @@ def _save_parsed(
     """Record new parses, drop unused ones, and keep the file hints for the next build."""
     used = {key for _, key in seen.values()}
     if fresh or known != len(used):
-        cache.store_parsed(((key, blob) for key, _, blob in fresh), used)
+        cache.store_parsed(fresh, used)
     if seen != hints:
         cache.store_file_hints(seen)

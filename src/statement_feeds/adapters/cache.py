@@ -8,25 +8,41 @@ recreated and the build does the full work again.
 from __future__ import annotations
 
 import contextlib
-import pickle
 import sqlite3
 from collections.abc import Iterable, Iterator
+from datetime import datetime, tzinfo
 from pathlib import Path
 from types import TracebackType
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from ..core.statements import Statement
 
 __all__ = ["BuildCache"]
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS parsed (key TEXT PRIMARY KEY, statement BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS parsed (
+    key TEXT PRIMARY KEY, source TEXT NOT NULL, id TEXT NOT NULL, lang TEXT NOT NULL,
+    translation_key TEXT NOT NULL, title TEXT NOT NULL,
+    published TEXT NOT NULL, published_zone TEXT, updated TEXT NOT NULL, updated_zone TEXT,
+    url TEXT NOT NULL, summary TEXT NOT NULL, author TEXT NOT NULL, draft INTEGER NOT NULL,
+    digest TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS documents (path TEXT PRIMARY KEY, fingerprint TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
     source TEXT PRIMARY KEY, signature TEXT NOT NULL, key TEXT NOT NULL
 );
 """
-_VERSION = 4  # bump to discard caches written by an older format
+_VERSION = 5  # bump to discard caches written by an older format
+# Statements are stored as plain columns, not pickles: every build loads all of them,
+# and unpickling 10,000 (a ZoneInfo is a Python call per datetime) took longer than
+# planning every feed. Datetimes keep their instant (ISO 8601 with offset) and their
+# zone (a ZoneInfo key, or NULL for a fixed offset).
+_COLUMNS = (
+    "key, source, id, lang, translation_key, title, published, published_zone, updated,"
+    " updated_zone, url, summary, author, draft, digest"
+)
 
 
 class BuildCache:
@@ -73,22 +89,19 @@ class BuildCache:
         self._db.close()
 
     def parsed(self) -> dict[str, Statement]:
-        rows = self._db.execute("SELECT key, statement FROM parsed").fetchall()
         found: dict[str, Statement] = {}
-        for key, blob in rows:
+        zones: dict[str, tzinfo] = {}  # one object per zone: same-zone comparisons are fast
+        for row in self._db.execute(f"SELECT {_COLUMNS} FROM parsed"):
             with contextlib.suppress(Exception):  # an unreadable row is just a miss
-                found[key] = pickle.loads(blob)
+                found[row[0]] = _statement(row, zones)
         return found
 
-    def store_parsed(self, items: Iterable[tuple[str, Statement | bytes]], keep: set[str]) -> None:
-        """Add new rows and drop those no longer used (``keep``), in one transaction.
-
-        A statement may come already pickled (``bytes``, as parse workers send it).
-        """
+    def store_parsed(self, items: Iterable[tuple[str, Statement]], keep: set[str]) -> None:
+        """Add new rows and drop those no longer used (``keep``), in one transaction."""
         with self._transaction():
             self._db.executemany(
-                "INSERT OR REPLACE INTO parsed (key, statement) VALUES (?, ?)",
-                ((key, _pickled(s)) for key, s in items),
+                f"INSERT OR REPLACE INTO parsed ({_COLUMNS}) VALUES ({', '.join('?' * 15)})",
+                (_row(key, statement) for key, statement in items),
             )
             stale = [(k,) for (k,) in self._db.execute("SELECT key FROM parsed") if k not in keep]
             self._db.executemany("DELETE FROM parsed WHERE key = ?", stale)
@@ -139,7 +152,43 @@ class BuildCache:
         self._db.execute("COMMIT")
 
 
-def _pickled(statement: Statement | bytes) -> bytes:
-    if isinstance(statement, bytes):
-        return statement
-    return pickle.dumps(statement, protocol=pickle.HIGHEST_PROTOCOL)
+def _row(key: str, s: Statement) -> tuple[Any, ...]:
+    return (
+        key, s.source, s.id, s.lang, s.translation_key, s.title,
+        s.published.isoformat(), _zone_key(s.published), s.updated.isoformat(),
+        _zone_key(s.updated), s.url, s.summary, s.author, int(s.draft), s.digest,
+    )  # fmt: skip
+
+
+def _zone_key(moment: datetime) -> str | None:
+    return moment.tzinfo.key if isinstance(moment.tzinfo, ZoneInfo) else None
+
+
+def _statement(row: tuple[Any, ...], zones: dict[str, tzinfo]) -> Statement:
+    (_, source, id_, lang, translation_key, title, published, published_zone,
+     updated, updated_zone, url, summary, author, draft, digest) = row  # fmt: skip
+    return Statement(
+        source=source,
+        id=id_,
+        lang=lang,
+        translation_key=translation_key,
+        title=title,
+        published=_moment(published, published_zone, zones),
+        updated=_moment(updated, updated_zone, zones),
+        url=url,
+        summary=summary,
+        body="",  # never cached: bodies stay in the files
+        author=author,
+        draft=bool(draft),
+        digest=digest,
+    )
+
+
+def _moment(text: str, zone_key: str | None, zones: dict[str, tzinfo]) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if zone_key is None:
+        return moment
+    zone = zones.get(zone_key)
+    if zone is None:
+        zone = zones[zone_key] = ZoneInfo(zone_key)
+    return moment.astimezone(zone)  # the same instant, in its zone again (fold included)

@@ -29,7 +29,8 @@ class Catalog:
 
     @property
     def published(self) -> list[Statement]:
-        return [s for s in self.statements if not s.draft and s.published <= self.now]
+        now = _instant(self.now)
+        return [s for s in self.statements if not s.draft and _instant(s.published) <= now]
 
     def next_embargo(self) -> datetime | None:
         """When the next embargoed statement becomes public (for the daemon's timer)."""
@@ -52,7 +53,18 @@ class Catalog:
 
 def newest_first(statements: Iterable[Statement]) -> list[Statement]:
     # id breaks ties so that equal dates still give one order, hence identical bytes.
-    return sorted(statements, key=lambda s: (s.published, s.id), reverse=True)
+    return sorted(statements, key=lambda s: (_instant(s.published), s.id), reverse=True)
+
+
+def _instant(moment: datetime) -> tuple[float, datetime]:
+    """A sort key for an aware datetime that compares fast.
+
+    Aware datetimes with different tzinfo objects (every parsed statement has its
+    own) compare by converting both to UTC, which made sorting 10,000 statements a
+    visible part of every build. The timestamp decides unless two are equal as
+    floats (possible only microseconds apart, far from 1970); then the datetimes do.
+    """
+    return (moment.timestamp(), moment)
 
 
 def build_catalog(

@@ -100,7 +100,7 @@ def plan_feeds(catalog: Catalog, settings: FeedSettings) -> list[Document]:
     which RFC 5005 clients handle by entry id).
     """
     translations = catalog.translations()
-    groups = {key: _hash(repr(tuple(group))) for key, group in translations.items()}
+    groups = {key: _group_hash(group) for key, group in translations.items()}
     documents: list[Document] = []
     for lang, statements in catalog.by_language().items():
         documents.extend(_language_documents(lang, statements, translations, groups, settings))
@@ -173,6 +173,10 @@ def _fingerprint(document: Document, settings: FeedSettings, groups: Mapping[str
         parts += (s.published.isoformat(), s.updated.isoformat())  # site.timezone moves them
         parts.append(groups.get(s.translation_key, ""))
     return _hash("\x1f".join(parts))
+
+
+def _group_hash(group: Sequence[Translation]) -> str:
+    return _hash("\x1e".join(f"{t.lang}\x1f{t.url}\x1f{t.title}" for t in group))
 
 
 def _hash(text: str) -> str:
