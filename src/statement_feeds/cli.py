@@ -6,7 +6,6 @@ processed), 2 usage or configuration error.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import sys
 import time
@@ -185,6 +184,8 @@ def digest_send(ctx: Context, frequency: str | None, dry_run: bool, resend_faile
         click.echo(f"dry run: {len(planned)} messages would be sent; nothing was sent or recorded")
         sys.exit(EXIT_INVALID_INPUT if problems else EXIT_OK)
     live = _ProgressLine() if sys.stderr.isatty() else None
+    import asyncio  # here: the other commands (build, check) start faster without it
+
     outcome = asyncio.run(digests.send(frequency, resend_failed=resend_failed, progress=live))
     if live is not None:
         live.finish()

@@ -8,8 +8,10 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 __all__ = ["process_map"]
 
@@ -48,6 +50,9 @@ def process_map(
             initializer(*initargs)
         yield from map(func, itertools.chain(first, jobs))
         return
+    # Imported here: most builds (a rebuild after one edit) never start a pool.
+    from concurrent.futures import ProcessPoolExecutor
+
     context = multiprocessing.get_context(method)
     workers = cores * per_core
     # Chunks in flight: at least two per worker, so none waits while results of

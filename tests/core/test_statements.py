@@ -600,3 +600,30 @@ def test_an_explicit_id_that_is_not_a_valid_iri_becomes_a_stable_uuid() -> None:
     assert ok("a.md", md(*GOOD, 'id: "tag:example.org,2020:belarus"')).id == (
         "tag:example.org,2020:belarus"
     )
+
+
+# --- pickling (worker processes send statements back pickled) ---------------------------
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2024, 10, 27, 1, 30, tzinfo=LONDON),  # the hour that happens twice
+        datetime(2024, 10, 27, 1, 30, fold=1, tzinfo=LONDON),
+        datetime(2024, 7, 1, 12, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
+        datetime(1800, 1, 1, tzinfo=LONDON),  # local mean time: -00:01:15
+        datetime(2024, 1, 1, tzinfo=UTC),
+    ],
+    ids=["fold0", "fold1", "offset", "lmt", "utc"],
+)
+def test_a_pickled_statement_comes_back_equal_in_its_zone(moment: datetime) -> None:
+    import pickle
+    from dataclasses import replace
+
+    original = replace(ok("a.en.md", md(*GOOD)), published=moment, updated=moment)
+    back = pickle.loads(pickle.dumps(original, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back == original
+    assert back.published.isoformat() == original.published.isoformat()
+    assert back.published.utcoffset() == original.published.utcoffset()
+    if isinstance(moment.tzinfo, ZoneInfo):
+        assert back.published.tzinfo is moment.tzinfo  # the zone, not a fixed offset
