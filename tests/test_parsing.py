@@ -115,3 +115,29 @@ def test_content_html_uses_the_given_rendering_or_renders_itself() -> None:
     url = "https://example.org/en/a/"
     assert content_html(url, "*x*") == render_html("*x*")
     assert content_html(url, "ignored", raw="<p>given</p>") == "<p>given</p>"
+
+
+def test_a_warm_cache_reads_here_and_starts_no_pool_for_known_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import concurrent.futures
+
+    config = site(tmp_path)
+    publisher = Publisher(config, clock=lambda: NOW)
+    monkeypatch.setattr(parsing, "_PARALLEL_FROM", 2)
+    publisher.build()  # cold: workers (or this process, on one core) read and parse
+
+    def no_pool(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a pool was started for files the cache knows")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", no_pool)
+    # 31 files: sent to the parser, they would start a pool; the new ones (bad.md, one
+    # edit) stay below this.
+    monkeypatch.setattr(parsing, "_PARALLEL_FROM", 5)
+    for fresh in (publisher, Publisher(config, clock=lambda: NOW)):  # memo, then the cache
+        report = fresh.build(verify=True)  # every file read and hashed again
+        assert report.statements == 31  # the draft counts, bad.md not
+        assert not any(f.written for f in report.feeds)
+    add(tmp_path, "y/s01.de.md", md("Statement 1, edited", "2024-03-30", BODY))
+    report = Publisher(config, clock=lambda: NOW).build(verify=True)  # one new: parsed here
+    assert any(f.written for f in report.feeds)

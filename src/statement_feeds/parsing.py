@@ -26,7 +26,7 @@ from functools import partial
 from pathlib import Path
 from urllib.parse import urljoin
 
-from .adapters.files import Listed, read_source
+from .adapters.files import Listed, SourceFile, read_source
 from .core.feeds import resolve_urls
 from .core.markup import render_raw, sanitize
 from .core.problems import Problem
@@ -105,8 +105,9 @@ class _KeepRendered:
         return self.html if markdown is self.markdown or markdown == self.markdown else None
 
 
-def parse_files(jobs: Iterator[Listed], context: ParseContext) -> Iterator[Parsed]:
-    """Read and parse ``jobs``, in order, in worker processes when there are many."""
+def parse_files(jobs: Iterator[Listed | SourceFile], context: ParseContext) -> Iterator[Parsed]:
+    """Read (a :class:`Listed`) and parse ``jobs``, in order, in worker processes when
+    there are many. A :class:`SourceFile` was read by the caller already."""
     try:
         yield from process_map(
             _parse_one,
@@ -222,11 +223,16 @@ def _close_worker() -> None:
         _slot.worker = None
 
 
-def _parse_one(job: Listed) -> Parsed:
+def _parse_one(job: Listed | SourceFile) -> Parsed:
     worker = _slot.worker
     assert worker is not None, "parse_files starts every worker"
     context = worker.context
-    file, problems = read_source(job.path, job.source)
+    file: SourceFile | None
+    problems: list[Problem]
+    if isinstance(job, SourceFile):
+        file, problems = job, []
+    else:
+        file, problems = read_source(job.path, job.source)
     if file is None:
         return Parsed(job.source, None, "", None, tuple(problems), None)
     key = cache_key(file.data, context.defaults_key, file.source)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import __version__
 from .adapters.cache import BuildCache
-from .adapters.files import Listed, Unchanged, iter_sources
+from .adapters.files import Listed, SourceFile, Unchanged, iter_sources
 from .adapters.output import remove_stale, sync_folders, write_if_changed
 from .clock import Clock, system_clock
 from .config import Config
@@ -37,7 +37,16 @@ from .core.statements import (
     statement_body,
     statement_id,
 )
-from .parsing import ContentRef, ParseContext, Spool, SpoolReader, content_html, parse_files
+from .parsing import (
+    ContentRef,
+    ParseContext,
+    Parsed,
+    Spool,
+    SpoolReader,
+    cache_key,
+    content_html,
+    parse_files,
+)
 from .workers import process_map
 
 __all__ = ["BuildReport", "FeedReport", "Publisher", "feed_settings", "site_defaults"]
@@ -205,15 +214,27 @@ class Publisher:
                 and hint[1] in known
             )
 
-        def misses() -> Iterator[Listed]:
+        def misses() -> Iterator[Listed | SourceFile]:
             check = None if verify or cache is None else unchanged
             root = self.config.paths.statements
-            for item in iter_sources(root, problems, known=check, read=False):
+            # With nothing parsed before (a cold build), workers read the files. With a
+            # warm cache, files are read and hashed here and only what is new is sent
+            # on: a verifying rescan of 10,000 known files must not start a pool.
+            read = bool(known)
+            for item in iter_sources(root, problems, known=check, read=read):
                 if isinstance(item, Unchanged):
                     key = hints[item.source][1]
                     seen[item.source] = (item.signature, key)
                     statements.append(known[key])
-                elif isinstance(item, Listed):
+                elif isinstance(item, SourceFile):
+                    key = cache_key(item.data, self._defaults_key, item.source)
+                    statement = known.get(key)
+                    if statement is None:
+                        yield item
+                    else:  # same content as before (touched, or moved back)
+                        seen[item.source] = (item.signature, key)
+                        statements.append(statement)
+                else:
                     yield item
 
         context = ParseContext(
@@ -222,9 +243,31 @@ class Publisher:
             frozenset(known),
             spool.path if spool is not None else None,
         )
+        fresh = self._collect(parse_files(misses(), context), known, seen, statements, problems)
+        if fresh and hints:
+            fresh = [(key, self._after_rename(st, key, hints, seen, known)) for key, st in fresh]
+        statements.extend(statement for _, statement in fresh)
+        if cache is not None:
+            _save_parsed(cache, fresh, seen, hints=hints, known=len(known))
+            used = {key for _, key in seen.values()}
+            memo = {key: known[key] for key in used if key in known}
+            memo.update(fresh)
+            self._memo = (memo, dict(seen))
+        return statements
+
+    def _collect(
+        self,
+        results: Iterator[Parsed],
+        known: dict[str, Statement],
+        seen: dict[str, tuple[str, str]],
+        statements: list[Statement],
+        problems: list[Problem],
+    ) -> list[tuple[str, Statement]]:
+        """Take in parse results: new statements (returned, with their keys), known
+        ones (to ``statements``), problems, and where the spool holds their content."""
         fresh: list[tuple[str, Statement]] = []
         self._spooled = {}
-        for parsed in parse_files(misses(), context):
+        for parsed in results:
             problems.extend(parsed.problems)
             if parsed.key is None:
                 continue  # unreadable (reported) or removed since it was listed
@@ -238,16 +281,7 @@ class Publisher:
             seen[parsed.source] = (parsed.signature, parsed.key)
             if parsed.content is not None:
                 self._spooled[(statement.source, statement.digest, statement.url)] = parsed.content
-        if fresh and hints:
-            fresh = [(key, self._after_rename(st, key, hints, seen, known)) for key, st in fresh]
-        statements.extend(statement for _, statement in fresh)
-        if cache is not None:
-            _save_parsed(cache, fresh, seen, hints=hints, known=len(known))
-            used = {key for _, key in seen.values()}
-            memo = {key: known[key] for key in used if key in known}
-            memo.update(fresh)
-            self._memo = (memo, dict(seen))
-        return statements
+        return fresh
 
     def _after_rename(
         self,
