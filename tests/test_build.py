@@ -530,3 +530,19 @@ def test_one_publisher_building_again_and_again_follows_every_change(tmp_path: P
     assert titles() == ["B2"]
     (folder / "a.md").write_text("---\ntitle: A again\ndate: 2020-01-01\n---\n\nA.\n", "utf-8")
     assert titles() == ["A again", "B2"]
+
+
+def test_a_build_beside_a_long_lived_publisher_leaves_no_stale_file_hints(tmp_path: Path) -> None:
+    from statement_feeds.adapters.cache import BuildCache
+
+    config = write_config(tmp_path)
+    add_numbered(tmp_path, range(1, 4))
+    daemon = Publisher(config, clock=lambda: NOW)
+    daemon.build()  # keeps its parse results in memory from now on
+    add(tmp_path, "extra.md", md("Extra", "2024-02-01"))
+    build(config)  # another process (`statement-feeds build`) records extra.md
+    (tmp_path / "statements" / "extra.md").unlink()
+    add(tmp_path, "s01.md", md("Statement 1, edited", "2024-01-01"))
+    daemon.build()
+    with BuildCache(config.paths.state / "cache.sqlite") as cache:
+        assert set(cache.file_hints()) == {"s01.md", "s02.md", "s03.md"}

@@ -195,6 +195,7 @@ class Publisher:
         """
         known: dict[str, Statement]
         hints: dict[str, tuple[str, str]]
+        from_memo = cache is not None and self._memo is not None
         if cache is None:
             known, hints = {}, {}
         elif self._memo is not None:
@@ -248,7 +249,10 @@ class Publisher:
             fresh = [(key, self._after_rename(st, key, hints, seen, known)) for key, st in fresh]
         statements.extend(statement for _, statement in fresh)
         if cache is not None:
-            _save_parsed(cache, fresh, seen, hints=hints, known=len(known))
+            # The memo's hints are what this Publisher stored; another process (a
+            # `build` beside the daemon) may have changed the table since.
+            stored = cache.file_hints() if from_memo else hints
+            _save_parsed(cache, fresh, seen, hints=hints, stored=stored, known=len(known))
             used = {key for _, key in seen.values()}
             memo = {key: known[key] for key in used if key in known}
             memo.update(fresh)
@@ -428,11 +432,13 @@ def _save_parsed(
     seen: dict[str, tuple[str, str]],
     *,
     hints: dict[str, tuple[str, str]],
+    stored: dict[str, tuple[str, str]],
     known: int,
 ) -> None:
-    """Record new parses, drop unused ones, and keep the file hints for the next build."""
+    """Record new parses, drop unused ones, and keep the file hints for the next build
+    (``stored``: the hints as the table holds them, so only the difference is written)."""
     used = {key for _, key in seen.values()}
     if fresh or known != len(used):
         cache.store_parsed(fresh, used)
-    if seen != hints:
-        cache.store_file_hints(seen)
+    if seen != stored:
+        cache.store_file_hints(seen, previous=stored)

@@ -109,3 +109,14 @@ def test_a_cache_of_another_format_version_is_discarded(tmp_path: Path) -> None:
     db.close()
     with BuildCache(path) as cache:
         assert cache.fingerprints() == {}
+
+
+def test_file_hints_written_as_a_difference_end_up_the_same(tmp_path: Path) -> None:
+    first = {"a.md": ("1", "ka"), "b.md": ("2", "kb"), "c.md": ("3", "kc")}
+    second = {"a.md": ("1", "ka"), "b.md": ("9", "kb2"), "d.md": ("4", "kd")}
+    with BuildCache(tmp_path / "cache.sqlite") as cache:
+        cache.store_file_hints(first)
+        cache.store_file_hints(second, previous=cache.file_hints())
+        assert cache.file_hints() == second
+        cache.store_file_hints({}, previous=second)
+        assert cache.file_hints() == {}

@@ -111,12 +111,23 @@ class BuildCache:
         rows = self._db.execute("SELECT source, signature, key FROM files").fetchall()
         return {source: (signature, key) for source, signature, key in rows}
 
-    def store_file_hints(self, hints: dict[str, tuple[str, str]]) -> None:
+    def store_file_hints(
+        self, hints: dict[str, tuple[str, str]], previous: dict[str, tuple[str, str]] | None = None
+    ) -> None:
+        """Record ``hints``; with the ``previous`` ones (as read), write only the difference:
+        a rebuild after one edit changes one row of 10,000."""
         with self._transaction():
-            self._db.execute("DELETE FROM files")
+            if previous is None:
+                self._db.execute("DELETE FROM files")
+                changed = hints
+                gone: list[str] = []
+            else:
+                changed = {s: v for s, v in hints.items() if previous.get(s) != v}
+                gone = [s for s in previous if s not in hints]
+            self._db.executemany("DELETE FROM files WHERE source = ?", ((s,) for s in gone))
             self._db.executemany(
-                "INSERT INTO files (source, signature, key) VALUES (?, ?, ?)",
-                ((source, sig, key) for source, (sig, key) in hints.items()),
+                "INSERT OR REPLACE INTO files (source, signature, key) VALUES (?, ?, ?)",
+                ((source, sig, key) for source, (sig, key) in changed.items()),
             )
 
     def last_build(self) -> dict[str, str]:
