@@ -416,14 +416,18 @@ class _Checker:
             self.fail("title", "'title' must be plain text", 'quote it: title: "..."')
             return None
         text = str(value).strip()
-        bad = next(
-            (
-                c
-                for c in text
-                if unicodedata.category(c) in ("Cc", "Cf") and c not in "\u200d\u200c"
-            ),
-            None,
-        )
+        # isprintable() is False for every Cc and Cf character (and for some harmless
+        # ones, e.g. a no-break space): a quick pass in C before the careful one.
+        bad = None
+        if not text.isprintable():
+            bad = next(
+                (
+                    c
+                    for c in text
+                    if unicodedata.category(c) in ("Cc", "Cf") and c not in "\u200d\u200c"
+                ),
+                None,
+            )
         if bad is not None:
             what = (
                 "a line break"
