@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from html import escape as html_escape
@@ -106,10 +106,10 @@ class Publisher:
         self.config = config
         self.clock = clock
         self.defaults = site_defaults(config)
-        self.settings = feed_settings(config)
         # Parsed results depend on the site defaults too (url, language, excerpt length).
         key = repr((PARSER_VERSION, __version__, self.defaults)).encode()
         self._defaults_key = hashlib.blake2b(key, digest_size=8).hexdigest()
+        self.settings = replace(feed_settings(config), parsed_with=self._defaults_key)
         # What the last build of this Publisher left in the cache, kept in memory: a
         # long-lived process (the daemon) need not unpickle every statement per build.
         # Content-keyed, so never wrong, even if another process updated the cache.

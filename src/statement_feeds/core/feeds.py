@@ -60,6 +60,10 @@ class FeedSettings:
     max_entries: int
     generator_version: str
     id_base: str = ""  # scope of feed and entry ids (site.id_base); "" means site_url
+    # Names the parser and its settings (the build cache's key for them), when every
+    # statement's fields follow from its file's bytes, path and these: fingerprints
+    # then need only the bytes' digest and the identity, not every field.
+    parsed_with: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,9 +172,14 @@ def _fingerprint(document: Document, settings: FeedSettings, groups: Mapping[str
     """
     head = (FORMAT_VERSION, settings, document.path, document.title, document.links)
     parts = [repr((head, document.archive))]
+    short = bool(settings.parsed_with)  # it is part of ``head``
     for s in document.entries:
-        parts += (s.digest, s.source, s.id, s.url, s.summary, s.title, s.author)
-        parts += (s.published.isoformat(), s.updated.isoformat())  # site.timezone moves them
+        # id, url and translation key are not always the file's: a renamed file keeps
+        # its old identity.
+        parts += (s.digest, s.source, s.id, s.url, s.translation_key)
+        if not short:
+            parts += (s.summary, s.title, s.author)
+            parts += (s.published.isoformat(), s.updated.isoformat())  # site.timezone
         parts.append(groups.get(s.translation_key, ""))
     return _hash("\x1f".join(parts))
 
