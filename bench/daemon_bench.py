@@ -370,8 +370,10 @@ def churn_verdict(samples: list[Sample], seconds: float, rate: float) -> None:
     late = slope_mb_per_hour(samples[n // 2 :])
     ran = samples[-1].t
     cpu = samples[-1].cpu_s
+    hour = ran >= 3600 - 30  # sampling ticks may end it a few seconds short
+    span = "the full hour" if hour else "not 1 hour"
     print(
-        f"churn: ran {ran:.0f} s ({ran / 60:.1f} min, not 1 hour) at {rate:g} ops/s, "
+        f"churn: ran {ran:.0f} s ({ran / 60:.1f} min, {span}) at {rate:g} ops/s, "
         f"{samples[-1].ops} operations, {n} samples; daemon CPU {cpu:.0f} s "
         f"({100 * cpu / max(ran, 1):.0f} % of one core); load {samples[0].load:.2f} -> "
         f"{samples[-1].load:.2f} (max {max(s.load for s in samples):.2f})"
@@ -386,12 +388,17 @@ def churn_verdict(samples: list[Sample], seconds: float, rate: float) -> None:
         f"churn RSS growth, mean of last third vs first third: {growth:+.1f} MB "
         f"({100 * growth / first:+.1f} %)"
     )
-    print(
+    slopes = (
         f"churn RSS slope (least squares): {whole:+.1f} MB/hour over the whole run, "
-        f"{late:+.1f} MB/hour over its second half; extrapolated to 1 hour from the "
-        f"second-half slope: {samples[-1].rss_mb + late * (3600 - ran) / 3600:.0f} MB "
-        f"(an extrapolation of {ran / 60:.0f} min, not a 1-hour measurement)"
+        f"{late:+.1f} MB/hour over its second half"
     )
+    if not hour:
+        slopes += (
+            "; extrapolated to 1 hour from the second-half slope: "
+            f"{samples[-1].rss_mb + late * (3600 - ran) / 3600:.0f} MB "
+            f"(an extrapolation of {ran / 60:.0f} min, not a 1-hour measurement)"
+        )
+    print(slopes)
 
 
 # ---- main -----------------------------------------------------------------------------
