@@ -56,7 +56,6 @@ ContentRef = tuple[str, int, int]
 class ParseContext:
     defaults: SiteDefaults
     defaults_key: str  # names the defaults in content keys: a config change re-parses
-    known: frozenset[str]  # content keys the caller holds parsed already: not parsed again
     spool: str | None  # the build's spool folder; None: no content is rendered here
 
 
@@ -64,8 +63,8 @@ class ParseContext:
 class Parsed:
     """One file's outcome. ``key`` None: it could not be read (or is gone).
 
-    ``statement`` has no body; it is None when the key is known (the caller has it)
-    or the file is invalid (``problems`` says why).
+    ``statement`` has no body; it is None when the file is invalid (``problems`` says
+    why). Only files the caller does not hold parsed are sent (see ``Publisher._parse``).
     """
 
     source: str
@@ -236,8 +235,6 @@ def _parse_one(job: Listed | SourceFile) -> Parsed:
     if file is None:
         return Parsed(job.source, None, "", None, tuple(problems), None)
     key = cache_key(file.data, context.defaults_key, file.source)
-    if key in context.known:
-        return Parsed(file.source, key, file.signature, None, tuple(problems), None)
     rendered = _KeepRendered()
     result = parse_statement(file.source, file.data, context.defaults, rendered)
     problems.extend(result.problems)

@@ -239,12 +239,9 @@ class Publisher:
                     yield item
 
         context = ParseContext(
-            self.defaults,
-            self._defaults_key,
-            frozenset(known),
-            spool.path if spool is not None else None,
+            self.defaults, self._defaults_key, spool.path if spool is not None else None
         )
-        fresh = self._collect(parse_files(misses(), context), known, seen, statements, problems)
+        fresh = self._collect(parse_files(misses(), context), seen, problems)
         if fresh and hints:
             fresh = [(key, self._after_rename(st, key, hints, seen, known)) for key, st in fresh]
         statements.extend(statement for _, statement in fresh)
@@ -262,24 +259,17 @@ class Publisher:
     def _collect(
         self,
         results: Iterator[Parsed],
-        known: dict[str, Statement],
         seen: dict[str, tuple[str, str]],
-        statements: list[Statement],
         problems: list[Problem],
     ) -> list[tuple[str, Statement]]:
-        """Take in parse results: new statements (returned, with their keys), known
-        ones (to ``statements``), problems, and where the spool holds their content."""
+        """Take in parse results: new statements (returned, with their keys), problems,
+        and where the spool holds their content."""
         fresh: list[tuple[str, Statement]] = []
         self._spooled = {}
         for parsed in results:
             problems.extend(parsed.problems)
-            if parsed.key is None:
-                continue  # unreadable (reported) or removed since it was listed
-            if parsed.statement is None:
-                if parsed.key in known:  # same content as before (touched, or moved back)
-                    seen[parsed.source] = (parsed.signature, parsed.key)
-                    statements.append(known[parsed.key])
-                continue
+            if parsed.key is None or parsed.statement is None:
+                continue  # unreadable, invalid (reported) or removed since it was listed
             statement = parsed.statement
             fresh.append((parsed.key, statement))
             seen[parsed.source] = (parsed.signature, parsed.key)
