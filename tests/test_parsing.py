@@ -141,3 +141,24 @@ def test_a_warm_cache_reads_here_and_starts_no_pool_for_known_files(
     add(tmp_path, "y/s01.de.md", md("Statement 1, edited", "2024-03-30", BODY))
     report = Publisher(config, clock=lambda: NOW).build(verify=True)  # one new: parsed here
     assert any(f.written for f in report.feeds)
+
+
+def test_a_spool_that_cannot_be_written_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good, full = tmp_path / "good", tmp_path / "full"
+    build(site(good), monkeypatch, parallel=False)
+    real_write = os.write
+    calls = {"n": 0}
+
+    def flaky_write(fd: int, data: bytes) -> int:
+        calls["n"] += 1
+        if calls["n"] % 3 == 0:  # every third spool write: disk full
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(parsing.os, "write", flaky_write)
+    build(site(full), monkeypatch, parallel=False)
+    monkeypatch.setattr(parsing.os, "write", real_write)
+    assert calls["n"] >= 30
+    assert snapshot(good) == snapshot(full)  # those entries rendered from their files

@@ -17,6 +17,7 @@ hits) are rendered from their files when a document that holds them is written.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -184,16 +185,24 @@ class _Worker:
         if self.context.spool is None:
             return None
         data = text.encode("utf-8")
-        if self.fd is None:
-            path = os.path.join(self.context.spool, self.name)
-            # Unbuffered writes: a pool worker may exit without flushing Python buffers.
-            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            self.size = os.fstat(self.fd).st_size
-        offset = self.size
-        written = 0
-        while written < len(data):
-            written += os.write(self.fd, data[written:])
-        self.size += len(data)
+        try:
+            if self.fd is None:
+                path = os.path.join(self.context.spool, self.name)
+                # Unbuffered writes: a pool worker may exit without flushing Python buffers.
+                self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                self.size = os.fstat(self.fd).st_size
+            offset = self.size
+            written = 0
+            while written < len(data):
+                written += os.write(self.fd, data[written:])
+            self.size += len(data)
+        except OSError:
+            # The state folder is full or gone: no reference, so the document writer
+            # renders this entry from its file. A partial write moved the end: follow it.
+            if self.fd is not None:
+                with contextlib.suppress(OSError):
+                    self.size = os.fstat(self.fd).st_size
+            return None
         return (self.name, offset, len(data))
 
     def close(self) -> None:
