@@ -28,7 +28,16 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Decode only the one spelling ``_b64`` produces, so tokens are not malleable.
+
+    The decoder alone ignores the unused low bits of the last character and skips
+    characters outside the alphabet: 16 spellings of one MAC would all verify, and a
+    "forged" token that decodes to the real MAC would be accepted.
+    """
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise ValueError("not the canonical encoding")
+    return data
 
 
 class Signer:
