@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from apscheduler.triggers.cron import CronTrigger
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from statement_feeds.core.schedule import Action, decide, is_repeated_wall_time, standard_crontab
+from statement_feeds.core.schedule import (
+    Action,
+    decide,
+    is_repeated_wall_time,
+    plainly_valid_crontab,
+    standard_crontab,
+)
 from statement_feeds.scheduling import (
     OffsetClock,
     WallClockCronTrigger,
@@ -177,3 +189,81 @@ def test_numeric_monday_fires_on_monday() -> None:
     start = datetime(2026, 11, 28, tzinfo=london)  # a Saturday
     fires = list(fire_times("0 7 * * 1", london, start, start + timedelta(days=8)))
     assert [f.astimezone(london).strftime("%a %H:%M") for f in fires] == ["Mon 07:00"]
+
+
+# --- cron validation without APScheduler (config loading, every command) --------------
+
+_ITEM = st.one_of(
+    st.just("*"),
+    st.integers(-1, 70).map(str),
+    st.sampled_from(["07", "٣", "", "?", "L", "mon", "jan", "last", "1st mon", "0x1"]),
+    st.tuples(st.integers(0, 70), st.integers(0, 70)).map(lambda r: f"{r[0]}-{r[1]}"),
+    st.tuples(st.sampled_from(["*", "1", "0-6", "5"]), st.integers(0, 70)).map(
+        lambda s: f"{s[0]}/{s[1]}"
+    ),
+)
+_EDGES = [str(n) for n in (-1, 0, 1, 7, 12, 13, 23, 24, 30, 31, 32, 59, 60)]
+# Mostly what the fast path decides (stars and numbers, some just out of range), so that
+# a wrong range in it is found; the rest exercises "leave it to APScheduler".
+_PLAIN = st.one_of(
+    st.just("*"),
+    st.lists(st.sampled_from(_EDGES), min_size=1, max_size=2).map(",".join),
+)
+_FIELD = st.one_of(_PLAIN, _PLAIN, st.lists(_ITEM, min_size=1, max_size=3).map(",".join))
+_EXPR = st.one_of(
+    st.lists(_PLAIN, min_size=5, max_size=5), st.lists(_FIELD, min_size=4, max_size=6)
+).map(" ".join)
+
+
+def _apscheduler_accepts(expr: str) -> bool:
+    try:
+        CronTrigger.from_crontab(standard_crontab(expr), timezone=ZoneInfo("Europe/London"))
+    except ValueError:
+        return False
+    return True
+
+
+@settings(max_examples=500)
+@given(_EXPR)
+def test_plainly_valid_crontab_never_accepts_what_apscheduler_refuses(expr: str) -> None:
+    if plainly_valid_crontab(expr):
+        assert _apscheduler_accepts(expr), expr
+
+
+@pytest.mark.parametrize(
+    "expr", ["0 7 * * *", "0 7 * * mon", "30 6 * * 1-5", "0,30 8,20 1,15 1,7 *", "59 23 31 12 7"]
+)
+def test_usual_schedules_are_decided_without_apscheduler(expr: str) -> None:
+    assert plainly_valid_crontab(expr) and _apscheduler_accepts(expr)
+
+
+@pytest.mark.parametrize(
+    ("expr", "apscheduler"),
+    [
+        ("0 24 * * *", False),  # out of range: APScheduler gives the message
+        ("0 7 * * funday", False),
+        ("0 7 * *", False),
+        ("*/15 7 * * *", True),  # steps and ranges are APScheduler's to judge
+        ("0 7 1-5 * *", True),
+        ("0 7 * jan *", True),
+    ],
+)
+def test_anything_else_is_left_to_apscheduler(expr: str, apscheduler: bool) -> None:
+    assert not plainly_valid_crontab(expr)
+    assert _apscheduler_accepts(expr) is apscheduler
+
+
+def test_loading_the_default_config_does_not_import_apscheduler(tmp_path: Path) -> None:
+    (tmp_path / "statement-feeds.toml").write_text(
+        '[site]\ntitle = "T"\nurl = "https://example.org/"\n', encoding="utf-8"
+    )
+    code = (
+        "import sys; from pathlib import Path; from statement_feeds.config import load_config; "
+        f"load_config(Path({str(tmp_path / 'statement-feeds.toml')!r})); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('apscheduler', 'asyncio')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

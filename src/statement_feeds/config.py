@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .core.langtags import canonical_tag
-from .core.schedule import standard_crontab
+from .core.schedule import plainly_valid_crontab, standard_crontab
 from .errors import ConfigError
 
 __all__ = [
@@ -285,7 +285,9 @@ def _digest(reader: _Reader, site: SiteConfig) -> DigestConfig:
 
 
 def _check_cron(reader: _Reader, key: str, expr: str, tz: ZoneInfo) -> None:
-    from apscheduler.triggers.cron import CronTrigger  # imported here: only config needs it
+    if plainly_valid_crontab(expr):
+        return  # decided without importing APScheduler: every command loads the config
+    from apscheduler.triggers.cron import CronTrigger
 
     try:
         CronTrigger.from_crontab(standard_crontab(expr), timezone=tz)
