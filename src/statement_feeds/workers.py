@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 import os
 import threading
 from collections import deque
@@ -50,7 +49,9 @@ def process_map(
             initializer(*initargs)
         yield from map(func, itertools.chain(first, jobs))
         return
-    # Imported here: most builds (a rebuild after one edit) never start a pool.
+    # Imported here: most builds (a rebuild after one edit) never start a pool, and
+    # these two were a tenth of such a rebuild's imports.
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context(method)
