@@ -487,3 +487,35 @@ def test_subscribers_without_public_url_is_a_configuration_error(site: Site) -> 
     )
     assert result.returncode == 2, result.stderr
     assert "http.public_url" in result.stderr
+
+
+def _thread_heaps(pid: int) -> int:
+    """glibc's thread arenas in a process's memory map: each is an anonymous 64 MiB
+    reservation (partly usable, partly PROT_NONE) at a 64 MiB-aligned address."""
+    size = 64 << 20
+    regions = []
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        fields = line.split()
+        low, high = (int(x, 16) for x in fields[0].split("-"))
+        regions.append((low, high, len(fields) > 5))
+    heaps = 0
+    for index, (low, high, named) in enumerate(regions):
+        if named or low % size:
+            continue
+        end = high
+        for next_low, next_high, next_named in regions[index + 1 :]:
+            if next_low != end or next_named or end - low >= size:
+                break
+            end = next_high
+        heaps += end - low == size
+    return heaps
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc (Linux)")
+def test_daemon_threads_share_one_malloc_arena(site: Site, running: Daemon) -> None:
+    # Builds ran in worker threads by now; with an arena each, free space fragmented
+    # across arenas made RSS creep under churn (bench/README.md). A plain Python with
+    # threads shows such heaps, so this can see them (tests/adapters/test_memory.py).
+    site.write("new.en.md", statement("Another"))
+    until(lambda: "Another" in site.feed_text(), daemon=running)
+    assert _thread_heaps(running.proc.pid) == 0

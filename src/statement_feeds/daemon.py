@@ -34,6 +34,7 @@ from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from .adapters.lock import SENDER_LOCK, WAKE_SIGNAL, StateLock
+from .adapters.memory import share_one_malloc_arena
 from .adapters.watch import Change, WatchRoots, wait_stable, watch_changes
 from .clock import Clock
 from .config import Config, load_config
@@ -135,6 +136,9 @@ def run_daemon(
     options: DaemonOptions | None = None,
 ) -> None:
     """Lock the state folder (LockHeldError if taken), then serve until stopped."""
+    # Before any thread exists: builds run in threads, and an arena per thread let
+    # RSS creep under churn (adapters/memory.py).
+    share_one_malloc_arena()
     # The sender lock too, for the daemon's whole life: `digest send` run beside it then
     # only plans, and wakes us (WAKE_SIGNAL) to deliver, so one process sends at a time.
     with StateLock(config.paths.state) as lock:
