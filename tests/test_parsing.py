@@ -9,13 +9,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any, NoReturn, SupportsIndex
 
 import feedparser
 import pytest
 
-from statement_feeds import parsing, service
+from statement_feeds import parsing, service, workers
 from statement_feeds.config import Config
+from statement_feeds.core.feeds import Document
 from statement_feeds.core.markup import render_html
 from statement_feeds.parsing import Spool, content_html
 from statement_feeds.service import Publisher
@@ -26,8 +29,8 @@ multicore = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: neve
 BODY = "Alpha *beta* [a link](rel/) and [another](https://example.net/x).\n\nSecond paragraph."
 
 
-def site(root: Path) -> Config:
-    config = write_config(root, max_entries=4)
+def site(root: Path, max_entries: int = 4) -> Config:
+    config = write_config(root, max_entries=max_entries)
     for n in range(1, 31):
         lang = ("en", "ru", "de")[n % 3]
         add(root, f"y/s{n:02d}.{lang}.md", md(f"Statement {n}", f"2024-02-{n % 28 + 1:02d}", BODY))
@@ -55,6 +58,72 @@ def test_workers_publish_the_same_bytes_and_problems_as_one_process(
     assert any(p.startswith("bad.md:") for p in problems_many)
     assert snapshot(one) == snapshot(many)
     assert len(snapshot(many)) > 3  # feeds and archive pages, not a trivial site
+
+
+@multicore
+def test_forked_render_workers_are_sent_indices_not_documents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Forked workers inherit the documents; pickling them (50 statements each) was half
+    # a second of a cold build. A Document that cannot be pickled proves none is.
+    def refuse(self: Document, protocol: int) -> NoReturn:
+        raise AssertionError(f"{self.path} was pickled")
+
+    one, many = tmp_path / "one", tmp_path / "many"
+    build(site(one, max_entries=2), monkeypatch, parallel=False)
+    monkeypatch.setattr(Document, "__reduce_ex__", refuse, raising=False)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    monkeypatch.setattr(_Marks, "folder", marks)
+    monkeypatch.setattr(service, "_render_shared", _marked_render)
+    build(site(many, max_entries=2), monkeypatch, parallel=True)
+    renderers = {int(mark.name.split("-")[0]) for mark in marks.iterdir()}
+    assert len(list(marks.iterdir())) >= 16  # every document went by its index...
+    assert os.getpid() not in renderers  # ...to forked workers
+    assert snapshot(one) == snapshot(many)
+
+
+@multicore
+def test_spawned_workers_publish_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With another thread alive (the daemon), workers are spawned, not forked: they
+    # import afresh and get each document pickled.
+    one, many = tmp_path / "one", tmp_path / "many"
+    build(site(one, max_entries=2), monkeypatch, parallel=False)
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    sent: list[str] = []
+    reduce = Document.__reduce_ex__
+
+    def counted(self: Document, protocol: SupportsIndex) -> str | tuple[Any, ...]:
+        sent.append(self.path)
+        return reduce(self, protocol)
+
+    monkeypatch.setattr(Document, "__reduce_ex__", counted, raising=False)
+    try:
+        assert workers.start_method() == "spawn"
+        build(site(many, max_entries=2), monkeypatch, parallel=True)
+    finally:
+        release.set()
+        other.join()
+    assert len(sent) >= 16  # the documents went to the spawned workers, pickled
+    assert snapshot(one) == snapshot(many)
+    assert len(snapshot(many)) >= 16 + 1  # enough documents for a render pool (2 x 8)
+
+
+class _Marks:
+    folder = Path()
+    render = service._render_shared
+
+
+def _marked_render(index: int) -> bool:
+    """``_render_shared`` leaving a file ``<pid>-<index>`` in ``_Marks.folder``: workers
+    are other processes, a file is how they can tell the test. (Module level: the pool
+    pickles the function by name; forked workers see the test's settings.)"""
+    (_Marks.folder / f"{os.getpid()}-{index}").touch()
+    return _Marks.render(index)
 
 
 @multicore

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-__all__ = ["process_map"]
+__all__ = ["process_map", "start_method"]
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -34,12 +34,11 @@ def process_map(
     ``jobs`` is consumed as workers take them: memory holds about a window of them.
     ``per_core`` workers per core (at most 4 cores): more than one for jobs that
     wait for the disk. ``initializer(*initargs)`` runs once in every worker, and once here when the
-    jobs run in this process, so ``func`` sees the same state either way.
+    jobs run in this process, so ``func`` sees the same state either way. Forked workers
+    inherit ``initargs`` (nothing is pickled): with :func:`start_method` "fork", a caller
+    can hand over big data there and send only small jobs (say, indices into it).
     """
-    # fork is cheapest, but only safe while this process has no other threads (the
-    # daemon has some: watchfiles, asyncio's executor); spawn starts fresh interpreters
-    # (~1 s, ~90 MB), worth it only for much more work.
-    method = "fork" if threading.active_count() == 1 else "spawn"
+    method = start_method()
     if method == "spawn":
         parallel_from *= 8
     first = list(itertools.islice(jobs, parallel_from))
@@ -71,6 +70,16 @@ def process_map(
                 yield from pending.popleft().result()
         while pending:
             yield from pending.popleft().result()
+
+
+def start_method() -> str:
+    """How :func:`process_map` would start workers now: "fork" or "spawn".
+
+    fork is cheapest, but only safe while this process has no other threads (the
+    daemon has some: watchfiles, asyncio's executor); spawn starts fresh interpreters
+    (~1 s, ~90 MB), worth it only for much more work.
+    """
+    return "fork" if threading.active_count() == 1 else "spawn"
 
 
 def _chunks(jobs: Iterator[J], size: int) -> Iterator[list[J]]:
