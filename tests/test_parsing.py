@@ -12,6 +12,7 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any, NoReturn, SupportsIndex
+from zoneinfo import ZoneInfo
 
 import feedparser
 import pytest
@@ -20,7 +21,9 @@ from statement_feeds import parsing, service, workers
 from statement_feeds.config import Config
 from statement_feeds.core.feeds import Document
 from statement_feeds.core.markup import render_html
-from statement_feeds.parsing import Spool, content_html
+from statement_feeds.core.problems import Problem
+from statement_feeds.core.statements import SiteDefaults, parse_statement
+from statement_feeds.parsing import Parsed, Spool, content_html
 from statement_feeds.service import Publisher
 from test_build import NOW, add, md, snapshot, write_config
 
@@ -231,3 +234,19 @@ def test_a_spool_that_cannot_be_written_loses_nothing(
     monkeypatch.setattr(parsing.os, "write", real_write)
     assert calls["n"] >= 30
     assert snapshot(good) == snapshot(full)  # those entries rendered from their files
+
+
+def test_a_parse_result_pickles_to_an_equal_one() -> None:
+    # Results cross from workers pickled; Parsed has its own compact __reduce__.
+    import pickle
+
+    problem = Problem("b.md", "bad date", "use YYYY-MM-DD", 3)
+    site = SiteDefaults("https://example.org/", "en", ZoneInfo("Europe/London"), "IST", 100)
+    text = md("A", "2024-10-27T01:30:00+01:00", BODY).encode()
+    statement = parse_statement("a.en.md", text, site)
+    assert statement.statement is not None
+    for parsed in (
+        Parsed("a.en.md", "k|d|a.en.md", "1:2:3:4", statement.statement, (), ("1.html", 0, 10)),
+        Parsed("b.md", None, "", None, (problem,), None),
+    ):
+        assert pickle.loads(pickle.dumps(parsed, protocol=pickle.HIGHEST_PROTOCOL)) == parsed

@@ -12,9 +12,9 @@ import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, tzinfo
+from operator import attrgetter
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -94,53 +94,15 @@ class Statement:
     draft: bool
     digest: str  # hash of the file's bytes: what the caches key on
 
-    def __reduce__(self) -> tuple[Callable[..., Statement], tuple[Any, ...]]:
-        # Pickled as a call of _restore: dataclasses' own __getstate__/__setstate__
-        # for slotted classes loop in Python, and a ZoneInfo pickles as a Python call
-        # of its own per datetime; the build cache loads every statement each build.
-        values = tuple(getattr(self, name) for name in _FIELDS if name not in _MOMENTS)
-        return (_restore, (values, *_packed(self.published), *_packed(self.updated)))
+    def __reduce__(self) -> tuple[type[Statement], tuple[Any, ...]]:
+        # A call of the class with the field values (workers send statements back):
+        # dataclasses' own __getstate__/__setstate__ for slotted classes loop in Python.
+        # Datetimes pickle in C; a ZoneInfo once per pickle (the memo), and unpickles
+        # to the one cached instance per zone.
+        return (Statement, _field_values(self))
 
 
-_MOMENTS = ("published", "updated")
-_FIELDS = tuple(f.name for f in fields(Statement))
-_ZONES: dict[str | int, tzinfo] = {}
-
-
-def _packed(moment: datetime) -> tuple[datetime, str | int | tzinfo | None]:
-    """A datetime as (naive, zone): a ZoneInfo by its key, a fixed offset in seconds."""
-    zone = moment.tzinfo
-    if isinstance(zone, ZoneInfo):
-        return moment.replace(tzinfo=None), zone.key
-    offset = moment.utcoffset()
-    if offset is not None and not offset.microseconds:
-        return moment.replace(tzinfo=None), offset.days * 86400 + offset.seconds
-    return moment, None
-
-
-def _unpacked(naive: datetime, key: str | int | tzinfo | None) -> datetime:
-    if key is None or isinstance(key, tzinfo):
-        return naive
-    zone = _ZONES.get(key)
-    if zone is None:
-        zone = ZoneInfo(key) if isinstance(key, str) else timezone(timedelta(seconds=key))
-        _ZONES[key] = zone  # one object per zone: comparing same-zone datetimes is fast
-    return naive.replace(tzinfo=zone)
-
-
-def _restore(
-    values: tuple[Any, ...],
-    published: datetime,
-    published_zone: str | int | None,
-    updated: datetime,
-    updated_zone: str | int | None,
-) -> Statement:
-    before, after = values[:5], values[5:]  # the fields before and after the two moments
-    moments: tuple[Any, ...] = (
-        _unpacked(published, published_zone),
-        _unpacked(updated, updated_zone),
-    )
-    return Statement(*(before + moments + after))
+_field_values = attrgetter(*(f.name for f in fields(Statement)))
 
 
 @dataclass(frozen=True, slots=True)
