@@ -226,6 +226,7 @@ def test_missing_config_exits_2_and_says_how_to_fix(tmp_path: Path, command: str
         ('[digest]\nweekly = "0 7 * * funday"\n', "digest.weekly", "0 7 * * mon"),
         ('[digest]\ndaily = "0 24 * * *"\n', "digest.daily", "0 7 * * mon"),  # hour range
         ('[digest]\ndaily = "0 7 1-40 * *"\n', "digest.daily", "0 7 * * mon"),  # APScheduler's
+        ('[digest]\ndaily = "' + "1" * 5000 + ' 7 * * *"\n', "digest.daily", "0 7 * * mon"),
         ('[smtp]\npassword = "hunter2"\n', "smtp.password", "STATEMENT_FEEDS_SMTP_PASSWORD"),
         ("[feeds]\nexcerpt_words = 0\n", "feeds.excerpt_words", ">= 1"),
         ('[site]\ndefault_language = "english"\n', "site.default_language", "pt-BR"),

@@ -75,6 +75,7 @@ def test_forked_render_workers_are_sent_indices_not_documents(
     one, many = tmp_path / "one", tmp_path / "many"
     build(site(one, max_entries=2), monkeypatch, parallel=False)
     monkeypatch.setattr(Document, "__reduce_ex__", refuse, raising=False)
+    assert workers.start_method() == "fork", "a thread is alive: workers would be spawned"
     marks = tmp_path / "marks"
     marks.mkdir()
     monkeypatch.setattr(_Marks, "folder", marks)
@@ -241,12 +242,19 @@ def test_a_parse_result_pickles_to_an_equal_one() -> None:
     import pickle
 
     problem = Problem("b.md", "bad date", "use YYYY-MM-DD", 3)
-    site = SiteDefaults("https://example.org/", "en", ZoneInfo("Europe/London"), "IST", 100)
-    text = md("A", "2024-10-27T01:30:00+01:00", BODY).encode()
+    london = ZoneInfo("Europe/London")
+    site = SiteDefaults("https://example.org/", "en", london, "IST", 100)
+    # No offset written: the site's zone, at the hour that happens twice (fold).
+    text = md("A", "2024-10-27T01:30:00", BODY).encode()
     statement = parse_statement("a.en.md", text, site)
     assert statement.statement is not None
+    assert statement.statement.published.tzinfo is london
     for parsed in (
         Parsed("a.en.md", "k|d|a.en.md", "1:2:3:4", statement.statement, (), ("1.html", 0, 10)),
         Parsed("b.md", None, "", None, (problem,), None),
     ):
-        assert pickle.loads(pickle.dumps(parsed, protocol=pickle.HIGHEST_PROTOCOL)) == parsed
+        back = pickle.loads(pickle.dumps(parsed, protocol=pickle.HIGHEST_PROTOCOL))
+        assert back == parsed
+        if back.statement is not None:
+            assert back.statement.published.tzinfo is london  # the zone, not an offset
+            assert back.statement.published.fold == statement.statement.published.fold

@@ -246,6 +246,8 @@ def test_usual_schedules_are_decided_without_apscheduler(expr: str) -> None:
         ("*/15 7 * * *", True),  # steps and ranges are APScheduler's to judge
         ("0 7 1-5 * *", True),
         ("0 7 * jan *", True),
+        ("007 7 * * *", True),  # three digits: APScheduler reads it
+        ("0" * 5000 + "7 7 * * *", False),  # beyond int()'s digit limit: no crash here
     ],
 )
 def test_anything_else_is_left_to_apscheduler(expr: str, apscheduler: bool) -> None:

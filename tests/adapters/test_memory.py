@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import subprocess
 import sys
 
@@ -46,8 +47,10 @@ def _glibc() -> bool:
 
 
 def _arenas(mode: str) -> int:
+    # Without the environment's own arena settings, which would decide the "default" run.
+    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")}
     result = subprocess.run(
-        [sys.executable, "-c", THREADS, mode], check=True, capture_output=True, text=True
+        [sys.executable, "-c", THREADS, mode], check=True, capture_output=True, text=True, env=env
     )
     return int(result.stdout)
 

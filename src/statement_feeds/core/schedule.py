@@ -152,4 +152,6 @@ def plainly_valid_crontab(expr: str) -> bool:
 
 
 def _plain_number(text: str, low: int, high: int) -> bool:
-    return text.isascii() and text.isdigit() and low <= int(text) <= high
+    # Two digits at most: every field's range fits, and int() of thousands of digits
+    # raises (Python's conversion limit) where APScheduler's message belongs.
+    return len(text) <= 2 and text.isascii() and text.isdigit() and low <= int(text) <= high
