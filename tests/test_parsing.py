@@ -18,6 +18,7 @@ import feedparser
 import pytest
 
 from statement_feeds import parsing, service, workers
+from statement_feeds.adapters.cache import BuildCache
 from statement_feeds.config import Config
 from statement_feeds.core.feeds import Document
 from statement_feeds.core.markup import render_html
@@ -258,3 +259,52 @@ def test_a_parse_result_pickles_to_an_equal_one() -> None:
         if back.statement is not None:
             assert back.statement.published.tzinfo is london  # the zone, not an offset
             assert back.statement.published.fold == statement.statement.published.fold
+
+
+def _cached(root: Path) -> dict[str, Any]:
+    with BuildCache(root / "state" / "cache.sqlite") as cache:
+        return dict(cache.parsed())
+
+
+def test_a_cold_build_stores_its_statements_in_batches_and_loses_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cold build adds statements to the cache while parsing goes on (batches of 3
+    # here); the cache ends up holding what one batch at the end would have stored.
+    whole, batched = tmp_path / "whole", tmp_path / "batched"
+    build(site(whole), monkeypatch, parallel=False)
+    added: list[int] = []
+    add_parsed = BuildCache.add_parsed
+
+    def counted(self: BuildCache, items: list[Any]) -> None:
+        added.append(len(items))
+        add_parsed(self, items)
+
+    monkeypatch.setattr(BuildCache, "add_parsed", counted)
+    monkeypatch.setattr(service, "_CACHE_BATCH", 3)
+    build(site(batched), monkeypatch, parallel=False)
+    assert added and all(n == 3 for n in added)  # batches went in during the parse
+    assert _cached(batched) == _cached(whole)
+    assert len(_cached(batched)) == 31  # every valid statement, the draft included
+    assert snapshot(batched) == snapshot(whole)
+
+
+def test_a_build_that_fails_after_a_batch_was_stored_is_redone_right(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clean, failed = tmp_path / "clean", tmp_path / "failed"
+    build(site(clean), monkeypatch, parallel=False)
+    monkeypatch.setattr(service, "_CACHE_BATCH", 3)
+
+    def broken(*args: object, **kwargs: object) -> NoReturn:
+        raise OSError("disk full")
+
+    config = site(failed)
+    monkeypatch.setattr(service, "_save_parsed", broken)  # the last store, after the batches
+    with pytest.raises(OSError, match="disk full"):
+        build(config, monkeypatch, parallel=False)
+    assert 0 < len(_cached(failed)) < 31  # the batches stored before it, not the rest
+    monkeypatch.undo()
+    build(config, monkeypatch, parallel=False)
+    assert snapshot(failed) == snapshot(clean)
+    assert _cached(failed) == _cached(clean)

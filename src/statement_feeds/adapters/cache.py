@@ -103,12 +103,20 @@ class BuildCache:
     def store_parsed(self, items: Iterable[tuple[str, Statement]], keep: set[str]) -> None:
         """Add new rows and drop those no longer used (``keep``), in one transaction."""
         with self._transaction():
-            self._db.executemany(
-                f"INSERT OR REPLACE INTO parsed ({_COLUMNS}) VALUES ({', '.join('?' * 15)})",
-                (_row(key, statement) for key, statement in items),
-            )
+            self._insert_parsed(items)
             stale = [(k,) for (k,) in self._db.execute("SELECT key FROM parsed") if k not in keep]
             self._db.executemany("DELETE FROM parsed WHERE key = ?", stale)
+
+    def add_parsed(self, items: Iterable[tuple[str, Statement]]) -> None:
+        """Add new rows (a batch while parsing goes on); :meth:`store_parsed` ends it."""
+        with self._transaction():
+            self._insert_parsed(items)
+
+    def _insert_parsed(self, items: Iterable[tuple[str, Statement]]) -> None:
+        self._db.executemany(
+            f"INSERT OR REPLACE INTO parsed ({_COLUMNS}) VALUES ({', '.join('?' * 15)})",
+            (_row(key, statement) for key, statement in items),
+        )
 
     def file_hints(self) -> dict[str, tuple[str, str]]:
         """source → (signature, parse key) recorded by the last build."""
