@@ -42,10 +42,15 @@ class _FrontMatterLoader(_Loader):  # type: ignore[misc]
     """Safe loader that leaves dates as strings: we parse them with better errors."""
 
 
-_FrontMatterLoader.yaml_implicit_resolvers = {
+class _Resolver(yaml.resolver.Resolver):
+    """Types of plain values, as the loader resolves them (for the fast path)."""
+
+
+_FrontMatterLoader.yaml_implicit_resolvers = _Resolver.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in _Loader.yaml_implicit_resolvers.items()
 }
+_resolve: Callable[..., str] = _Resolver().resolve  # (kind, value, implicit) -> tag
 
 # Part of the build cache's key: bump when parsing or excerpt rules change.
 PARSER_VERSION = "11"
@@ -159,7 +164,7 @@ def _parse(
 ) -> Statement | None:
     text = _decode(source, data)
     header, body = _split_front_matter(source, text)
-    fields, lines = _load_yaml(source, header)
+    fields, lines = _simple_front_matter(header) or _load_yaml(source, header)
     check = _Checker(source, lines, problems)
 
     for key in sorted(set(fields) - KNOWN_KEYS):
@@ -279,6 +284,46 @@ def _split_front_matter(source: str, text: str) -> tuple[str, str]:
             Problem(source, "front matter is not closed", "add a line '---' after the last key", 1)
         )
     return text[start : start + closing.start()], text[start + closing.end() :].lstrip("\n")
+
+
+# The front matter nearly every statement has: lines "key: value" with a known key at
+# the start of the line, and a value YAML reads as a string: double- or single-quoted
+# without escapes, or plain (no indicator first, no " #", no ": ", nothing YAML would
+# take as a comment, a flow or block structure, or a line break). Anything else, even
+# a blank line, goes to the YAML loader; so does a plain value YAML resolves to another
+# type (true, 12, null). Building a YAML parser and its nodes was a third of parsing a
+# statement; these lines read the same either way (tests/core/test_front_matter.py).
+_SIMPLE_LINE = re.compile(
+    rf"({'|'.join(sorted(KNOWN_KEYS))}): +"
+    r"""(?:"([^"\\]*)"|'([^']*)'"""
+    r"""|([^\s\-?:,\[\]{}#&*!|>'"%@`](?:[^\s:#]|:(?=\S)| +(?=[^\s#]))*)) *"""
+)
+# Characters the fast path leaves to YAML: line breaks other than "\n" (YAML 1.1 has
+# four more), tabs, byte order marks, and what YAML refuses to read (C0 and C1
+# controls, U+FFFE, U+FFFF, surrogates); anything a value could hold besides.
+_FAST_CHARS = re.compile(
+    "[\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]*"
+)
+_STR_TAG = "tag:yaml.org,2002:str"
+_IMPLICIT = (True, False)  # a plain scalar: its type is resolved from its text
+
+
+def _simple_front_matter(header: str) -> tuple[dict[str, Any], dict[str, int]] | None:
+    """The front matter when every line is a plain "key: text" line; None otherwise."""
+    if not header.endswith("\n") or not _FAST_CHARS.fullmatch(header):
+        return None
+    fields: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    for number, line in enumerate(header[:-1].split("\n"), start=2):  # after "---"
+        match = _SIMPLE_LINE.fullmatch(line)
+        if match is None:
+            return None
+        key, double, single, plain = match.groups()
+        if plain is not None and _resolve(yaml.ScalarNode, plain, _IMPLICIT) != _STR_TAG:
+            return None  # true, 12, null...: YAML's own types and messages
+        fields[key] = double if double is not None else single if single is not None else plain
+        lines[key] = number
+    return fields, lines
 
 
 def _load_yaml(source: str, header: str) -> tuple[dict[str, Any], dict[str, int]]:
