@@ -348,6 +348,19 @@ def test_deleting_the_cache_rebuilds_identical_bytes(archived: tuple[Path, Confi
     assert mtimes(root) == times
 
 
+def test_a_noncharacter_reference_neither_fails_the_build_nor_the_feed(tmp_path: Path) -> None:
+    """``&#xFFFE;`` once raised out of the renderer and stopped the whole build."""
+    config = write_config(tmp_path)
+    add(tmp_path, "odd.md", md("Odd", "2024-01-02", "A &#xFFFE; and a &#xFFFF; here."))
+    add(tmp_path, "plain.md", md("Plain", "2024-01-01"))
+    report = build(config)
+    assert not report.problems
+    feed = feedparser.parse((tmp_path / "public" / "feeds" / "en.atom").read_bytes())
+    assert not feed.bozo
+    assert [e.title for e in feed.entries] == ["Odd", "Plain"]
+    assert feed.entries[0].summary == "A \ufffd and a \ufffd here."
+
+
 def test_changing_excerpt_words_re_derives_summaries(tmp_path: Path) -> None:
     config = write_config(tmp_path, excerpt_words=3)
     add(tmp_path, "a.md", md("A", "2024-01-01"))

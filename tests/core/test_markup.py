@@ -34,3 +34,10 @@ def test_rendering_does_not_leak_the_returned_string() -> None:
     for _ in range(3000):
         render_raw(BODY)
     assert _rss_mb() - before < 5
+
+
+@pytest.mark.parametrize("reference", ["&#xFFFE;", "&#xFFFF;", "&#65534;"])
+def test_noncharacter_references_render_as_the_replacement_character(reference: str) -> None:
+    # cmark writes U+FFFE and U+FFFF as the bytes 0xFE and 0xFF, which are not UTF-8:
+    # decoding them strictly raised, and one such statement stopped the whole build.
+    assert render_raw(f"a {reference} b") == "<p>a \ufffd b</p>\n"

@@ -133,11 +133,15 @@ def render_raw(markdown: str) -> str:
     the string cmark returns: ~3 KB lost per call, so a daemon's memory grew with
     every build (bench/README.md, daemon churn). cmark allocates it with the C
     library's malloc, so the C library's free releases it.
+
+    cmark writes the noncharacters U+FFFE and U+FFFF (``&#xFFFE;`` in a statement) as
+    the single bytes 0xFE and 0xFF, which are not UTF-8: they are read as U+FFFD, the
+    replacement character, instead of failing the statement (or the build).
     """
     encoded = markdown.encode("utf-8")
     raw = _CMARK.cmark_markdown_to_html(encoded, len(encoded), _RENDER_OPTIONS)
     try:
-        return str(_FFI.string(raw).decode("utf-8"))
+        return str(_FFI.string(raw).decode("utf-8", "replace"))
     finally:
         _free(int(_FFI.cast("uintptr_t", raw)))
 
