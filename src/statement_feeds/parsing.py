@@ -31,7 +31,7 @@ from urllib.parse import urljoin
 
 from .adapters.files import Listed, SourceFile, read_source
 from .core.feeds import resolve_urls
-from .core.markup import render_html, render_raw, sanitize
+from .core.markup import render_html, render_raw, sanitize_rendered
 from .core.problems import Problem
 from .core.statements import SiteDefaults, Statement, content_digest, parse_statement
 from .workers import process_map
@@ -95,7 +95,7 @@ def content_html(url: str, body: str, raw: str | None = None) -> str:
 
     ``raw``: the body's CommonMark rendering, when the caller has it already.
     """
-    html = sanitize(raw) if raw is not None else render_html(body)
+    html = sanitize_rendered(body, raw) if raw is not None else render_html(body)
     return resolve_urls(html, partial(urljoin, url))
 
 

@@ -2,8 +2,8 @@
 
 CommonMark is rendered by cmark-gfm (C, via ``cmarkgfm``) because it is about 30x
 faster than a pure-Python renderer, and rendering dominates a cold build
-(see ``bench/``). Raw HTML is allowed through the renderer and then sanitised by
-nh3 (ammonia): no script, no event handlers, no ``javascript:`` URLs.
+(see ``bench/``). Raw HTML is allowed through the renderer and then sanitised
+(``sanitizing``): no script, no event handlers, no ``javascript:`` URLs.
 """
 
 from __future__ import annotations
@@ -13,11 +13,19 @@ import html as html_module
 import re
 from collections.abc import Callable
 
-import nh3
 from cmarkgfm import _cmark
 from cmarkgfm.cmark import Options
 
-__all__ = ["html_paragraphs", "plain_paragraphs", "render_html", "render_raw", "sanitize"]
+from .sanitizing import sanitize, sanitize_rendered
+
+__all__ = [
+    "html_paragraphs",
+    "plain_paragraphs",
+    "render_html",
+    "render_raw",
+    "sanitize",
+    "sanitize_rendered",
+]
 
 _CMARK = _cmark.lib
 _FFI = _cmark.ffi
@@ -27,16 +35,11 @@ _free.restype = None
 
 # No "smart punctuation": the texts are published exactly as written.
 _RENDER_OPTIONS = Options.CMARK_OPT_UNSAFE
-# nh3's defaults drop scripts, styles and event handler attributes; links may only
-# use these schemes (its default list also allows ftp, tel, ssh, magnet and more).
-_URL_SCHEMES = {"http", "https", "mailto"}
-# Built once: ``nh3.clean(html, url_schemes=...)`` would configure a new cleaner per call.
-_CLEANER = nh3.Cleaner(url_schemes=_URL_SCHEMES)
 
 
 def render_html(markdown: str) -> str:
     """Render CommonMark ``markdown`` to sanitised HTML."""
-    return sanitize(render_raw(markdown))
+    return sanitize_rendered(markdown, render_raw(markdown))
 
 
 _BLOCKS = frozenset(
@@ -144,10 +147,6 @@ def render_raw(markdown: str) -> str:
         return str(_FFI.string(raw).decode("utf-8", "replace"))
     finally:
         _free(int(_FFI.cast("uintptr_t", raw)))
-
-
-def sanitize(html: str) -> str:
-    return _CLEANER.clean(html).strip()
 
 
 WordCount = Callable[[str], int]
