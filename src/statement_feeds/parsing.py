@@ -86,8 +86,8 @@ class Parsed:
 _parsed_values = attrgetter(*(f.name for f in fields(Parsed)))
 
 
-def cache_key(data: bytes, defaults_key: str, source: str) -> str:
-    return f"{content_digest(data)}|{defaults_key}|{source}"
+def cache_key(data: bytes, defaults_key: str, source: str, digest: str | None = None) -> str:
+    return f"{digest or content_digest(data)}|{defaults_key}|{source}"
 
 
 def content_html(url: str, body: str, raw: str | None = None) -> str:
@@ -253,9 +253,10 @@ def _parse_one(job: Listed | SourceFile) -> Parsed:
         file, problems = read_source(job.path, job.source)
     if file is None:
         return Parsed(job.source, None, "", None, tuple(problems), None)
-    key = cache_key(file.data, context.defaults_key, file.source)
+    digest = content_digest(file.data)  # hashed once: for the key and the statement
+    key = cache_key(file.data, context.defaults_key, file.source, digest)
     rendered = _KeepRendered()
-    result = parse_statement(file.source, file.data, context.defaults, rendered)
+    result = parse_statement(file.source, file.data, context.defaults, rendered, digest=digest)
     problems.extend(result.problems)
     statement = result.statement
     if statement is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import string
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ from statement_feeds.core.statements import (
     ParseResult,
     SiteDefaults,
     Statement,
+    content_digest,
     parse_statement,
     split_name,
 )
@@ -627,3 +629,12 @@ def test_a_pickled_statement_comes_back_equal_in_its_zone(moment: datetime) -> N
     assert back.published.utcoffset() == original.published.utcoffset()
     if isinstance(moment.tzinfo, ZoneInfo):
         assert back.published.tzinfo is moment.tzinfo  # the zone, not a fixed offset
+
+
+def test_a_digest_the_caller_has_is_used_as_given() -> None:
+    data = md("title: A", "date: 2020-08-26")
+    plain = parse_statement("a.md", data, SITE).statement
+    given_digest = parse_statement("a.md", data, SITE, digest="d" * 32).statement
+    assert plain is not None and given_digest is not None
+    assert plain.digest == content_digest(data) != given_digest.digest == "d" * 32
+    assert given_digest == replace(plain, digest="d" * 32)
