@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from statement_feeds.core.catalog import build_catalog
+from statement_feeds.core.markup import render_html
 from statement_feeds.core.problems import Problem
 from statement_feeds.core.statements import (
     KNOWN_KEYS,
@@ -563,6 +564,28 @@ def test_valid_front_matter_then_garbage_never_crashes(
     head = "---\ntitle: T\ndate: 2020-08-26\n" + "\n".join(extra)
     data = head.encode() + (b"\n---\n" if closed else b"\n") + garbage
     _check_outcome(parse_statement("fuzz.md", data, SITE))
+
+
+_REFERENCE = st.one_of(
+    st.integers(0, 0x11_0000).map(lambda cp: f"&#x{cp:X};"),
+    st.integers(0, 1_200_000).map(lambda cp: f"&#{cp};"),
+    st.sampled_from(["&#xFFFE;", "&#xFFFF;", "&#xD800;", "&#0;", "&#13;", "&nbsp;", "&amp;"]),
+)
+_BODY_PIECE = st.one_of(
+    _REFERENCE,
+    st.sampled_from(["[a](", ")", "![i](", ' "', "`", "*", "\n\n", "<b>", "</b>", "http://a.org/"]),
+    st.text(max_size=5),
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_BODY_PIECE, max_size=25).map("".join))
+def test_character_references_in_the_body_never_crash(body: str) -> None:
+    # "&#xFFFE;" once made the renderer raise and stopped a whole build.
+    result = parse_statement("fuzz.md", md("title: T", "date: 2020-08-26", body=body), SITE)
+    _check_outcome(result)
+    assert result.statement is not None
+    render_html(result.statement.body)
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
