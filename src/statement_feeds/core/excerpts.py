@@ -11,7 +11,7 @@ import functools
 import unicodedata
 from collections.abc import Callable
 
-from .markup import html_paragraphs, render_raw
+from .markup import html_words, render_raw
 
 __all__ = ["ELLIPSIS", "excerpt", "excerpt_text"]
 
@@ -27,20 +27,23 @@ def excerpt(markdown: str, max_words: int, render: Callable[[str], str] = render
     ``render`` is :func:`~.markup.render_raw` or a caller's wrapper of it that keeps
     the HTML (a build renders each body once, for the excerpt and the content).
     """
-    paragraphs = html_paragraphs(render(markdown), max_words, count=_word_count)
-    return excerpt_text(paragraphs, max_words)
-
-
-def _word_count(text: str) -> int:
-    return len(_split_words(text))
+    return _cut(html_words(render(markdown), max_words, _split_words), max_words)
 
 
 def excerpt_text(paragraphs: list[str], max_words: int) -> str:
     """Cut plain-text ``paragraphs`` after ``max_words`` words."""
+    return _cut([_split_words(paragraph) for paragraph in paragraphs], max_words)
+
+
+def _cut(paragraphs: list[list[str]], max_words: int) -> str:
+    """Join the words of ``paragraphs`` (one list per paragraph) up to ``max_words``.
+
+    Each paragraph is split once, by the caller: splitting was the largest part of
+    making an excerpt when it was done to count words and again to cut.
+    """
     kept: list[str] = []
     remaining = max_words
-    for index, paragraph in enumerate(paragraphs):
-        words = _split_words(paragraph)
+    for index, words in enumerate(paragraphs):
         if not words:
             continue
         if len(words) > remaining:
@@ -51,14 +54,10 @@ def excerpt_text(paragraphs: list[str], max_words: int) -> str:
             return "\n\n".join(kept)
         kept.append(" ".join(words))
         remaining -= len(words)
-        if remaining == 0 and _has_words(paragraphs[index + 1 :]):
+        if remaining == 0 and any(paragraphs[index + 1 :]):
             kept[-1] += " " + ELLIPSIS
             return "\n\n".join(kept)
     return "\n\n".join(kept)
-
-
-def _has_words(paragraphs: list[str]) -> bool:
-    return any(not p.isspace() and p for p in paragraphs)
 
 
 def _split_words(text: str) -> list[str]:

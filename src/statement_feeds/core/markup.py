@@ -20,6 +20,7 @@ from .sanitizing import sanitize, sanitize_rendered
 
 __all__ = [
     "html_paragraphs",
+    "html_words",
     "plain_paragraphs",
     "render_html",
     "render_raw",
@@ -60,12 +61,20 @@ def _split_count(text: str) -> int:
 
 
 class _TextCollector:
-    """Collect the visible text of rendered HTML, one string per block element."""
+    """Collect the visible text of rendered HTML, one string per block element; with a
+    ``split``, also each block's words (``split`` counts them for ``enough_words``)."""
 
-    def __init__(self, enough_words: int | None, count: Callable[[str], int]) -> None:
+    def __init__(
+        self,
+        enough_words: int | None,
+        count: Callable[[str], int],
+        split: Callable[[str], list[str]] | None = None,
+    ) -> None:
         self.blocks: list[str] = []
+        self.words: list[list[str]] = []
         self._limit = enough_words
         self._count = count
+        self._split = split
         self._words = 0
         self._current: list[str] = []
         self._skipping = 0
@@ -119,8 +128,13 @@ class _TextCollector:
     def _flush(self) -> None:
         text = " ".join(html_module.unescape("".join(self._current)).split())
         if text:
-            self.blocks.append(self._prefix + text)
-            if self._limit is not None:
+            block = self._prefix + text
+            self.blocks.append(block)
+            if self._split is not None:  # split once: the caller needs the words too
+                words = self._split(block)
+                self.words.append(words)
+                self._words += len(words)
+            elif self._limit is not None:
                 self._words += self._count(text)
             self._prefix = ""
         self._current = []
@@ -157,6 +171,17 @@ def plain_paragraphs(
 ) -> list[str]:
     """The visible text of ``markdown``, one string per paragraph, syntax removed."""
     return html_paragraphs(render_raw(markdown), enough_words, count)
+
+
+def html_words(
+    html: str, enough_words: int | None, split: Callable[[str], list[str]]
+) -> list[list[str]]:
+    """The words of each block of rendered HTML, as ``split`` splits the block's text
+    (reading stops as in :func:`html_paragraphs`, counting words by ``split``)."""
+    collector = _TextCollector(enough_words, _split_count, split)
+    collector.feed(html)
+    collector.close()
+    return collector.words
 
 
 def html_paragraphs(
