@@ -255,6 +255,7 @@ def _add_entry(
     entry.author({"name": clean(statement.author)})
     entry.summary(clean(statement.summary))
     entry.content(clean(html(statement)), type="html")
+    # Each dict's order is the attributes' order in the output.
     links = [{"rel": "alternate", "type": "text/html", "href": statement.url}]
     for version in translations.get(statement.translation_key, ()):
         if version.lang != statement.lang:
@@ -358,9 +359,10 @@ class _EntryExtension:
     def extend_atom(self, entry: Any) -> Any:
         anchor = entry.find("summary")
         for link in self.links:
-            names = ("rel", "type", "hreflang", "href", "title")
-            attributes: dict[str, str] = {k: link[k] for k in names if k in link}
-            element = etree.Element("link", attributes)
+            # Attributes in the order given (rel, type, hreflang, href, title). Made in
+            # the entry's own document: a separate Element is a document of its own,
+            # moved over when inserted.
+            element = entry.makeelement("link", link)
             if anchor is not None:
                 anchor.addprevious(element)
             else:
