@@ -62,9 +62,11 @@ def _cmark_only(html: str) -> str | None:
     ol, li, pre, code, h1-h6, hr, br, em, strong, a and img, and attributes only on
     a (href, title), img (src, alt, title), code (class) and ol (start). Tags are
     rewritten by kind, a few per statement (a pass per tag was slower than nh3);
-    every other tag is kept as it is. A raw '"' is only ever an attribute's quote
-    (cmark writes "&quot;" in text and values), so counting them proves that no
-    attribute went unseen.
+    every other tag is kept as it is, which is right only for well-nested HTML: nh3's
+    parser (like a browser's) restructures a link inside a link, which cmark-gfm
+    writes for some bracket soup (``[[]()[]]()``), so such HTML goes to nh3. A raw '"'
+    is only ever an attribute's quote (cmark writes "&quot;" in text and values), so
+    counting them proves that no attribute went unseen.
     """
     quotes = html.count('"')
     seen = 0
@@ -93,8 +95,10 @@ def _rewrite(
     attributes = 0
     for part in parts:
         end = part.find(">")
+        if end < 0 or (opener == _LINK_OPENER and "</a>" not in part):
+            return None  # no end; or the next link starts inside this one (nested links)
         tag = opener[1:] + part[:end]
-        new = rewrite(tag) if end >= 0 else None
+        new = rewrite(tag)
         if new is None:
             return None
         out += ("<", new.replace("&quot;", _QUOTE), ">", part[end + 1 :])
@@ -122,8 +126,9 @@ def _list(tag: str) -> str | None:
 
 _CODE_CLASS = re.compile(r'code class="[^"]*"')
 _LIST_START = re.compile(r'ol start="[0-9]+"')
+_LINK_OPENER = '<a href="'
 _REWRITES: tuple[tuple[str, Callable[[str], str | None]], ...] = (
-    ('<a href="', _link),
+    (_LINK_OPENER, _link),
     ('<img src="', _image),
     ('<code class="', _code),
     ('<ol start="', _list),
@@ -143,7 +148,7 @@ _SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*):")
 _LABEL = r"[a-zA-Z0-9]+(?:-[a-zA-Z0-9]+)*"
 _WEB_URL = re.compile(
     rf"https?://(?:{_LABEL}\.)*[a-zA-Z](?:-?[a-zA-Z0-9])*(?:[/?#].*)?",
-    re.DOTALL | re.IGNORECASE | re.ASCII,  # ASCII: no "ſ" or "K" (Kelvin) as a letter
+    re.IGNORECASE | re.ASCII,  # ASCII: no "ſ" or "K" (Kelvin) as a letter
 )
 
 
@@ -157,7 +162,7 @@ def _kept(escaped: str) -> bool:
         return True  # relative: a URL parser without a base refuses it, and nh3 keeps it
     name = scheme[1].lower()
     if name == "mailto":
-        return not escaped.startswith("/", 7)  # "mailto://" would need a valid host
+        return not escaped.startswith("/", 7)  # "mailto://" would need a valid host: nh3 decides
     if name in ("http", "https"):
         return _WEB_URL.fullmatch(escaped) is not None
     return False
