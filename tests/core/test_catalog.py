@@ -92,3 +92,19 @@ def test_translations_group_published_versions_in_language_order() -> None:
 def test_input_problems_are_kept_and_sorted() -> None:
     found = build_catalog([], [Problem("b.md", "bad", line=3), Problem("a.md", "bad")], NOW)
     assert [(p.source, p.line) for p in found.problems] == [("a.md", None), ("b.md", 3)]
+
+
+def test_by_language_is_newest_first_and_the_memo_changes_nothing() -> None:
+    statements = [
+        statement(f"s{n}.{lang}.md", date=f"2024-0{1 + n % 5}-0{1 + n % 3}")
+        for n in range(12)
+        for lang in ("en", "ru")
+    ]
+    first = catalog(*statements)
+    again = catalog(*statements)
+    grouped = first.by_language()  # computes the memo of what is published
+    assert grouped == {
+        lang: newest_first(s for s in statements if s.lang == lang) for lang in ("en", "ru")
+    }
+    assert first == again and hash(first) == hash(again)  # the memo is no field
+    assert first.published == again.published == list(first.statements)

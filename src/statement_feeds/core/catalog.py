@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from .problems import Problem
@@ -26,11 +26,27 @@ class Catalog:
     statements: tuple[Statement, ...]  # valid, unique ids, drafts included
     problems: tuple[Problem, ...]
     now: datetime
+    # What is published, with sort keys: computed once (planning asks for it per language
+    # and for translations, and each time converted every date: a visible part of a
+    # rebuild). A memo of the fields above, so it takes no part in equality.
+    _memo: dict[str, list[tuple[_Key, Statement]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def published(self) -> list[Statement]:
-        now = _instant(self.now)
-        return [s for s in self.statements if not s.draft and _instant(s.published) <= now]
+        return [s for _, s in self._published()]
+
+    def _published(self) -> list[tuple[_Key, Statement]]:
+        found = self._memo.get("published")
+        if found is None:
+            now = _instant(self.now)
+            found = self._memo["published"] = [
+                (key, s)
+                for s in self.statements
+                if not s.draft and (key := _instant(s.published)) <= now
+            ]
+        return found
 
     def next_embargo(self) -> datetime | None:
         """When the next embargoed statement becomes public (for the daemon's timer)."""
@@ -38,10 +54,15 @@ class Catalog:
         return min(future, default=None)
 
     def by_language(self) -> dict[str, list[Statement]]:
-        languages: dict[str, list[Statement]] = {}
-        for statement in self.published:
-            languages.setdefault(statement.lang, []).append(statement)
-        return {lang: newest_first(items) for lang, items in sorted(languages.items())}
+        """Published statements per language, newest first (as :func:`newest_first`)."""
+        languages: dict[str, list[tuple[_Key, str, Statement]]] = {}
+        for key, statement in self._published():
+            languages.setdefault(statement.lang, []).append((key, statement.id, statement))
+        # Ids are unique: the statements themselves are never compared.
+        return {
+            lang: [s for _, _, s in sorted(items, reverse=True)]
+            for lang, items in sorted(languages.items())
+        }
 
     def translations(self) -> Mapping[str, Sequence[Translation]]:
         """translation_key → published versions, in language order."""
@@ -56,7 +77,10 @@ def newest_first(statements: Iterable[Statement]) -> list[Statement]:
     return sorted(statements, key=lambda s: (_instant(s.published), s.id), reverse=True)
 
 
-def _instant(moment: datetime) -> tuple[float, datetime]:
+_Key = tuple[float, datetime]
+
+
+def _instant(moment: datetime) -> _Key:
     """A sort key for an aware datetime that compares fast.
 
     Aware datetimes with different tzinfo objects (every parsed statement has its
