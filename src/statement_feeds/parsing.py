@@ -31,8 +31,9 @@ from urllib.parse import urljoin
 
 from .adapters.files import Listed, SourceFile, read_source
 from .core.feeds import resolve_urls
-from .core.markup import render_html, render_raw, sanitize_rendered
+from .core.markup import render_html, render_raw
 from .core.problems import Problem
+from .core.sanitizing import sanitize_rendered
 from .core.statements import SiteDefaults, Statement, content_digest, parse_statement
 from .workers import process_map
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from cmarkgfm import _cmark
 from cmarkgfm.cmark import Options
 
-from .sanitizing import sanitize, sanitize_rendered
+from .sanitizing import sanitize_rendered
 
 __all__ = [
     "html_paragraphs",
@@ -24,8 +24,6 @@ __all__ = [
     "plain_paragraphs",
     "render_html",
     "render_raw",
-    "sanitize",
-    "sanitize_rendered",
 ]
 
 _CMARK = _cmark.lib
@@ -144,7 +142,7 @@ class _TextCollector:
 
 
 def render_raw(markdown: str) -> str:
-    """CommonMark to HTML, not yet sanitised: for :func:`sanitize` and excerpts.
+    """CommonMark to HTML, not yet sanitised: for :mod:`.sanitizing` and excerpts.
 
     Calls cmark directly rather than ``cmarkgfm.markdown_to_html``, which never frees
     the string cmark returns: ~3 KB lost per call, so a daemon's memory grew with

@@ -13,8 +13,8 @@ parsing, exactly the changes nh3 makes: ``rel="noopener noreferrer"`` on links,
 no ``class`` on code, void tags without ``/``, ``"`` and U+00A0 in text written
 as nh3 writes them, ``&#x27;`` in URLs as ``'``. It steps aside (returns nh3's
 result) at anything else: another tag or attribute, a URL it cannot vouch for
-(another scheme, a host the URL parser might refuse), a carriage return. The tests
-compare both on generated Markdown (``tests/core/test_sanitizing.py``).
+(another scheme, a host the URL parser might refuse), a link inside a link, a carriage
+return. The tests compare both on generated Markdown (``tests/core/test_sanitizing.py``).
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ def _rewrite(
     html: str, opener: str, rewrite: Callable[[str], str | None]
 ) -> tuple[str, int] | None:
     """``html`` with every tag that starts with ``opener`` rewritten, and how many
-    attributes those tags had; None if ``rewrite`` refuses one."""
+    attributes those tags had; None if ``rewrite`` refuses one, a tag has no end, or
+    a link opens inside another."""
     first, *parts = html.split(opener)
     out = [first]
     attributes = 0
