@@ -55,14 +55,10 @@ class Catalog:
 
     def by_language(self) -> dict[str, list[Statement]]:
         """Published statements per language, newest first (as :func:`newest_first`)."""
-        languages: dict[str, list[tuple[_Key, str, Statement]]] = {}
+        languages: dict[str, list[tuple[_Key, Statement]]] = {}
         for key, statement in self._published():
-            languages.setdefault(statement.lang, []).append((key, statement.id, statement))
-        # Ids are unique: the statements themselves are never compared.
-        return {
-            lang: [s for _, _, s in sorted(items, reverse=True)]
-            for lang, items in sorted(languages.items())
-        }
+            languages.setdefault(statement.lang, []).append((key, statement))
+        return {lang: _newest_first(items) for lang, items in sorted(languages.items())}
 
     def translations(self) -> Mapping[str, Sequence[Translation]]:
         """translation_key → published versions, in language order."""
@@ -73,8 +69,13 @@ class Catalog:
 
 
 def newest_first(statements: Iterable[Statement]) -> list[Statement]:
+    return _newest_first([(_instant(s.published), s) for s in statements])
+
+
+def _newest_first(keyed: list[tuple[_Key, Statement]]) -> list[Statement]:
+    """The statements of (sort key, statement) pairs, newest first."""
     # id breaks ties so that equal dates still give one order, hence identical bytes.
-    return sorted(statements, key=lambda s: (_instant(s.published), s.id), reverse=True)
+    return [s for _, s in sorted(keyed, key=lambda pair: (pair[0], pair[1].id), reverse=True)]
 
 
 _Key = tuple[float, datetime]
