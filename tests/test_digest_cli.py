@@ -341,10 +341,25 @@ def test_status_shows_editions_and_counts(site: Site) -> None:
     editions = [line for line in result.output.splitlines() if line.startswith("edition")]
     assert len(editions) == 2  # the one at T0 (nothing to send) and this one
     assert "due 2024-05-02 07:00" in editions[0]
-    assert "messages 4: sent 3, pending 0, deferred 0, failed 1" in editions[0]
+    assert "messages 4: sent 3, pending 0, sending 0, deferred 0, failed 1" in editions[0]
     assert "messages 0:" in editions[1]
     assert "ledger   sent 3, pending 0, deferred 0, failed 1" in result.output
     assert "daemon   not running" in result.output
+
+
+def test_status_shows_unknown_outcomes_on_their_own_line(site: Site) -> None:
+    site.server.rcpt_replies["ruonly@example.com"] = "451 4.3.0 try later"
+    assert site.cli("digest", "send", at=T1).exit_code == 0
+    # What a kill -9 between hand-over and reply leaves (tests/test_crash.py makes it).
+    site.ledger("UPDATE deliveries SET state = 'sending' WHERE email = ?", "ruonly@example.com")
+
+    result = site.cli("status", at=T1)
+
+    assert result.exit_code == 0, result.output
+    assert "messages 4: sent 3, pending 0, sending 1, deferred 0" in result.output
+    assert "ledger   sent 3, pending 0, deferred 0" in result.output
+    [line] = [line for line in result.output.splitlines() if line.startswith("sending")]
+    assert line.startswith("sending  1 handed to SMTP with no reply recorded yet")
 
 
 # --- failures: resend, bounces, server down ------------------------------------------

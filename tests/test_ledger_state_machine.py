@@ -3,7 +3,8 @@
 Invariants checked at every step and after draining at the end:
 
 - never two confirmed sends of one statement (any translation) to one subscriber;
-- never a delivery claimed for an address after it unsubscribed or bounced;
+- never a delivery claimed, or handed over to SMTP, for an address after it
+  unsubscribed or bounced (a claim made before still stops at the hand-over);
 - when the server is healthy, everything due is eventually sent (nothing lost
   to crashes, deferrals or restarts).
 """
@@ -75,7 +76,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.listed: dict[str, tuple[str, ...]] = {}
         self.blocked: set[str] = set()
         self.statements: dict[tuple[str, str], Statement] = {}
-        self.in_flight: list[Delivery] = []
+        self.claimed: list[Delivery] = []  # reserved, not handed over yet
+        self.in_flight: list[Delivery] = []  # handed over to SMTP, no reply yet
         self.confirmed: set[tuple[str, str]] = set()
 
     def tick(self, minutes: int = 30) -> None:
@@ -128,7 +130,20 @@ class LedgerMachine(RuleBasedStateMachine):
     def claim(self, limit: int) -> None:
         claimed = self.store.claim(limit, self.clock)
         self.check_not_blocked(claimed)
-        self.in_flight.extend(claimed)
+        self.claimed.extend(claimed)
+
+    @precondition(lambda self: self.claimed)
+    @rule(count=st.integers(1, 5))
+    def hand_over(self, count: int) -> None:
+        batch, self.claimed = self.claimed[:count], self.claimed[count:]
+        self.in_flight.extend(self.started(batch))
+
+    def started(self, batch: list[Delivery]) -> list[Delivery]:
+        allowed = self.store.record([], batch, self.clock)
+        for delivery, ok in zip(batch, allowed, strict=True):
+            # Refused exactly when the address was blocked since the claim.
+            assert ok == (delivery.email.lower() not in self.blocked), delivery
+        return [d for d, ok in zip(batch, allowed, strict=True) if ok]
 
     @precondition(lambda self: self.in_flight)
     @rule()
@@ -162,7 +177,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.store.close()
         self.store = SqliteStore.open(self.config.paths.state)
         self.store.recover_unknown()
-        self.in_flight = []
+        self.claimed, self.in_flight = [], []
 
     @rule(minutes=st.integers(1, 60 * 24))
     def wait(self, minutes: int) -> None:
@@ -201,12 +216,12 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def drain(self) -> None:
         """A healthy server from now on: everything not failed or cancelled gets sent."""
-        self.in_flight = []
+        self.claimed, self.in_flight = [], []
         self.store.recover_unknown()
         self.plan()  # whatever was published since the last edition
         while batch := list(self.store.claim(50, FAR_FUTURE)):
             self.check_not_blocked(batch)
-            self.confirm(batch)
+            self.confirm(self.started(batch))
         counts = self.store.counts()
         event(f"confirmed sends: {min(len(self.confirmed), 10)}+")
         event(f"cancelled: {counts.cancelled > 0}, failed: {counts.failed > 0}")

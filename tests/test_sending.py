@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from disk_helpers import fill_disk
 from smtp_server import ImplicitTlsServer, RecordingServer
 from statement_feeds.adapters.mailer import MaildirMessenger, Messenger, SmtpMessenger
 from statement_feeds.adapters.store import SqliteStore
 from statement_feeds.config import SmtpConfig
-from statement_feeds.errors import ConfigError
-from statement_feeds.ledger import Delivery, PlannedDelivery
+from statement_feeds.errors import ConfigError, StateError
+from statement_feeds.ledger import Delivery, LedgerCounts, PlannedDelivery
 from statement_feeds.sending import DeliverySummary, Progress, backoff, deliver
 
 START = datetime(2024, 5, 1, 7, 0, tzinfo=UTC)
@@ -185,10 +186,13 @@ def test_unknown_fates_after_a_crash_are_sent_again(
     store: SqliteStore, server: RecordingServer
 ) -> None:
     plan(store, [f"u{i}@example.org" for i in range(6)])
-    store.claim(4, START)  # a sender claimed four, then was killed before any reply
-    assert store.counts().sending == 4
+    # A sender claimed four, handed two of them over, then was killed before any reply.
+    claimed = store.claim(4, START)
+    assert store.record([], claimed[:2], START) == [True, True]
+    counts = store.counts()
+    assert (counts.sending, counts.pending) == (2, 4)  # claimed only: still pending
     summary = run(store, smtp(server), FakeClock())
-    assert (summary.recovered, summary.sent) == (4, 6)
+    assert (summary.recovered, summary.sent) == (2, 6)
     assert len(recipients(server)) == 6
 
 
@@ -329,3 +333,71 @@ def test_maildir_when_there_is_no_smtp_host(store: SqliteStore, tmp_path: Path) 
     summary = run(store, MaildirMessenger(tmp_path / "outbox"), FakeClock())
     assert summary.sent == 2
     assert len(list((tmp_path / "outbox" / "new").iterdir())) == 2
+
+
+def test_a_full_disk_mid_edition_stops_hand_overs_and_nothing_is_lost(
+    small_disk: Path, server: RecordingServer
+) -> None:
+    emails = [f"u{i:03}@example.org" for i in range(200)]
+    with SqliteStore.open(small_disk / "state") as store:
+        plan(store, emails)
+        # Room for a few of the ledger's commits, then "database or disk is full".
+        filler = fill_disk(small_disk, leave=40_000)
+        with pytest.raises(StateError, match="disk is full"):
+            run(store, smtp(server), FakeClock(), batch=10)
+    received = recipients(server)
+    counts = SqliteStore.open(small_disk / "state").counts()
+    assert 0 < len(received) < len(emails), "the disk must fill up mid-edition"
+    # Nothing left that could not be recorded, bar the messages in flight (3 connections).
+    assert len(received) - counts.sent <= 3
+    assert counts.sending <= 3
+
+    filler.unlink()  # space is back: the next run sends the rest
+    with SqliteStore.open(small_disk / "state") as store:
+        summary = run(store, smtp(server), FakeClock())
+        assert store.counts() == LedgerCounts(sent=len(emails))
+    assert summary.recovered == counts.sending
+    assert set(recipients(server)) == set(emails)
+    assert len(recipients(server)) - len(emails) <= 3  # at most the in-flight window again
+
+
+def test_an_unsubscribe_reaches_deliveries_already_claimed(
+    store: SqliteStore, server: RecordingServer, tmp_path: Path
+) -> None:
+    emails = [f"u{i:02}@example.org" for i in range(20)]
+    plan(store, emails)
+    web = SqliteStore.open(tmp_path / "state")  # the web side's own connection
+    leaving = emails[-1]
+
+    def click_unsubscribe(progress: Progress) -> None:
+        if progress.sent == 1:  # everything is claimed by now (one batch of 500)
+            assert web.unsubscribe(leaving, START)
+
+    summary = run(store, smtp(server), FakeClock(), concurrency=1, progress=click_unsubscribe)
+    web.close()
+    assert leaving not in recipients(server)
+    assert (summary.sent, summary.cancelled) == (19, 1)  # refused at its hand-over
+    assert store.counts() == LedgerCounts(sent=19, cancelled=1)
+
+
+def test_every_deferral_failure_and_bounce_is_logged_with_its_reply(
+    store: SqliteStore, server: RecordingServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    plan(store, ["ok@example.org", "gone@example.org", "busy@example.org", "full@example.org"])
+    server.rcpt_replies["gone@example.org"] = "550 5.1.1 no such user"
+    server.rcpt_replies["busy@example.org"] = "451 4.3.0 greylisted, try later"
+    server.rcpt_replies["full@example.org"] = "552 5.3.4 message too big"
+    caplog.set_level("INFO", logger="statement_feeds.sending")
+    run(store, smtp(server), FakeClock())
+
+    logged = {r.getMessage(): r.__dict__["fields"] for r in caplog.records}
+    bounced = logged["delivery bounced"]
+    assert (bounced["to"], bounced["code"]) == ("gone@example.org", 550)
+    assert "no such user" in bounced["reply"] and bounced["next_attempt"] == "never"
+    deferred = logged["delivery deferred"]
+    assert (deferred["to"], deferred["code"]) == ("busy@example.org", 451)
+    assert "greylisted" in deferred["reply"]
+    assert datetime.fromisoformat(deferred["next_attempt"]) > START
+    failed = logged["delivery failed"]
+    assert (failed["to"], failed["code"]) == ("full@example.org", 552)
+    assert "ok@example.org" not in caplog.text  # a success is counted, not logged

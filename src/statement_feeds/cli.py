@@ -285,14 +285,20 @@ def status(ctx: Context) -> None:
         e, c = item.edition, item.counts
         click.echo(
             f"edition  {e.id:>4} {e.frequency:<7} due {e.due_at:%Y-%m-%d %H:%M}  "
-            f"messages {e.deliveries}: sent {c.sent}, pending {c.pending + c.sending}, "
-            f"deferred {c.deferred}, failed {c.failed}, cancelled {c.cancelled}"
+            f"messages {e.deliveries}: sent {c.sent}, pending {c.pending}, "
+            f"sending {c.sending}, deferred {c.deferred}, failed {c.failed}, "
+            f"cancelled {c.cancelled}"
         )
     c = report.counts
     retry = f", next retry {report.next_retry_at:%Y-%m-%d %H:%M}Z" if report.next_retry_at else ""
     click.echo(
-        f"ledger   sent {c.sent}, pending {c.pending + c.sending}, deferred {c.deferred}, "
+        f"ledger   sent {c.sent}, pending {c.pending}, deferred {c.deferred}, "
         f"failed {c.failed}{retry}"
+    )
+    # Not "pending": these may have reached the server already (outcome unknown).
+    click.echo(
+        f"sending  {c.sending} handed to SMTP with no reply recorded yet"
+        + (" (re-sent with the same Message-ID if their sender died)" if c.sending else "")
     )
 
 

@@ -625,13 +625,16 @@ class Daemon:
             return
         try:
             when = self.runner.next_retry_at()
-        except Exception as exc:
+        except Exception as exc:  # the ledger cannot be read: try again after a pause
             event(log, logging.ERROR, "next retry lookup failed", error=repr(exc))
-            return
-        if when is not None and self._paused_until is not None:
-            # A whole run failed (SMTP refused the login, TLS missing): the deliveries it
-            # released are due at once, but retrying at once would hammer the server.
-            when = max(when, self._paused_until)
+            when = None
+            self._paused_until = self._paused_until or self.clock() + FIRST_PAUSE
+        if self._paused_until is not None:
+            # A whole run failed (SMTP refused the login, TLS missing, the ledger could
+            # not be written): run again after the pause, not sooner (that would hammer
+            # the server), and even if the ledger shows nothing due, because what a
+            # failed write left 'sending' is only recovered by the next run.
+            when = self._paused_until
         self._arm(
             "retry", when, lambda: self._spawn(self._runner_call("resume deliveries", self._resume))
         )

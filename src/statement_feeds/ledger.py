@@ -3,22 +3,28 @@
 ``adapters.store.SqliteStore`` implements it (PostgreSQL later, same SQL). The
 sending pipeline depends only on :class:`Ledger` and ``adapters.mailer.Messenger``.
 
-A delivery moves through these states (``claim`` commits *before* the message is
-handed to SMTP, ``mark_*`` commits after the reply)::
+A delivery moves through these states. ``claim`` only reserves (``claimed_by`` and
+a lease; the state does not change), ``record(start=...)`` commits ``sending`` right
+before the message is handed to SMTP, and the reply is committed within one turn of
+the sender's event loop, together with the next hand-overs::
 
-    pending ──claim──▶ sending ──250──▶ sent
-       ▲                  │ 4xx / dropped / timeout, within digest.retry_lifetime
-       │                  ▼
-       │               deferred ──claim (at next_attempt_at)──▶ sending
-       │
-       │               sending ──5xx, or a temporary failure past the lifetime──▶ failed
-       │                         (a 5xx refusing the mailbox also marks the address bounced)
+    pending ──claim──▶ (claimed) ──start──▶ sending ──250──▶ sent
+       ▲                  │                    │ 4xx / dropped / timeout, within
+       │                  │ release / stop     ▼ digest.retry_lifetime
+       │                  ▼                 deferred ──claim (at next_attempt_at)──▶ …
+       │               pending / deferred
+       │                                    sending ──5xx, or a temporary failure past
+       │                                              the lifetime──▶ failed
+       │                                              (a 5xx refusing the mailbox also
+       │                                              marks the address bounced)
        └── retry_failed ── failed   (not for bounced or unsubscribed addresses)
 
-    pending / deferred ──unsubscribe, bounce, or blocked at claim time──▶ cancelled
-    sending ──recover_unknown──▶ pending   at the start of every run: left by a crash,
-                                           so re-sent with the same Message-ID
-    sending ──release──▶ pending / deferred   a clean stop: claimed, never handed over
+    pending / deferred (claimed or not) ──unsubscribe, bounce; or blocked at claim or
+                                          at start──▶ cancelled
+    sending ──recover_unknown──▶ pending   at the start of every run of the only sender:
+                                           handed over by a sender that died before its
+                                           reply was recorded, so re-sent with the same
+                                           Message-ID. At most the messages in flight.
 """
 
 from __future__ import annotations
@@ -28,7 +34,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-__all__ = ["DELIVERY_STATES", "Delivery", "Edition", "Ledger", "LedgerCounts", "PlannedDelivery"]
+__all__ = [
+    "DELIVERY_STATES",
+    "Delivery",
+    "Edition",
+    "Ledger",
+    "LedgerCounts",
+    "Outcome",
+    "PlannedDelivery",
+]
 
 DELIVERY_STATES = ("pending", "sending", "sent", "deferred", "failed", "cancelled")
 
@@ -56,6 +70,18 @@ class Delivery:
     message_id: str
     attempts: int  # including the one being made now
     first_attempt_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of a claimed delivery, to be recorded."""
+
+    delivery: Delivery
+    state: str  # "sent" | "deferred" | "failed" | "released" (never handed over after all)
+    code: int | None = None  # the SMTP reply code, when there was a reply
+    error: str | None = None  # the reply or error text
+    next_attempt_at: datetime | None = None  # deferred: when to try again
+    bounced: bool = False  # failed: the server refused the mailbox (a hard bounce)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +118,16 @@ class Ledger(Protocol):
         """Record a whole edition in one transaction (idempotent per frequency + due_at)."""
 
     def claim(self, limit: int, now: datetime) -> Sequence[Delivery]:
-        """Move up to ``limit`` due pending/deferred deliveries to ``sending`` and commit."""
+        """Reserve up to ``limit`` due pending/deferred deliveries for this sender; commit."""
+
+    def record(
+        self, outcomes: Sequence[Outcome], start: Sequence[Delivery], now: datetime
+    ) -> list[bool]:
+        """In one transaction: store ``outcomes``, then move ``start`` to ``sending``.
+
+        Returns for each of ``start`` whether it may be handed to SMTP (False: its
+        address was unsubscribed or bounced since the claim, and it is cancelled).
+        """
 
     def mark_sent(self, deliveries: Sequence[Delivery], now: datetime) -> None: ...
 
@@ -110,10 +145,10 @@ class Ledger(Protocol):
     ) -> None: ...
 
     def release(self, deliveries: Sequence[Delivery], now: datetime) -> None:
-        """Claimed deliveries that were never handed to SMTP (a stop): undo the claim."""
+        """Claimed deliveries that were never handed to SMTP (a stop): drop the claim."""
 
     def recover_unknown(self) -> int:
-        """After a crash: deliveries left in ``sending`` go back to ``pending``."""
+        """At the start of the only sender's run: ``sending`` → ``pending``, claims dropped."""
 
     def retry_failed(self, edition_id: int | None = None) -> int:
         """``failed`` → ``pending`` (not for bounced or unsubscribed addresses)."""

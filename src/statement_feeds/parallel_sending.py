@@ -127,6 +127,7 @@ def _merge(
         summary.deferred += part.deferred
         summary.failed += part.failed
         summary.bounced += part.bounced
+        summary.cancelled += part.cancelled
         summary.stopped = summary.stopped or part.stopped
     if fatal is not None:
         raise fatal

@@ -1,16 +1,20 @@
 """The sending loop: claim due deliveries, hand them to a Messenger, record each outcome.
 
-Crash safety comes from the order of writes (see ``ledger``): ``claim`` commits
-before anything goes out, so after a kill -9 the ledger knows which messages may
-have left (``sending``) and ``recover_unknown`` queues them again with the same
-Message-ID. Successes are confirmed in batches (``mark_sent`` every 250 messages
-or half a second) because one transaction per message would cap the rate at the
-disk's fsync rate; the price is that a crash can re-send up to one batch of
-already-accepted messages, which is exactly the "outcome unknown" window.
+Crash safety comes from the order of writes (see ``ledger``): ``claim`` reserves
+deliveries; each is marked ``sending`` in a committed transaction just before it is
+handed to SMTP (which also checks that its address is still subscribed), and each
+reply is committed within one turn of the event loop (``group_commit``), before the
+worker hands over its next message. So after a kill -9 the ledger's ``sending`` rows
+are at most the messages in flight, one per connection (``smtp.concurrency``), as
+Postfix promises; ``recover_unknown`` queues them again with the same Message-ID.
+When the ledger cannot be written (disk full, I/O error), no further message is
+handed over and the run ends with :class:`StateError`.
 
 ``deliver`` must be the only sender on its ledger while it runs: it starts with
 ``recover_unknown``, which would re-queue another live sender's in-flight messages
 (unless called with ``recover=False`` by workers whose parent recovered once).
+Every deferral, failure and bounce is logged with the address, the reply and the
+next attempt.
 """
 
 from __future__ import annotations
@@ -33,8 +37,11 @@ from .errors import (
     DeliveryError,
     PermanentDeliveryError,
     RecipientRefusedError,
+    StateError,
 )
-from .ledger import Delivery, Ledger
+from .group_commit import GroupCommit
+from .ledger import Delivery, Ledger, Outcome
+from .logs import event
 
 __all__ = [
     "DeliverySummary",
@@ -70,6 +77,7 @@ class DeliverySummary:
     failed: int = 0
     bounced: int = 0
     recovered: int = 0  # deliveries a previous run left in an unknown state
+    cancelled: int = 0  # claimed, then the address unsubscribed or bounced before hand-over
     total: int = 0
     stopped: bool = False  # ``stop`` was set before everything due was sent
 
@@ -104,16 +112,15 @@ async def deliver(
     retry_lifetime: timedelta = timedelta(days=3),
     stop: asyncio.Event | None = None,
     progress: Callable[[Progress], None] | None = None,
-    flush_every: int = 250,
-    flush_interval: float = 0.5,
     recover: bool = True,
     same_refusal_limit: int | None = SAME_REFUSAL_LIMIT,
 ) -> DeliverySummary:
     """Send everything due now; return when nothing more is due or ``stop`` is set.
 
     ``sender`` is the envelope sender (bounces go there). Raises ``ConfigError`` when
-    the run cannot send at all (e.g. STARTTLS missing). Deliveries claimed but not
-    handed to the server (that error, or ``stop``) are released back to the ledger.
+    the run cannot send at all (e.g. STARTTLS missing) and ``StateError`` when the
+    ledger cannot be written; deliveries claimed but not handed to the server are
+    released back to the ledger (when it can still be written).
 
     ``recover=False`` skips ``recover_unknown``: for several senders sharing one
     ledger (worker processes), whose parent recovered once before starting them.
@@ -140,18 +147,13 @@ async def deliver(
         run.summary.recovered = ledger.recover_unknown()
     counts = ledger.counts()
     run.summary.total = counts.pending + counts.deferred
-    run.batch, run.flush_every, run.stop = batch, flush_every, stop or asyncio.Event()
-    ticker = asyncio.create_task(run.tick(flush_interval))
+    run.batch, run.stop = batch, stop or asyncio.Event()
     try:
         async with asyncio.TaskGroup() as group:
             for _ in range(max(1, concurrency)):
                 group.create_task(run.worker())
     finally:
-        ticker.cancel()
-        run.flush()
-        if run.claimed:  # stopped (or unable to send): these never left, so undo the claim
-            ledger.release(list(run.claimed), clock())
-            run.claimed.clear()
+        run.finish()
     if run.fatal is not None:
         raise run.fatal
     run.summary.stopped = run.stop.is_set() and not run.exhausted
@@ -182,11 +184,10 @@ class _Run:
         self.progress = progress
         self.summary = DeliverySummary()
         self.claimed: deque[Delivery] = deque()
-        self.unconfirmed: list[Delivery] = []
+        self.records = GroupCommit(ledger, clock)
         self.exhausted = False
-        self.fatal: ConfigError | None = None
+        self.fatal: ConfigError | StateError | None = None
         self.batch = 500
-        self.flush_every = 250
         self.stop = asyncio.Event()
         # The current streak of permanent failures sharing one reply (circuit breaker).
         self.same_refusal_limit = same_refusal_limit
@@ -196,7 +197,7 @@ class _Run:
     def _next(self) -> Delivery | None:
         # Claiming is synchronous, so two workers can never claim at once.
         if not self.claimed and not self.exhausted:
-            self.flush()  # keep the ledger's view fresh before the next transaction
+            self.records.flush()  # keep the ledger's view fresh before the next transaction
             taken = self.ledger.claim(self.batch, self.clock())
             self.claimed.extend(taken)
             self.exhausted = len(taken) < self.batch  # a short batch: nothing more is due
@@ -204,34 +205,58 @@ class _Run:
 
     async def worker(self) -> None:
         while not self.stop.is_set() and self.fatal is None:
-            delivery = self._next()
+            try:
+                delivery = self._next()
+            except StateError as exc:
+                self.fatal = self.fatal or exc
+                return
             if delivery is None:
                 return
             await self._handle(delivery)
 
-    async def tick(self, interval: float) -> None:
-        """Confirm accepted messages at least every ``interval`` even if sending stalls."""
-        while True:
-            await asyncio.sleep(interval)
-            self.flush()
-
-    def flush(self) -> None:
-        if self.unconfirmed:
-            batch, self.unconfirmed = self.unconfirmed, []
-            self.ledger.mark_sent(batch, self.clock())
+    def finish(self) -> None:
+        """At the end of the run: record what is left, release what was never handed over."""
+        self.records.flush()
+        if self.records.unrecorded:
+            log.error(
+                "%d outcomes could not be recorded: those messages will be sent again "
+                "(with the same Message-ID) when the ledger can be written",
+                self.records.unrecorded,
+            )
+        if self.records.error is not None:
+            self.fatal = self.fatal or self.records.error
+        if self.claimed:  # stopped (or unable to send): these never left, so drop the claim
+            try:
+                self.ledger.release(list(self.claimed), self.clock())
+            except StateError as exc:  # the claims lapse with their lease instead
+                self.fatal = self.fatal or exc
+            self.claimed.clear()
 
     async def _handle(self, delivery: Delivery) -> None:
         try:
             message = self.compose(delivery)
         except (KeyError, ValueError) as exc:  # e.g. a statement no longer known
-            log.error("cannot compose the digest for %s: %s", delivery.email, exc)
             self._failed(delivery, None, f"cannot compose: {exc}", bounced=False)
             return
         try:
+            may_send = await self.records.start(delivery)
+        except StateError as exc:  # nothing may leave that cannot be recorded
+            self.claimed.appendleft(delivery)
+            self.fatal = self.fatal or exc
+            return
+        if not may_send:
+            self.summary.cancelled += 1
+            event(log, logging.INFO, "delivery cancelled", to=delivery.email, reason="blocked")
+            return
+        await self._send(delivery, message)
+        self._report()
+
+    async def _send(self, delivery: Delivery, message: bytes) -> None:
+        try:
             await self.messenger.send(self.sender, delivery.email, message)
         except ConfigError as exc:
-            # Nothing was sent: back with the claimed ones, released when the run ends.
-            self.claimed.appendleft(delivery)
+            # Nothing was sent: the hand-over is undone when this turn is recorded.
+            self.records.add(Outcome(delivery, "released"))
             self.fatal = self.fatal or exc
             return
         except RecipientRefusedError as exc:
@@ -244,20 +269,25 @@ class _Run:
             self._retry_later(delivery, exc)
             self._end_streak()
         else:
-            self._sent(delivery)
+            self.records.add(Outcome(delivery, "sent"))
+            self.summary.sent += 1
             self._end_streak()
-        self._report()
-
-    def _sent(self, delivery: Delivery) -> None:
-        self.unconfirmed.append(delivery)
-        self.summary.sent += 1
-        if len(self.unconfirmed) >= self.flush_every:
-            self.flush()
 
     def _failed(self, delivery: Delivery, code: int | None, error: str, *, bounced: bool) -> None:
-        self.ledger.mark_failed(delivery, self.clock(), code, error, bounced)
+        self.records.add(Outcome(delivery, "failed", code, error, bounced=bounced))
         self.summary.failed += 1
         self.summary.bounced += bounced
+        event(
+            log,
+            logging.WARNING,
+            "delivery bounced" if bounced else "delivery failed",
+            to=delivery.email,
+            edition=delivery.edition_id,
+            code=code if code is not None else "",
+            reply=error,
+            attempts=delivery.attempts,
+            next_attempt="never",
+        )
 
     def _end_streak(self) -> None:
         self.refusal_status = None
@@ -308,8 +338,19 @@ class _Run:
             return
         # The last try is made at the deadline rather than skipped.
         next_attempt = min(now + backoff(delivery.attempts, delivery.email), deadline)
-        self.ledger.mark_deferred(delivery, now, next_attempt, exc.code, str(exc))
+        self.records.add(Outcome(delivery, "deferred", exc.code, str(exc), next_attempt))
         self.summary.deferred += 1
+        event(
+            log,
+            logging.WARNING,
+            "delivery deferred",
+            to=delivery.email,
+            edition=delivery.edition_id,
+            code=exc.code if exc.code is not None else "",
+            reply=str(exc),
+            attempts=delivery.attempts,
+            next_attempt=next_attempt.isoformat(),
+        )
 
     def _report(self) -> None:
         if self.progress is not None:

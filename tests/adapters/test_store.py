@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from statement_feeds.adapters.deliveries import CLAIM_LEASE
 from statement_feeds.adapters.migrations import MIGRATIONS, applied_versions
 from statement_feeds.adapters.store import SqliteStore, from_ts, to_ts
-from statement_feeds.ledger import Delivery, Ledger, LedgerCounts, PlannedDelivery
+from statement_feeds.ledger import Delivery, Ledger, LedgerCounts, Outcome, PlannedDelivery
 
 T0 = datetime(2024, 6, 1, 7, tzinfo=UTC)
 
@@ -110,7 +111,9 @@ def test_claim_send_and_counts(store: SqliteStore) -> None:
     assert a == Delivery(
         edition, "a@x.org", "a", "en", ("k1-en", "k2-en"), mid(edition, "a@x.org"), 1, T0
     )
-    assert store.claim(10, T0) == []  # already sending
+    assert store.claim(10, T0) == []  # already claimed
+    assert store.counts(edition) == LedgerCounts(pending=2)  # claimed, not handed over
+    assert store.record([], claimed, T0) == [True, True]  # handed over
     assert store.counts(edition) == LedgerCounts(sending=2)
     store.mark_sent(claimed, T0)
     assert store.counts() == LedgerCounts(sent=2)
@@ -124,12 +127,15 @@ def test_claim_honours_limit_and_next_attempt_at(store: SqliteStore) -> None:
     plan(store, planned("a@x.org", "k"), planned("b@x.org", "k"))
     first = store.claim(1, T0)
     assert len(first) == 1
+    store.record([], first, T0)
     later = T0 + timedelta(minutes=10)
     store.mark_deferred(first[0], T0, later, 451, "try later")
     assert store.counts() == LedgerCounts(pending=1, deferred=1)
     [second] = store.claim(5, T0)
     assert second.email != first[0].email
-    assert store.next_attempt_at() == later
+    assert store.next_attempt_at() == later  # the claimed one is not due: it is being sent
+    store.record([], [second], T0)
+    store.mark_sent([second], T0)
     assert store.claim(5, later - timedelta(seconds=1)) == []
     [retry] = store.claim(5, later)
     assert retry.attempts == 2
@@ -140,9 +146,10 @@ def test_recover_unknown_resends_with_the_same_message_id(tmp_path: Path) -> Non
     with SqliteStore.open(tmp_path) as store:
         plan(store, planned("a@x.org", "k"))
         [before] = store.claim(5, T0)
+        store.record([], [before], T0)
     # "kill -9": the reply was never recorded.
     with SqliteStore.open(tmp_path) as store:
-        assert store.claim(5, T0) == []
+        assert store.claim(5, T0) == []  # the dead sender's claim still holds its lease
         assert store.recover_unknown() == 1
         [after] = store.claim(5, T0)
         assert after.message_id == before.message_id
@@ -152,6 +159,7 @@ def test_recover_unknown_resends_with_the_same_message_id(tmp_path: Path) -> Non
 def test_permanent_failure_and_retry_failed_but_not_for_bounced(store: SqliteStore) -> None:
     edition = plan(store, planned("a@x.org", "k"), planned("b@x.org", "k"))
     claimed = {d.email: d for d in store.claim(5, T0)}
+    store.record([], list(claimed.values()), T0)
     store.mark_failed(claimed["a@x.org"], T0, 552, "mailbox full", bounced=False)
     store.mark_failed(claimed["b@x.org"], T0, 550, "no such user", bounced=True)
     assert store.is_blocked("B@x.org") and not store.is_blocked("a@x.org")
@@ -167,7 +175,7 @@ def test_unsubscribe_cancels_pending_and_overrides_later_plans(store: SqliteStor
     assert store.unsubscribe("A@X.ORG", T0)
     assert not store.unsubscribe("a@x.org", T0 + timedelta(days=1))  # already
     assert [d.email for d in store.claim(5, T0)] == ["b@x.org"]
-    assert store.counts() == LedgerCounts(sending=1, cancelled=1)
+    assert store.counts() == LedgerCounts(pending=1, cancelled=1)
 
 
 def test_claim_skips_addresses_blocked_behind_its_back(store: SqliteStore) -> None:
@@ -181,7 +189,54 @@ def test_claim_skips_addresses_blocked_behind_its_back(store: SqliteStore) -> No
     raw.commit()
     raw.close()
     assert [d.email for d in store.claim(1, T0)] == ["c@x.org"]  # limit filled past blocked
+    assert store.counts() == LedgerCounts(pending=1, cancelled=2)
+
+
+def test_an_unsubscribe_after_the_claim_stops_the_hand_over(store: SqliteStore) -> None:
+    plan(store, planned("a@x.org", "k"), planned("b@x.org", "k"), planned("c@x.org", "k"))
+    claimed = sorted(store.claim(5, T0), key=lambda d: d.email)
+    assert [d.email for d in claimed] == ["a@x.org", "b@x.org", "c@x.org"]
+    assert store.unsubscribe("a@x.org", T0)  # one-click, while the sender holds the claim
+    # Blocked behind the store's back (another process), without cancelling anything.
+    raw = sqlite3.connect(store.path)
+    raw.execute(
+        "INSERT INTO subscribers (email, joined_at, bounced_at) VALUES ('b@x.org', ?, ?)"
+        " ON CONFLICT (email) DO UPDATE SET bounced_at = excluded.bounced_at",
+        (to_ts(T0), to_ts(T0)),
+    )
+    raw.commit()
+    raw.close()
+    assert store.record([], claimed, T0) == [False, False, True]
     assert store.counts() == LedgerCounts(sending=1, cancelled=2)
+
+
+def test_a_live_claim_is_never_taken_over_but_a_lapsed_one_is(tmp_path: Path) -> None:
+    with SqliteStore.open(tmp_path) as first, SqliteStore.open(tmp_path) as second:
+        plan(first, planned("a@x.org", "k"), planned("b@x.org", "k"))
+        [mine] = first.claim(1, T0)
+        [theirs] = second.claim(5, T0)  # only the unclaimed one
+        assert mine.email != theirs.email
+        # Not its claim: the second sender can neither hand it over nor record it.
+        assert second.record([], [mine], T0) == [False]
+        second.mark_sent([mine], T0)
+        assert first.counts() == LedgerCounts(pending=2)
+        assert second.record([], [theirs], T0) == [True]
+        second.mark_sent([theirs], T0)
+        # The first sender died; once its lease lapsed the claim can be taken.
+        assert second.claim(5, T0 + CLAIM_LEASE - timedelta(seconds=1)) == []
+        [taken] = second.claim(5, T0 + CLAIM_LEASE)
+        assert taken.email == mine.email
+        assert second.record([], [taken], T0 + CLAIM_LEASE) == [True]
+
+
+def test_release_undoes_a_hand_over_that_never_reached_the_server(store: SqliteStore) -> None:
+    plan(store, planned("a@x.org", "k"))
+    [d] = store.claim(1, T0)
+    store.record([], [d], T0)
+    store.record([Outcome(d, "released")], [], T0)
+    assert store.counts() == LedgerCounts(pending=1)
+    [again] = store.claim(1, T0)
+    assert again.attempts == 1 and again.first_attempt_at == T0
 
 
 def test_stale_marks_do_not_resurrect_a_delivery(store: SqliteStore) -> None:
@@ -219,9 +274,15 @@ def test_claim_uses_the_due_index(store: SqliteStore) -> None:
 def test_release_undoes_a_claim_that_never_reached_the_server(store: SqliteStore) -> None:
     plan(store, planned("a@x.org", "k"), planned("b@x.org", "k"))
     [a] = store.claim(1, T0)
+    store.record([], [a], T0)
     later = T0 + timedelta(minutes=5)
     store.mark_deferred(a, T0, later, 451, "try later")
     claimed = store.claim(5, later)  # b for the first time, a for the second
+    # Claimed but never handed over: the attempt counts only from the hand-over on.
+    assert [(d.email, d.first_attempt_at) for d in sorted(claimed, key=lambda d: d.email)] == [
+        ("a@x.org", T0),
+        ("b@x.org", later),
+    ]
     assert sorted(d.attempts for d in claimed) == [1, 2]
     store.release(claimed, later)
     assert store.counts() == LedgerCounts(pending=1, deferred=1)

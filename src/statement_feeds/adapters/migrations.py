@@ -190,3 +190,12 @@ def _web_side(conn: sqlite3.Connection) -> None:
         )"""
     )
     conn.execute("CREATE INDEX rate_events_bucket ON rate_events (bucket, at)")
+
+
+@migration(6)
+def _claims(conn: sqlite3.Connection) -> None:
+    # Version 6 (hardening): a claim reserves a delivery for one sender (claimed_by)
+    # until claim_until, without moving it to 'sending'; 'sending' now means handed
+    # to SMTP, so after a crash only the messages in flight have an unknown fate.
+    conn.execute("ALTER TABLE deliveries ADD COLUMN claimed_by TEXT")
+    conn.execute("ALTER TABLE deliveries ADD COLUMN claim_until TEXT")

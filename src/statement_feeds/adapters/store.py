@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple, TypeVar, cast
@@ -28,8 +28,10 @@ from typing import Any, NamedTuple, TypeVar, cast
 from ..core.subscribers import SeenAddresses, Subscriber, email_key
 from ..core.web_subscribers import WEB_SOURCE, Preferences
 from ..errors import StateError
-from ..ledger import Delivery, Edition, LedgerCounts, PlannedDelivery
+from ..ledger import Edition, LedgerCounts, PlannedDelivery
+from .deliveries import DeliveryStateMachine
 from .migrations import migrate
+from .timestamps import from_ts, to_ts
 
 __all__ = ["DB_NAME", "EditionStatus", "SqliteStore", "SubscriberState", "from_ts", "to_ts"]
 
@@ -39,17 +41,6 @@ _BLOCKED = "(s.unsubscribed_at IS NOT NULL OR s.bounced_at IS NOT NULL)"
 
 MessageIdFor = Callable[[int, str], str]
 T = TypeVar("T")
-
-
-def to_ts(moment: datetime) -> str:
-    """Fixed-width UTC text: lexical order equals time order, in SQLite and PostgreSQL."""
-    if moment.tzinfo is None:
-        raise ValueError(f"naive datetime {moment!r}: the store needs aware times")
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
-def from_ts(text: str) -> datetime:
-    return datetime.fromisoformat(text.removesuffix("Z")).replace(tzinfo=UTC)
 
 
 class SubscriberState(NamedTuple):
@@ -66,7 +57,7 @@ class EditionStatus:
     counts: LedgerCounts
 
 
-class SqliteStore:
+class SqliteStore(DeliveryStateMachine):
     """The SQLite implementation of :class:`statement_feeds.ledger.Ledger`.
 
     One connection, used from one thread. Transactions are explicit
@@ -87,6 +78,7 @@ class SqliteStore:
         self._depth = 0
         self._ids_json: dict[tuple[str, ...], str] = {}
         self._seen_tables = 0
+        self._new_claimant()
 
     @classmethod
     def open(cls, state_dir: Path) -> SqliteStore:
@@ -385,128 +377,6 @@ class SqliteStore:
         ).fetchall()
         return [EditionStatus(_edition(row), self.counts(int(row[0]))) for row in rows]
 
-    # -- the delivery state machine ------------------------------------------------
-
-    def claim(self, limit: int, now: datetime) -> Sequence[Delivery]:
-        """Due pending/deferred → sending (attempts + 1), committed before returning.
-
-        Deliveries of addresses blocked since planning are cancelled on the way, and
-        the search continues, so a short batch always means "nothing more is due".
-        """
-        stamp = to_ts(now)
-        claimed: list[Delivery] = []
-        with self.transaction() as db:
-            while len(claimed) < limit:
-                rows = db.execute(
-                    "SELECT d.email_key, d.edition_id, d.email, d.name, d.lang, d.statement_ids,"
-                    " d.message_id, d.attempts, d.first_attempt_at, " + _BLOCKED + " AS blocked"
-                    " FROM deliveries d LEFT JOIN subscribers s ON s.email = d.email_key"
-                    " WHERE d.state IN ('pending', 'deferred') AND d.next_attempt_at <= ?"
-                    " ORDER BY d.next_attempt_at LIMIT ?",
-                    (stamp, limit - len(claimed)),
-                ).fetchall()
-                if not rows:
-                    break
-                claimed.extend(self._take(rows, stamp, now))
-        return claimed
-
-    def _take(self, rows: list[Any], stamp: str, now: datetime) -> list[Delivery]:
-        blocked = [(stamp, r[0], r[1]) for r in rows if r[9]]
-        sendable = [r for r in rows if not r[9]]
-        self._db.executemany(
-            "UPDATE deliveries SET state = 'cancelled', last_error = 'blocked', updated_at = ?"
-            " WHERE email_key = ? AND edition_id = ?",
-            blocked,
-        )
-        self._db.executemany(
-            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,"
-            " first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ?"
-            " WHERE email_key = ? AND edition_id = ?",
-            [(stamp, stamp, r[0], r[1]) for r in sendable],
-        )
-        return [
-            Delivery(
-                edition_id=int(r[1]),
-                email=r[2],
-                name=r[3],
-                lang=r[4],
-                statement_ids=tuple(json.loads(r[5])),
-                message_id=r[6],
-                attempts=int(r[7]) + 1,
-                first_attempt_at=from_ts(r[8]) if r[8] else now,
-            )
-            for r in sendable
-        ]
-
-    def mark_sent(self, deliveries: Sequence[Delivery], now: datetime) -> None:
-        """Confirm a batch of accepted messages in one cheap transaction."""
-        stamp = to_ts(now)
-        with self.transaction() as db:
-            db.executemany(
-                "UPDATE deliveries SET state = 'sent', last_code = NULL, last_error = NULL,"
-                " updated_at = ? WHERE email_key = ? AND edition_id = ? AND state = 'sending'",
-                [(stamp, email_key(d.email), d.edition_id) for d in deliveries],
-            )
-
-    def release(self, deliveries: Sequence[Delivery], now: datetime) -> None:
-        """Claimed but never handed to the server (the run stopped): undo the claim.
-
-        Back to ``pending`` (or ``deferred`` if tried before) with the attempt not
-        counted, so a clean stop leaves nothing looking like an unknown outcome.
-        """
-        stamp = to_ts(now)
-        with self.transaction() as db:
-            db.executemany(
-                "UPDATE deliveries SET"
-                " state = CASE WHEN attempts > 1 THEN 'deferred' ELSE 'pending' END,"
-                " first_attempt_at = CASE WHEN attempts > 1 THEN first_attempt_at END,"
-                " attempts = attempts - 1, updated_at = ?"
-                " WHERE email_key = ? AND edition_id = ? AND state = 'sending'",
-                [(stamp, email_key(d.email), d.edition_id) for d in deliveries],
-            )
-
-    def mark_deferred(
-        self,
-        delivery: Delivery,
-        now: datetime,
-        next_attempt_at: datetime,
-        code: int | None,
-        error: str,
-    ) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE deliveries SET state = 'deferred', next_attempt_at = ?, last_code = ?,"
-                " last_error = ?, updated_at = ?"
-                " WHERE email_key = ? AND edition_id = ? AND state = 'sending'",
-                (
-                    to_ts(next_attempt_at),
-                    code,
-                    error,
-                    to_ts(now),
-                    email_key(delivery.email),
-                    delivery.edition_id,
-                ),
-            )
-
-    def mark_failed(
-        self, delivery: Delivery, now: datetime, code: int | None, error: str, bounced: bool
-    ) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE deliveries SET state = 'failed', last_code = ?, last_error = ?,"
-                " updated_at = ? WHERE email_key = ? AND edition_id = ? AND state = 'sending'",
-                (code, error, to_ts(now), email_key(delivery.email), delivery.edition_id),
-            )
-            if bounced:
-                self.mark_bounced(delivery.email, now, f"{code or ''} {error}".strip())
-
-    def recover_unknown(self) -> int:
-        """After a crash: ``sending`` → ``pending``; they go out again with the same Message-ID."""
-        with self.transaction() as db:
-            return db.execute(
-                "UPDATE deliveries SET state = 'pending' WHERE state = 'sending'"
-            ).rowcount
-
     def retry_failed(self, edition_id: int | None = None, now: datetime | None = None) -> int:
         """``failed`` → ``pending``, due at once, except for bounced or unsubscribed addresses.
 
@@ -523,22 +393,6 @@ class SqliteStore:
                 " WHERE s.email = deliveries.email_key AND " + _BLOCKED + ")",
                 (stamp, edition_id, edition_id),
             ).rowcount
-
-    def counts(self, edition_id: int | None = None) -> LedgerCounts:
-        if edition_id is None:
-            rows = self._db.execute("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
-        else:
-            rows = self._db.execute(
-                "SELECT state, COUNT(*) FROM deliveries WHERE edition_id = ? GROUP BY state",
-                (edition_id,),
-            )
-        return LedgerCounts(**{state: int(n) for state, n in rows})
-
-    def next_attempt_at(self) -> datetime | None:
-        row = self._db.execute(
-            "SELECT MIN(next_attempt_at) FROM deliveries WHERE state IN ('pending', 'deferred')"
-        ).fetchone()
-        return None if row[0] is None else from_ts(row[0])
 
     # -- web side (issue 5): sign-ups, web subscribers, preferences, rate limits ----
 
