@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 
 import pytest
 
@@ -39,3 +41,22 @@ def test_big_batches_run_in_workers_and_keep_their_order() -> None:
 def test_a_failing_job_raises_in_the_caller() -> None:
     with pytest.raises(ValueError, match="job 37"):
         list(process_map(boom, iter(range(100)), parallel_from=10, window=20, chunksize=4))
+
+
+def slow_square(n: int) -> int:
+    time.sleep(0.01)
+    return n * n
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: process_map never forks")
+def test_workers_outlive_the_thread_that_started_them() -> None:
+    # The daemon builds in threads of an executor. Workers die with their parent
+    # process, but not with the thread that started them (the kernel's PDEATHSIG
+    # would fire then): here that thread ends while the pool still has work.
+    jobs = 120  # with a thread alive, workers are spawned, from 8 x parallel_from jobs
+    results = process_map(slow_square, iter(range(jobs)), parallel_from=10, window=20, chunksize=2)
+    first: list[int] = []
+    starter = threading.Thread(target=lambda: first.append(next(results)))
+    starter.start()
+    starter.join()
+    assert first + list(results) == [n * n for n in range(jobs)]

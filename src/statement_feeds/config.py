@@ -65,10 +65,16 @@ class PathsConfig:
     outbox: Path
 
 
+DEFAULT_MAX_STATEMENT_BYTES = 2 * 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class FeedsConfig:
     max_entries: int = 50
     excerpt_words: int = 100
+    # A bigger statement file is reported and skipped: one huge file would otherwise
+    # swell the build's memory and a feed past what readers (and lxml) accept.
+    max_statement_bytes: int = DEFAULT_MAX_STATEMENT_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +154,9 @@ def _build(path: Path, raw: dict[str, Any], environ: Mapping[str, str]) -> Confi
         feeds=FeedsConfig(
             max_entries=reader.integer("feeds", "max_entries", 50, minimum=1),
             excerpt_words=reader.integer("feeds", "excerpt_words", 100, minimum=1),
+            max_statement_bytes=reader.integer(
+                "feeds", "max_statement_bytes", DEFAULT_MAX_STATEMENT_BYTES, minimum=1
+            ),
         ),
         digest=_digest(reader, site),
         smtp=_smtp(reader, environ),

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .adapters.mailer import make_messenger
+from .adapters.processes import die_with_parent
 from .clock import system_clock
 from .config import Config
 from .errors import ConfigError
@@ -140,20 +141,6 @@ def _merge(
     return summary
 
 
-def _die_with_parent(parent: int) -> None:
-    """Linux: SIGKILL this process when its parent dies, so no sender outlives a kill -9."""
-    import ctypes
-    import signal
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the parent-pid check below still runs
-        pass
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-
 def _send_worker(  # noqa: PLR0917 - a process entry point, arguments from the parent
     config: Config,
     index: int,
@@ -167,7 +154,7 @@ def _send_worker(  # noqa: PLR0917 - a process entry point, arguments from the p
     import dataclasses
     import signal
 
-    _die_with_parent(parent)
+    die_with_parent(parent)
     # The parent decides when to stop (SIGINT from a terminal or SIGTERM from systemd
     # reach the whole group): workers finish their in-flight messages when it says so.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -61,6 +61,7 @@ class ParseContext:
     defaults: SiteDefaults
     defaults_key: str  # names the defaults in content keys: a config change re-parses
     spool: str | None  # the build's spool folder; None: no content is rendered here
+    max_bytes: int | None = None  # feeds.max_statement_bytes: larger files are not read
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +252,7 @@ def _parse_one(job: Listed | SourceFile) -> Parsed:
     if isinstance(job, SourceFile):
         file, problems = job, []
     else:
-        file, problems = read_source(job.path, job.source)
+        file, problems = read_source(job.path, job.source, max_bytes=context.max_bytes)
     if file is None:
         return Parsed(job.source, None, "", None, tuple(problems), None)
     digest = content_digest(file.data)  # hashed once: for the key and the statement

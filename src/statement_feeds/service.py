@@ -205,6 +205,7 @@ class Publisher:
             known, hints = cache.parsed(), cache.file_hints()
         seen: dict[str, tuple[str, str]] = {}  # the hints this build leaves behind
         statements: list[Statement] = []
+        limit = self.config.feeds.max_statement_bytes  # larger files: reported, not read
 
         def unchanged(source: str, signature: str) -> bool:
             hint = hints.get(source)
@@ -223,7 +224,7 @@ class Publisher:
             # warm cache, files are read and hashed here and only what is new is sent
             # on: a verifying rescan of 10,000 known files must not start a pool.
             read = bool(known)
-            for item in iter_sources(root, problems, known=check, read=read):
+            for item in iter_sources(root, problems, known=check, read=read, max_bytes=limit):
                 if isinstance(item, Unchanged):
                     key = hints[item.source][1]
                     seen[item.source] = (item.signature, key)
@@ -239,9 +240,8 @@ class Publisher:
                 else:
                     yield item
 
-        context = ParseContext(
-            self.defaults, self._defaults_key, spool.path if spool is not None else None
-        )
+        spooled = spool.path if spool is not None else None
+        context = ParseContext(self.defaults, self._defaults_key, spooled, limit)
         # With no hints there are no renames: statements are final as parsed, and the
         # cache can take them in batches while the workers go on (a cold build stored
         # 10,000 rows after parsing, with the cores idle).

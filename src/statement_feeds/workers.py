@@ -9,6 +9,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .adapters.processes import die_with_parent, watch_parent
+
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
@@ -54,6 +56,12 @@ def process_map(
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context(method)
+    # Workers must not outlive this process (a kill -9 left them blocked on their job
+    # queue for good, holding the spool and the cache). Forked ones are all started at
+    # the first submit, here, by this (then the only) thread; spawned ones are started
+    # as jobs are submitted, by whichever thread resumes this generator: see _start_worker.
+    main = threading.current_thread() is threading.main_thread()
+    tie = (os.getpid(), method == "fork" and main)
     # Extra workers per core only when they are cheap (fork): a spawned one imports
     # everything afresh (~0.5 s of CPU, ~35 MB).
     workers = cores * (per_core if method == "fork" else 1)
@@ -61,7 +69,10 @@ def process_map(
     # earlier chunks are collected here (pool.map per window idled at every window).
     in_flight = max(window // chunksize, 2 * workers)
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=initializer, initargs=initargs
+        workers,
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(tie, initializer, initargs),
     ) as pool:
         pending: deque[Future[list[R]]] = deque()
         for chunk in _chunks(itertools.chain(first, jobs), chunksize):
@@ -80,6 +91,29 @@ def start_method() -> str:
     (~1 s, ~90 MB), worth it only for much more work.
     """
     return "fork" if threading.active_count() == 1 else "spawn"
+
+
+def _start_worker(
+    tie: tuple[int, bool],
+    initializer: Callable[..., None] | None,
+    initargs: tuple[Any, ...],
+) -> None:
+    """In every worker first: die with the parent, then the caller's initializer.
+
+    ``tie``: the parent's pid, and whether the main thread forked this worker. Then
+    the kernel kills it with the parent (PR_SET_PDEATHSIG, at once). Otherwise a
+    thread in the worker watches for the parent's death (within a quarter second):
+    PDEATHSIG fires when the *thread* that started a worker ends, and a thread that
+    spawned workers (the daemon builds in its executor's threads) may end while the
+    process and the pool live on.
+    """
+    parent, by_main_thread = tie
+    if by_main_thread:
+        die_with_parent(parent)
+    else:
+        watch_parent(parent)
+    if initializer is not None:
+        initializer(*initargs)
 
 
 def _chunks(jobs: Iterator[J], size: int) -> Iterator[list[J]]:

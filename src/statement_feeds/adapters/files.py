@@ -2,7 +2,9 @@
 
 Hidden files and folders, editor droppings and non-``.md`` files are ignored
 silently. Symlinks, FIFOs, sockets and device files are reported and skipped;
-they are never opened, so a FIFO cannot block the build.
+they are never opened, so a FIFO cannot block the build. A file larger than
+``max_bytes`` (``feeds.max_statement_bytes``) is reported and skipped without
+being read, and no file is read past that size, even one growing meanwhile.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +31,7 @@ __all__ = [
 ]
 
 _DROPPING_SUFFIXES = ("~", ".swp", ".swo", ".swx", ".tmp", ".bak", ".orig", ".part")
+_TOO_BIG_FIX = "split the statement into smaller files, or raise feeds.max_statement_bytes"
 
 
 Signature = str
@@ -85,6 +89,7 @@ def iter_sources(
     known: Callable[[str, Signature], bool] | None = None,
     *,
     read: bool = True,
+    max_bytes: int | None = None,
 ) -> Iterator[SourceFile | Unchanged | Listed]:
     """The statement files under ``root`` one at a time, in path order.
 
@@ -94,6 +99,8 @@ def iter_sources(
     file is not read and an :class:`Unchanged` is yielded instead. With
     ``read=False`` the other files are not read either but yielded as
     :class:`Listed`, for :func:`read_source` elsewhere (in worker processes).
+    A file larger than ``max_bytes`` is reported, not yielded: also an unchanged one
+    (the limit may have been lowered since it was read).
     """
     if not root.is_dir():
         problems.append(
@@ -109,35 +116,41 @@ def iter_sources(
         if not relative.endswith(suffix):
             continue
         if known is not None or not read:
-            signature = _signature(entry)
+            info = _lstat(entry)
+            if info is not None and max_bytes is not None and info.st_size > max_bytes:
+                problems.append(_too_big(relative, info.st_size, max_bytes))
+                continue
+            signature = _signature_of(info) if info is not None else ""
             if known is not None and signature and known(relative, signature):
                 yield Unchanged(relative, signature)
                 continue
             if not read:
                 yield Listed(relative, entry.path, signature)
                 continue
-        file, found = read_source(entry.path, relative)
+        file, found = read_source(entry.path, relative, max_bytes=max_bytes)
         problems.extend(found)
         if file is not None:
             yield file
 
 
-def read_source(path: str, relative: str) -> tuple[SourceFile | None, list[Problem]]:
-    """One file's bytes and signature, or the problems that kept it from being read.
+def read_source(
+    path: str, relative: str, *, max_bytes: int | None = None
+) -> tuple[SourceFile | None, list[Problem]]:
+    """One file's bytes and signature, or the problems that kept it from being read
+    (among them: larger than ``max_bytes``).
 
     ``None`` without problems: it was removed since it was listed (nothing to publish).
     """
     problems: list[Problem] = []
-    read = _read_regular(path, relative, problems)
+    read = _read_regular(path, relative, problems, max_bytes)
     return (SourceFile(relative, *read) if read is not None else None), problems
 
 
-def _signature(entry: os.DirEntry[str]) -> Signature:
+def _lstat(entry: os.DirEntry[str]) -> os.stat_result | None:
     try:
-        info = entry.stat(follow_symlinks=False)  # lstat, cached by the DirEntry
+        return entry.stat(follow_symlinks=False)  # lstat, cached by the DirEntry
     except OSError:
-        return ""
-    return _signature_of(info)
+        return None
 
 
 def _signature_of(info: os.stat_result) -> Signature:
@@ -205,10 +218,17 @@ def _not_regular(relative: str, mode: int) -> Problem:
     )
 
 
+def _too_big(relative: str, size: int, limit: int) -> Problem:
+    return Problem(
+        relative, f"is {size} bytes, more than feeds.max_statement_bytes ({limit})", _TOO_BIG_FIX
+    )
+
+
 def _read_regular(
-    path: str, relative: str, problems: list[Problem]
+    path: str, relative: str, problems: list[Problem], max_bytes: int | None
 ) -> tuple[bytes, Signature] | None:
-    """Read a regular file without following links and without blocking on a FIFO.
+    """Read a regular file without following links and without blocking on a FIFO,
+    nor past ``max_bytes``.
 
     The signature is taken before reading: a write during the read changes it, so
     the next build reads the file again.
@@ -229,20 +249,36 @@ def _read_regular(
         if not stat.S_ISREG(info.st_mode):  # replaced since it was listed
             problems.append(_not_regular(relative, info.st_mode))
             return None
-        # One read for the common case (a regular file reads in full up to its size);
-        # a file that grew meanwhile is read on to its end.
-        chunks = [os.read(fd, info.st_size + 1)]
-        while len(chunks[-1]) and sum(map(len, chunks)) > info.st_size:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks), _signature_of(info)
+        limit = sys.maxsize - 1 if max_bytes is None else max_bytes
+        if info.st_size > limit:  # grown since it was listed, or never listed
+            problems.append(_too_big(relative, info.st_size, limit))
+            return None
+        data = _read_upto(fd, info.st_size, limit + 1)
+        if len(data) > limit:
+            message = f"grew past feeds.max_statement_bytes ({limit}) while being read"
+            problems.append(Problem(relative, message, _TOO_BIG_FIX))
+            return None
+        return data, _signature_of(info)
     except OSError as exc:
         problems.append(Problem(relative, f"cannot read: {exc.strerror}", "check the file"))
         return None
     finally:
         os.close(fd)
+
+
+def _read_upto(fd: int, size: int, cap: int) -> bytes:
+    """The file's bytes, but at most ``cap`` of them.
+
+    One read for the common case (a regular file reads in full up to its ``size``,
+    as fstat gave it); a file that grew meanwhile is read on to its end or ``cap``.
+    """
+    data = os.read(fd, min(size + 1, cap))
+    chunks, total = [data], len(data)
+    while data and size < total < cap:
+        data = os.read(fd, min(65536, cap - total))
+        chunks.append(data)
+        total += len(data)
+    return b"".join(chunks)
 
 
 def _kind(mode: int) -> str:
