@@ -12,9 +12,9 @@ Tokens (all HMAC, ``core.tokens.Signer``, keys rotated via ``adapters.secrets``)
 * ``preferences``: an address, 30 days, reusable until it expires;
 * ``csrf``: the value of the visitor's CSRF cookie, 2 h (double-submit, signed).
 
-Feed data for the pages (languages, latest statements) is read from the built
-feed files, so the pages show exactly what the feeds publish and the web process
-never parses statements.
+Feed data for the pages (languages, latest statements) comes from the index each
+build writes beside its state (``adapters.front_page``): the pages show what the
+feeds publish, and the web side parses neither statements nor feed XML.
 """
 
 from __future__ import annotations
@@ -23,28 +23,26 @@ import asyncio
 import logging
 import re
 import secrets
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid, parseaddr
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import jinja2
 from babel import Locale, UnknownLocaleError
 
 from .adapters.feed_files import FeedFiles
+from .adapters.front_page import FrontPageFile
 from .adapters.mailer import Messenger, make_messenger
 from .adapters.secrets import load_keys
-from .adapters.store import SqliteStore
 from .clock import Clock
 from .config import Config
 from .core.digest import template_environment
+from .core.front_page import FrontEntry
 from .core.i18n import Messages, Translations
-from .core.metrics import render_metrics
 from .core.subscribers import email_key
 from .core.tokens import Signer
 from .core.web_forms import SubscribeForm, parse_preferences, parse_subscribe
@@ -52,19 +50,12 @@ from .core.web_subscribers import Preferences
 from .errors import DeliveryError, StatementFeedsError
 from .locales import load_translations
 from .logs import event
+from .web_status import health, metrics
+from .web_store import StoreThread
 
-__all__ = [
-    "DEFAULT_LIMITS",
-    "FeedFiles",
-    "Page",
-    "RateLimits",
-    "StoreThread",
-    "WebService",
-    "route_prefix",
-]
+__all__ = ["DEFAULT_LIMITS", "Page", "RateLimits", "WebService", "route_prefix"]
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # Long page texts: the English text is the msgid (gettext style), so a missing
 # translation still reads well.
@@ -80,8 +71,6 @@ TRY_LATER = "Please try again later."
 CONFIRM_TTL = timedelta(hours=48)
 PREFERENCES_TTL = timedelta(days=30)
 CSRF_TTL = timedelta(hours=2)
-# Archive pages are <lang>/<n>.atom; anything else under feeds/ is not served. An
-# allow-list instead of path joining: "..", "%2e%2e", NULs and backslashes cannot match.
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,41 +98,6 @@ def route_prefix(public_url: str) -> str:
     """``https://example.org/newsletter/`` → ``/newsletter`` (``""`` at the root)."""
     path = re.sub(r"^https?://[^/]+", "", public_url)
     return "/" + path.strip("/") if path.strip("/") else ""
-
-
-# -- feed files ----------------------------------------------------------------------
-
-
-class StoreThread:
-    """The state store on one dedicated thread.
-
-    SQLite calls block (a busy daemon can hold the write lock for seconds while it
-    plans an edition); running them here keeps the event loop, which the daemon
-    shares, responsive. One thread, because a sqlite3 connection belongs to the
-    thread that opened it.
-    """
-
-    def __init__(self, state_dir: Path) -> None:
-        self._state_dir = state_dir
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="statement-feeds-web-store")
-        self._store: SqliteStore | None = None
-
-    async def run(self, function: Callable[[SqliteStore], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._call, function)
-
-    def _call(self, function: Callable[[SqliteStore], T]) -> T:
-        if self._store is None:
-            self._store = SqliteStore.open(self._state_dir)
-        return function(self._store)
-
-    async def close(self) -> None:
-        def shut(_: SqliteStore | None = None) -> None:
-            if self._store is not None:
-                self._store.close()
-                self._store = None
-
-        await asyncio.get_running_loop().run_in_executor(self._pool, shut)
-        self._pool.shutdown(wait=True)
 
 
 # -- the service ---------------------------------------------------------------------------
@@ -181,6 +135,7 @@ class WebService:
         self.env = env
         self.limits = limits
         self.feeds = FeedFiles(config.paths.output / "feeds")
+        self.front = FrontPageFile(config.paths.state)
         self._mail_tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -212,8 +167,18 @@ class WebService:
         return self.clock()
 
     def languages(self) -> list[str]:
-        """Languages a visitor can pick: those with a feed, else the default language."""
-        return self.feeds.languages() or [self.config.site.default_language]
+        """Languages a visitor can pick: those the last build wrote a feed for, else the
+        default language."""
+        page = self.front.current()
+        return (page.tags if page else []) or [self.config.site.default_language]
+
+    def page_language(self, lang: str) -> str:
+        """``lang`` if the site offers it, else the default language.
+
+        The handlers already pick only offered languages (``adapters.http._lang``);
+        this keeps any other caller from putting a stray tag into a page.
+        """
+        return lang if lang in self.languages() else self.config.site.default_language
 
     def messages(self, lang: str) -> Messages:
         return self.translations.for_language(lang)
@@ -232,6 +197,7 @@ class WebService:
         return value is not None and secrets.compare_digest(value, cookie)
 
     def render(self, name: str, lang: str, status: int = 200, **context: Any) -> Page:
+        lang = self.page_language(lang)
         messages = self.messages(lang)
         site = self.config.site
         html = self.env.get_template(name).render(
@@ -267,17 +233,19 @@ class WebService:
         errors: Mapping[str, str] | None = None,
         values: Mapping[str, Any] | None = None,
     ) -> Page:
+        page = self.front.current()
+        tags = page.tags if page else []
         feeds = [
             {
                 "lang": tag,
                 "url": f"{self.config.site.feeds_url}{tag}.atom",
                 "name": _native_name(tag),
             }
-            for tag in self.feeds.languages()
+            for tag in tags
         ]
-        shown = lang if lang in self.feeds.languages() else self.config.site.default_language
-        feed = await self.feeds.get(f"{shown}.atom")
-        entries = [self._entry(e, lang) for e in (feed.entries()[:10] if feed else [])]
+        shown = lang if lang in tags else self.config.site.default_language
+        described = page.get(shown) if page else None
+        entries = [self._entry(e, lang) for e in (described.latest if described else ())]
         defaults = {"email": "", "languages": [lang], "frequency": "daily"}
         return self.render(
             "web/home.html",
@@ -292,15 +260,20 @@ class WebService:
             languages=self.languages(),
         )
 
-    def _entry(self, entry: Mapping[str, str], lang: str) -> dict[str, str]:
-        published = entry["published"]
+    def _entry(self, entry: FrontEntry, lang: str) -> dict[str, Any]:
         try:
-            moment = datetime.fromisoformat(published).astimezone(self.config.site.timezone)
+            moment = datetime.fromisoformat(entry.published).astimezone(self.config.site.timezone)
             date, iso = self.messages(lang).date(moment.date()), moment.date().isoformat()
         except ValueError:
-            date = iso = published
-        paragraphs = [p.strip() for p in re.split(r"\n\s*\n", entry["summary"]) if p.strip()]
-        return {**entry, "date": date, "iso_date": iso, "paragraphs": paragraphs}  # type: ignore[dict-item]
+            date = iso = entry.published
+        paragraphs = [p.strip() for p in re.split(r"\n\s*\n", entry.summary) if p.strip()]
+        return {
+            "title": entry.title,
+            "url": entry.url,
+            "date": date,
+            "iso_date": iso,
+            "paragraphs": paragraphs,
+        }
 
     # -- sign-up (double opt-in) -------------------------------------------------------------
 
@@ -490,53 +463,10 @@ class WebService:
     # -- health and metrics -----------------------------------------------------------------
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
-        checks: dict[str, str] = {}
-        try:
-            await self.store.run(lambda s: s.edition_count())
-            checks["store"] = "ok"
-        except (StatementFeedsError, OSError) as exc:
-            checks["store"] = f"error: {exc}"
-        except Exception as exc:  # sqlite3.Error and friends: readiness must answer, not crash
-            checks["store"] = f"error: {type(exc).__name__}"
-        built = self.feeds.last_build()
-        checks["feeds"] = "ok" if built else "no feeds built yet"
-        ready = all(v == "ok" for v in checks.values())
-        return ready, {
-            "status": "ok" if ready else "unavailable",
-            "live": True,
-            "ready": ready,
-            "checks": checks,
-            "last_build": built.isoformat() if built else None,
-        }
+        return await health(self.store, self.front, self.feeds)
 
     async def metrics(self) -> str:
-        def read(store: SqliteStore) -> tuple[Any, int, dict[str, int]]:
-            return store.counts(), store.edition_count(), store.subscriber_totals()
-
-        counts, editions, subscribers = await self.store.run(read)
-        entries: dict[str, int] = {}
-        for path in self.feeds.all_paths():
-            feed = await self.feeds.get(path)
-            if feed is not None:
-                lang = _feed_language(path)
-                entries[lang] = entries.get(lang, 0) + feed.body.count(b"<entry>")
-        built = self.feeds.last_build()
-        return render_metrics(
-            statements=entries,
-            feeds=len(self.feeds.languages()),
-            subscribers=subscribers,
-            editions=editions,
-            deliveries={
-                k: getattr(counts, k)
-                for k in ("pending", "sending", "sent", "deferred", "failed", "cancelled")
-            },
-            last_build=built,
-        )
-
-
-def _feed_language(path: str) -> str:
-    """``archive/ru/2.atom`` → ``ru``; ``en.atom`` → ``en``."""
-    return path.split("/")[1] if path.startswith("archive/") else path.removesuffix(".atom")
+        return await metrics(self.store, self.front, self.feeds)
 
 
 def _native_name(tag: str) -> str:
