@@ -8,6 +8,7 @@ daemon's loop handles them as in production.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import signal
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 import aiohttp
 
 from conftest import REPO, statement_md, write_site
+from event_log import Events, capture_events
 from smtp_server import free_port
 from statement_feeds.clock import system_clock
 from statement_feeds.config import load_config
@@ -110,3 +112,40 @@ def test_front_page_follows_every_rebuild(tmp_path: Path) -> None:
         await until(gone)
 
     run_daemon_site(tmp_path, scenario)
+
+
+def test_sighup_keeps_the_old_web_templates_when_a_new_one_is_broken(tmp_path: Path) -> None:
+    async def scenario(site: Running) -> None:
+        with capture_events() as events:
+            await _broken_then_good_template(site, events)
+
+    run_daemon_site(tmp_path, scenario)
+
+
+async def _broken_then_good_template(site: Running, events: Events) -> None:
+    home = site.root / "templates" / "web" / "home.html"
+    good = home.read_text(encoding="utf-8")
+    home.write_text(good.replace("{% block main %}", "{% block main %}{{ oops("), "utf-8")
+    os.kill(os.getpid(), signal.SIGHUP)
+
+    async def refused() -> bool:
+        return "home.html" in events.text()
+
+    await until(refused)
+    assert "reload failed" in events.text() and "templates reloaded" not in events.text()
+    status, page = await site.get()
+    assert status == 200 and "Belarus and the struggle" in page
+    # A template that compiles but fails when rendered is refused too.
+    home.write_text(good.replace("{{ site_title }}", "{{ no_such_variable }}"), "utf-8")
+    events.records.clear()
+    os.kill(os.getpid(), signal.SIGHUP)
+    await until(refused)
+    assert (await site.get())[0] == 200
+    # A good new template is taken.
+    home.write_text(good.replace("<h1>", "<h1>Renewed: "), "utf-8")
+    os.kill(os.getpid(), signal.SIGHUP)
+
+    async def renewed() -> bool:
+        return "Renewed: " in (await site.get())[1]
+
+    await until(renewed)

@@ -31,7 +31,6 @@ from email.policy import SMTP
 from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any
 
-import jinja2
 from babel import Locale, UnknownLocaleError
 
 from .adapters.feed_files import FeedFiles
@@ -40,7 +39,6 @@ from .adapters.mailer import Messenger, make_messenger
 from .adapters.secrets import load_keys
 from .clock import Clock
 from .config import Config
-from .core.digest import template_environment
 from .core.front_page import FrontEntry
 from .core.i18n import Messages, Translations
 from .core.subscribers import email_key
@@ -52,6 +50,7 @@ from .locales import load_translations
 from .logs import event
 from .web_status import health, metrics
 from .web_store import StoreThread
+from .web_templates import PageTemplates
 
 __all__ = ["DEFAULT_LIMITS", "Page", "RateLimits", "WebService", "route_prefix"]
 
@@ -123,7 +122,7 @@ class WebService:
         store: StoreThread,
         messenger: Messenger,
         translations: Translations,
-        env: jinja2.Environment,
+        pages: PageTemplates,
         limits: RateLimits = DEFAULT_LIMITS,
     ) -> None:
         self.config = config
@@ -132,7 +131,7 @@ class WebService:
         self.store = store
         self.messenger = messenger
         self.translations = translations
-        self.env = env
+        self.pages = pages
         self.limits = limits
         self.feeds = FeedFiles(config.paths.output / "feeds")
         self.front = FrontPageFile(config.paths.state)
@@ -140,19 +139,27 @@ class WebService:
 
     @classmethod
     def open(cls, config: Config, clock: Clock, limits: RateLimits = DEFAULT_LIMITS) -> WebService:
-        env = template_environment(jinja2.FileSystemLoader(str(config.paths.templates)))
-        for name in ("web/home.html", "web/notice.html", "confirm.txt"):
-            env.get_template(name)  # a missing or broken template fails at start, not per visit
+        translations = load_translations(config.site.default_language)
+        # A missing or broken template fails here, at start, not per visit.
+        pages = _load_pages(config, translations)
         return cls(
             config,
             clock,
             signer=Signer(load_keys(config.paths.state)),
             store=StoreThread(config.paths.state),
             messenger=make_messenger(config.smtp, config.paths.outbox),
-            translations=load_translations(config.site.default_language),
-            env=env,
+            translations=translations,
+            pages=pages,
             limits=limits,
         )
+
+    def check_templates(self, config: Config) -> PageTemplates:
+        """The pages' templates as ``config`` names them, checked; ConfigError if any is
+        broken (the daemon's reload: nothing switches until every part is valid)."""
+        return _load_pages(config, self.translations)
+
+    def use_templates(self, pages: PageTemplates) -> None:
+        self.pages = pages
 
     async def close(self) -> None:
         """Let queued confirmation mails finish, then release the mailer and the store."""
@@ -200,7 +207,8 @@ class WebService:
         lang = self.page_language(lang)
         messages = self.messages(lang)
         site = self.config.site
-        html = self.env.get_template(name).render(
+        html = self.pages.render(
+            name,
             lang=lang,
             _=messages.text,
             site_title=site.language_titles.get(lang) or site.title,
@@ -338,7 +346,8 @@ class WebService:
     def confirmation_email(self, address: str, lang: str, url: str) -> bytes:
         messages = self.messages(lang)
         title = self.config.site.language_titles.get(lang) or self.config.site.title
-        text = self.env.get_template("confirm.txt").render(
+        text = self.pages.render(
+            "confirm.txt",
             _=messages.text,
             lang=lang,
             site_title=title,
@@ -467,6 +476,11 @@ class WebService:
 
     async def metrics(self) -> str:
         return await metrics(self.store, self.front, self.feeds)
+
+
+def _load_pages(config: Config, translations: Translations) -> PageTemplates:
+    translate = translations.for_language(config.site.default_language).text
+    return PageTemplates.load(config.paths.templates, translate, config.path)
 
 
 def _native_name(tag: str) -> str:
