@@ -6,15 +6,21 @@ Each test reproduces one reported defect and would fail without its fix.
 
 from __future__ import annotations
 
+import base64
+import hmac
 import os
+import re
 import secrets
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
 from event_log import Events, capture_events
 from smtp_server import RecordingServer
+from statement_feeds.digests import Digests
 from statement_feeds.service import Publisher
 from test_http import START, Site, run_site, statement_md
 
@@ -144,5 +150,126 @@ def test_an_unusable_index_shows_no_statements_and_is_not_ready(
         index.unlink()
         status, _, body = await site.get("healthz")
         assert status == 503 and b'"feeds": "not built"' in body
+
+    run_site(tmp_path, smtp, scenario)
+
+
+# -- item 14: tokens in links do not reveal the address ------------------------------------
+
+
+def _b64_fragments(address: str) -> list[str]:
+    raw = address.encode()
+    return [base64.urlsafe_b64encode(raw[i:]).decode().rstrip("=")[:12] for i in range(3)]
+
+
+async def unsubscribe_token(site: Site, address: str) -> str:
+    """The token of ``address``'s List-Unsubscribe link in a real digest it was sent."""
+    digests = Digests(site.config, site.clock)
+    start = site.clock.now
+    digests.subscribers_changed()  # joins now
+    folder = site.config.paths.statements
+    day = (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    name = f"news-{secrets.token_hex(4)}"
+    for lang in ("en", "ru"):
+        (folder / f"{name}.{lang}.md").write_text(
+            statement_md(title=f"News {name} {lang}", date=day), encoding="utf-8"
+        )
+    site.clock.now = start + timedelta(hours=2)
+    outcome = await digests.send(None)  # everyone, whatever their frequency
+    assert outcome.summary is not None and outcome.summary.sent >= 1, outcome
+    mails = [m for m in site.smtp.messages if address.lower() in (r.lower() for r in m.recipients)]
+    assert mails, [m.recipients for m in site.smtp.messages]
+    header = str(mails[-1].parsed()["List-Unsubscribe"])
+    https = re.findall(r"<(https?://[^>]+)>", header)[0]
+    return unquote(https.rsplit("token=", 1)[1])
+
+
+def test_digest_unsubscribe_links_do_not_reveal_the_address(
+    tmp_path: Path, smtp: RecordingServer
+) -> None:
+    async def scenario(site: Site) -> None:
+        (site.config.paths.subscribers / "list.csv").write_text(
+            "email,name,languages,frequency\nboris@example.org,Boris,en,daily\n",
+            encoding="utf-8",
+        )
+        token = await unsubscribe_token(site, "boris@example.org")
+        mail = smtp.messages_to("boris@example.org")[-1].parsed()
+        header = str(mail["List-Unsubscribe"])
+        for fragment in _b64_fragments("boris@example.org"):
+            assert fragment not in header, (fragment, header)
+        assert "boris" not in header.lower()
+        # The link works: the page names the address (to its holder), the POST unsubscribes.
+        status, _, page = await site.get(f"unsubscribe?token={token}")
+        assert status == 200 and b"boris@example.org" in page
+        prefs = re.search(r"preferences\?token=([^\"&]+)", page.decode())
+        assert prefs and not any(f in prefs[1] for f in _b64_fragments("boris@example.org"))
+        one_click = {"List-Unsubscribe": "One-Click"}
+        status, _, _ = await site.post(f"unsubscribe?token={token}", data=one_click)
+        assert status == 200
+        with site.store() as store:
+            assert store.is_blocked("boris@example.org")
+
+    run_site(tmp_path, smtp, scenario)
+
+
+def _legacy_unsubscribe_token(site: Site, address: str) -> str:
+    """A token as digests mailed before subscriber ids carried it (the address inside)."""
+    key = (site.config.paths.state / "secret.key").read_text().strip().encode()
+    mac = hmac.new(key, b"statement-feeds/unsubscribe\x00" + address.encode(), "sha256")
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    return f"{b64(address.encode())}.{b64(mac.digest()[:16])}"
+
+
+def test_old_unsubscribe_links_keep_working_and_lead_to_opaque_links(
+    tmp_path: Path, smtp: RecordingServer
+) -> None:
+    async def scenario(site: Site) -> None:
+        old = _legacy_unsubscribe_token(site, "anna@example.org")
+        assert old.startswith("YW5uYUBleGFtcGxlLm9yZw.")
+        status, _, body = await site.get(f"unsubscribe?token={old}")
+        page = body.decode()
+        assert status == 200 and "anna@example.org" in page
+        prefs = re.search(r"preferences\?token=([^\"&]+)", page)
+        assert prefs and not any(f in prefs[1] for f in _b64_fragments("anna@example.org"))
+        status, _, body = await site.get(f"preferences?token={prefs[1]}")
+        assert status == 200 and b"anna@example.org" in body  # the new link resolves
+        one_click = {"List-Unsubscribe": "One-Click"}
+        assert (await site.post(f"unsubscribe?token={old}", data=one_click))[0] == 200
+        with site.store() as store:
+            assert store.is_blocked("anna@example.org")
+
+    run_site(tmp_path, smtp, scenario)
+
+
+def test_old_preferences_links_work_until_they_expire(
+    tmp_path: Path, smtp: RecordingServer
+) -> None:
+    async def scenario(site: Site) -> None:
+        expires = int((START + timedelta(days=30)).timestamp())
+        old = site.signer.sign("preferences", "anna@example.org", expires)  # address inside
+        status, _, body = await site.get(f"preferences?token={old}")
+        assert status == 200 and b"anna@example.org" in body
+        site.clock.now = START + timedelta(days=30, seconds=1)
+        assert (await site.get(f"preferences?token={old}"))[0] == 400
+
+    run_site(tmp_path, smtp, scenario)
+
+
+def test_a_genuine_token_for_an_id_the_store_does_not_know_does_nothing(
+    tmp_path: Path, smtp: RecordingServer
+) -> None:
+    async def scenario(site: Site) -> None:
+        token = site.signer.unsubscribe_token("never-recorded@example.org")  # valid MAC
+        one_click = {"List-Unsubscribe": "One-Click"}
+        assert (await site.get(f"unsubscribe?token={token}"))[0] == 400
+        assert (await site.post(f"unsubscribe?token={token}", data=one_click))[0] == 400
+        sid = token.partition(".")[0]
+        forged_prefs = site.signer.sign("preferences", sid, 2**40)
+        assert (await site.get(f"preferences?token={forged_prefs}"))[0] == 400
+        with site.store() as store:
+            assert not store.is_blocked("never-recorded@example.org")
 
     run_site(tmp_path, smtp, scenario)

@@ -7,9 +7,10 @@ on their own.
 
 Tokens (all HMAC, ``core.tokens.Signer``, keys rotated via ``adapters.secrets``):
 
-* unsubscribe: the digests' own token, never expiring (old digests must keep working);
+* unsubscribe: the digests' own token, a subscriber id + MAC, never expiring (old
+  digests must keep working; ``web_links`` resolves it, and the older format too);
 * ``confirm``: a random sign-up id, 48 h, single-use (the store marks it consumed);
-* ``preferences``: an address, 30 days, reusable until it expires;
+* ``preferences``: a subscriber id, 30 days, reusable until it expires;
 * ``csrf``: the value of the visitor's CSRF cookie, 2 h (double-submit, signed).
 
 Feed data for the pages (languages, latest statements) comes from the index each
@@ -37,6 +38,7 @@ from .adapters.feed_files import FeedFiles
 from .adapters.front_page import FrontPageFile
 from .adapters.mailer import Messenger, make_messenger
 from .adapters.secrets import load_keys
+from .adapters.store import SqliteStore
 from .clock import Clock
 from .config import Config
 from .core.front_page import FrontEntry
@@ -48,6 +50,7 @@ from .core.web_subscribers import Preferences
 from .errors import DeliveryError, StatementFeedsError
 from .locales import load_translations
 from .logs import event
+from .web_links import SubscriberLinks
 from .web_status import health, metrics
 from .web_store import StoreThread
 from .web_templates import PageTemplates
@@ -68,7 +71,6 @@ UNSUBSCRIBED = "You are unsubscribed and will receive no more digests."
 TRY_LATER = "Please try again later."
 
 CONFIRM_TTL = timedelta(hours=48)
-PREFERENCES_TTL = timedelta(days=30)
 CSRF_TTL = timedelta(hours=2)
 
 
@@ -135,6 +137,7 @@ class WebService:
         self.limits = limits
         self.feeds = FeedFiles(config.paths.output / "feeds")
         self.front = FrontPageFile(config.paths.state)
+        self.links = SubscriberLinks(signer, store, self.now)
         self._mail_tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -142,10 +145,12 @@ class WebService:
         translations = load_translations(config.site.default_language)
         # A missing or broken template fails here, at start, not per visit.
         pages = _load_pages(config, translations)
+        with SqliteStore.open(config.paths.state) as store:  # migrated now, not per visit
+            id_key = store.subscriber_id_key()
         return cls(
             config,
             clock,
-            signer=Signer(load_keys(config.paths.state)),
+            signer=Signer(load_keys(config.paths.state), id_key=id_key),
             store=StoreThread(config.paths.state),
             messenger=make_messenger(config.smtp, config.paths.outbox),
             translations=translations,
@@ -394,7 +399,7 @@ class WebService:
             200,
             "Subscription confirmed",
             CONFIRMED,
-            preferences_url=self.preferences_url(base_url, subscriber.email),
+            preferences_url=await self.links.preferences_url(base_url, subscriber.email),
         )
 
     def invalid_link(self, lang: str) -> Page:
@@ -402,11 +407,8 @@ class WebService:
 
     # -- unsubscribe (RFC 8058) ----------------------------------------------------------------
 
-    def unsubscribe_address(self, token: str) -> str | None:
-        return self.signer.verify_unsubscribe(token) if token else None
-
     async def unsubscribe_page(self, lang: str, token: str, base_url: str) -> Page:
-        address = self.unsubscribe_address(token)
+        address = await self.links.unsubscribe_address(token)
         if address is None:
             return self.invalid_link(lang)
         return self.render(
@@ -414,12 +416,12 @@ class WebService:
             lang,
             token=token,
             email=address,
-            preferences_url=self.preferences_url(base_url, address),
+            preferences_url=await self.links.preferences_url(base_url, address),
         )
 
     async def unsubscribe(self, lang: str, token: str) -> Page:
         """Unsubscribe now; doing it again changes nothing and answers the same."""
-        address = self.unsubscribe_address(token)
+        address = await self.links.unsubscribe_address(token)
         if address is None:
             return self.invalid_link(lang)
         now = self.now()
@@ -429,15 +431,10 @@ class WebService:
 
     # -- preferences ------------------------------------------------------------------------
 
-    def preferences_url(self, base_url: str, address: str) -> str:
-        expires = int((self.now() + PREFERENCES_TTL).timestamp())
-        token = self.signer.sign("preferences", email_key(address), expires)
-        return f"{base_url}preferences?token={token}"
-
     async def preferences_page(
         self, lang: str, token: str, csrf_cookie: str, *, saved: bool = False, status: int = 200
     ) -> Page:
-        address = self.signer.verify("preferences", token, self.now().timestamp())
+        address = await self.links.preferences_address(token)
         if address is None:
             return self.invalid_link(lang)
         prefs = await self.store.run(lambda s: s.preferences_for(address))
@@ -457,7 +454,7 @@ class WebService:
     async def save_preferences(
         self, lang: str, token: str, csrf_cookie: str, form: Mapping[str, Any]
     ) -> Page:
-        address = self.signer.verify("preferences", token, self.now().timestamp())
+        address = await self.links.preferences_address(token)
         if address is None:
             return self.invalid_link(lang)
         parsed = parse_preferences(

@@ -26,10 +26,11 @@ from types import TracebackType
 from typing import Any, NamedTuple, TypeVar, cast
 
 from ..core.subscribers import SeenAddresses, Subscriber, email_key
+from ..core.tokens import subscriber_id
 from ..core.web_subscribers import WEB_SOURCE, Preferences
 from ..errors import StateError
 from ..ledger import Delivery, Edition, LedgerCounts, PlannedDelivery
-from .migrations import migrate
+from .migrations import migrate, subscriber_id_key
 
 __all__ = ["DB_NAME", "EditionStatus", "SqliteStore", "SubscriberState", "from_ts", "to_ts"]
 
@@ -82,7 +83,8 @@ class SqliteStore:
             self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
             self._configure()
             migrate(self._db)
-        except (OSError, sqlite3.Error) as exc:
+            self._id_key = subscriber_id_key(self._db)
+        except (OSError, sqlite3.Error, ValueError) as exc:
             raise StateError(f"cannot open the state database {path}: {exc}") from exc
         self._depth = 0
         self._ids_json: dict[tuple[str, ...], str] = {}
@@ -144,12 +146,22 @@ class SqliteStore:
         """Record ``now`` as the join time of every address not seen before."""
         stamp = to_ts(now)
         with self.transaction() as db:
-            for chunk in chunks((email_key(e), stamp) for e in emails):
+            for chunk in chunks(email_key(e) for e in emails):
+                marks = ",".join("?" * len(chunk))
+                known = {
+                    row[0]
+                    for row in db.execute(
+                        f"SELECT email FROM subscribers WHERE email IN ({marks})", chunk
+                    )
+                }
+                # Only first sightings are written (and get their subscriber id).
+                new = [key for key in dict.fromkeys(chunk) if key not in known]
                 db.executemany(
                     "INSERT INTO subscribers (email, joined_at) VALUES (?, ?)"
                     " ON CONFLICT (email) DO NOTHING",
-                    chunk,
+                    [(key, stamp) for key in new],
                 )
+                self._remember_ids(new)
 
     @contextmanager
     def seen_addresses(self) -> Iterator[SeenAddresses]:
@@ -216,6 +228,32 @@ class SqliteStore:
             for email, key in self._db.execute(sql, [*emails, *keys]):
                 assigned.setdefault(email, set()).add(key)
 
+    # -- subscriber ids (the opaque ids in links; core.tokens.subscriber_id) --------
+
+    def subscriber_id_key(self) -> bytes:
+        """The key of this database's subscriber ids (made by migration 7, never rotated)."""
+        return self._id_key
+
+    def _remember_ids(self, keys: Sequence[str]) -> None:
+        """Map the ids of these email keys. Called wherever an address is first recorded,
+        in the same transaction, so that every address the store knows has its id before
+        a link carrying it can be mailed."""
+        if keys:
+            self._db.executemany(
+                "INSERT INTO subscriber_ids (id, email) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
+                [(subscriber_id(self._id_key, key), key) for key in keys],
+            )
+
+    def remember_address_id(self, email: str) -> None:
+        """Map ``email``'s subscriber id, for an address the store may not know yet."""
+        with self.transaction():
+            self._remember_ids([email_key(email)])
+
+    def address_for_id(self, sid: str) -> str | None:
+        """The email key behind a subscriber id from a link, if the store knows it."""
+        row = self._db.execute("SELECT email FROM subscriber_ids WHERE id = ?", (sid,)).fetchone()
+        return None if row is None else str(row[0])
+
     def joined_at(self, email: str) -> datetime | None:
         row = self._db.execute(
             "SELECT joined_at FROM subscribers WHERE email = ?", (email_key(email),)
@@ -240,6 +278,7 @@ class SqliteStore:
                 " RETURNING unsubscribed_at",
                 (key, stamp, stamp),
             ).fetchone()
+            self._remember_ids([key])
             self._cancel_address(key, stamp, "unsubscribed")
         return bool(row[0] == stamp)
 
@@ -254,6 +293,7 @@ class SqliteStore:
                 " bounce_reason = COALESCE(subscribers.bounce_reason, excluded.bounce_reason)",
                 (key, stamp, stamp, reason),
             )
+            self._remember_ids([key])
             self._cancel_address(key, stamp, "bounced")
 
     def clear_bounce(self, email: str) -> bool:
@@ -588,6 +628,7 @@ class SqliteStore:
                 " unsubscribed_at = NULL, bounced_at = NULL, bounce_reason = NULL",
                 (key, stamp),
             )
+            self._remember_ids([key])
             db.execute(
                 "INSERT INTO web_subscribers (email, address, languages, frequency,"
                 " confirmed_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
