@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
@@ -150,6 +150,84 @@ def test_an_unusable_index_shows_no_statements_and_is_not_ready(
         index.unlink()
         status, _, body = await site.get("healthz")
         assert status == 503 and b'"feeds": "not built"' in body
+
+    run_site(tmp_path, smtp, scenario)
+
+
+# -- item 13: the preferences page shows a CSV subscriber's real settings --------------------
+
+
+def _checked(page: str) -> tuple[list[str], str]:
+    """What a browser would submit: checked languages in page order, the checked frequency."""
+    languages = re.findall(r'name="languages" value="([^"]+)" checked', page)
+    frequency = re.findall(r'name="frequency" value="([^"]+)" checked', page)
+    assert len(frequency) == 1, page
+    return languages, frequency[0]
+
+
+def test_preferences_page_shows_a_csv_subscribers_settings_and_save_keeps_them(
+    tmp_path: Path, smtp: RecordingServer
+) -> None:
+    async def scenario(site: Site) -> None:
+        (site.config.paths.subscribers / "list.csv").write_text(
+            'email,name,languages,frequency\nBoris@example.org,Boris,"ru,en", weekly\n',
+            encoding="utf-8",
+        )
+        token = await unsubscribe_token(site, "boris@example.org")
+        _, _, page = await site.get(f"unsubscribe?token={token}")
+        link = re.search(r'href="([^"]*preferences\?token=[^"]+)"', page.decode())
+        assert link
+        path = link[1].replace("&amp;", "&").removeprefix(site.url)
+        status, _, body = await site.get(path)
+        page = body.decode()
+        assert status == 200
+        assert _checked(page) == (["ru", "en"], "weekly")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert csrf
+        languages, frequency = _checked(page)
+        form = [("token", parse_qs(urlsplit(path).query)["token"][0]), ("csrf", csrf[1])]
+        form += [("languages", lang) for lang in languages] + [("frequency", frequency)]
+        status, _, body = await site.post("preferences", data=form)
+        assert status == 200 and _checked(body.decode()) == (["ru", "en"], "weekly")
+        with site.store() as store:
+            prefs = store.preferences_for("boris@example.org")
+            assert prefs is not None and (prefs.languages, prefs.frequency) == (
+                ("ru", "en"),
+                "weekly",
+            )
+
+    run_site(tmp_path, smtp, scenario)
+
+
+def test_a_csv_subscribers_language_without_a_feed_is_shown_and_kept(
+    tmp_path: Path, smtp: RecordingServer
+) -> None:
+    async def scenario(site: Site) -> None:
+        (site.config.paths.subscribers / "list.csv").write_text(
+            "email,name,languages,frequency\nhans@example.org,Hans,de en,daily\n",
+            encoding="utf-8",
+        )
+        token = await unsubscribe_token(site, "hans@example.org")
+        _, _, page = await site.get(f"unsubscribe?token={token}")
+        link = re.search(r'href="[^"]*(preferences\?token=[^"]+)"', page.decode())
+        assert link
+        _, _, body = await site.get(link[1])
+        page = body.decode()
+        assert _checked(page) == (["de", "en"], "daily")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert csrf
+        form = [("token", parse_qs(urlsplit(link[1]).query)["token"][0]), ("csrf", csrf[1])]
+        status, _, _ = await site.post(
+            "preferences", data=[*form, ("languages", "xx"), ("frequency", "daily")]
+        )
+        assert status == 400  # not offered: refused, nothing stored
+        with site.store() as store:
+            assert store.preference_overrides() == {}
+        data = [*form, ("languages", "de"), ("languages", "ru"), ("frequency", "weekly")]
+        assert (await site.post("preferences", data=data))[0] == 200
+        with site.store() as store:
+            prefs = store.preferences_for("hans@example.org")
+            assert prefs is not None and prefs.languages == ("de", "ru")
 
     run_site(tmp_path, smtp, scenario)
 

@@ -45,12 +45,13 @@ from .core.front_page import FrontEntry
 from .core.i18n import Messages, Translations
 from .core.subscribers import email_key
 from .core.tokens import Signer
-from .core.web_forms import SubscribeForm, parse_preferences, parse_subscribe
+from .core.web_forms import SubscribeForm, language_choices, parse_preferences, parse_subscribe
 from .core.web_subscribers import Preferences
 from .errors import DeliveryError, StatementFeedsError
 from .locales import load_translations
 from .logs import event
 from .web_links import SubscriberLinks
+from .web_preferences import current_preferences
 from .web_status import health, metrics
 from .web_store import StoreThread
 from .web_templates import PageTemplates
@@ -218,7 +219,10 @@ class WebService:
             _=messages.text,
             site_title=site.language_titles.get(lang) or site.title,
             site_url=site.url,
-            language_names={tag: _native_name(tag) for tag in self.languages()},
+            # The site's languages, and any a form offers besides (a subscriber's own).
+            language_names={
+                tag: _native_name(tag) for tag in [*self.languages(), *context.get("languages", ())]
+            },
             **context,
         )
         return Page(status, html)
@@ -437,16 +441,16 @@ class WebService:
         address = await self.links.preferences_address(token)
         if address is None:
             return self.invalid_link(lang)
-        prefs = await self.store.run(lambda s: s.preferences_for(address))
+        prefs = await current_preferences(self.config, self.store, address)
         return self.render(
             "web/preferences.html",
             lang,
             status,
             token=token,
             email=address,
-            languages=self.languages(),
-            chosen=list(prefs.languages) if prefs else [self.config.site.default_language],
-            frequency=prefs.frequency if prefs else "daily",
+            languages=language_choices(self.languages(), prefs.languages),
+            chosen=list(prefs.languages),
+            frequency=prefs.frequency,
             csrf=self.csrf_field(csrf_cookie),
             saved=saved,
         )
@@ -457,8 +461,11 @@ class WebService:
         address = await self.links.preferences_address(token)
         if address is None:
             return self.invalid_link(lang)
+        current = await current_preferences(self.config, self.store, address)
         parsed = parse_preferences(
-            list(form.get("languages", [])), str(form.get("frequency", "")), self.languages()
+            list(form.get("languages", [])),
+            str(form.get("frequency", "")),
+            language_choices(self.languages(), current.languages),
         )
         if parsed is None:
             return await self.preferences_page(lang, token, csrf_cookie, status=400)
