@@ -694,8 +694,15 @@ class SqliteStore:
         A sliding window: actions older than ``window`` no longer count (and are deleted).
         """
         stamp, since = to_ts(now), to_ts(now - window)
+        kind = bucket.partition(":")[0] + ":"
         with self.transaction() as db:
-            db.execute("DELETE FROM rate_events WHERE bucket = ? AND at <= ?", (bucket, since))
+            # Every expired event of this kind of bucket, not only this bucket's: a client
+            # that never comes back must not leave its rows behind (one per request) for
+            # good. By the time index (migration 7), so only expired rows are visited.
+            db.execute(
+                "DELETE FROM rate_events WHERE at <= ? AND substr(bucket, 1, ?) = ?",
+                (since, len(kind), kind),
+            )
             used = db.execute(
                 "SELECT COUNT(*) FROM rate_events WHERE bucket = ?", (bucket,)
             ).fetchone()[0]
