@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from ..core.tokens import subscriber_id
+from .subscriber_ids import remember_ids
 
 __all__ = [
     "MIGRATIONS",
@@ -24,7 +24,6 @@ __all__ = [
     "applied_versions",
     "migrate",
     "migration",
-    "subscriber_id_key",
 ]
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -219,21 +218,9 @@ def _subscriber_ids(conn: sqlite3.Connection) -> None:
     conn.execute(
         "CREATE TABLE subscriber_ids (id TEXT PRIMARY KEY, email TEXT NOT NULL) WITHOUT ROWID"
     )
-    key = bytes.fromhex(id_key)
     rows = conn.execute("SELECT email FROM subscribers")
     while batch := rows.fetchmany(5000):
-        conn.executemany(
-            "INSERT INTO subscriber_ids (id, email) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
-            [(subscriber_id(key, email), email) for (email,) in batch],
-        )
+        remember_ids(conn, bytes.fromhex(id_key), [email for (email,) in batch])
     # Rate-limit events are pruned by age across all buckets (not only the bucket
     # being hit), so buckets of clients that never come back do not pile up.
     conn.execute("CREATE INDEX rate_events_at ON rate_events (at)")
-
-
-def subscriber_id_key(conn: sqlite3.Connection) -> bytes:
-    """The subscriber id key migration 7 made (ValueError if it is missing or damaged)."""
-    row = conn.execute("SELECT value FROM settings WHERE name = 'subscriber_id_key'").fetchone()
-    if row is None:
-        raise ValueError("the subscriber id key is missing from the settings table")
-    return bytes.fromhex(str(row[0]))

@@ -26,11 +26,11 @@ from types import TracebackType
 from typing import Any, NamedTuple, TypeVar, cast
 
 from ..core.subscribers import SeenAddresses, Subscriber, email_key
-from ..core.tokens import subscriber_id
 from ..core.web_subscribers import WEB_SOURCE, Preferences
 from ..errors import StateError
 from ..ledger import Delivery, Edition, LedgerCounts, PlannedDelivery
-from .migrations import migrate, subscriber_id_key
+from .migrations import migrate
+from .subscriber_ids import address_for_id, load_id_key, remember_ids
 
 __all__ = ["DB_NAME", "EditionStatus", "SqliteStore", "SubscriberState", "from_ts", "to_ts"]
 
@@ -83,7 +83,7 @@ class SqliteStore:
             self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
             self._configure()
             migrate(self._db)
-            self._id_key = subscriber_id_key(self._db)
+            self._id_key = load_id_key(self._db)
         except (OSError, sqlite3.Error, ValueError) as exc:
             raise StateError(f"cannot open the state database {path}: {exc}") from exc
         self._depth = 0
@@ -228,21 +228,13 @@ class SqliteStore:
             for email, key in self._db.execute(sql, [*emails, *keys]):
                 assigned.setdefault(email, set()).add(key)
 
-    # -- subscriber ids (the opaque ids in links; core.tokens.subscriber_id) --------
+    # -- subscriber ids (the opaque ids in links: adapters.subscriber_ids) ----------
 
     def subscriber_id_key(self) -> bytes:
-        """The key of this database's subscriber ids (made by migration 7, never rotated)."""
         return self._id_key
 
     def _remember_ids(self, keys: Sequence[str]) -> None:
-        """Map the ids of these email keys. Called wherever an address is first recorded,
-        in the same transaction, so that every address the store knows has its id before
-        a link carrying it can be mailed."""
-        if keys:
-            self._db.executemany(
-                "INSERT INTO subscriber_ids (id, email) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
-                [(subscriber_id(self._id_key, key), key) for key in keys],
-            )
+        remember_ids(self._db, self._id_key, keys)
 
     def remember_address_id(self, email: str) -> None:
         """Map ``email``'s subscriber id, for an address the store may not know yet."""
@@ -251,8 +243,7 @@ class SqliteStore:
 
     def address_for_id(self, sid: str) -> str | None:
         """The email key behind a subscriber id from a link, if the store knows it."""
-        row = self._db.execute("SELECT email FROM subscriber_ids WHERE id = ?", (sid,)).fetchone()
-        return None if row is None else str(row[0])
+        return address_for_id(self._db, sid)
 
     def joined_at(self, email: str) -> datetime | None:
         row = self._db.execute(
