@@ -32,7 +32,7 @@ _PURPOSE = b"statement-feeds/token\x00"  # purpose-bound expiring tokens (web si
 _MESSAGE_ID = b"statement-feeds/message-id\x00"
 _UNSUBSCRIBE = b"statement-feeds/unsubscribe\x00"  # legacy tokens: the address inside
 _UNSUBSCRIBE_ID = b"statement-feeds/unsubscribe-id\x00"
-_SUBSCRIBER_ID = b"statement-feeds/subscriber-id\x00"
+_SUBSCRIBER_ID = b"sf/subscriber-id"  # BLAKE2b personalisation: at most 16 bytes
 _MAC_BYTES = 16  # 128 bits: unguessable, and keeps links short
 
 
@@ -60,8 +60,12 @@ def subscriber_id(id_key: bytes, email: str) -> str:
     not computable from the address without ``id_key``.
     """
     key = email.strip().lower()  # core.subscribers.email_key
-    digest = hmac.new(id_key, _SUBSCRIBER_ID + key.encode("utf-8"), hashlib.sha256).digest()
-    return _b64(digest[:_MAC_BYTES])
+    # Keyed BLAKE2b is a PRF like HMAC, and several times cheaper to set up per call
+    # (the store computes one per address it records: 100,000 for a new list).
+    digest = hashlib.blake2b(
+        key.encode("utf-8"), key=id_key[:64], digest_size=_MAC_BYTES, person=_SUBSCRIBER_ID
+    ).digest()
+    return base64.urlsafe_b64encode(digest)[:22].decode("ascii")  # 16 bytes, without "=="
 
 
 class Signer:
