@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
 from statement_feeds.errors import ConfigError
 from statement_feeds.locales import load_translations
 from statement_feeds.web_templates import PAGES, PageTemplates
+from test_http import REPO
 
 TRANSLATE = load_translations("en").for_language("en").text
 
