@@ -10,7 +10,7 @@ import pytest
 from statement_feeds.errors import ConfigError
 from statement_feeds.locales import load_translations
 from statement_feeds.web_templates import PAGES, PageTemplates
-from test_http import REPO
+from test_http import REPO, write_site
 
 TRANSLATE = load_translations("en").for_language("en").text
 
@@ -83,3 +83,23 @@ def test_files_changed_after_loading_are_not_used(folder: Path) -> None:
     )
     assert "Still the old one" in html and "<!DOCTYPE html>" in html
     assert "confirm.txt" in PAGES
+
+
+def test_check_reports_a_broken_web_template_when_the_site_serves_pages(folder: Path) -> None:
+    from click.testing import CliRunner
+
+    from statement_feeds.cli import cli
+
+    (folder / "web" / "home.html").write_text("{% block main %}{{ oops(", encoding="utf-8")
+    site = folder.parent / "site"
+    config = write_site(site, {}, templates=folder)
+    runner = CliRunner()
+    served = (
+        config.read_text(encoding="utf-8")
+        + '\n[http]\nlisten = "127.0.0.1:8080"\npublic_url = "https://example.org/news/"\n'
+    )
+    result = runner.invoke(cli, ["--config", str(config), "check"])
+    assert result.exit_code == 0, result.output  # no pages served: not their business
+    config.write_text(served, encoding="utf-8")
+    result = runner.invoke(cli, ["--config", str(config), "check"])
+    assert result.exit_code == 2 and "web/home.html" in result.output

@@ -54,7 +54,7 @@ from .web_links import SubscriberLinks
 from .web_preferences import current_preferences
 from .web_status import health, metrics
 from .web_store import StoreThread
-from .web_templates import PageTemplates
+from .web_templates import PageTemplates, load_pages
 
 __all__ = ["DEFAULT_LIMITS", "Page", "RateLimits", "WebService", "route_prefix"]
 
@@ -145,7 +145,7 @@ class WebService:
     def open(cls, config: Config, clock: Clock, limits: RateLimits = DEFAULT_LIMITS) -> WebService:
         translations = load_translations(config.site.default_language)
         # A missing or broken template fails here, at start, not per visit.
-        pages = _load_pages(config, translations)
+        pages = load_pages(config, translations)
         with SqliteStore.open(config.paths.state) as store:  # migrated now, not per visit
             id_key = store.subscriber_id_key()
         return cls(
@@ -162,7 +162,7 @@ class WebService:
     def check_templates(self, config: Config) -> PageTemplates:
         """The pages' templates as ``config`` names them, checked; ConfigError if any is
         broken (the daemon's reload: nothing switches until every part is valid)."""
-        return _load_pages(config, self.translations)
+        return load_pages(config, self.translations)
 
     def use_templates(self, pages: PageTemplates) -> None:
         self.pages = pages
@@ -480,11 +480,6 @@ class WebService:
 
     async def metrics(self) -> str:
         return await metrics(self.store, self.front, self.feeds)
-
-
-def _load_pages(config: Config, translations: Translations) -> PageTemplates:
-    translate = translations.for_language(config.site.default_language).text
-    return PageTemplates.load(config.paths.templates, translate, config.path)
 
 
 def _native_name(tag: str) -> str:

@@ -16,10 +16,13 @@ from typing import Any
 
 import jinja2
 
+from .config import Config
 from .core.digest import template_environment
+from .core.i18n import Translations
 from .errors import ConfigError
+from .locales import load_translations
 
-__all__ = ["PAGES", "PageTemplates"]
+__all__ = ["PAGES", "PageTemplates", "load_pages"]
 
 PAGES = (
     "web/home.html",
@@ -60,6 +63,14 @@ class PageTemplates:
 
     def render(self, name: str, **context: Any) -> str:
         return self._templates[name].render(**context)
+
+
+def load_pages(config: Config, translations: Translations | None = None) -> PageTemplates:
+    """The pages' templates as ``config`` names them, checked (see :meth:`PageTemplates.load`)."""
+    default = config.site.default_language
+    translations = translations or load_translations(default)
+    translate = translations.for_language(default).text
+    return PageTemplates.load(config.paths.templates, translate, config.path)
 
 
 def _samples(name: str, translate: Translate) -> list[dict[str, Any]]:
