@@ -124,6 +124,10 @@ def check(ctx: Context) -> None:
         digests = Digests(config)
         digests.require_public_url()  # ConfigError: exit 2
         digests.check_templates()
+    if config.http.listen:  # the web pages' templates, as `run` would load them
+        from .web_templates import load_pages
+
+        load_pages(config)  # ConfigError naming file and line: exit 2
     click.echo(
         f"checked {report.statements} statements, {subscribers} subscribers, "
         f"{len(problems)} problems"

@@ -41,11 +41,13 @@ from .config import Config, load_config
 from .core.schedule import Action, Decision, decide
 from .errors import ConfigError, LockHeldError, StatementFeedsError
 from .logs import event
+from .reloading import reload_templates
 from .scheduling import WallClockCronTrigger, clock_offset, latest_due
 from .service import BuildReport, Publisher
 
 if TYPE_CHECKING:
     from .adapters.http import HttpHandle
+    from .web import WebService
 
 __all__ = ["Daemon", "DaemonOptions", "EditionRunner", "build_runner", "run_daemon", "sd_notify"]
 
@@ -200,6 +202,7 @@ class Daemon:
         self._rescans = 0
         self._failed_runs = 0  # consecutive runner calls that raised
         self._paused_until: datetime | None = None
+        self._http: HttpHandle | None = None  # the web side, once serving
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -227,7 +230,7 @@ class Daemon:
         await self._build({"start"})
         # Addresses first seen now join now: only what is published later is new to them.
         await self._subscribers_changed()
-        http = await self._start_http()
+        http = self._http = await self._start_http()
         self._start_scheduler()
         workers = [
             watcher,
@@ -407,7 +410,7 @@ class Daemon:
         if "config" in kinds:
             self._spawn(self._reload("config changed"))
         elif "templates" in kinds:
-            self._spawn(self._reload_runner("templates changed"))
+            self._spawn(self._reload_templates("templates changed"))
         if "subscribers" in kinds:
             event(log, logging.INFO, "subscribers changed", files=len(batch))
             self._spawn(self._subscribers_changed())
@@ -438,8 +441,7 @@ class Daemon:
                 raise StatementFeedsError(
                     "paths.state changed: the lock is held on the old folder; restart to move"
                 )
-            if self.runner is not None:
-                self.runner.reload(config)
+            reload_templates(config, self.runner, self._web())
         except StatementFeedsError as exc:
             self._config_signature = signature  # reported once, not on every rescan
             event(log, logging.ERROR, "reload failed, keeping the old config", error=str(exc))
@@ -452,11 +454,14 @@ class Daemon:
         self._mark_dirty("reload")
         event(log, logging.INFO, "config reloaded", reason=reason, config=str(self.config_path))
 
-    async def _reload_runner(self, reason: str) -> None:
-        if self.runner is None:
+    def _web(self) -> WebService | None:
+        return self._http.service if self._http is not None else None
+
+    async def _reload_templates(self, reason: str) -> None:
+        if self.runner is None and self._http is None:
             return
         try:
-            self.runner.reload(self.config)
+            reload_templates(self.config, self.runner, self._web())
         except StatementFeedsError as exc:
             event(log, logging.ERROR, "templates reload failed, keeping the old", error=str(exc))
             return

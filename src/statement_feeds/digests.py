@@ -112,7 +112,8 @@ class Digests:
             return Publisher(self.config, self.clock).load(cache)
 
     def signer(self) -> Signer:
-        return Signer(load_keys(self.config.paths.state))
+        with self.store() as store:  # ids in links are keyed by the state's own id key
+            return Signer(load_keys(self.config.paths.state), id_key=store.subscriber_id_key())
 
     def plan(self, frequency: str, due_at: datetime) -> PlanResult:
         self.require_public_url()
@@ -294,6 +295,7 @@ class Digests:
 
 
 _SAMPLE_URL = "https://example.org/newsletter/"
+_SAMPLE_KEY = b"sample-key-for-checking-templates"
 
 
 def digest_settings(config: Config) -> DigestSettings:
@@ -316,7 +318,7 @@ def _check_templates(config: Config, env: jinja2.Environment, now: datetime) -> 
         env,
         replace(settings, public_url=settings.public_url or _SAMPLE_URL),
         translations=load_translations(config.site.default_language),
-        signer=Signer([b"sample-key-for-checking-templates"]),
+        signer=Signer([_SAMPLE_KEY], id_key=_SAMPLE_KEY),
         statements={},
         date=now,
     )

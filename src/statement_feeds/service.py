@@ -23,11 +23,13 @@ from typing import TypedDict
 from . import __version__
 from .adapters.cache import BuildCache
 from .adapters.files import Listed, SourceFile, Unchanged, iter_sources
+from .adapters.front_page import write_front_page
 from .adapters.output import remove_stale, sync_folders, write_if_changed
 from .clock import Clock, system_clock
 from .config import Config
 from .core.catalog import Catalog, build_catalog
 from .core.feeds import Document, FeedSettings, plan_feeds, render_document
+from .core.front_page import describe
 from .core.problems import Problem
 from .core.statements import (
     PARSER_VERSION,
@@ -167,6 +169,8 @@ class Publisher:
             return report
         documents = plan_feeds(catalog, self.settings)
         self._publish(documents, cache, spool, report)
+        # After the feeds: the web side's index never names a feed not yet written.
+        write_front_page(self.config.paths.state, describe(documents))
         cache.store_last_build(
             {
                 "at": catalog.now.isoformat(),

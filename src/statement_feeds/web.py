@@ -7,14 +7,15 @@ on their own.
 
 Tokens (all HMAC, ``core.tokens.Signer``, keys rotated via ``adapters.secrets``):
 
-* unsubscribe: the digests' own token, never expiring (old digests must keep working);
+* unsubscribe: the digests' own token, a subscriber id + MAC, never expiring (old
+  digests must keep working; ``web_links`` resolves it, and the older format too);
 * ``confirm``: a random sign-up id, 48 h, single-use (the store marks it consumed);
-* ``preferences``: an address, 30 days, reusable until it expires;
+* ``preferences``: a subscriber id, 30 days, reusable until it expires;
 * ``csrf``: the value of the visitor's CSRF cookie, 2 h (double-submit, signed).
 
-Feed data for the pages (languages, latest statements) is read from the built
-feed files, so the pages show exactly what the feeds publish and the web process
-never parses statements.
+Feed data for the pages (languages, latest statements) comes from the index each
+build writes beside its state (``adapters.front_page``): the pages show what the
+feeds publish, and the web side parses neither statements nor feed XML.
 """
 
 from __future__ import annotations
@@ -23,48 +24,41 @@ import asyncio
 import logging
 import re
 import secrets
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid, parseaddr
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import jinja2
 from babel import Locale, UnknownLocaleError
 
 from .adapters.feed_files import FeedFiles
+from .adapters.front_page import FrontPageFile
 from .adapters.mailer import Messenger, make_messenger
 from .adapters.secrets import load_keys
 from .adapters.store import SqliteStore
 from .clock import Clock
 from .config import Config
-from .core.digest import template_environment
+from .core.front_page import FrontEntry
 from .core.i18n import Messages, Translations
-from .core.metrics import render_metrics
 from .core.subscribers import email_key
 from .core.tokens import Signer
-from .core.web_forms import SubscribeForm, parse_preferences, parse_subscribe
+from .core.web_forms import SubscribeForm, language_choices, parse_preferences, parse_subscribe
 from .core.web_subscribers import Preferences
 from .errors import DeliveryError, StatementFeedsError
 from .locales import load_translations
 from .logs import event
+from .web_links import SubscriberLinks
+from .web_preferences import current_preferences
+from .web_status import health, metrics
+from .web_store import StoreThread
+from .web_templates import PageTemplates, load_pages
 
-__all__ = [
-    "DEFAULT_LIMITS",
-    "FeedFiles",
-    "Page",
-    "RateLimits",
-    "StoreThread",
-    "WebService",
-    "route_prefix",
-]
+__all__ = ["DEFAULT_LIMITS", "Page", "RateLimits", "WebService", "route_prefix"]
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # Long page texts: the English text is the msgid (gettext style), so a missing
 # translation still reads well.
@@ -78,10 +72,7 @@ UNSUBSCRIBED = "You are unsubscribed and will receive no more digests."
 TRY_LATER = "Please try again later."
 
 CONFIRM_TTL = timedelta(hours=48)
-PREFERENCES_TTL = timedelta(days=30)
 CSRF_TTL = timedelta(hours=2)
-# Archive pages are <lang>/<n>.atom; anything else under feeds/ is not served. An
-# allow-list instead of path joining: "..", "%2e%2e", NULs and backslashes cannot match.
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,41 +102,6 @@ def route_prefix(public_url: str) -> str:
     return "/" + path.strip("/") if path.strip("/") else ""
 
 
-# -- feed files ----------------------------------------------------------------------
-
-
-class StoreThread:
-    """The state store on one dedicated thread.
-
-    SQLite calls block (a busy daemon can hold the write lock for seconds while it
-    plans an edition); running them here keeps the event loop, which the daemon
-    shares, responsive. One thread, because a sqlite3 connection belongs to the
-    thread that opened it.
-    """
-
-    def __init__(self, state_dir: Path) -> None:
-        self._state_dir = state_dir
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="statement-feeds-web-store")
-        self._store: SqliteStore | None = None
-
-    async def run(self, function: Callable[[SqliteStore], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._call, function)
-
-    def _call(self, function: Callable[[SqliteStore], T]) -> T:
-        if self._store is None:
-            self._store = SqliteStore.open(self._state_dir)
-        return function(self._store)
-
-    async def close(self) -> None:
-        def shut(_: SqliteStore | None = None) -> None:
-            if self._store is not None:
-                self._store.close()
-                self._store = None
-
-        await asyncio.get_running_loop().run_in_executor(self._pool, shut)
-        self._pool.shutdown(wait=True)
-
-
 # -- the service ---------------------------------------------------------------------------
 
 
@@ -169,7 +125,7 @@ class WebService:
         store: StoreThread,
         messenger: Messenger,
         translations: Translations,
-        env: jinja2.Environment,
+        pages: PageTemplates,
         limits: RateLimits = DEFAULT_LIMITS,
     ) -> None:
         self.config = config
@@ -178,26 +134,38 @@ class WebService:
         self.store = store
         self.messenger = messenger
         self.translations = translations
-        self.env = env
+        self.pages = pages
         self.limits = limits
         self.feeds = FeedFiles(config.paths.output / "feeds")
+        self.front = FrontPageFile(config.paths.state)
+        self.links = SubscriberLinks(signer, store, self.now)
         self._mail_tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
     def open(cls, config: Config, clock: Clock, limits: RateLimits = DEFAULT_LIMITS) -> WebService:
-        env = template_environment(jinja2.FileSystemLoader(str(config.paths.templates)))
-        for name in ("web/home.html", "web/notice.html", "confirm.txt"):
-            env.get_template(name)  # a missing or broken template fails at start, not per visit
+        translations = load_translations(config.site.default_language)
+        # A missing or broken template fails here, at start, not per visit.
+        pages = load_pages(config, translations)
+        with SqliteStore.open(config.paths.state) as store:  # migrated now, not per visit
+            id_key = store.subscriber_id_key()
         return cls(
             config,
             clock,
-            signer=Signer(load_keys(config.paths.state)),
+            signer=Signer(load_keys(config.paths.state), id_key=id_key),
             store=StoreThread(config.paths.state),
             messenger=make_messenger(config.smtp, config.paths.outbox),
-            translations=load_translations(config.site.default_language),
-            env=env,
+            translations=translations,
+            pages=pages,
             limits=limits,
         )
+
+    def check_templates(self, config: Config) -> PageTemplates:
+        """The pages' templates as ``config`` names them, checked; ConfigError if any is
+        broken (the daemon's reload: nothing switches until every part is valid)."""
+        return load_pages(config, self.translations)
+
+    def use_templates(self, pages: PageTemplates) -> None:
+        self.pages = pages
 
     async def close(self) -> None:
         """Let queued confirmation mails finish, then release the mailer and the store."""
@@ -212,8 +180,18 @@ class WebService:
         return self.clock()
 
     def languages(self) -> list[str]:
-        """Languages a visitor can pick: those with a feed, else the default language."""
-        return self.feeds.languages() or [self.config.site.default_language]
+        """Languages a visitor can pick: those the last build wrote a feed for, else the
+        default language."""
+        page = self.front.current()
+        return (page.tags if page else []) or [self.config.site.default_language]
+
+    def page_language(self, lang: str) -> str:
+        """``lang`` if the site offers it, else the default language.
+
+        The handlers already pick only offered languages (``adapters.http._lang``);
+        this keeps any other caller from putting a stray tag into a page.
+        """
+        return lang if lang in self.languages() else self.config.site.default_language
 
     def messages(self, lang: str) -> Messages:
         return self.translations.for_language(lang)
@@ -232,14 +210,19 @@ class WebService:
         return value is not None and secrets.compare_digest(value, cookie)
 
     def render(self, name: str, lang: str, status: int = 200, **context: Any) -> Page:
+        lang = self.page_language(lang)
         messages = self.messages(lang)
         site = self.config.site
-        html = self.env.get_template(name).render(
+        html = self.pages.render(
+            name,
             lang=lang,
             _=messages.text,
             site_title=site.language_titles.get(lang) or site.title,
             site_url=site.url,
-            language_names={tag: _native_name(tag) for tag in self.languages()},
+            # The site's languages, and any a form offers besides (a subscriber's own).
+            language_names={
+                tag: _native_name(tag) for tag in [*self.languages(), *context.get("languages", ())]
+            },
             **context,
         )
         return Page(status, html)
@@ -267,17 +250,19 @@ class WebService:
         errors: Mapping[str, str] | None = None,
         values: Mapping[str, Any] | None = None,
     ) -> Page:
+        page = self.front.current()
+        tags = page.tags if page else []
         feeds = [
             {
                 "lang": tag,
                 "url": f"{self.config.site.feeds_url}{tag}.atom",
                 "name": _native_name(tag),
             }
-            for tag in self.feeds.languages()
+            for tag in tags
         ]
-        shown = lang if lang in self.feeds.languages() else self.config.site.default_language
-        feed = await self.feeds.get(f"{shown}.atom")
-        entries = [self._entry(e, lang) for e in (feed.entries()[:10] if feed else [])]
+        shown = lang if lang in tags else self.config.site.default_language
+        described = page.get(shown) if page else None
+        entries = [self._entry(e, lang) for e in (described.latest if described else ())]
         defaults = {"email": "", "languages": [lang], "frequency": "daily"}
         return self.render(
             "web/home.html",
@@ -292,15 +277,20 @@ class WebService:
             languages=self.languages(),
         )
 
-    def _entry(self, entry: Mapping[str, str], lang: str) -> dict[str, str]:
-        published = entry["published"]
+    def _entry(self, entry: FrontEntry, lang: str) -> dict[str, Any]:
         try:
-            moment = datetime.fromisoformat(published).astimezone(self.config.site.timezone)
+            moment = datetime.fromisoformat(entry.published).astimezone(self.config.site.timezone)
             date, iso = self.messages(lang).date(moment.date()), moment.date().isoformat()
         except ValueError:
-            date = iso = published
-        paragraphs = [p.strip() for p in re.split(r"\n\s*\n", entry["summary"]) if p.strip()]
-        return {**entry, "date": date, "iso_date": iso, "paragraphs": paragraphs}  # type: ignore[dict-item]
+            date = iso = entry.published
+        paragraphs = [p.strip() for p in re.split(r"\n\s*\n", entry.summary) if p.strip()]
+        return {
+            "title": entry.title,
+            "url": entry.url,
+            "date": date,
+            "iso_date": iso,
+            "paragraphs": paragraphs,
+        }
 
     # -- sign-up (double opt-in) -------------------------------------------------------------
 
@@ -365,7 +355,8 @@ class WebService:
     def confirmation_email(self, address: str, lang: str, url: str) -> bytes:
         messages = self.messages(lang)
         title = self.config.site.language_titles.get(lang) or self.config.site.title
-        text = self.env.get_template("confirm.txt").render(
+        text = self.pages.render(
+            "confirm.txt",
             _=messages.text,
             lang=lang,
             site_title=title,
@@ -412,7 +403,7 @@ class WebService:
             200,
             "Subscription confirmed",
             CONFIRMED,
-            preferences_url=self.preferences_url(base_url, subscriber.email),
+            preferences_url=await self.links.preferences_url(base_url, subscriber.email),
         )
 
     def invalid_link(self, lang: str) -> Page:
@@ -420,11 +411,8 @@ class WebService:
 
     # -- unsubscribe (RFC 8058) ----------------------------------------------------------------
 
-    def unsubscribe_address(self, token: str) -> str | None:
-        return self.signer.verify_unsubscribe(token) if token else None
-
     async def unsubscribe_page(self, lang: str, token: str, base_url: str) -> Page:
-        address = self.unsubscribe_address(token)
+        address = await self.links.unsubscribe_address(token)
         if address is None:
             return self.invalid_link(lang)
         return self.render(
@@ -432,12 +420,12 @@ class WebService:
             lang,
             token=token,
             email=address,
-            preferences_url=self.preferences_url(base_url, address),
+            preferences_url=await self.links.preferences_url(base_url, address),
         )
 
     async def unsubscribe(self, lang: str, token: str) -> Page:
         """Unsubscribe now; doing it again changes nothing and answers the same."""
-        address = self.unsubscribe_address(token)
+        address = await self.links.unsubscribe_address(token)
         if address is None:
             return self.invalid_link(lang)
         now = self.now()
@@ -447,27 +435,22 @@ class WebService:
 
     # -- preferences ------------------------------------------------------------------------
 
-    def preferences_url(self, base_url: str, address: str) -> str:
-        expires = int((self.now() + PREFERENCES_TTL).timestamp())
-        token = self.signer.sign("preferences", email_key(address), expires)
-        return f"{base_url}preferences?token={token}"
-
     async def preferences_page(
         self, lang: str, token: str, csrf_cookie: str, *, saved: bool = False, status: int = 200
     ) -> Page:
-        address = self.signer.verify("preferences", token, self.now().timestamp())
+        address = await self.links.preferences_address(token)
         if address is None:
             return self.invalid_link(lang)
-        prefs = await self.store.run(lambda s: s.preferences_for(address))
+        prefs = await current_preferences(self.config, self.store, address)
         return self.render(
             "web/preferences.html",
             lang,
             status,
             token=token,
             email=address,
-            languages=self.languages(),
-            chosen=list(prefs.languages) if prefs else [self.config.site.default_language],
-            frequency=prefs.frequency if prefs else "daily",
+            languages=language_choices(self.languages(), prefs.languages),
+            chosen=list(prefs.languages),
+            frequency=prefs.frequency,
             csrf=self.csrf_field(csrf_cookie),
             saved=saved,
         )
@@ -475,11 +458,14 @@ class WebService:
     async def save_preferences(
         self, lang: str, token: str, csrf_cookie: str, form: Mapping[str, Any]
     ) -> Page:
-        address = self.signer.verify("preferences", token, self.now().timestamp())
+        address = await self.links.preferences_address(token)
         if address is None:
             return self.invalid_link(lang)
+        current = await current_preferences(self.config, self.store, address)
         parsed = parse_preferences(
-            list(form.get("languages", [])), str(form.get("frequency", "")), self.languages()
+            list(form.get("languages", [])),
+            str(form.get("frequency", "")),
+            language_choices(self.languages(), current.languages),
         )
         if parsed is None:
             return await self.preferences_page(lang, token, csrf_cookie, status=400)
@@ -490,53 +476,10 @@ class WebService:
     # -- health and metrics -----------------------------------------------------------------
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
-        checks: dict[str, str] = {}
-        try:
-            await self.store.run(lambda s: s.edition_count())
-            checks["store"] = "ok"
-        except (StatementFeedsError, OSError) as exc:
-            checks["store"] = f"error: {exc}"
-        except Exception as exc:  # sqlite3.Error and friends: readiness must answer, not crash
-            checks["store"] = f"error: {type(exc).__name__}"
-        built = self.feeds.last_build()
-        checks["feeds"] = "ok" if built else "no feeds built yet"
-        ready = all(v == "ok" for v in checks.values())
-        return ready, {
-            "status": "ok" if ready else "unavailable",
-            "live": True,
-            "ready": ready,
-            "checks": checks,
-            "last_build": built.isoformat() if built else None,
-        }
+        return await health(self.store, self.front, self.feeds)
 
     async def metrics(self) -> str:
-        def read(store: SqliteStore) -> tuple[Any, int, dict[str, int]]:
-            return store.counts(), store.edition_count(), store.subscriber_totals()
-
-        counts, editions, subscribers = await self.store.run(read)
-        entries: dict[str, int] = {}
-        for path in self.feeds.all_paths():
-            feed = await self.feeds.get(path)
-            if feed is not None:
-                lang = _feed_language(path)
-                entries[lang] = entries.get(lang, 0) + feed.body.count(b"<entry>")
-        built = self.feeds.last_build()
-        return render_metrics(
-            statements=entries,
-            feeds=len(self.feeds.languages()),
-            subscribers=subscribers,
-            editions=editions,
-            deliveries={
-                k: getattr(counts, k)
-                for k in ("pending", "sending", "sent", "deferred", "failed", "cancelled")
-            },
-            last_build=built,
-        )
-
-
-def _feed_language(path: str) -> str:
-    """``archive/ru/2.atom`` → ``ru``; ``en.atom`` → ``en``."""
-    return path.split("/")[1] if path.startswith("archive/") else path.removesuffix(".atom")
+        return await metrics(self.store, self.front, self.feeds)
 
 
 def _native_name(tag: str) -> str:

@@ -16,12 +16,13 @@ import pytest
 
 from statement_feeds.core.digest import Composer, DigestSettings, template_environment
 from statement_feeds.core.statements import Statement
-from statement_feeds.core.tokens import Signer
+from statement_feeds.core.tokens import Signer, subscriber_id
 from statement_feeds.ledger import Delivery
 from statement_feeds.locales import load_translations
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
-SIGNER = Signer([b"k" * 32])
+ID_KEY = b"i" * 32
+SIGNER = Signer([b"k" * 32], id_key=ID_KEY)
 SETTINGS = DigestSettings(
     sender="Socialism From Below <statements@example.org>",
     site_title="Socialism From Below",
@@ -160,8 +161,9 @@ def test_headers(composer: Composer) -> None:
     https, mailto = re.findall(r"<([^>]+)>", message["List-Unsubscribe"])
     token = https.rsplit("token=", 1)[1]
     assert https.startswith("https://example.org/newsletter/unsubscribe?token=")
-    assert SIGNER.verify_unsubscribe(token) == "boris@example.org"
+    assert SIGNER.verify_unsubscribe(token) == subscriber_id(ID_KEY, "boris@example.org")
     assert mailto.startswith("mailto:unsubscribe@example.org?subject=unsubscribe")
+    assert "boris" not in str(message["List-Unsubscribe"])  # only an opaque id
     text, html = bodies(message)
     assert https in text and https in html
 

@@ -99,3 +99,14 @@ def test_dates_are_formatted_in_the_message_language(translations: Translations)
     assert translations.for_language("de").date(day) == "26. August 2020"
     assert translations.for_language("fr").date(day) == "26 août 2020"
     assert translations.for_language("en").date(day) == "August 26, 2020"
+
+
+def test_the_cache_of_languages_is_bounded_whatever_tags_are_asked_for() -> None:
+    translations = load_translations("en")
+    for n in range(i18n.CACHED_LANGUAGES * 3):
+        junk = f"x{n:04d}" + "q" * 1000
+        messages = translations.for_language(junk)
+        # Beyond the cap a language is still served correctly, from the fallback chain.
+        assert messages.text(i18n.FULL_STATEMENT) == "Full statement"
+    assert translations.cached == i18n.CACHED_LANGUAGES
+    assert translations.for_language("ru").text(i18n.FULL_STATEMENT) == "Полный текст заявления"

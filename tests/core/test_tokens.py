@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import base64
+import hmac
 
 import pytest
 
-from statement_feeds.core.tokens import Signer, unsubscribe_url
+from statement_feeds.core.tokens import Signer, subscriber_id, unsubscribe_url
 
 OLD, NEW = b"o" * 32, b"n" * 32
+ID_KEY = b"i" * 32
 
 
 def test_message_id_is_stable_per_edition_and_address() -> None:
@@ -21,13 +23,53 @@ def test_message_id_is_stable_per_edition_and_address() -> None:
 
 
 def test_unsubscribe_token_round_trips_and_rejects_forgeries() -> None:
-    signer = Signer([NEW])
+    signer = Signer([NEW], id_key=ID_KEY)
     token = signer.unsubscribe_token("Анна@example.org")
-    assert signer.verify_unsubscribe(token) == "анна@example.org"
+    sid = subscriber_id(ID_KEY, "анна@example.org")
+    assert signer.verify_unsubscribe(token) == sid
+    assert signer.unsubscribe_token(" АННА@example.org ") == token  # one id per address
     encoded, _, mac = token.partition(".")
     other = signer.unsubscribe_token("boris@example.org").partition(".")[0]
     for forged in (f"{other}.{mac}", f"{encoded}.{_flip(mac)}", encoded, "", "!!.??", "a.b.c"):
         assert signer.verify_unsubscribe(forged) is None
+    assert signer.verify_legacy_unsubscribe(token) is None  # the formats never mix
+
+
+def test_tokens_do_not_reveal_the_address() -> None:
+    signer = Signer([NEW], id_key=ID_KEY)
+    address = "boris@example.org"
+    token = signer.unsubscribe_token(address)
+    for start in range(3):  # base64 of the address, at any alignment
+        fragment = base64.urlsafe_b64encode(address.encode()[start:]).decode()[:8]
+        assert fragment not in token
+    assert subscriber_id(ID_KEY, address) != subscriber_id(b"j" * 32, address)  # keyed
+    with pytest.raises(ValueError):
+        Signer([NEW]).unsubscribe_token(address)  # no id key: no token (never the address)
+
+
+def _legacy_token(key: bytes, address: str) -> str:
+    """An unsubscribe token as versions before subscriber ids made them (still in old
+    digests): base64 of the address, a dot, the MAC. Written out here on purpose."""
+    mac = hmac.new(key, b"statement-feeds/unsubscribe\x00" + address.encode(), "sha256")
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    return f"{b64(address.encode())}.{b64(mac.digest()[:16])}"
+
+
+def test_legacy_tokens_still_verify_and_forgeries_do_not() -> None:
+    old = _legacy_token(NEW, "boris@example.org")
+    assert old.startswith("Ym9yaXNAZXhhbXBsZS5vcmc.")  # the address, readable: why it went
+    signer = Signer([NEW], id_key=ID_KEY)
+    assert signer.verify_legacy_unsubscribe(old) == "boris@example.org"
+    assert Signer([OLD, NEW]).verify_legacy_unsubscribe(old) == "boris@example.org"
+    assert signer.verify_unsubscribe(old) is None
+    encoded, _, mac = old.partition(".")
+    other = _legacy_token(NEW, "anna@example.org").partition(".")[0]
+    for forged in (f"{other}.{mac}", f"{encoded}.{_flip(mac)}", encoded, "", old[:-2]):
+        assert signer.verify_legacy_unsubscribe(forged) is None
+    assert Signer([OLD]).verify_legacy_unsubscribe(old) is None
 
 
 def _flip(text: str) -> str:
@@ -52,7 +94,7 @@ def test_tokens_have_one_spelling() -> None:
     # A 16-byte MAC is 22 characters; the last one carries 2 bits, so without a
     # canonical check 15 other last characters verify (CI once drew a "wrong MAC"
     # that ended in such a character and the forgery test failed).
-    signer = Signer([NEW])
+    signer = Signer([NEW], id_key=ID_KEY)
     token = signer.unsubscribe_token("a@example.org")
     encoded, _, mac = token.partition(".")
     assert len(_respellings(mac)) > 2
@@ -68,12 +110,13 @@ def test_tokens_have_one_spelling() -> None:
 
 
 def test_rotation_accepts_tokens_signed_with_an_older_key() -> None:
-    old_token = Signer([OLD]).unsubscribe_token("a@example.org")
-    assert Signer([NEW, OLD]).verify_unsubscribe(old_token) == "a@example.org"
+    sid = subscriber_id(ID_KEY, "a@example.org")
+    old_token = Signer([OLD], id_key=ID_KEY).unsubscribe_token("a@example.org")
+    assert Signer([NEW, OLD], id_key=ID_KEY).verify_unsubscribe(old_token) == sid
     assert Signer([NEW]).verify_unsubscribe(old_token) is None
-    assert Signer([NEW, OLD]).unsubscribe_token("a@example.org") == Signer([NEW]).unsubscribe_token(
-        "a@example.org"
-    )
+    new_token = Signer([NEW, OLD], id_key=ID_KEY).unsubscribe_token("a@example.org")
+    assert new_token == Signer([NEW], id_key=ID_KEY).unsubscribe_token("a@example.org")
+    assert new_token.partition(".")[0] == old_token.partition(".")[0]  # the id never rotates
 
 
 def test_short_keys_are_refused() -> None:
@@ -81,6 +124,8 @@ def test_short_keys_are_refused() -> None:
         Signer([b"short"])
     with pytest.raises(ValueError):
         Signer([])
+    with pytest.raises(ValueError):
+        Signer([NEW], id_key=b"short")
 
 
 def test_unsubscribe_url_is_under_the_public_url() -> None:

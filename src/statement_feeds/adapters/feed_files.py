@@ -1,7 +1,9 @@
 """The published feed files as the web side serves them: bytes, gzip, validators.
 
 Paths are checked against the feed file names the build writes, and resolved with
-``realpath`` inside the feeds folder: no traversal, no symlinks out of it.
+``realpath`` inside the feeds folder: no traversal, no symlinks out of it. The files
+are served as bytes and never parsed: what the pages show of them comes from the
+build's own index (``adapters.front_page``).
 """
 
 from __future__ import annotations
@@ -12,15 +14,13 @@ import hashlib
 import os
 import re
 import stat
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lxml import etree
+__all__ = ["FeedFile", "FeedFiles"]
 
-__all__ = ["ATOM", "FeedFile", "FeedFiles"]
-
-ATOM = "{http://www.w3.org/2005/Atom}"
 _FEED_PATH = re.compile(r"(?:archive/([A-Za-z0-9-]{1,35})/[0-9]{1,9}|([A-Za-z0-9-]{1,35}))\.atom")
 
 
@@ -33,7 +33,6 @@ class FeedFile:
     etag: str  # of the identity body; the gzip body's is etag_gzip
     etag_gzip: str
     last_modified: datetime
-    _entries: list[dict[str, str]] | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, body: bytes, mtime: float) -> FeedFile:
@@ -46,42 +45,6 @@ class FeedFile:
             etag_gzip=f'"{digest}-gz"',  # a different representation needs its own tag
             last_modified=datetime.fromtimestamp(int(mtime), UTC),
         )
-
-    def entries(self) -> list[dict[str, str]]:
-        """The entries' title, date, excerpt and "Full statement" link (parsed once)."""
-        if self._entries is None:
-            self._entries = _parse_entries(self.body)
-        return self._entries
-
-    def title(self) -> str:
-        root = etree.fromstring(self.body, parser=_SAFE_XML)
-        return str(root.findtext(f"{ATOM}title") or "")
-
-
-_SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-
-
-def _parse_entries(body: bytes) -> list[dict[str, str]]:
-    root = etree.fromstring(body, parser=_SAFE_XML)
-    out: list[dict[str, str]] = []
-    for entry in root.iter(f"{ATOM}entry"):
-        link = next(
-            (
-                el.get("href", "")
-                for el in entry.iter(f"{ATOM}link")
-                if el.get("rel", "alternate") == "alternate" and el.get("hreflang") is None
-            ),
-            "",
-        )
-        out.append(
-            {
-                "title": entry.findtext(f"{ATOM}title") or "",
-                "published": entry.findtext(f"{ATOM}published") or "",
-                "summary": entry.findtext(f"{ATOM}summary") or "",
-                "url": link,
-            }
-        )
-    return out
 
 
 class FeedFiles:
@@ -128,29 +91,20 @@ class FeedFiles:
         self._cache[relative] = (key, loaded)
         return loaded
 
-    def languages(self) -> list[str]:
-        """Languages with a feed, sorted."""
-        try:
-            names = sorted(p.name for p in self.folder.iterdir())
-        except OSError:
-            return []
-        return [n.removesuffix(".atom") for n in names if _FEED_PATH.fullmatch(n)]
+    def last_written(self, languages: Iterable[str]) -> datetime | None:
+        """When the newest of these languages' feeds was written (their files' mtime).
 
-    def all_paths(self) -> list[str]:
-        """Every servable feed and archive path (for /metrics)."""
-        paths = [f"{lang}.atom" for lang in self.languages()]
-        archive = self.folder / "archive"
-        for folder in sorted(archive.iterdir()) if archive.is_dir() else []:
-            paths += [f"archive/{folder.name}/{p.name}" for p in sorted(folder.glob("*.atom"))]
-        return [p for p in paths if _FEED_PATH.fullmatch(p)]
-
-    def last_build(self) -> datetime | None:
+        Only the names given (the languages the build described) are looked at, and
+        only regular files count: nothing planted in the folder.
+        """
         times = []
-        for lang in self.languages():
+        for lang in languages:
             try:
-                times.append((self.folder / f"{lang}.atom").stat().st_mtime)
+                info = os.stat(self.folder / f"{lang}.atom", follow_symlinks=False)
             except OSError:
                 continue
+            if stat.S_ISREG(info.st_mode):
+                times.append(info.st_mtime)
         return datetime.fromtimestamp(max(times), UTC) if times else None
 
 
@@ -164,6 +118,3 @@ def _read_feed(path: Path) -> FeedFile | None:
         if not stat.S_ISREG(info.st_mode):
             return None
         return FeedFile.load(handle.read(), info.st_mtime)
-
-
-# -- the store, on its own thread --------------------------------------------------------

@@ -177,9 +177,16 @@ def _service(request: web.Request) -> WebService:
     return request.app[_SERVICE]
 
 
-def _lang(request: web.Request, service: WebService) -> str:
+def _lang(request: web.Request, service: WebService, explicit: str | None = None) -> str:
+    """The page language: ``explicit`` (a form's ``lang``), ``?lang=`` or Accept-Language,
+    whichever names a language of the site first; else the default language.
+
+    Every handler takes its language from here: a tag from the request is only ever
+    one the site offers, never the request's own text (issue: a 60 KB form ``lang``
+    went into the page and into a cache).
+    """
     return choose_language(
-        request.query.get("lang"),
+        explicit or request.query.get("lang"),
         request.headers.get("Accept-Language", ""),
         service.languages(),
         service.config.site.default_language,
@@ -244,12 +251,7 @@ async def home(request: web.Request) -> web.StreamResponse:
 async def subscribe(request: web.Request) -> web.StreamResponse:
     service = _service(request)
     form = await _form(request)
-    lang = choose_language(
-        form.get("lang"),
-        request.headers.get("Accept-Language", ""),
-        service.languages(),
-        service.config.site.default_language,
-    )
+    lang = _lang(request, service, form.get("lang"))
     cookie, new = _csrf_cookie(request)
     base = _base_url(request, service)
     if new or not service.csrf_ok(cookie, form.get("csrf", "")):
@@ -270,7 +272,7 @@ async def confirm_page(request: web.Request) -> web.StreamResponse:
 async def confirm(request: web.Request) -> web.StreamResponse:
     service = _service(request)
     form = await _form(request)
-    lang = form.get("lang") or _lang(request, service)
+    lang = _lang(request, service, form.get("lang"))
     token = form.get("token") or request.query.get("token", "")
     return _page(await service.confirm(lang, token, _base_url(request, service)))
 

@@ -11,11 +11,20 @@ plain primary keys and partial indexes (both engines have them).
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-__all__ = ["MIGRATIONS", "Migration", "applied_versions", "migrate", "migration"]
+from .subscriber_ids import remember_ids
+
+__all__ = [
+    "MIGRATIONS",
+    "Migration",
+    "applied_versions",
+    "migrate",
+    "migration",
+]
 
 Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[tuple[int, Migration]] = []
@@ -199,3 +208,28 @@ def _claims(conn: sqlite3.Connection) -> None:
     # to SMTP, so after a crash only the messages in flight have an unknown fate.
     conn.execute("ALTER TABLE deliveries ADD COLUMN claimed_by TEXT")
     conn.execute("ALTER TABLE deliveries ADD COLUMN claim_until TEXT")
+
+
+@migration(7)
+def _subscriber_ids(conn: sqlite3.Connection) -> None:
+    # Version 7 (hardening issue, item 14): links carry an opaque subscriber id, never
+    # the address. (6 and 8 belong to work in flight elsewhere.)
+    #
+    # settings: small named values of the state itself. subscriber_id_key is the key
+    # of core.tokens.subscriber_id, random, made here once and never rotated: ids in
+    # links already mailed must keep resolving. It authorises nothing (the signing
+    # keys' MAC does); it only keeps an id from being computed from an address.
+    conn.execute("CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    id_key = secrets.token_hex(32)
+    conn.execute("INSERT INTO settings (name, value) VALUES ('subscriber_id_key', ?)", (id_key,))
+    # id → email key, for every address the store knows (the store adds a row with
+    # every address it records; here, every address recorded so far).
+    conn.execute(
+        "CREATE TABLE subscriber_ids (id TEXT PRIMARY KEY, email TEXT NOT NULL) WITHOUT ROWID"
+    )
+    rows = conn.execute("SELECT email FROM subscribers")
+    while batch := rows.fetchmany(5000):
+        remember_ids(conn, bytes.fromhex(id_key), [email for (email,) in batch])
+    # Rate-limit events are pruned by age across all buckets (not only the bucket
+    # being hit), so buckets of clients that never come back do not pile up.
+    conn.execute("CREATE INDEX rate_events_at ON rate_events (at)")

@@ -31,6 +31,7 @@ from ..errors import StateError
 from ..ledger import Edition, LedgerCounts, PlannedDelivery
 from .deliveries import DeliveryStateMachine
 from .migrations import migrate
+from .subscriber_ids import address_for_id, load_id_key, remember_ids
 from .timestamps import from_ts, to_ts
 
 __all__ = ["DB_NAME", "EditionStatus", "SqliteStore", "SubscriberState", "from_ts", "to_ts"]
@@ -73,7 +74,8 @@ class SqliteStore(DeliveryStateMachine):
             self._db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
             self._configure()
             migrate(self._db)
-        except (OSError, sqlite3.Error) as exc:
+            self._id_key = load_id_key(self._db)
+        except (OSError, sqlite3.Error, ValueError) as exc:
             raise StateError(f"cannot open the state database {path}: {exc}") from exc
         self._depth = 0
         self._ids_json: dict[tuple[str, ...], str] = {}
@@ -136,12 +138,22 @@ class SqliteStore(DeliveryStateMachine):
         """Record ``now`` as the join time of every address not seen before."""
         stamp = to_ts(now)
         with self.transaction() as db:
-            for chunk in chunks((email_key(e), stamp) for e in emails):
+            for chunk in chunks(email_key(e) for e in emails):
+                marks = ",".join("?" * len(chunk))
+                known = {
+                    row[0]
+                    for row in db.execute(
+                        f"SELECT email FROM subscribers WHERE email IN ({marks})", chunk
+                    )
+                }
+                # Only first sightings are written (and get their subscriber id).
+                new = [key for key in dict.fromkeys(chunk) if key not in known]
                 db.executemany(
                     "INSERT INTO subscribers (email, joined_at) VALUES (?, ?)"
                     " ON CONFLICT (email) DO NOTHING",
-                    chunk,
+                    [(key, stamp) for key in new],
                 )
+                self._remember_ids(new)
 
     @contextmanager
     def seen_addresses(self) -> Iterator[SeenAddresses]:
@@ -208,6 +220,23 @@ class SqliteStore(DeliveryStateMachine):
             for email, key in self._db.execute(sql, [*emails, *keys]):
                 assigned.setdefault(email, set()).add(key)
 
+    # -- subscriber ids (the opaque ids in links: adapters.subscriber_ids) ----------
+
+    def subscriber_id_key(self) -> bytes:
+        return self._id_key
+
+    def _remember_ids(self, keys: Sequence[str]) -> None:
+        remember_ids(self._db, self._id_key, keys)
+
+    def remember_address_id(self, email: str) -> None:
+        """Map ``email``'s subscriber id, for an address the store may not know yet."""
+        with self.transaction():
+            self._remember_ids([email_key(email)])
+
+    def address_for_id(self, sid: str) -> str | None:
+        """The email key behind a subscriber id from a link, if the store knows it."""
+        return address_for_id(self._db, sid)
+
     def joined_at(self, email: str) -> datetime | None:
         row = self._db.execute(
             "SELECT joined_at FROM subscribers WHERE email = ?", (email_key(email),)
@@ -232,6 +261,7 @@ class SqliteStore(DeliveryStateMachine):
                 " RETURNING unsubscribed_at",
                 (key, stamp, stamp),
             ).fetchone()
+            self._remember_ids([key])
             self._cancel_address(key, stamp, "unsubscribed")
         return bool(row[0] == stamp)
 
@@ -246,6 +276,7 @@ class SqliteStore(DeliveryStateMachine):
                 " bounce_reason = COALESCE(subscribers.bounce_reason, excluded.bounce_reason)",
                 (key, stamp, stamp, reason),
             )
+            self._remember_ids([key])
             self._cancel_address(key, stamp, "bounced")
 
     def clear_bounce(self, email: str) -> bool:
@@ -442,6 +473,7 @@ class SqliteStore(DeliveryStateMachine):
                 " unsubscribed_at = NULL, bounced_at = NULL, bounce_reason = NULL",
                 (key, stamp),
             )
+            self._remember_ids([key])
             db.execute(
                 "INSERT INTO web_subscribers (email, address, languages, frequency,"
                 " confirmed_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
@@ -507,8 +539,15 @@ class SqliteStore(DeliveryStateMachine):
         A sliding window: actions older than ``window`` no longer count (and are deleted).
         """
         stamp, since = to_ts(now), to_ts(now - window)
+        kind = bucket.partition(":")[0] + ":"
         with self.transaction() as db:
-            db.execute("DELETE FROM rate_events WHERE bucket = ? AND at <= ?", (bucket, since))
+            # Every expired event of this kind of bucket, not only this bucket's: a client
+            # that never comes back must not leave its rows behind (one per request) for
+            # good. By the time index (migration 7), so only expired rows are visited.
+            db.execute(
+                "DELETE FROM rate_events WHERE at <= ? AND substr(bucket, 1, ?) = ?",
+                (since, len(kind), kind),
+            )
             used = db.execute(
                 "SELECT COUNT(*) FROM rate_events WHERE bucket = ?", (bucket,)
             ).fetchone()[0]

@@ -14,10 +14,16 @@ from pathlib import Path
 from typing import TextIO
 
 from ..core.problems import Problem
-from ..core.subscribers import Deduplicator, SeenAddresses, Subscriber, parse_subscribers
+from ..core.subscribers import (
+    Deduplicator,
+    SeenAddresses,
+    Subscriber,
+    email_key,
+    parse_subscribers,
+)
 from .files import is_ignored_name
 
-__all__ = ["read_subscribers", "subscriber_files"]
+__all__ = ["find_subscriber", "read_subscribers", "subscriber_files"]
 
 BLOCK = 1 << 16  # characters read at a time: the lines of one block exist at once
 
@@ -56,6 +62,41 @@ def read_subscribers(
             yield Problem(path.name, f"not UTF-8 ({exc.reason})", "save the file as UTF-8 CSV")
         except OSError as exc:
             yield Problem(path.name, f"cannot read: {exc.strerror}", "check its permissions")
+
+
+def find_subscriber(folder: Path, default_language: str, email: str) -> Subscriber | None:
+    """The row planning uses for ``email``: its first valid row, files in sorted order.
+
+    For one address, not the list: a file is parsed only if its text contains the
+    address (case-insensitively), and parsing stops at the row. Nothing is kept.
+    """
+    key = email_key(email)
+    for path in subscriber_files(folder):
+        try:
+            if not _mentions(path, key):
+                continue
+            _check_utf8(path)  # read_subscribers skips such a file whole: so do we
+            with path.open(encoding="utf-8-sig") as stream:
+                for item in parse_subscribers(path.name, _lines(stream), default_language):
+                    if isinstance(item, Subscriber) and email_key(item.email) == key:
+                        return item
+        except (OSError, UnicodeDecodeError):
+            continue
+    return None
+
+
+def _mentions(path: Path, key: str) -> bool:
+    """Whether the file's text may contain ``key``, ignoring case (read block by block)."""
+    if not key.isascii():
+        return True  # bytes.lower() folds ASCII only: let the parser decide
+    needle, tail = key.encode("ascii"), b""
+    with path.open("rb") as stream:
+        while block := stream.read(BLOCK):
+            text = tail + block.lower()
+            if needle in text:
+                return True
+            tail = text[-len(needle) :]
+    return False
 
 
 def _check_utf8(path: Path) -> None:

@@ -130,8 +130,17 @@ class Messages:
         return str(format_date(day, format="long", locale=self.locale))
 
 
+# A site has a handful of languages. The cap is for callers that pass a tag from a
+# request: each new tag would otherwise stay cached for the life of the daemon.
+CACHED_LANGUAGES = 32
+
+
 class Translations:
-    """All catalogs, with the fallback chain resolved once per language."""
+    """All catalogs, with the fallback chain resolved once per language.
+
+    At most :data:`CACHED_LANGUAGES` languages are kept; any further one is resolved
+    on each call (correct, only slower), so no input can grow the cache without bound.
+    """
 
     def __init__(self, catalogs: Mapping[str, Catalog], default_language: str) -> None:
         self._catalogs = dict(catalogs)
@@ -146,11 +155,17 @@ class Translations:
     def languages(self) -> tuple[str, ...]:
         return tuple(sorted(self._catalogs))
 
+    @property
+    def cached(self) -> int:
+        """How many languages are cached (never more than :data:`CACHED_LANGUAGES`)."""
+        return len(self._cache)
+
     def for_language(self, lang: str) -> Messages:
         messages = self._cache.get(lang)
         if messages is None:
             candidates = _candidates(lang, self.default_language)
             chain = [self._catalogs[tag] for tag in candidates if tag in self._catalogs]
             messages = Messages(lang, chain, _babel_locale(candidates))
-            self._cache[lang] = messages
+            if len(self._cache) < CACHED_LANGUAGES:
+                self._cache[lang] = messages
         return messages

@@ -3,6 +3,17 @@
 Pure: the caller supplies the keys (``adapters.secrets`` loads them). The first
 key signs; every key verifies, so a key can be rotated without breaking the
 unsubscribe links in digests already delivered.
+
+Links never carry an address (they end up in proxy logs, browser history and
+referrers). They carry a *subscriber id*: a keyed hash of the address
+(:func:`subscriber_id`, with an id key that the state database holds and never
+rotates), which the state store maps back to the address. An unsubscribe token is
+``<subscriber id>.<mac>``, the MAC made with the signing keys.
+
+Tokens of the format before this one began with the address itself, base64
+(``<address>.<mac>``). :meth:`Signer.verify_legacy_unsubscribe` still accepts them,
+for unsubscribing only and with no end date: they are in digests already delivered,
+and an unsubscribe link must keep working. Nothing issues them any more.
 """
 
 from __future__ import annotations
@@ -13,13 +24,15 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 
-__all__ = ["Signer", "unsubscribe_url"]
+__all__ = ["Signer", "subscriber_id", "unsubscribe_url"]
 
 _PURPOSE = b"statement-feeds/token\x00"  # purpose-bound expiring tokens (web side)
 
-# Distinct prefixes keep the two uses of one key from ever producing the same MAC.
+# Distinct prefixes keep the uses of one key from ever producing the same MAC.
 _MESSAGE_ID = b"statement-feeds/message-id\x00"
-_UNSUBSCRIBE = b"statement-feeds/unsubscribe\x00"
+_UNSUBSCRIBE = b"statement-feeds/unsubscribe\x00"  # legacy tokens: the address inside
+_UNSUBSCRIBE_ID = b"statement-feeds/unsubscribe-id\x00"
+_SUBSCRIBER_ID = b"sf/subscriber-id"  # BLAKE2b personalisation: at most 16 bytes
 _MAC_BYTES = 16  # 128 bits: unguessable, and keeps links short
 
 
@@ -40,13 +53,40 @@ def _unb64(text: str) -> bytes:
     return data
 
 
-class Signer:
-    """Signs with ``keys[0]``, verifies against all of ``keys``."""
+def subscriber_id(id_key: bytes, email: str) -> str:
+    """The opaque id of an address in links: 22 URL-safe characters.
 
-    def __init__(self, keys: Sequence[bytes]) -> None:
+    The same for every spelling of the address (case, surrounding spaces), and
+    not computable from the address without ``id_key``.
+    """
+    key = email.strip().lower()  # core.subscribers.email_key
+    # Keyed BLAKE2b is a PRF like HMAC, and several times cheaper to set up per call
+    # (the store computes one per address it records: 100,000 for a new list).
+    digest = hashlib.blake2b(
+        key.encode("utf-8"), key=id_key[:64], digest_size=_MAC_BYTES, person=_SUBSCRIBER_ID
+    ).digest()
+    return base64.urlsafe_b64encode(digest)[:22].decode("ascii")  # 16 bytes, without "=="
+
+
+class Signer:
+    """Signs with ``keys[0]``, verifies against all of ``keys``.
+
+    ``id_key`` (the state database's, see :func:`subscriber_id`) is needed only to
+    issue unsubscribe tokens.
+    """
+
+    def __init__(self, keys: Sequence[bytes], *, id_key: bytes | None = None) -> None:
         if not keys or any(len(key) < 16 for key in keys):
             raise ValueError("at least one secret key of 16 bytes or more is needed")
+        if id_key is not None and len(id_key) < 16:
+            raise ValueError("the subscriber id key must be 16 bytes or more")
         self._keys = tuple(keys)
+        self._id_key = id_key
+
+    def subscriber_id(self, email: str) -> str:
+        if self._id_key is None:
+            raise ValueError("no subscriber id key: open the state store to get it")
+        return subscriber_id(self._id_key, email)
 
     def _mac(self, key: bytes, purpose: bytes, value: str) -> bytes:
         digest = hmac.new(key, purpose + value.encode("utf-8"), hashlib.sha256).digest()
@@ -58,19 +98,32 @@ class Signer:
         return f"<{edition_id}.{mac.hex()}@{domain}>"
 
     def unsubscribe_token(self, email: str) -> str:
-        """URL-safe ``<address>.<mac>``; the address is recoverable so no lookup table is needed."""
-        address = email.lower()
-        mac = self._mac(self._keys[0], _UNSUBSCRIBE, address)
-        return f"{_b64(address.encode('utf-8'))}.{_b64(mac)}"
+        """URL-safe ``<subscriber id>.<mac>``: no address in it (see the module docstring)."""
+        sid = self.subscriber_id(email)
+        return f"{sid}.{_b64(self._mac(self._keys[0], _UNSUBSCRIBE_ID, sid))}"
 
     def verify_unsubscribe(self, token: str) -> str | None:
-        """The address a valid token was issued for, else None (never raises on bad input)."""
-        encoded, dot, mac_text = token.strip().partition(".")
-        if not dot:
+        """The subscriber id of a valid token, else None (never raises on bad input).
+
+        The caller looks the address up in the state store.
+        """
+        sid, mac = _two_parts(token)
+        if sid is None or mac is None:
+            return None
+        if any(hmac.compare_digest(mac, self._mac(k, _UNSUBSCRIBE_ID, sid)) for k in self._keys):
+            return sid
+        return None
+
+    def verify_legacy_unsubscribe(self, token: str) -> str | None:
+        """The address inside a valid token of the old format (``<address>.<mac>``).
+
+        Accepted forever, for unsubscribing only: see the module docstring.
+        """
+        encoded, mac = _two_parts(token)
+        if encoded is None or mac is None:
             return None
         try:
             address = _unb64(encoded).decode("utf-8")
-            mac = _unb64(mac_text)
         except (binascii.Error, ValueError):
             return None
         for key in self._keys:
@@ -107,6 +160,17 @@ class Signer:
         if any(hmac.compare_digest(mac, self._mac(key, _PURPOSE, text)) for key in self._keys):
             return payload
         return None
+
+
+def _two_parts(token: str) -> tuple[str | None, bytes | None]:
+    """``<text>.<mac>`` → (text, MAC bytes); (None, None) if it is not that shape."""
+    text, dot, mac_text = token.strip().partition(".")
+    if not dot or not text:
+        return None, None
+    try:
+        return text, _unb64(mac_text)
+    except (binascii.Error, ValueError):
+        return None, None
 
 
 def _signed_text(purpose: str, encoded: str, expires_at: int) -> str:

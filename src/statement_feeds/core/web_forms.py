@@ -13,6 +13,7 @@ __all__ = [
     "SubscribeForm",
     "choose_language",
     "client_address",
+    "language_choices",
     "parse_accept_language",
     "parse_preferences",
     "parse_subscribe",
@@ -113,6 +114,17 @@ def parse_preferences(
 ) -> tuple[tuple[str, ...], str] | None:
     langs, freq = _languages(languages, available), _frequency(frequency)
     return None if langs is None or freq is None else (langs, freq)
+
+
+def language_choices(available: Sequence[str], chosen: Sequence[str]) -> list[str]:
+    """The preferences page's languages: the chosen ones first, in preference order,
+    then the rest of ``available``.
+
+    A browser submits checked boxes in page order, so this order is what keeps a
+    subscriber's preference order when they save without changing anything. A chosen
+    language the site has no feed for (yet) is offered too: saving must not drop it.
+    """
+    return list(dict.fromkeys([*chosen, *available]))
 
 
 def client_address(peer: str | None, headers: Mapping[str, str], trusted_proxies: int) -> str:
