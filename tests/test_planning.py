@@ -12,7 +12,9 @@ from statement_feeds.adapters import subscriber_files
 from statement_feeds.adapters.store import SqliteStore
 from statement_feeds.config import Config, load_config
 from statement_feeds.core.catalog import Catalog, build_catalog
+from statement_feeds.core.problems import Problem
 from statement_feeds.core.statements import Statement
+from statement_feeds.core.subscribers import Subscriber, parse_subscribers
 from statement_feeds.ledger import LedgerCounts
 from statement_feeds.planning import plan_edition, preview_edition, sync_subscribers
 from statement_feeds.service import Publisher
@@ -292,17 +294,29 @@ def test_a_file_that_is_not_utf8_contributes_nothing_even_if_the_bad_byte_is_lat
     ]
 
 
-@pytest.mark.parametrize("block", [1, 2, 3, 7, 1 << 20])
-def test_files_are_streamed_in_blocks_with_the_same_lines_as_a_whole_read(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+def test_files_are_read_by_the_csv_modules_line_rules_with_physical_line_numbers(
+    tmp_path: Path,
 ) -> None:
-    monkeypatch.setattr(subscriber_files, "BLOCK", block)
-    text = '\ufeffemail,name\r\na@x.org,"A, B"\r\rb@x.org,B\u2028c\n\nc@x.org,C\rd@x.org,D'
-    path = tmp_path / "l.csv"
-    path.write_bytes(text.encode())
-    whole = path.read_text(encoding="utf-8-sig").splitlines(keepends=True)
-    with path.open(encoding="utf-8-sig") as stream:
-        assert list(subscriber_files._lines(stream)) == whole
+    # \r, \n and \r\n end lines; U+2028 and friends are text (str.splitlines would have
+    # made "injected@evil.org" a row of its own); a quoted field may span lines.
+    text = (
+        '\ufeffemail,name,frequency\r\na@x.org,"A, B"\r\rb@x.org,B\u2028injected@evil.org,weekly\n'
+        '\nc@x.org,"C\nsecond line"\rd@x.org,D\x85e@evil.org\re@x.org,E,weekly'
+    )
+    folder = tmp_path / "subscribers"
+    folder.mkdir()
+    (folder / "l.csv").write_bytes(text.encode())
+    items = list(subscriber_files.read_subscribers(folder, "en"))
+    assert items == list(parse_subscribers("l.csv", text.removeprefix("\ufeff"), "en"))
+    assert [(i.email, i.line) for i in items if isinstance(i, Subscriber)] == [
+        ("a@x.org", 2),
+        ("e@x.org", 9),
+    ]
+    assert [(i.line, "line break" in i.message) for i in items if isinstance(i, Problem)] == [
+        (4, True),  # b: U+2028 in the name
+        (6, True),  # c: a newline in the name, on lines 6-7
+        (8, True),  # d: U+0085 in the name
+    ]
 
 
 def test_reading_a_big_list_does_not_grow_python_memory(tmp_path: Path) -> None:

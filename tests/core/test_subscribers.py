@@ -201,3 +201,32 @@ def test_lines_parse_like_the_whole_text() -> None:
         (5, "Bob"),
     ]
     assert next(parse_subscribers("empty.csv", iter([]), "en")).line == 1
+
+
+# Characters str.splitlines treats as line ends but the csv module does not: inside a
+# field they are text, never the start of a new row.
+SPLITLINES_ONLY = ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e"]
+
+
+@pytest.mark.parametrize("char", SPLITLINES_ONLY)
+def test_a_unicode_line_separator_in_a_field_never_starts_a_row(char: str) -> None:
+    text = (
+        "email,name,frequency\n"
+        f"ann@example.org,Ann{char}injected@evil.org,weekly\n"
+        f"bob@example.org,Bob{char}x,daily{char}weekly\n"
+        "carl@example.org,Carl,weekly\n"
+    )
+    subscribers, problems = parse(text)
+    assert [(s.email, s.frequency, s.line) for s in subscribers] == [
+        ("carl@example.org", "weekly", 4)
+    ]
+    # The rows holding the character are refused where they are, as one row each.
+    assert [p.line for p in problems] == [2, 3]
+    assert "line break" in problems[0].message or "control" in problems[0].message
+
+
+@pytest.mark.parametrize("char", ["\u2028", "\u2029", "\x85", "\r", "\n"])
+def test_a_line_break_of_any_kind_in_a_quoted_name_is_refused(char: str) -> None:
+    subscribers, problems = parse(f'email,name\nann@example.org,"Ann{char}Bcc"\nb@example.org,B\n')
+    assert [s.email for s in subscribers] == ["b@example.org"]
+    assert len(problems) == 1 and problems[0].line == 2

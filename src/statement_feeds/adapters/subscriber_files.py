@@ -1,9 +1,10 @@
 """Reading ``<subscribers>/*.csv``: UTF-8 with or without a BOM, files in sorted order.
 
-The rows are parsed by ``core.subscribers`` and streamed file by file, block by
-block (a file is never held whole in memory), with duplicates across files reported
-(the first file in sorted order wins). The addresses seen are remembered in the
-``seen`` store given (the state database when planning), else in memory.
+The rows are parsed by ``core.subscribers`` and streamed file by file, line by
+line as the ``csv`` module splits them (a file is never held whole in memory),
+with duplicates across files reported (the first file in sorted order wins). The
+addresses seen are remembered in the ``seen`` store given (the state database when
+planning), else in memory.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import codecs
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
 
 from ..core.problems import Problem
 from ..core.subscribers import Deduplicator, SeenAddresses, Subscriber, parse_subscribers
@@ -19,7 +19,7 @@ from .files import is_ignored_name
 
 __all__ = ["read_subscribers", "subscriber_files"]
 
-BLOCK = 1 << 16  # characters read at a time: the lines of one block exist at once
+BLOCK = 1 << 16  # bytes read at a time when checking the encoding
 
 
 def subscriber_files(folder: Path) -> list[Path]:
@@ -48,10 +48,11 @@ def read_subscribers(
     for path in subscriber_files(folder):
         try:
             _check_utf8(path)  # before any row: a bad file contributes nothing
-            # utf-8-sig drops a BOM if a spreadsheet wrote one.
-            with path.open(encoding="utf-8-sig") as stream:
-                lines = _lines(stream)
-                yield from dedup.filter(parse_subscribers(path.name, lines, default_language))
+            # utf-8-sig drops a BOM if a spreadsheet wrote one. newline="": the csv
+            # module's own line rules (CR, LF, CRLF; quoted fields may hold them), and
+            # the file object streams line by line.
+            with path.open(encoding="utf-8-sig", newline="") as stream:
+                yield from dedup.filter(parse_subscribers(path.name, stream, default_language))
         except UnicodeDecodeError as exc:
             yield Problem(path.name, f"not UTF-8 ({exc.reason})", "save the file as UTF-8 CSV")
         except OSError as exc:
@@ -65,15 +66,3 @@ def _check_utf8(path: Path) -> None:
         while block := stream.read(BLOCK):
             decoder.decode(block)
     decoder.decode(b"", final=True)
-
-
-def _lines(stream: TextIO) -> Iterator[str]:
-    """The lines of ``stream`` exactly as ``stream.read().splitlines(keepends=True)``."""
-    carry = ""
-    while block := stream.read(BLOCK):
-        lines = (carry + block).splitlines(keepends=True)
-        # The last piece may be a line cut in two by the block boundary: keep it.
-        carry = lines.pop()
-        yield from lines
-    if carry:
-        yield carry

@@ -14,6 +14,7 @@ so that memory does not grow with the list.
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,9 @@ _LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _SPLIT_LANGUAGES = re.compile(r"[\s,]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls and Unicode's line and paragraph separators: all of them end a
+# line for str.splitlines, mail clients or JavaScript, so none may be in a name.
+_NAME_BREAK = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # The common case in one C-speed match: an ASCII dot-atom address with a host name.
 # Anything it rejects goes through the slow checks, which also say why.
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -120,10 +124,13 @@ def parse_subscribers(
 ) -> Iterator[Subscriber | Problem]:
     """Each valid row as a :class:`Subscriber`, each bad one as a :class:`Problem`, in order.
 
-    ``text`` is the whole file, or its lines (with their line ends, as
-    ``str.splitlines(keepends=True)`` gives them) so that a big file is streamed.
+    ``text`` is the whole file, or its lines with their line ends as the ``csv``
+    module wants them (a file opened with ``newline=""``), so that a big file is
+    streamed. Only CR, LF and CRLF end a line: never ``str.splitlines``, which also
+    splits at U+2028, U+0085 and five more, so a name holding one became a row.
+    Line numbers are physical lines: a quoted field spanning lines counts them all.
     """
-    lines = text.splitlines(keepends=True) if isinstance(text, str) else text
+    lines = io.StringIO(text, newline="") if isinstance(text, str) else text
     reader = csv.reader(_without_bom(lines), strict=True)
     try:
         header = next(reader, None)
@@ -197,8 +204,13 @@ class _RowParser:
                 line, f"unknown frequency {frequency!r}", "use daily or weekly (or leave it empty)"
             )
         name = _Row.cell(row, self.columns.name)
-        if _CONTROL.search(name):
-            return self.problem(line, "control characters in the name", "remove line breaks")
+        bad = _NAME_BREAK.search(name)
+        if bad:
+            return self.problem(
+                line,
+                f"a line break or control character (U+{ord(bad.group()):04X}) in the name",
+                "write the name on one line, without control characters",
+            )
         return Subscriber(email, name, languages, frequency, self.source, line)
 
 
