@@ -14,12 +14,12 @@ so that memory does not grow with the list.
 from __future__ import annotations
 
 import csv
-import io
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .addresses import AddressError, address_problem, email_key, parse_address
 from .langtags import canonical_tag
 from .problems import Problem
 
@@ -37,28 +37,19 @@ __all__ = [
 FREQUENCIES = ("daily", "weekly")
 KNOWN_COLUMNS = ("email", "name", "languages", "frequency")
 
-# Dot-atom local part only (RFC 5322 3.2.3): quoted local parts are legal but
-# practically unused and a classic source of header-injection tricks.
-_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _SPLIT_LANGUAGES = re.compile(r"[\s,]+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A line as a file opened with newline="" yields it: ended by CRLF, CR or LF only.
+_CSV_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 # C0 and C1 controls and Unicode's line and paragraph separators: all of them end a
 # line for str.splitlines, mail clients or JavaScript, so none may be in a name.
 _NAME_BREAK = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-# The common case in one C-speed match: an ASCII dot-atom address with a host name.
-# Anything it rejects goes through the slow checks, which also say why.
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_FAST_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
-_FAST = re.compile(
-    r"^(?=[^@]{1,64}@)"  # local part at most 64 characters
-    + rf"{_ATOM}(?:\.{_ATOM})*@(?:{_FAST_LABEL}\.)+(?![0-9]+\Z){_FAST_LABEL}\Z"
-)
 
 
 @dataclass(frozen=True, slots=True)
 class Subscriber:
-    email: str  # as written (trimmed); compare with :func:`email_key`
+    # Canonical (core.addresses): as written, but an internationalised domain as its
+    # A-label; compare with :func:`email_key`.
+    email: str
     name: str
     languages: tuple[str, ...]  # canonical BCP 47 tags, most preferred first, never empty
     frequency: str  # "daily" | "weekly"
@@ -66,42 +57,9 @@ class Subscriber:
     line: int = field(default=0, compare=False)  # 1-based line of its row
 
 
-def email_key(email: str) -> str:
-    """The identity of an address: case-insensitive, as the contract says."""
-    return email.strip().lower()
-
-
 def email_problem(email: str) -> str | None:
     """Why ``email`` is not a usable single recipient address, or None if it is."""
-    if len(email) <= 254 and _FAST.match(email):
-        return None
-    if not email:
-        return "the email column is empty"
-    if _CONTROL.search(email):
-        return "control characters (CR/LF) in the address could inject mail headers"
-    if any(c in email for c in ' ,;<>()[]"\\:'):
-        return "an address must be one plain address (no spaces, commas, <>, quotes or names)"
-    if len(email) > 254:
-        return "an address is at most 254 characters long"
-    local, at, domain = email.rpartition("@")
-    if not at or "@" in local:
-        return "an address needs exactly one @"
-    if not local or len(local) > 64 or not _LOCAL.match(local):
-        return f"the part before @ ({local!r}) is not a valid mailbox name"
-    return _domain_problem(domain)
-
-
-def _domain_problem(domain: str) -> str | None:
-    try:
-        ascii_domain = domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return f"the domain {domain!r} is not a valid host name"
-    labels = ascii_domain.split(".")
-    if len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
-        return f"the domain {domain!r} is not a valid host name (e.g. example.org)"
-    if labels[-1].isdigit():
-        return f"the domain {domain!r} must be a host name, not an IP address"
-    return None
+    return address_problem(email)
 
 
 class _Row:
@@ -130,7 +88,7 @@ def parse_subscribers(
     splits at U+2028, U+0085 and five more, so a name holding one became a row.
     Line numbers are physical lines: a quoted field spanning lines counts them all.
     """
-    lines = io.StringIO(text, newline="") if isinstance(text, str) else text
+    lines = (m.group() for m in _CSV_LINE.finditer(text)) if isinstance(text, str) else text
     reader = csv.reader(_without_bom(lines), strict=True)
     try:
         header = next(reader, None)
@@ -186,8 +144,9 @@ class _RowParser:
 
     def parse(self, line: int, row: list[str]) -> Subscriber | Problem:
         email = _Row.cell(row, self.columns.email)
-        why = email_problem(email)
-        if why is not None:
+        try:
+            address = parse_address(email)
+        except AddressError as why:
             return self.problem(
                 line, f"invalid address {email!r}: {why}", "correct or remove the row"
             )
@@ -211,7 +170,7 @@ class _RowParser:
                 f"a line break or control character (U+{ord(bad.group()):04X}) in the name",
                 "write the name on one line, without control characters",
             )
-        return Subscriber(email, name, languages, frequency, self.source, line)
+        return Subscriber(address.email, name, languages, frequency, self.source, line)
 
 
 def _languages(raw: str, default_language: str) -> tuple[str, ...] | str:
