@@ -230,3 +230,22 @@ def test_a_line_break_of_any_kind_in_a_quoted_name_is_refused(char: str) -> None
     subscribers, problems = parse(f'email,name\nann@example.org,"Ann{char}Bcc"\nb@example.org,B\n')
     assert [s.email for s in subscribers] == ["b@example.org"]
     assert len(problems) == 1 and problems[0].line == 2
+
+
+def test_a_row_with_more_cells_than_the_header_is_reported_and_skipped() -> None:
+    subscribers, problems = parse(
+        "email,name,frequency\n"
+        "a@example.org,Smith, Ann,weekly\n"  # an unquoted comma shifted the frequency out
+        'b@example.org,"Smith, Bob",weekly\n'
+        "c@example.org,Carl,daily,\n"  # a trailing empty cell is a column too
+        "d@example.org\n"  # fewer cells: the missing ones are empty
+    )
+    assert [(s.email, s.name, s.frequency) for s in subscribers] == [
+        ("b@example.org", "Smith, Bob", "weekly"),
+        ("d@example.org", "", "daily"),
+    ]
+    assert [(p.line, p.message) for p in problems] == [
+        (2, "4 columns, but the header names 3: the row was skipped"),
+        (4, "4 columns, but the header names 3: the row was skipped"),
+    ]
+    assert "quote" in problems[0].hint

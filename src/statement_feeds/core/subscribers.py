@@ -67,6 +67,7 @@ class _Row:
 
     def __init__(self, header: list[str]) -> None:
         names = [h.strip().lower() for h in header]
+        self.width = len(names)
         self.email = names.index("email")
         self.name = names.index("name") if "name" in names else None
         self.languages = names.index("languages") if "languages" in names else None
@@ -143,6 +144,14 @@ class _RowParser:
         return Problem(self.source, message, hint, line)
 
     def parse(self, line: int, row: list[str]) -> Subscriber | Problem:
+        if len(row) > self.columns.width:
+            # Usually an unquoted comma: every value after it moved one column on.
+            return self.problem(
+                line,
+                f"{len(row)} columns, but the header names {self.columns.width}: "
+                "the row was skipped",
+                'quote values holding commas ("Smith, Ann") or remove the extra cells',
+            )
         email = _Row.cell(row, self.columns.email)
         try:
             address = parse_address(email)
