@@ -17,6 +17,7 @@ from statement_feeds.core.addresses import (
     Address,
     AddressError,
     NotAsciiError,
+    canonical_email,
     clean_header_text,
     email_key,
     header_address,
@@ -39,6 +40,7 @@ from statement_feeds.core.addresses import (
 )
 def test_parsed_addresses_and_their_canonical_form(text: str, expected: Address) -> None:
     assert parse_address(text) == expected
+    assert canonical_email(text) == expected.email
 
 
 def test_an_idn_and_its_a_label_are_one_key() -> None:
@@ -74,6 +76,8 @@ def test_an_idn_and_its_a_label_are_one_key() -> None:
 def test_refused_addresses_say_why(text: str, why: str) -> None:
     with pytest.raises(AddressError, match=why):
         parse_address(text)
+    with pytest.raises(AddressError, match=why):
+        canonical_email(text)
 
 
 def test_a_non_ascii_local_part_is_refused_saying_why_and_what_to_do() -> None:

@@ -190,3 +190,21 @@ def _web_side(conn: sqlite3.Connection) -> None:
         )"""
     )
     conn.execute("CREATE INDEX rate_events_bucket ON rate_events (bucket, at)")
+
+
+@migration(8)
+def _subscriber_sightings(conn: sqlite3.Connection) -> None:
+    # Version 8 (hardening issue, item 15; 6 and 7 are taken by other work in flight).
+    # When the state first saw each address in each subscriber file (email: the
+    # case-folded key; source: the file name). When two files list one address, the
+    # row that was there first keeps it (core.duplicates). Rows are never deleted:
+    # an address that left a file and came back is as old there as it ever was.
+    conn.execute(
+        """CREATE TABLE subscriber_sightings (
+            email TEXT NOT NULL,
+            source TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            PRIMARY KEY (email, source)
+        )"""
+        " WITHOUT ROWID"  # key-only lookups by email: one B-tree (PostgreSQL's DDL omits it)
+    )

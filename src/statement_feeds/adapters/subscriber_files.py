@@ -2,9 +2,10 @@
 
 The rows are parsed by ``core.subscribers`` and streamed file by file, line by
 line as the ``csv`` module splits them (a file is never held whole in memory),
-with duplicates across files reported (the first file in sorted order wins). The
-addresses seen are remembered in the ``seen`` store given (the state database when
-planning), else in memory.
+with duplicates across files reported by ``core.duplicates``: the row the state
+saw first keeps the address (``sightings``), else the first in sorted file order.
+The addresses kept are remembered in the ``seen`` store given (the state database
+when planning), else in memory.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import codecs
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..core.duplicates import Deduplicator, SeenAddresses, Sightings
 from ..core.problems import Problem
-from ..core.subscribers import Deduplicator, SeenAddresses, Subscriber, parse_subscribers
+from ..core.subscribers import Subscriber, parse_subscribers
 from .files import is_ignored_name
 
 __all__ = ["read_subscribers", "subscriber_files"]
@@ -37,26 +39,33 @@ def subscriber_files(folder: Path) -> list[Path]:
 
 
 def read_subscribers(
-    folder: Path, default_language: str, seen: SeenAddresses | None = None
+    folder: Path,
+    default_language: str,
+    seen: SeenAddresses | None = None,
+    sightings: Sightings | None = None,
 ) -> Iterator[Subscriber | Problem]:
     """Every valid subscriber of every file and every problem, in file and line order.
 
-    A missing folder is not an error (a site may have no subscribers yet). A file
-    that is not valid UTF-8 is skipped whole, with one problem.
+    (A row whose address a later file listed first comes after that file.) A missing
+    folder is not an error (a site may have no subscribers yet). A file that is not
+    valid UTF-8 is skipped whole, with one problem.
     """
-    dedup = Deduplicator(seen)
-    for path in subscriber_files(folder):
+    paths = subscriber_files(folder)
+    dedup = Deduplicator(seen, sightings=sightings, sources=[p.name for p in paths])
+    for path in paths:
         try:
             _check_utf8(path)  # before any row: a bad file contributes nothing
             # utf-8-sig drops a BOM if a spreadsheet wrote one. newline="": the csv
             # module's own line rules (CR, LF, CRLF; quoted fields may hold them), and
             # the file object streams line by line.
             with path.open(encoding="utf-8-sig", newline="") as stream:
-                yield from dedup.filter(parse_subscribers(path.name, stream, default_language))
+                rows = parse_subscribers(path.name, stream, default_language)
+                yield from dedup.filter(rows, path.name)
         except UnicodeDecodeError as exc:
             yield Problem(path.name, f"not UTF-8 ({exc.reason})", "save the file as UTF-8 CSV")
         except OSError as exc:
             yield Problem(path.name, f"cannot read: {exc.strerror}", "check its permissions")
+    yield from dedup.finish()
 
 
 def _check_utf8(path: Path) -> None:

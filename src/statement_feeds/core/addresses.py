@@ -44,6 +44,7 @@ __all__ = [
     "AddressError",
     "NotAsciiError",
     "address_problem",
+    "canonical_email",
     "clean_header_text",
     "email_key",
     "header_address",
@@ -109,6 +110,18 @@ def parse_address(text: str) -> Address:
     if len(address.email) > MAX_LENGTH:
         raise AddressError(f"an address is at most {MAX_LENGTH} characters long")
     return address
+
+
+def canonical_email(text: str) -> str:
+    """:attr:`Address.email` of ``text``; :class:`AddressError` if it is no address.
+
+    The same rules as :func:`parse_address`, without building an Address for the
+    common case (an ASCII address: trimmed, it is its own canonical form).
+    """
+    text = text.strip()
+    if len(text) <= MAX_LENGTH and _FAST.fullmatch(text):
+        return text
+    return parse_address(text).email
 
 
 def address_problem(text: str) -> str | None:

@@ -5,29 +5,23 @@ Contract (DESIGN.md): UTF-8 with a header row; columns ``email`` (required),
 (``daily`` | ``weekly``). A bad row is reported with file and line and skipped.
 
 Parsing is a generator over the lines of a file so that a million-row list never
-exists in memory at once (neither as text nor as objects). :class:`Deduplicator`
-remembers the addresses seen (needed to report a duplicate with both places) in a
-:class:`SeenAddresses` store: in memory here, or in the state database (adapters),
-so that memory does not grow with the list.
+exists in memory at once (neither as text nor as objects). Duplicates across rows
+and files are resolved by ``core.duplicates``.
 """
 
 from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from .addresses import AddressError, address_problem, email_key, parse_address
+from .addresses import AddressError, address_problem, canonical_email, email_key
 from .langtags import canonical_tag
 from .problems import Problem
 
 __all__ = [
     "FREQUENCIES",
-    "Deduplicator",
-    "MemorySeenAddresses",
-    "SeenAddresses",
     "Subscriber",
     "email_key",
     "email_problem",
@@ -154,7 +148,7 @@ class _RowParser:
             )
         email = _Row.cell(row, self.columns.email)
         try:
-            address = parse_address(email)
+            email = canonical_email(email)
         except AddressError as why:
             return self.problem(
                 line, f"invalid address {email!r}: {why}", "correct or remove the row"
@@ -179,7 +173,7 @@ class _RowParser:
                 f"a line break or control character (U+{ord(bad.group()):04X}) in the name",
                 "write the name on one line, without control characters",
             )
-        return Subscriber(address.email, name, languages, frequency, self.source, line)
+        return Subscriber(email, name, languages, frequency, self.source, line)
 
 
 def _languages(raw: str, default_language: str) -> tuple[str, ...] | str:
@@ -194,96 +188,3 @@ def _languages(raw: str, default_language: str) -> tuple[str, ...] | str:
         if tag not in tags:
             tags.append(tag)
     return tuple(tags) or (default_language,)
-
-
-class SeenAddresses(Protocol):
-    """Where :class:`Deduplicator` remembers the first place of every address.
-
-    A place is an opaque int. Implementations: :class:`MemorySeenAddresses`, and a
-    table in the state database (``SqliteStore.seen_addresses``) for big lists.
-    """
-
-    def first_places(self, entries: Sequence[tuple[str, int]]) -> list[int]:
-        """For each ``(key, place)`` in order: the place first recorded for ``key``.
-
-        A key not seen before is recorded with its place (so the result is that
-        place); within ``entries``, the first entry of a repeated key wins.
-        """
-        ...
-
-
-class MemorySeenAddresses:
-    """:class:`SeenAddresses` in a dict: fine for tests and lists of modest size."""
-
-    def __init__(self) -> None:
-        self._places: dict[str, int] = {}
-
-    def first_places(self, entries: Sequence[tuple[str, int]]) -> list[int]:
-        return [self._places.setdefault(key, place) for key, place in entries]
-
-
-class Deduplicator:
-    """First occurrence of an address wins; later ones become problems naming both places.
-
-    Feed it files in sorted order so that "first" does not depend on listing order.
-    Items are looked up in batches of ``batch`` subscribers (one round trip each to
-    an external ``seen`` store) and come out in the order they went in.
-    """
-
-    def __init__(self, seen: SeenAddresses | None = None, *, batch: int = 5000) -> None:
-        self._seen = seen if seen is not None else MemorySeenAddresses()
-        self._batch = batch
-        # Place = file number << 32 | line: one int per address, whatever the store.
-        self._sources: dict[str, int] = {}
-        self._names: list[str] = []
-        self._count = 0
-
-    def filter(self, items: Iterable[Subscriber | Problem]) -> Iterator[Subscriber | Problem]:
-        pending: list[Subscriber | Problem] = []
-        subscribers = 0
-        for item in items:
-            pending.append(item)
-            if isinstance(item, Subscriber):
-                subscribers += 1
-                if subscribers >= self._batch:
-                    yield from self._resolve(pending)
-                    pending, subscribers = [], 0
-        if pending:
-            yield from self._resolve(pending)
-
-    def _resolve(self, items: list[Subscriber | Problem]) -> Iterator[Subscriber | Problem]:
-        entries = [
-            (email_key(item.email), self._place_of(item))
-            for item in items
-            if isinstance(item, Subscriber)
-        ]
-        firsts = iter(self._seen.first_places(entries) if entries else [])
-        places = iter(entries)
-        for item in items:
-            if isinstance(item, Subscriber):
-                first, (_, place) = next(firsts), next(places)
-                if first != place:
-                    yield Problem(
-                        item.source,
-                        f"duplicate address {item.email!r}: already listed at {self._place(first)}",
-                        "keep one row per address; the first one is used",
-                        item.line,
-                    )
-                    continue
-                self._count += 1
-            yield item
-
-    def _place_of(self, item: Subscriber) -> int:
-        number = self._sources.get(item.source)
-        if number is None:
-            number = self._sources[item.source] = len(self._names)
-            self._names.append(item.source)
-        return number << 32 | item.line
-
-    def _place(self, place: int) -> str:
-        number, line = place >> 32, place & 0xFFFFFFFF
-        return f"{self._names[number]}:{line}"
-
-    def __len__(self) -> int:
-        """How many distinct addresses it has let through."""
-        return self._count
