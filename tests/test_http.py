@@ -141,11 +141,15 @@ class Site:
         return match.group(1)
 
 
-def make_config(root: Path, smtp_port: int, http_port: int, *, max_entries: int = 50) -> Path:
+def make_config(
+    root: Path, smtp_port: int, http_port: int, *, max_entries: int = 50, sender: str = ""
+) -> Path:
     path: Path = write_site(root, STATEMENTS, max_entries=max_entries)
     text = path.read_text(encoding="utf-8").replace(
         'host = ""', f'host = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"'
     )
+    if sender:
+        text = text.replace('from = "Statements <statements@example.org>"', f'from = "{sender}"')
     text += (
         f'\n[http]\nlisten = "127.0.0.1:{http_port}"\n'
         f'public_url = "http://127.0.0.1:{http_port}/news/"\n'
@@ -177,10 +181,12 @@ def run_site(
     limits: RateLimits = DEFAULT_LIMITS,
     build: bool = True,
     max_entries: int = 50,
+    sender: str = "",
 ) -> None:
     """Write and build a site, serve it, run ``scenario`` against it, stop everything."""
     port = free_port()
-    config = load_config(make_config(tmp_path / "site", smtp.port, port, max_entries=max_entries))
+    site = make_config(tmp_path / "site", smtp.port, port, max_entries=max_entries, sender=sender)
+    config = load_config(site)
     if build:
         Publisher(config, lambda: START).build()
 
@@ -549,6 +555,27 @@ def test_a_confirmation_the_server_refuses_is_logged_without_the_address(
     logged = _logged(caplog)
     assert "web.confirmation_failed" in logged and "550" in logged
     assert "gone@" not in logged.lower() and "never retrieved" not in logged
+
+
+def test_a_confirmation_that_fails_unexpectedly_is_logged_without_a_traceback(
+    tmp_path: Path, smtp: RecordingServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The mailer cannot quote a non-ASCII sender: not a delivery error, a bug-like one.
+    # The background task must still end quietly, naming neither address.
+    caplog.set_level(logging.DEBUG)
+
+    async def scenario(site: Site) -> None:
+        assert (await site.subscribe("Victim@example.com"))[0] == 200
+        for _ in range(100):
+            if "web.confirmation_failed" in _logged(caplog):
+                break
+            await asyncio.sleep(0.02)
+
+    run_site(tmp_path, smtp, scenario, sender="Statements <stätements@example.org>")
+    logged = _logged(caplog)
+    assert "web.confirmation_failed" in logged and "UnicodeEncodeError" in logged
+    assert "victim@" not in logged.lower() and "never retrieved" not in logged
+    assert "Traceback" not in logged and smtp.messages == []
 
 
 @pytest.mark.parametrize(
