@@ -11,6 +11,8 @@ Faults are switched per test by setting attributes (the handler reads them on ea
 command, from the server's own thread):
 
 * ``rcpt_replies[address] = "451 4.3.0 try later"`` — reply to RCPT TO for that address;
+* ``handler.after_data = callback`` — called with the count of messages received, before
+  the reply to each DATA (e.g. to fill the sender's disk mid-edition);
 * ``greeting_reply = "421 4.3.2 busy"`` — say this instead of 220 and hang up;
 * ``drop_after_data = n`` — for the next n messages: keep the message, then close the
   connection before replying (the client cannot know whether it was accepted);
@@ -28,6 +30,7 @@ import email
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
@@ -66,6 +69,9 @@ class _Handler:
     drop_after_data: int = 0
     data_delay: float = 0.0
     data_reply: str | None = None
+    # Called (in the server's thread) with the number of messages received so far,
+    # before the reply: e.g. to fill the sender's disk at the 5th message.
+    after_data: Callable[[int], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_MAIL(
@@ -96,6 +102,8 @@ class _Handler:
         if self.data_reply is None or dropping:
             with self.lock:
                 self.messages.append(received)
+        if self.after_data is not None:
+            self.after_data(len(self.messages))
         if dropping:
             assert isinstance(server.transport, asyncio.Transport)
             server.transport.abort()  # gone before the reply: the fate is unknown to the client

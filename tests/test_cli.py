@@ -470,3 +470,23 @@ def test_subscribers_unbounce(tmp_path: Path) -> None:
     assert first.exit_code == 0 and "bounce cleared" in first.output
     again = invoke("--config", str(config), "subscribers", "unbounce", "a@example.org")
     assert again.exit_code == 2 and "not marked bounced" in again.output
+
+
+def test_check_refuses_tricky_local_parts_clearly_and_accepts_an_idn_domain(
+    tmp_path: Path,
+) -> None:
+    csv = (
+        "email\n"
+        "=?utf-8?q?attacker=40evil.org=2C_anna?=@example.org\n"  # an RFC 2047 encoded word
+        "пётр@example.org\n"  # would need SMTPUTF8
+        "user@Bücher.de\n"  # sent as user@xn--bcher-kva.de
+    )
+    config = _site_with_subscribers(tmp_path, csv, '[http]\npublic_url = "https://e.org/n/"\n')
+    result = invoke("--config", str(config), "check")
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    encoded = next(line for line in lines if "list.csv:2" in line)
+    assert "encoded word" in encoded
+    local = next(line for line in lines if "list.csv:3" in line)
+    assert "ASCII" in local and "SMTPUTF8" in local
+    assert "1 subscribers, 2 problems" in result.output

@@ -44,13 +44,22 @@ def test_a_run_that_cannot_write_the_ledger_is_retried_by_itself(
         )
         config_path.write_text(text, encoding="utf-8")
         rows = "".join(f"{e},,en,daily\n" for e in READERS)
-        (config_path.parent / "subscribers" / "list.csv").write_text("email\n" + rows)
+        (config_path.parent / "subscribers" / "list.csv").write_text(
+            "email,name,languages,frequency\n" + rows
+        )
         with SqliteStore.open(small_disk / "state") as store:
             store.sync_subscribers(READERS, T0)
         config = load_config(config_path)
         digests = Digests(config, lambda: T1)
-        digests.plan("daily", T1)  # the edition is in the ledger; then the disk fills up
-        filler = fill_disk(small_disk, leave=150_000)
+        planned = digests.plan("daily", T1)  # the edition is in the ledger
+        assert planned.edition is not None and planned.edition.deliveries == len(READERS), planned
+        fillers: list[Path] = []
+
+        def disk_full_at_the_fifth(received: int) -> None:
+            if received == 5:
+                fillers.append(fill_disk(small_disk, leave=0))
+
+        server.handler.after_data = disk_full_at_the_fifth
         daemon = Daemon(config_path, config, lambda: T1, digests, DaemonOptions())
 
         async def go() -> None:
@@ -62,7 +71,7 @@ def test_a_run_that_cannot_write_the_ledger_is_retried_by_itself(
             timer = daemon._timers["retry"]
             delay = timer.when() - asyncio.get_running_loop().time()
             assert abs(delay - FIRST_PAUSE.total_seconds()) < 1
-            filler.unlink()  # space is back; the timer fires (we run its call ourselves)
+            fillers[0].unlink()  # space is back; the timer fires (we run its call ourselves)
             await daemon._runner_call("resume deliveries", daemon._resume)
 
         asyncio.run(go())

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
+from email.utils import getaddresses
 from pathlib import Path
 
 import pytest
@@ -521,3 +522,21 @@ def test_reload_with_a_broken_template_keeps_the_old_ones(site: Site, tmp_path: 
         digests.reload(replace(config, paths=replace(config.paths, templates=broken)))
     assert digests.config is config  # unchanged
     digests.check_templates()  # the old templates still work
+
+
+def test_an_internationalised_domain_is_sent_to_its_a_label(site: Site) -> None:
+    # The same address twice, as a reader types it and as its A-label: one subscriber.
+    path = site.root / "subscribers" / "list.csv"
+    extra = "jurgen@Bücher.de,Jürgen Groß,en,daily\nJurgen@xn--bcher-kva.de,Again,en,daily\n"
+    path.write_text(SUBSCRIBERS + extra, encoding="utf-8")
+    joined = site.cli("digest", "send", at=T0 + timedelta(minutes=30))
+    assert joined.exit_code == 1, joined.output  # the second row is a duplicate
+    assert "list.csv:8" in joined.stderr and "duplicate" in joined.stderr
+
+    result = site.cli("digest", "send", at=T1)
+
+    assert "failed 0" in result.output, result.output
+    message = only_message(site, "jurgen@xn--bcher-kva.de")
+    assert getaddresses(message.get_all("To") or []) == [("Jürgen Groß", "jurgen@xn--bcher-kva.de")]
+    plain, _ = text_of(message)
+    assert "Alpha" in plain and "Jürgen Groß" in plain

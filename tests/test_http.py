@@ -8,15 +8,17 @@ The site is served under the path of its public_url (``/news/``) — also at the
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
 import importlib.util
+import logging
 import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
+from email.utils import format_datetime, getaddresses
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -148,11 +150,15 @@ class Site:
         return match.group(1)
 
 
-def make_config(root: Path, smtp_port: int, http_port: int, *, max_entries: int = 50) -> Path:
+def make_config(
+    root: Path, smtp_port: int, http_port: int, *, max_entries: int = 50, sender: str = ""
+) -> Path:
     path: Path = write_site(root, STATEMENTS, max_entries=max_entries)
     text = path.read_text(encoding="utf-8").replace(
         'host = ""', f'host = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"'
     )
+    if sender:
+        text = text.replace('from = "Statements <statements@example.org>"', f'from = "{sender}"')
     text += (
         f'\n[http]\nlisten = "127.0.0.1:{http_port}"\n'
         f'public_url = "http://127.0.0.1:{http_port}/news/"\n'
@@ -184,10 +190,12 @@ def run_site(
     limits: RateLimits = DEFAULT_LIMITS,
     build: bool = True,
     max_entries: int = 50,
+    sender: str = "",
 ) -> None:
     """Write and build a site, serve it, run ``scenario`` against it, stop everything."""
     port = free_port()
-    config = load_config(make_config(tmp_path / "site", smtp.port, port, max_entries=max_entries))
+    site = make_config(tmp_path / "site", smtp.port, port, max_entries=max_entries, sender=sender)
+    config = load_config(site)
     if build:
         Publisher(config, lambda: START).build()
 
@@ -471,6 +479,128 @@ def test_invalid_form_is_shown_again_with_errors(tmp_path: Path, smtp: Recording
         assert "valid email address" in page and "at least one language" in page
         assert 'value="not-an-address"' in page
         assert smtp.messages == []
+
+    run_site(tmp_path, smtp, scenario)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "=?utf-8?q?attacker=40evil.org=2C_anna?=@example.org",  # To: attacker@evil.org, anna@…
+        "=?utf-8?q?a=0D=0ABcc=3A_x=40evil.org?=@example.org",  # was a 500 and a traceback
+        "=?utf-8?b?YXR0YWNrZXJAZXZpbC5vcmc=?=@example.org",
+        "пётр@example.org",  # would need SMTPUTF8
+    ],
+)
+def test_an_address_a_header_parser_would_decode_is_refused_at_the_form(
+    tmp_path: Path, smtp: RecordingServer, address: str
+) -> None:
+    async def scenario(site: Site) -> None:
+        status, body = await site.subscribe(address)
+        assert status == 400 and 'aria-invalid="true"' in body.decode()
+        if not address.isascii():  # says why, and what to do
+            assert "Latin letters" in body.decode() and "another address" in body.decode()
+        await asyncio.sleep(0.2)  # a confirmation would be on its way by now
+        assert smtp.messages == []
+
+    run_site(tmp_path, smtp, scenario)
+
+
+def _logged(caplog: pytest.LogCaptureFixture) -> str:
+    """Everything our records and asyncio's say: messages, fields, tracebacks.
+
+    (The test SMTP server's own log, ``mail.log``, does show addresses.)
+    """
+    gc.collect()  # asyncio reports a task exception nobody retrieved when the task dies
+    return "\n".join(
+        f"{r.getMessage()} {getattr(r, 'fields', '')} {r.exc_text or ''} {r.exc_info or ''}"
+        for r in caplog.records
+        if r.name.startswith("statement_feeds") or r.name == "asyncio"
+    )
+
+
+def test_an_idn_address_is_confirmed_at_its_a_label_and_never_logged(
+    tmp_path: Path, smtp: RecordingServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    a_label = "Reader@xn--bcher-kva.de"
+
+    async def scenario(site: Site) -> None:
+        status, body = await site.subscribe("Reader@Bücher.de")
+        assert status == 200 and b"confirmation link" in body
+        link = await site.confirm_link(a_label)
+        mail = smtp.messages_to(a_label)[0].parsed()
+        assert getaddresses(mail.get_all("To") or []) == [("", a_label)]
+        token = parse_qs(urlsplit(link).query)["token"][0]
+        assert (await site.post("confirm", data={"token": token}))[0] == 200
+        with site.store() as store:
+            assert list(store.web_subscribers()) == ["reader@xn--bcher-kva.de"]
+        # The same reader typing the A-label is the same subscriber (one rate limit too).
+        await site.subscribe("reader@XN--BCHER-KVA.DE")
+        await site.mails_to("reader@XN--BCHER-KVA.DE")
+        with site.store() as store:
+            assert store.joined_at("reader@bücher.de") == START
+
+    run_site(tmp_path, smtp, scenario)
+    logged = _logged(caplog)
+    assert "web.confirmation_sent" in logged
+    assert "cher" not in logged.lower() and "never retrieved" not in logged
+
+
+def test_a_confirmation_the_server_refuses_is_logged_without_the_address(
+    tmp_path: Path, smtp: RecordingServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    smtp.rcpt_replies["Gone@example.com"] = "550 5.1.1 <Gone@example.com>: user unknown"
+
+    async def scenario(site: Site) -> None:
+        assert (await site.subscribe("Gone@example.com"))[0] == 200
+        for _ in range(100):  # the mail goes out in the background
+            if "web.confirmation_failed" in _logged(caplog):
+                break
+            await asyncio.sleep(0.02)
+
+    run_site(tmp_path, smtp, scenario)
+    logged = _logged(caplog)
+    assert "web.confirmation_failed" in logged and "550" in logged
+    assert "gone@" not in logged.lower() and "never retrieved" not in logged
+
+
+def test_a_confirmation_that_fails_unexpectedly_is_logged_without_a_traceback(
+    tmp_path: Path, smtp: RecordingServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The mailer cannot quote a non-ASCII sender: not a delivery error, a bug-like one.
+    # The background task must still end quietly, naming neither address.
+    caplog.set_level(logging.DEBUG)
+
+    async def scenario(site: Site) -> None:
+        assert (await site.subscribe("Victim@example.com"))[0] == 200
+        for _ in range(100):
+            if "web.confirmation_failed" in _logged(caplog):
+                break
+            await asyncio.sleep(0.02)
+
+    run_site(tmp_path, smtp, scenario, sender="Statements <stätements@example.org>")
+    logged = _logged(caplog)
+    assert "web.confirmation_failed" in logged and "UnicodeEncodeError" in logged
+    assert "victim@" not in logged.lower() and "never retrieved" not in logged
+    assert "Traceback" not in logged and smtp.messages == []
+
+
+@pytest.mark.parametrize(
+    "address", ["O'Neil+tag=x@example.com", "a.b-c_d~e!f#g$h%i&j*k/l?m^n`o{p|q}r@example.com"]
+)
+def test_the_confirmation_names_exactly_the_address_signed_up(
+    tmp_path: Path, smtp: RecordingServer, address: str
+) -> None:
+    async def scenario(site: Site) -> None:
+        assert (await site.subscribe(address))[0] == 200
+        await site.mails_to(address)
+        raw = smtp.messages_to(address)[0]
+        assert raw.recipients == (address,)
+        mail = raw.parsed()
+        assert getaddresses(mail.get_all("To") or []) == [("", address)]
+        assert "Cc" not in mail and "Bcc" not in mail and not mail.defects
 
     run_site(tmp_path, smtp, scenario)
 

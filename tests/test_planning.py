@@ -7,12 +7,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from statement_feeds.adapters import subscriber_files
 from statement_feeds.adapters.store import SqliteStore
+from statement_feeds.cli import cli
 from statement_feeds.config import Config, load_config
 from statement_feeds.core.catalog import Catalog, build_catalog
+from statement_feeds.core.problems import Problem
 from statement_feeds.core.statements import Statement
+from statement_feeds.core.subscribers import Subscriber, parse_subscribers
 from statement_feeds.ledger import LedgerCounts
 from statement_feeds.planning import plan_edition, preview_edition, sync_subscribers
 from statement_feeds.service import Publisher
@@ -276,6 +280,89 @@ def test_duplicates_across_files_name_both_places_and_the_first_file_wins(
         }
 
 
+def _winners(config: Config, store: SqliteStore, now: datetime) -> set[tuple[str, str, str]]:
+    """(email, name, language) of everyone an edition planned now would mail."""
+    news = catalog(now, statement(f"n{now:%j}", "en", now), statement(f"n{now:%j}", "ru", now))
+    planned, _ = preview_edition(config, store, news, "daily", now)
+    return {(d.email, d.name, d.lang) for d in planned}
+
+
+def test_the_row_that_was_there_first_keeps_its_address_when_a_new_file_lists_it(
+    tmp_path: Path,
+) -> None:
+    config = make_config(tmp_path, list="email,name,languages\nalice@x.org,Alice,en\n")
+    with SqliteStore.open(config.paths.state) as store:
+        assert sync_subscribers(config, store, T0) == []
+        # bad.csv sorts first and comes later, with Alice under another name and language.
+        (config.paths.subscribers / "bad.csv").write_text(
+            "email,name,languages\nbob@x.org,Bob,en\nAlice@X.org,Mallory,ru\n", encoding="utf-8"
+        )
+        problems = sync_subscribers(config, store, T0 + DAY)
+        assert [(p.source, p.line, p.message) for p in problems] == [
+            (
+                "bad.csv",
+                3,
+                "duplicate address 'Alice@X.org': list.csv:2 listed it first",
+            )
+        ]
+        now = T0 + 2 * DAY
+        assert _winners(config, store, now) == {
+            ("alice@x.org", "Alice", "en"),
+            ("bob@x.org", "Bob", "en"),
+        }
+        # `subscribers export` shows the list as planning sees it.
+        exported = CliRunner().invoke(
+            cli, ["--config", str(config.path), "subscribers", "export"], env={}
+        )
+        assert "alice@x.org,Alice,en,daily,list.csv,active" in exported.stdout.splitlines()
+        # Without list.csv's row, bad.csv's is the only one left: it is used.
+        (config.paths.subscribers / "list.csv").write_text("email\n", encoding="utf-8")
+        assert sync_subscribers(config, store, now) == []
+        assert ("Alice@X.org", "Mallory", "ru") in _winners(config, store, now + DAY)
+    # Without the state (check, subscribers list of a new site) sorted order decides.
+    (config.paths.subscribers / "list.csv").write_text("email\nalice@x.org\n", encoding="utf-8")
+    items = list(subscriber_files.read_subscribers(config.paths.subscribers, "en"))
+    assert [(type(i).__name__, i.source) for i in items] == [
+        ("Subscriber", "bad.csv"),
+        ("Subscriber", "bad.csv"),
+        ("Problem", "list.csv"),
+    ]
+
+
+def test_of_three_files_the_one_that_listed_the_address_earliest_keeps_it(
+    tmp_path: Path,
+) -> None:
+    config = make_config(tmp_path, c="email,name\nann@x.org,C\n")
+    folder = config.paths.subscribers
+    with SqliteStore.open(config.paths.state) as store:
+        sync_subscribers(config, store, T0)
+        (folder / "b.csv").write_text("email,name\nann@x.org,B\n", encoding="utf-8")
+        sync_subscribers(config, store, T0 + DAY)
+        (folder / "a.csv").write_text("email,name\nann@x.org,A\n", encoding="utf-8")
+        problems = sync_subscribers(config, store, T0 + 2 * DAY)
+        assert [(p.source, p.message.split(": ", 1)[1]) for p in problems] == [
+            ("a.csv", "c.csv:2 listed it first"),
+            ("b.csv", "c.csv:2 listed it first"),
+        ]
+        assert _winners(config, store, T0 + 3 * DAY) == {("ann@x.org", "C", "en")}
+        # c.csv drops her: of the rows left, b.csv's was there first.
+        (folder / "c.csv").write_text("email,name\n", encoding="utf-8")
+        problems = sync_subscribers(config, store, T0 + 3 * DAY)
+        assert [(p.source, p.message.split(": ", 1)[1]) for p in problems] == [
+            ("a.csv", "b.csv:2 listed it first")
+        ]
+        assert _winners(config, store, T0 + 4 * DAY) == {("ann@x.org", "B", "en")}
+
+
+def test_a_dry_run_records_no_sightings(tmp_path: Path) -> None:
+    config = make_config(tmp_path, list="email,name\nann@x.org,List\n")
+    with SqliteStore.open(config.paths.state) as store:
+        _winners(config, store, T0)  # a preview: the state saw nothing
+        (config.paths.subscribers / "a.csv").write_text("email,name\nann@x.org,A\n")
+        sync_subscribers(config, store, T0 + DAY)  # both first seen now: sorted order
+        assert _winners(config, store, T0 + 2 * DAY) == {("ann@x.org", "A", "en")}
+
+
 def test_a_file_that_is_not_utf8_contributes_nothing_even_if_the_bad_byte_is_late(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -292,17 +379,29 @@ def test_a_file_that_is_not_utf8_contributes_nothing_even_if_the_bad_byte_is_lat
     ]
 
 
-@pytest.mark.parametrize("block", [1, 2, 3, 7, 1 << 20])
-def test_files_are_streamed_in_blocks_with_the_same_lines_as_a_whole_read(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+def test_files_are_read_by_the_csv_modules_line_rules_with_physical_line_numbers(
+    tmp_path: Path,
 ) -> None:
-    monkeypatch.setattr(subscriber_files, "BLOCK", block)
-    text = '\ufeffemail,name\r\na@x.org,"A, B"\r\rb@x.org,B\u2028c\n\nc@x.org,C\rd@x.org,D'
-    path = tmp_path / "l.csv"
-    path.write_bytes(text.encode())
-    whole = path.read_text(encoding="utf-8-sig").splitlines(keepends=True)
-    with path.open(encoding="utf-8-sig") as stream:
-        assert list(subscriber_files._lines(stream)) == whole
+    # \r, \n and \r\n end lines; U+2028 and friends are text (str.splitlines would have
+    # made "injected@evil.org" a row of its own); a quoted field may span lines.
+    text = (
+        '\ufeffemail,name,frequency\r\na@x.org,"A, B"\r\rb@x.org,B\u2028injected@evil.org,weekly\n'
+        '\nc@x.org,"C\nsecond line"\rd@x.org,D\x85e@evil.org\re@x.org,E,weekly'
+    )
+    folder = tmp_path / "subscribers"
+    folder.mkdir()
+    (folder / "l.csv").write_bytes(text.encode())
+    items = list(subscriber_files.read_subscribers(folder, "en"))
+    assert items == list(parse_subscribers("l.csv", text.removeprefix("\ufeff"), "en"))
+    assert [(i.email, i.line) for i in items if isinstance(i, Subscriber)] == [
+        ("a@x.org", 2),
+        ("e@x.org", 9),
+    ]
+    assert [(i.line, "line break" in i.message) for i in items if isinstance(i, Problem)] == [
+        (4, True),  # b: U+2028 in the name
+        (6, True),  # c: a newline in the name, on lines 6-7
+        (8, True),  # d: U+0085 in the name
+    ]
 
 
 def test_reading_a_big_list_does_not_grow_python_memory(tmp_path: Path) -> None:

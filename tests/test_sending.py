@@ -341,8 +341,13 @@ def test_a_full_disk_mid_edition_stops_hand_overs_and_nothing_is_lost(
     emails = [f"u{i:03}@example.org" for i in range(200)]
     with SqliteStore.open(small_disk / "state") as store:
         plan(store, emails)
-        # Room for a few of the ledger's commits, then "database or disk is full".
-        filler = fill_disk(small_disk, leave=40_000)
+        fillers: list[Path] = []
+
+        def disk_full_at_the_fifth(received: int) -> None:  # "database or disk is full"
+            if received == 5:
+                fillers.append(fill_disk(small_disk, leave=0))
+
+        server.handler.after_data = disk_full_at_the_fifth
         with pytest.raises(StateError, match="disk is full"):
             run(store, smtp(server), FakeClock(), batch=10)
     received = recipients(server)
@@ -352,7 +357,7 @@ def test_a_full_disk_mid_edition_stops_hand_overs_and_nothing_is_lost(
     assert len(received) - counts.sent <= 3
     assert counts.sending <= 3
 
-    filler.unlink()  # space is back: the next run sends the rest
+    fillers[0].unlink()  # space is back: the next run sends the rest
     with SqliteStore.open(small_disk / "state") as store:
         summary = run(store, smtp(server), FakeClock())
         assert store.counts() == LedgerCounts(sent=len(emails))

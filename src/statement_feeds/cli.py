@@ -315,13 +315,18 @@ def _merged_subscribers(config: Config) -> tuple[list[Any], list[Any], dict[str,
     """(merged subscribers, CSV problems, email key → (joined, state)) in list order."""
     from .adapters.store import SqliteStore
     from .adapters.subscriber_files import read_subscribers
+    from .clock import system_clock
     from .core.problems import Problem
     from .core.subscribers import email_key
     from .core.web_subscribers import merge_subscribers
 
     with SqliteStore.open(config.paths.state) as store:
         web, overrides = store.web_subscribers(include_blocked=True), store.preference_overrides()
-        items = read_subscribers(config.paths.subscribers, config.site.default_language)
+        # Who keeps an address two files list, as planning decides it (read only).
+        sightings = store.sightings(system_clock(), record=False)
+        items = read_subscribers(
+            config.paths.subscribers, config.site.default_language, sightings=sightings
+        )
         merged = list(merge_subscribers(items, web, overrides))
         people = [m for m in merged if not isinstance(m, Problem)]
         states = store.subscriber_status([p.email for p in people])

@@ -3,7 +3,7 @@
 Data path::
 
     adapters.subscriber_files.read_subscribers (streamed, deduplicated against
-        store.seen_addresses, a TEMP table)
+        store.seen_addresses, a TEMP table; the row first seen, store.sightings, wins)
     → store.sync_subscribers (first sighting = join time)
     → store.subscriber_states (join time, blocked, keys already assigned)
     → core.selection.Selector.choose → ledger.PlannedDelivery
@@ -100,17 +100,28 @@ def sync_subscribers(config: Config, store: SqliteStore, now: datetime) -> list[
     """
     problems: list[Problem] = []
     with store.transaction():
-        for chunk in chunks(_valid(config, problems, store)):
+        for chunk in chunks(_valid(config, problems, store, now, record=True)):
             store.sync_subscribers([s.email for s in chunk], now)
     return problems
 
 
-def _valid(config: Config, problems: list[Problem], store: SqliteStore) -> Iterator[Subscriber]:
-    """The CSV subscribers with web sign-ups and preference changes applied."""
+def _valid(
+    config: Config, problems: list[Problem], store: SqliteStore, now: datetime, *, record: bool
+) -> Iterator[Subscriber]:
+    """The CSV subscribers with web sign-ups and preference changes applied.
+
+    Rows first seen in their file count as seen ``now``, recorded unless it is a dry
+    run: the row there first keeps an address two files list.
+    """
     web, overrides = store.web_subscriber_view()
     # The addresses seen (to report duplicates) live in the database, not in memory.
     with store.seen_addresses() as seen:
-        items = read_subscribers(config.paths.subscribers, config.site.default_language, seen)
+        items = read_subscribers(
+            config.paths.subscribers,
+            config.site.default_language,
+            seen,
+            store.sightings(now, record=record),
+        )
         for item in merge_subscribers(items, web, overrides):
             if isinstance(item, Problem):
                 problems.append(item)
@@ -129,7 +140,7 @@ def _deliveries(
     record: bool,
 ) -> Iterator[PlannedDelivery]:
     keys = selector.translation_keys
-    for chunk in chunks(_valid(config, problems, store)):
+    for chunk in chunks(_valid(config, problems, store, now, record=record)):
         # Every frequency is read and synced: joining is about the list, not the schedule.
         states = store.subscriber_states([s.email for s in chunk], keys)
         if record:

@@ -36,18 +36,19 @@ from babel import Locale, UnknownLocaleError
 
 from .adapters.feed_files import FeedFiles
 from .adapters.front_page import FrontPageFile
-from .adapters.mailer import Messenger, make_messenger
+from .adapters.mailer import Messenger, make_messenger, reply_status
 from .adapters.secrets import load_keys
 from .adapters.store import SqliteStore
 from .clock import Clock
 from .config import Config
+from .core.addresses import Address, header_address
 from .core.front_page import FrontEntry
 from .core.i18n import Messages, Translations
 from .core.subscribers import email_key
 from .core.tokens import Signer
 from .core.web_forms import SubscribeForm, language_choices, parse_preferences, parse_subscribe
 from .core.web_subscribers import Preferences
-from .errors import DeliveryError, StatementFeedsError
+from .errors import ConfigError, DeliveryError
 from .locales import load_translations
 from .logs import event
 from .web_links import SubscriberLinks
@@ -344,15 +345,16 @@ class WebService:
         )
         token = self.signer.sign("confirm", token_id, int(expires.timestamp()))
         message = self.confirmation_email(
-            form.email, lang, f"{base_url}confirm?token={token}&lang={lang}"
+            form.address, lang, f"{base_url}confirm?token={token}&lang={lang}"
         )
         # Sent in the background: the response time must not depend on the mail server
         # (nor, through it, reveal anything about the address).
-        task = asyncio.create_task(self._send(form.email, message))
+        task = asyncio.create_task(self._send(form.address, message))
         self._mail_tasks.add(task)
         task.add_done_callback(self._mail_tasks.discard)
 
-    def confirmation_email(self, address: str, lang: str, url: str) -> bytes:
+    def confirmation_email(self, address: Address, lang: str, url: str) -> bytes:
+        """The confirmation message; ``To`` is built from the checked parts of ``address``."""
         messages = self.messages(lang)
         title = self.config.site.language_titles.get(lang) or self.config.site.title
         text = self.pages.render(
@@ -367,7 +369,7 @@ class WebService:
         sender = self.config.digest.sender
         domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
         message["From"] = sender
-        message["To"] = address
+        message["To"] = header_address(address)  # an object: nothing parsed, nothing decoded
         message["Subject"] = messages.text("Confirm your subscription to {title}", title=title)
         message["Date"] = format_datetime(self.now())
         message["Message-ID"] = make_msgid("confirm", domain=domain)
@@ -376,13 +378,23 @@ class WebService:
         message.set_content(text, charset="utf-8")
         return message.as_bytes()
 
-    async def _send(self, address: str, message: bytes) -> None:
+    async def _send(self, address: Address, message: bytes) -> None:
+        """Hand the confirmation over; never raises (a background task nobody awaits).
+
+        The visitor can simply sign up again. The address is never logged: not by us,
+        not in a traceback, and not through a server's reply, which often quotes it
+        (for those only the reply code and enhanced status are logged).
+        """
         try:
-            await self.messenger.send(parseaddr(self.config.digest.sender)[1], address, message)
+            sender = parseaddr(self.config.digest.sender)[1]
+            await self.messenger.send(sender, address.email, message)
             event(log, logging.INFO, "web.confirmation_sent")
-        except (DeliveryError, StatementFeedsError, OSError) as exc:
-            # The visitor can simply sign up again; the address is not logged.
-            event(log, logging.WARNING, "web.confirmation_failed", error=str(exc))
+        except DeliveryError as exc:
+            event(log, logging.WARNING, "web.confirmation_failed", **_safe_details(exc))
+        except ConfigError as exc:  # our settings (TLS, login), in words that name no address
+            event(log, logging.ERROR, "web.confirmation_failed", error=str(exc))
+        except Exception as exc:  # an unretrieved task exception would print a traceback
+            event(log, logging.ERROR, "web.confirmation_failed", error=type(exc).__name__)
 
     async def confirm_page(self, lang: str, token: str) -> Page:
         if self.signer.verify("confirm", token, self.now().timestamp()) is None:
@@ -480,6 +492,15 @@ class WebService:
 
     async def metrics(self) -> str:
         return await metrics(self.store, self.front, self.feeds)
+
+
+def _safe_details(error: DeliveryError) -> dict[str, Any]:
+    """What went wrong, without the words of a server's reply (they may quote the address)."""
+    status = reply_status(error)
+    if status is None:  # no reply: a network or Maildir error, in the OS's own words
+        return {"error": str(error)}
+    code, enhanced = status
+    return {"error": type(error).__name__, "code": code, "status": enhanced}
 
 
 def _native_name(tag: str) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 from .adapters.subscriber_files import find_subscriber
 from .config import Config
+from .core.subscribers import email_key
 from .core.web_subscribers import Preferences
 from .web_store import StoreThread
 
@@ -25,7 +27,16 @@ async def current_preferences(config: Config, store: StoreThread, address: str) 
     if stored is not None:
         return stored
     paths, default = config.paths, config.site.default_language
-    row = await asyncio.to_thread(find_subscriber, paths.subscribers, default, address)
-    if row is not None:
-        return Preferences(row.languages, row.frequency)
+    rows = await asyncio.to_thread(find_subscriber, paths.subscribers, default, address)
+    if len(rows) > 1:  # listed in several files: the row the state saw first keeps it
+        key = email_key(address)
+        seen = await store.run(
+            lambda s: s.sightings(datetime.now(UTC), record=False).first_seen(
+                [(key, r.source) for r in rows]
+            )
+        )
+        times = seen.get(key, {})
+        rows = sorted(rows, key=lambda r: times.get(r.source, "~"))  # stable: file order
+    if rows:
+        return Preferences(rows[0].languages, rows[0].frequency)
     return Preferences((default,), "daily")

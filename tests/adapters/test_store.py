@@ -325,6 +325,26 @@ def test_seen_addresses_outliving_a_rolled_back_transaction_close_cleanly(
         assert seen.first_places([("a", 2)]) == [2]
 
 
+def test_sightings_remember_when_each_address_was_first_seen_in_each_file(
+    store: SqliteStore,
+) -> None:
+    first = store.sightings(T0).first_seen([("a@x.org", "l.csv"), ("b@x.org", "l.csv")])
+    assert first == {"a@x.org": {"l.csv": to_ts(T0)}, "b@x.org": {"l.csv": to_ts(T0)}}
+    # A day later: the old pair keeps its time, the new one gets its own, every source
+    # of an asked-for key is answered, and within one call a repeated pair is one pair.
+    later = T0 + timedelta(days=1)
+    again = store.sightings(later).first_seen([("a@x.org", "m.csv"), ("a@x.org", "m.csv")])
+    assert again == {"a@x.org": {"l.csv": to_ts(T0), "m.csv": to_ts(later)}}
+    # A dry run answers the same way and writes nothing.
+    peek = store.sightings(later + timedelta(days=1), record=False)
+    assert peek.first_seen([("c@x.org", "l.csv")]) == {
+        "c@x.org": {"l.csv": to_ts(later + timedelta(days=1))}
+    }
+    assert store.sightings(later, record=False).first_seen([("c@x.org", "m.csv")]) == {
+        "c@x.org": {"m.csv": to_ts(later)}
+    }
+
+
 def test_planning_keeps_the_page_cache_bounded_and_temp_data_on_disk(store: SqliteStore) -> None:
     # A larger cache (or temporary tables in memory) made peak RSS grow with the list.
     plan(store, planned("a@x.org", "k1"))

@@ -8,12 +8,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
+from email.utils import getaddresses
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import jinja2
 import pytest
 
+from statement_feeds.core.addresses import clean_header_text
 from statement_feeds.core.digest import Composer, DigestSettings, template_environment
 from statement_feeds.core.statements import Statement
 from statement_feeds.core.tokens import Signer, subscriber_id
@@ -240,3 +242,53 @@ def test_preview(composer: Composer) -> None:
     assert bodies(message) == (preview.text, preview.html)
     assert preview.html.startswith("<!DOCTYPE html>")
     assert "Здравствуйте, Читатель!" in preview.text
+
+
+HOSTILE_NAMES = [
+    "=?utf-8?q?attacker=40evil.org=2C_anna?=",  # an encoded word decoding to an address list
+    "=?utf-8?q?a=0D=0ABcc=3A_x=40evil.org?=",  # ... to a CR LF and a header
+    "Eve <eve@evil.org>, Bob",
+    'Quote " and \\ backslash',
+    "Ann\u2028Bcc: x@evil.org",
+    "Ann\x85Cc: x@evil.org",
+    "Жанна =?utf-8?b?QEBA?= <z@evil.org>",
+    "x" * 300,
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_a_hostile_display_name_stays_one_display_name(composer: Composer, name: str) -> None:
+    raw = composer(delivery("anna@example.org", name, "en", EN))
+    message = parse(raw)
+    assert getaddresses(message.get_all("To") or []) == [
+        (clean_header_text(name)[:200], "anna@example.org")
+    ]
+    assert "Cc" not in message and "Bcc" not in message
+    header_block = raw.split(b"\r\n\r\n", 1)[0]
+    assert all(line.startswith(b" ") or b": " in line for line in header_block.split(b"\r\n"))
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "=?utf-8?q?attacker=40evil.org=2C_anna?=@example.org",
+        "=?utf-8?q?a=0D=0ABcc=3A_x=40evil.org?=@example.org",
+        "a@example.org, b@evil.org",
+        "Eve <eve@evil.org>",
+        "a@example.org\r\nBcc: x@evil.org",
+        "a\u2028b@example.org",
+    ],
+)
+def test_a_hostile_address_from_the_ledger_is_refused(composer: Composer, address: str) -> None:
+    # Planning only records checked addresses; this guards rows from older versions.
+    with pytest.raises(ValueError, match="cannot address"):
+        composer(delivery(address, "", "en", EN))
+
+
+def test_an_idn_address_is_addressed_by_its_a_label(composer: Composer) -> None:
+    message = parse(composer(delivery("Jurgen@xn--bcher-kva.de", "Jürgen", "en", EN)))
+    assert getaddresses(message.get_all("To") or []) == [("Jürgen", "Jurgen@xn--bcher-kva.de")]
+    # A U-label row (written by an older version) is refused, not sent: its envelope
+    # recipient would not be ASCII either. Planning now records the A-label.
+    with pytest.raises(ValueError, match=r"send to Jurgen@xn--bcher-kva\.de"):
+        composer(delivery("Jurgen@bücher.de", "", "en", EN))

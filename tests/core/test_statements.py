@@ -389,6 +389,12 @@ def test_non_utf8_bytes_are_reported_with_their_line() -> None:
         ('"Bell\\a"', "U+0007"),
         ('"Tab\\tinside"', "U+0009"),
         ('"Bidi\\u202Eoverride"', "U+202E"),
+        # Unicode's line and paragraph separators (raw, or YAML's escapes \u2028, \P):
+        # line breaks to str.splitlines, to mail clients and to JavaScript, as \n is.
+        ('"Two\\u2028lines"', "line break"),
+        ('"Two\\Plines"', "line break"),
+        ('"Two\u2028lines"', "line break"),
+        ("'Two\u2029lines'", "line break"),
     ],
 )
 def test_line_break_or_control_character_in_title(title: str, what: str) -> None:

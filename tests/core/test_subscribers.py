@@ -6,14 +6,9 @@ from collections.abc import Sequence
 
 import pytest
 
+from statement_feeds.core.duplicates import Deduplicator, MemorySeenAddresses
 from statement_feeds.core.problems import Problem
-from statement_feeds.core.subscribers import (
-    Deduplicator,
-    MemorySeenAddresses,
-    Subscriber,
-    email_problem,
-    parse_subscribers,
-)
+from statement_feeds.core.subscribers import Subscriber, email_problem, parse_subscribers
 
 
 def parse(text: str, source: str = "list.csv") -> tuple[list[Subscriber], list[Problem]]:
@@ -201,3 +196,51 @@ def test_lines_parse_like_the_whole_text() -> None:
         (5, "Bob"),
     ]
     assert next(parse_subscribers("empty.csv", iter([]), "en")).line == 1
+
+
+# Characters str.splitlines treats as line ends but the csv module does not: inside a
+# field they are text, never the start of a new row.
+SPLITLINES_ONLY = ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e"]
+
+
+@pytest.mark.parametrize("char", SPLITLINES_ONLY)
+def test_a_unicode_line_separator_in_a_field_never_starts_a_row(char: str) -> None:
+    text = (
+        "email,name,frequency\n"
+        f"ann@example.org,Ann{char}injected@evil.org,weekly\n"
+        f"bob@example.org,Bob{char}x,daily{char}weekly\n"
+        "carl@example.org,Carl,weekly\n"
+    )
+    subscribers, problems = parse(text)
+    assert [(s.email, s.frequency, s.line) for s in subscribers] == [
+        ("carl@example.org", "weekly", 4)
+    ]
+    # The rows holding the character are refused where they are, as one row each.
+    assert [p.line for p in problems] == [2, 3]
+    assert "line break" in problems[0].message or "control" in problems[0].message
+
+
+@pytest.mark.parametrize("char", ["\u2028", "\u2029", "\x85", "\r", "\n"])
+def test_a_line_break_of_any_kind_in_a_quoted_name_is_refused(char: str) -> None:
+    subscribers, problems = parse(f'email,name\nann@example.org,"Ann{char}Bcc"\nb@example.org,B\n')
+    assert [s.email for s in subscribers] == ["b@example.org"]
+    assert len(problems) == 1 and problems[0].line == 2
+
+
+def test_a_row_with_more_cells_than_the_header_is_reported_and_skipped() -> None:
+    subscribers, problems = parse(
+        "email,name,frequency\n"
+        "a@example.org,Smith, Ann,weekly\n"  # an unquoted comma shifted the frequency out
+        'b@example.org,"Smith, Bob",weekly\n'
+        "c@example.org,Carl,daily,\n"  # a trailing empty cell is a column too
+        "d@example.org\n"  # fewer cells: the missing ones are empty
+    )
+    assert [(s.email, s.name, s.frequency) for s in subscribers] == [
+        ("b@example.org", "Smith, Bob", "weekly"),
+        ("d@example.org", "", "daily"),
+    ]
+    assert [(p.line, p.message) for p in problems] == [
+        (2, "4 columns, but the header names 3: the row was skipped"),
+        (4, "4 columns, but the header names 3: the row was skipped"),
+    ]
+    assert "quote" in problems[0].hint

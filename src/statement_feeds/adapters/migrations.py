@@ -233,3 +233,21 @@ def _subscriber_ids(conn: sqlite3.Connection) -> None:
     # Rate-limit events are pruned by age across all buckets (not only the bucket
     # being hit), so buckets of clients that never come back do not pile up.
     conn.execute("CREATE INDEX rate_events_at ON rate_events (at)")
+
+
+@migration(8)
+def _subscriber_sightings(conn: sqlite3.Connection) -> None:
+    # Version 8 (hardening issue, item 15; 6 and 7 are taken by other work in flight).
+    # When the state first saw each address in each subscriber file (email: the
+    # case-folded key; source: the file name). When two files list one address, the
+    # row that was there first keeps it (core.duplicates). Rows are never deleted:
+    # an address that left a file and came back is as old there as it ever was.
+    conn.execute(
+        """CREATE TABLE subscriber_sightings (
+            email TEXT NOT NULL,
+            source TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            PRIMARY KEY (email, source)
+        )"""
+        " WITHOUT ROWID"  # key-only lookups by email: one B-tree (PostgreSQL's DDL omits it)
+    )

@@ -25,10 +25,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple, TypeVar, cast
 
-from ..core.subscribers import SeenAddresses, Subscriber, email_key
+from ..core.duplicates import SeenAddresses, Sightings
+from ..core.subscribers import Subscriber, email_key
 from ..core.web_subscribers import WEB_SOURCE, Preferences
 from ..errors import StateError
 from ..ledger import Edition, LedgerCounts, PlannedDelivery
+from .dedup_tables import SeenTable, SightingsTable
 from .deliveries import DeliveryStateMachine
 from .migrations import migrate
 from .subscriber_ids import address_for_id, load_id_key, remember_ids
@@ -159,7 +161,7 @@ class SqliteStore(DeliveryStateMachine):
     def seen_addresses(self) -> Iterator[SeenAddresses]:
         """A fresh, empty :class:`SeenAddresses` in a TEMP table, dropped on exit.
 
-        For ``core.subscribers.Deduplicator`` over big lists: the table lives in a
+        For ``core.duplicates.Deduplicator`` over big lists: the table lives in a
         temporary file (``temp_store=FILE``) with a bounded page cache, so memory
         does not grow with the number of addresses. Inside a transaction it joins it.
         """
@@ -170,12 +172,20 @@ class SqliteStore(DeliveryStateMachine):
             " (email TEXT PRIMARY KEY, place INTEGER NOT NULL) WITHOUT ROWID"
         )
         try:
-            yield _SeenTable(self._db, f"temp.{name}")
+            yield SeenTable(self._db, f"temp.{name}")
         finally:
             # IF EXISTS: a rolled-back transaction already took the table with it.
             # A reader abandoned until after close() finds the table gone with it.
             with suppress(sqlite3.ProgrammingError):
                 self._db.execute(f"DROP TABLE IF EXISTS temp.{name}")
+
+    def sightings(self, now: datetime, *, record: bool = True) -> Sightings:
+        """When each address was first seen in each file; pairs new ``now`` are recorded.
+
+        ``record=False`` only reads (a dry run). Who keeps an address listed twice:
+        see ``core.duplicates``.
+        """
+        return SightingsTable(self._db, to_ts(now), record=record)
 
     def subscriber_states(
         self, emails: Sequence[str], translation_keys: Collection[str]
@@ -587,33 +597,6 @@ class SqliteStore(DeliveryStateMachine):
                 state = "bounced" if bounced else "unsubscribed" if unsub else "active"
                 out[key] = (from_ts(joined), state)
         return out
-
-
-class _SeenTable:
-    """:class:`SeenAddresses` in a table of the connection (see ``seen_addresses``)."""
-
-    def __init__(self, db: sqlite3.Connection, table: str) -> None:
-        self._db = db
-        self._table = table
-
-    def first_places(self, entries: Sequence[tuple[str, int]]) -> list[int]:
-        first: dict[str, int] = {}
-        for key, place in entries:
-            first.setdefault(key, place)
-        known: dict[str, int] = {}
-        for chunk in chunks(list(first)):
-            marks = ",".join("?" * len(chunk))
-            known.update(
-                self._db.execute(
-                    f"SELECT email, place FROM {self._table} WHERE email IN ({marks})", chunk
-                )
-            )
-        # Key order makes the B-tree inserts sequential within the batch.
-        self._db.executemany(
-            f"INSERT INTO {self._table} (email, place) VALUES (?, ?)",
-            sorted(item for item in first.items() if item[0] not in known),
-        )
-        return [known.get(key, first[key]) for key, _ in entries]
 
 
 _BLOCKED_ROW = "(subscribers.unsubscribed_at IS NOT NULL OR subscribers.bounced_at IS NOT NULL)"

@@ -6,7 +6,8 @@ a :class:`MessageTemplate`: a list of byte pieces with a few slots. Filling a sl
 for one subscriber costs a handful of ``bytes.join``/``replace`` calls:
 
 * header slots (``To``, ``Message-ID``, ``List-Unsubscribe``) are plain ASCII lines
-  built here, never through a parser, after CR/LF and controls are stripped;
+  built here, never through a parser: ``To`` from the checked parts of the address
+  (``core.addresses``), the others after CR/LF and controls are stripped;
 * bodies are quoted-printable. QP encodes each line on its own, so every line
   without a per-subscriber value is encoded once per bundle, and only the few
   lines carrying the greeting or unsubscribe link are encoded per subscriber;
@@ -27,13 +28,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import format_datetime, parseaddr
 from typing import Protocol
 
 import jinja2
 from markupsafe import escape
 
 from . import i18n
+from .addresses import AddressError, clean_header_text, parse_address, to_header
 from .i18n import Translations
 from .statements import Statement
 from .tokens import Signer, unsubscribe_url
@@ -44,13 +46,11 @@ __all__ = [
     "MessageTemplate",
     "Preview",
     "Recipient",
-    "clean_header_text",
     "template_environment",
 ]
 
 TEXT_TEMPLATE = "digest.txt"
 HTML_TEMPLATE = "digest.html"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
 _MESSAGE_ID = re.compile(r"<[!-;=?-~]+@[!-;=?-~]+>")  # printable ASCII, no < > or spaces
 
 
@@ -118,39 +118,20 @@ def template_environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
     )
 
 
-def clean_header_text(value: str) -> str:
-    """One line of text: CR, LF and other controls become spaces (no header injection)."""
-    return " ".join(_CONTROL.sub(" ", value).split())
+def _recipient(email: str, name: str) -> bytes:
+    """The ``To`` value for a ledger address, built from its checked parts.
 
-
-def _encode_display_name(name: str) -> str:
-    """RFC 2047 base64 words of at most 75 characters, folded with CRLF + space."""
-    words: list[str] = []
-    chunk = b""
-    for char in name:
-        encoded = char.encode("utf-8")
-        if len(chunk) + len(encoded) > 45:  # 45 bytes → 60 base64 chars → 72-char word
-            words.append(chunk.decode("utf-8"))
-            chunk = b""
-        chunk += encoded
-    words.append(chunk.decode("utf-8"))
-    return "\r\n ".join(
-        "=?utf-8?b?" + binascii.b2a_base64(w.encode("utf-8"), newline=False).decode() + "?="
-        for w in words
-    )
-
-
-def to_header(email: str, name: str) -> bytes:
-    """The ``To`` value for one subscriber; a non-ASCII address is refused (needs SMTPUTF8)."""
-    address = clean_header_text(email).replace(" ", "")
-    if not address.isascii() or "@" not in address or any(c in address for c in '<>,;"()'):
-        raise ValueError(f"cannot address a message to {email!r}")
-    display = clean_header_text(name)[:200]
-    if not display:
-        return address.encode("ascii")
-    if display.isascii():
-        return formataddr((display, address)).encode("ascii")
-    return f"{_encode_display_name(display)} <{address}>".encode("ascii")
+    Planning records only canonical addresses (``core.addresses``: ASCII, an
+    internationalised domain as its A-label). Anything else (rows written by older
+    versions) is refused rather than sent: the envelope (RCPT TO) uses the same text.
+    """
+    try:
+        address = parse_address(email)
+    except AddressError as exc:
+        raise ValueError(f"cannot address a message to {email!r}: {exc}") from None
+    if address.email != email:
+        raise ValueError(f"cannot address a message to {email!r}: send to {address.email}")
+    return to_header(address, name)
 
 
 def _qp(text: str) -> bytes:
@@ -279,7 +260,7 @@ class Composer:
         self, template: MessageTemplate, lang: str, email: str, name: str, message_id: str
     ) -> bytes:
         return template.fill(
-            to_header(email, name),
+            _recipient(email, name),
             _checked_message_id(message_id),
             self.list_unsubscribe(email),
             self.greeting(lang, name),

@@ -53,7 +53,7 @@ _FrontMatterLoader.yaml_implicit_resolvers = _Resolver.yaml_implicit_resolvers =
 _resolve: Callable[..., str] = _Resolver().resolve  # (kind, value, implicit) -> tag
 
 # Part of the build cache's key: bump when parsing or excerpt rules change.
-PARSER_VERSION = "11"
+PARSER_VERSION = "12"
 
 KNOWN_KEYS = frozenset(
     {
@@ -311,6 +311,7 @@ _SIMPLE_LINE = re.compile(
 # controls, U+FFFE, U+FFFF, surrogates). Listed rather than the allowed ranges
 # negated, which took 3 ms to compile at every process start.
 _NOT_FAST = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
+_REFUSED = ("Cc", "Cf", "Zl", "Zp")  # character categories a title may not contain
 _STR_TAG = "tag:yaml.org,2002:str"
 _IMPLICIT = (True, False)  # a plain scalar: its type is resolved from its text
 
@@ -430,15 +431,16 @@ class _Checker:
             self.fail("title", "'title' must be plain text", 'quote it: title: "..."')
             return None
         text = str(value).strip()
-        # isprintable() is False for every Cc and Cf character (and for some harmless
-        # ones, e.g. a no-break space): a quick pass in C before the careful one.
+        # isprintable() is False for every Cc, Cf, Zl and Zp character (and for some
+        # harmless ones, e.g. a no-break space): a quick pass in C before the careful
+        # one. Zl/Zp are U+2028/U+2029, line breaks as much as "\n" is.
         bad = None
         if not text.isprintable():
             bad = next(
                 (
                     c
                     for c in text
-                    if unicodedata.category(c) in ("Cc", "Cf") and c not in "\u200d\u200c"
+                    if unicodedata.category(c) in _REFUSED and c not in "\u200d\u200c"
                 ),
                 None,
             )

@@ -5,28 +5,23 @@ Contract (DESIGN.md): UTF-8 with a header row; columns ``email`` (required),
 (``daily`` | ``weekly``). A bad row is reported with file and line and skipped.
 
 Parsing is a generator over the lines of a file so that a million-row list never
-exists in memory at once (neither as text nor as objects). :class:`Deduplicator`
-remembers the addresses seen (needed to report a duplicate with both places) in a
-:class:`SeenAddresses` store: in memory here, or in the state database (adapters),
-so that memory does not grow with the list.
+exists in memory at once (neither as text nor as objects). Duplicates across rows
+and files are resolved by ``core.duplicates``.
 """
 
 from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
 
+from .addresses import AddressError, address_problem, canonical_email, email_key
 from .langtags import canonical_tag
 from .problems import Problem
 
 __all__ = [
     "FREQUENCIES",
-    "Deduplicator",
-    "MemorySeenAddresses",
-    "SeenAddresses",
     "Subscriber",
     "email_key",
     "email_problem",
@@ -36,25 +31,19 @@ __all__ = [
 FREQUENCIES = ("daily", "weekly")
 KNOWN_COLUMNS = ("email", "name", "languages", "frequency")
 
-# Dot-atom local part only (RFC 5322 3.2.3): quoted local parts are legal but
-# practically unused and a classic source of header-injection tricks.
-_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _SPLIT_LANGUAGES = re.compile(r"[\s,]+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# The common case in one C-speed match: an ASCII dot-atom address with a host name.
-# Anything it rejects goes through the slow checks, which also say why.
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_FAST_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
-_FAST = re.compile(
-    r"^(?=[^@]{1,64}@)"  # local part at most 64 characters
-    + rf"{_ATOM}(?:\.{_ATOM})*@(?:{_FAST_LABEL}\.)+(?![0-9]+\Z){_FAST_LABEL}\Z"
-)
+# A line as a file opened with newline="" yields it: ended by CRLF, CR or LF only.
+_CSV_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+# C0 and C1 controls and Unicode's line and paragraph separators: all of them end a
+# line for str.splitlines, mail clients or JavaScript, so none may be in a name.
+_NAME_BREAK = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True, slots=True)
 class Subscriber:
-    email: str  # as written (trimmed); compare with :func:`email_key`
+    # Canonical (core.addresses): as written, but an internationalised domain as its
+    # A-label; compare with :func:`email_key`.
+    email: str
     name: str
     languages: tuple[str, ...]  # canonical BCP 47 tags, most preferred first, never empty
     frequency: str  # "daily" | "weekly"
@@ -62,42 +51,9 @@ class Subscriber:
     line: int = field(default=0, compare=False)  # 1-based line of its row
 
 
-def email_key(email: str) -> str:
-    """The identity of an address: case-insensitive, as the contract says."""
-    return email.strip().lower()
-
-
 def email_problem(email: str) -> str | None:
     """Why ``email`` is not a usable single recipient address, or None if it is."""
-    if len(email) <= 254 and _FAST.match(email):
-        return None
-    if not email:
-        return "the email column is empty"
-    if _CONTROL.search(email):
-        return "control characters (CR/LF) in the address could inject mail headers"
-    if any(c in email for c in ' ,;<>()[]"\\:'):
-        return "an address must be one plain address (no spaces, commas, <>, quotes or names)"
-    if len(email) > 254:
-        return "an address is at most 254 characters long"
-    local, at, domain = email.rpartition("@")
-    if not at or "@" in local:
-        return "an address needs exactly one @"
-    if not local or len(local) > 64 or not _LOCAL.match(local):
-        return f"the part before @ ({local!r}) is not a valid mailbox name"
-    return _domain_problem(domain)
-
-
-def _domain_problem(domain: str) -> str | None:
-    try:
-        ascii_domain = domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return f"the domain {domain!r} is not a valid host name"
-    labels = ascii_domain.split(".")
-    if len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
-        return f"the domain {domain!r} is not a valid host name (e.g. example.org)"
-    if labels[-1].isdigit():
-        return f"the domain {domain!r} must be a host name, not an IP address"
-    return None
+    return address_problem(email)
 
 
 class _Row:
@@ -105,6 +61,7 @@ class _Row:
 
     def __init__(self, header: list[str]) -> None:
         names = [h.strip().lower() for h in header]
+        self.width = len(names)
         self.email = names.index("email")
         self.name = names.index("name") if "name" in names else None
         self.languages = names.index("languages") if "languages" in names else None
@@ -120,10 +77,13 @@ def parse_subscribers(
 ) -> Iterator[Subscriber | Problem]:
     """Each valid row as a :class:`Subscriber`, each bad one as a :class:`Problem`, in order.
 
-    ``text`` is the whole file, or its lines (with their line ends, as
-    ``str.splitlines(keepends=True)`` gives them) so that a big file is streamed.
+    ``text`` is the whole file, or its lines with their line ends as the ``csv``
+    module wants them (a file opened with ``newline=""``), so that a big file is
+    streamed. Only CR, LF and CRLF end a line: never ``str.splitlines``, which also
+    splits at U+2028, U+0085 and five more, so a name holding one became a row.
+    Line numbers are physical lines: a quoted field spanning lines counts them all.
     """
-    lines = text.splitlines(keepends=True) if isinstance(text, str) else text
+    lines = (m.group() for m in _CSV_LINE.finditer(text)) if isinstance(text, str) else text
     reader = csv.reader(_without_bom(lines), strict=True)
     try:
         header = next(reader, None)
@@ -178,9 +138,18 @@ class _RowParser:
         return Problem(self.source, message, hint, line)
 
     def parse(self, line: int, row: list[str]) -> Subscriber | Problem:
+        if len(row) > self.columns.width:
+            # Usually an unquoted comma: every value after it moved one column on.
+            return self.problem(
+                line,
+                f"{len(row)} columns, but the header names {self.columns.width}: "
+                "the row was skipped",
+                'quote values holding commas ("Smith, Ann") or remove the extra cells',
+            )
         email = _Row.cell(row, self.columns.email)
-        why = email_problem(email)
-        if why is not None:
+        try:
+            email = canonical_email(email)
+        except AddressError as why:
             return self.problem(
                 line, f"invalid address {email!r}: {why}", "correct or remove the row"
             )
@@ -197,8 +166,13 @@ class _RowParser:
                 line, f"unknown frequency {frequency!r}", "use daily or weekly (or leave it empty)"
             )
         name = _Row.cell(row, self.columns.name)
-        if _CONTROL.search(name):
-            return self.problem(line, "control characters in the name", "remove line breaks")
+        bad = _NAME_BREAK.search(name)
+        if bad:
+            return self.problem(
+                line,
+                f"a line break or control character (U+{ord(bad.group()):04X}) in the name",
+                "write the name on one line, without control characters",
+            )
         return Subscriber(email, name, languages, frequency, self.source, line)
 
 
@@ -214,96 +188,3 @@ def _languages(raw: str, default_language: str) -> tuple[str, ...] | str:
         if tag not in tags:
             tags.append(tag)
     return tuple(tags) or (default_language,)
-
-
-class SeenAddresses(Protocol):
-    """Where :class:`Deduplicator` remembers the first place of every address.
-
-    A place is an opaque int. Implementations: :class:`MemorySeenAddresses`, and a
-    table in the state database (``SqliteStore.seen_addresses``) for big lists.
-    """
-
-    def first_places(self, entries: Sequence[tuple[str, int]]) -> list[int]:
-        """For each ``(key, place)`` in order: the place first recorded for ``key``.
-
-        A key not seen before is recorded with its place (so the result is that
-        place); within ``entries``, the first entry of a repeated key wins.
-        """
-        ...
-
-
-class MemorySeenAddresses:
-    """:class:`SeenAddresses` in a dict: fine for tests and lists of modest size."""
-
-    def __init__(self) -> None:
-        self._places: dict[str, int] = {}
-
-    def first_places(self, entries: Sequence[tuple[str, int]]) -> list[int]:
-        return [self._places.setdefault(key, place) for key, place in entries]
-
-
-class Deduplicator:
-    """First occurrence of an address wins; later ones become problems naming both places.
-
-    Feed it files in sorted order so that "first" does not depend on listing order.
-    Items are looked up in batches of ``batch`` subscribers (one round trip each to
-    an external ``seen`` store) and come out in the order they went in.
-    """
-
-    def __init__(self, seen: SeenAddresses | None = None, *, batch: int = 5000) -> None:
-        self._seen = seen if seen is not None else MemorySeenAddresses()
-        self._batch = batch
-        # Place = file number << 32 | line: one int per address, whatever the store.
-        self._sources: dict[str, int] = {}
-        self._names: list[str] = []
-        self._count = 0
-
-    def filter(self, items: Iterable[Subscriber | Problem]) -> Iterator[Subscriber | Problem]:
-        pending: list[Subscriber | Problem] = []
-        subscribers = 0
-        for item in items:
-            pending.append(item)
-            if isinstance(item, Subscriber):
-                subscribers += 1
-                if subscribers >= self._batch:
-                    yield from self._resolve(pending)
-                    pending, subscribers = [], 0
-        if pending:
-            yield from self._resolve(pending)
-
-    def _resolve(self, items: list[Subscriber | Problem]) -> Iterator[Subscriber | Problem]:
-        entries = [
-            (email_key(item.email), self._place_of(item))
-            for item in items
-            if isinstance(item, Subscriber)
-        ]
-        firsts = iter(self._seen.first_places(entries) if entries else [])
-        places = iter(entries)
-        for item in items:
-            if isinstance(item, Subscriber):
-                first, (_, place) = next(firsts), next(places)
-                if first != place:
-                    yield Problem(
-                        item.source,
-                        f"duplicate address {item.email!r}: already listed at {self._place(first)}",
-                        "keep one row per address; the first one is used",
-                        item.line,
-                    )
-                    continue
-                self._count += 1
-            yield item
-
-    def _place_of(self, item: Subscriber) -> int:
-        number = self._sources.get(item.source)
-        if number is None:
-            number = self._sources[item.source] = len(self._names)
-            self._names.append(item.source)
-        return number << 32 | item.line
-
-    def _place(self, place: int) -> str:
-        number, line = place >> 32, place & 0xFFFFFFFF
-        return f"{self._names[number]}:{line}"
-
-    def __len__(self) -> int:
-        """How many distinct addresses it has let through."""
-        return self._count

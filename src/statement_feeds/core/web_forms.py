@@ -6,8 +6,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from .addresses import Address, AddressError, NotAsciiError, parse_address
 from .langtags import canonical_tag
-from .subscribers import FREQUENCIES, email_problem
+from .subscribers import FREQUENCIES
 
 __all__ = [
     "SubscribeForm",
@@ -20,14 +21,17 @@ __all__ = [
 ]
 
 _Q = re.compile(r"^q=([01](?:\.\d{0,3})?)$")
-MAX_EMAIL = 254
 
 
 @dataclass(frozen=True, slots=True)
 class SubscribeForm:
-    email: str
+    address: Address  # checked; an internationalised domain as its A-label
     languages: tuple[str, ...]
     frequency: str
+
+    @property
+    def email(self) -> str:
+        return self.address.email
 
 
 def parse_accept_language(header: str) -> list[str]:
@@ -93,10 +97,19 @@ def _frequency(value: str) -> str | None:
 def parse_subscribe(
     email: str, languages: Sequence[str], frequency: str, available: Sequence[str]
 ) -> SubscribeForm | dict[str, str]:
-    """The validated sign-up, or field name → what is wrong (shown next to the field)."""
+    """The validated sign-up, or field name → what is wrong (shown next to the field).
+
+    The address is checked by ``core.addresses``: an internationalised domain is
+    accepted (and kept as its A-label), a local part that is not ASCII is not.
+    """
     errors: dict[str, str] = {}
-    address = email.strip()
-    if len(address) > MAX_EMAIL or email_problem(address) is not None:
+    address: Address | None = None
+    try:
+        # Checked as what it is, not as what a header parser would decode it into.
+        address = parse_address(email)
+    except NotAsciiError:
+        errors["email"] = "email-ascii"  # its own message: why, and what to do instead
+    except AddressError:
         errors["email"] = "email"
     langs = _languages(languages, available)
     if langs is None:
@@ -104,7 +117,7 @@ def parse_subscribe(
     freq = _frequency(frequency)
     if freq is None:
         errors["frequency"] = "frequency"
-    if errors or langs is None or freq is None:
+    if errors or address is None or langs is None or freq is None:
         return errors
     return SubscribeForm(address, langs, freq)
 

@@ -1,0 +1,93 @@
+"""The state database's side of ``core.duplicates``: where rows and addresses were seen.
+
+* :class:`SeenTable`, a TEMP table per read of the lists (``SqliteStore.seen_addresses``):
+  the place of every row that kept its address, so that memory does not grow with
+  the list;
+* :class:`SightingsTable`, the ``subscriber_sightings`` table (migration 8): when the
+  state first saw each address in each file, so that the row that was there first
+  keeps an address listed twice (``SqliteStore.sightings``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TypeVar
+
+__all__ = ["SeenTable", "SightingsTable"]
+
+CHUNK = 5000  # keys per IN list / executemany: well under both engines' parameter limits
+T = TypeVar("T")
+
+
+class SeenTable:
+    """:class:`core.duplicates.SeenAddresses` in a table of the connection."""
+
+    def __init__(self, db: sqlite3.Connection, table: str) -> None:
+        self._db = db
+        self._table = table
+
+    def first_places(self, entries: Sequence[tuple[str, int]]) -> list[int]:
+        first: dict[str, int] = {}
+        for key, place in entries:
+            first.setdefault(key, place)
+        known: dict[str, int] = {}
+        for chunk in _chunks(list(first)):
+            marks = ",".join("?" * len(chunk))
+            known.update(
+                self._db.execute(
+                    f"SELECT email, place FROM {self._table} WHERE email IN ({marks})", chunk
+                )
+            )
+        # Key order makes the B-tree inserts sequential within the batch.
+        self._db.executemany(
+            f"INSERT INTO {self._table} (email, place) VALUES (?, ?)",
+            sorted(item for item in first.items() if item[0] not in known),
+        )
+        return [known.get(key, first[key]) for key, _ in entries]
+
+
+class SightingsTable:
+    """:class:`core.duplicates.Sightings` in ``subscriber_sightings``.
+
+    ``stamp`` is now, as fixed-width UTC text (text order is time order): the time
+    of the pairs seen for the first time, recorded unless ``record`` is false
+    (``--dry-run``, ``subscribers list``). Writes join the caller's transaction.
+    """
+
+    def __init__(self, db: sqlite3.Connection, stamp: str, *, record: bool) -> None:
+        self._db = db
+        self._stamp = stamp
+        self._record = record
+
+    def first_seen(self, pairs: Sequence[tuple[str, str]]) -> Mapping[str, Mapping[str, str]]:
+        found: dict[str, dict[str, str]] = {}
+        for chunk in _chunks(sorted({key for key, _ in pairs})):
+            marks = ",".join("?" * len(chunk))
+            for key, source, seen_at in self._db.execute(
+                "SELECT email, source, first_seen FROM subscriber_sightings"
+                f" WHERE email IN ({marks})",
+                chunk,
+            ):
+                found.setdefault(key, {})[source] = seen_at
+        new = sorted({pair for pair in pairs if pair[1] not in found.get(pair[0], {})})
+        for key, source in new:
+            found.setdefault(key, {})[source] = self._stamp
+        if self._record:
+            self._db.executemany(
+                "INSERT INTO subscriber_sightings (email, source, first_seen) VALUES (?, ?, ?)"
+                " ON CONFLICT (email, source) DO NOTHING",
+                [(key, source, self._stamp) for key, source in new],
+            )
+        return found
+
+
+def _chunks(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
