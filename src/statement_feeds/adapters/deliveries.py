@@ -40,6 +40,33 @@ __all__ = ["CLAIM_LEASE", "DeliveryStateMachine", "map_sqlite_errors"]
 CLAIM_LEASE = timedelta(minutes=10)
 _BLOCKED = "(s.unsubscribed_at IS NOT NULL OR s.bounced_at IS NOT NULL)"
 _KEY = "email_key = ? AND edition_id = ?"
+# Built once: these run once per message, and sqlite3's statement cache is keyed on the text.
+_START = (
+    "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,"
+    " first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ?"
+    " WHERE " + _KEY + " AND claimed_by = ? AND state IN ('pending', 'deferred')"
+    " AND NOT EXISTS (SELECT 1 FROM subscribers s"
+    " WHERE s.email = deliveries.email_key AND " + _BLOCKED + ")"
+)
+_CANCEL_CLAIMED = (
+    "UPDATE deliveries SET state = 'cancelled', last_error = 'blocked',"
+    " claimed_by = NULL, updated_at = ?"
+    " WHERE " + _KEY + " AND claimed_by = ? AND state IN ('pending', 'deferred')"
+)
+# A compose failure is recorded before any hand-over: the row is still only claimed.
+_MINE = " WHERE " + _KEY + " AND claimed_by = ? AND state IN ('pending', 'deferred', 'sending')"
+_SENT = (
+    "UPDATE deliveries SET state = 'sent', last_code = NULL, last_error = NULL,"
+    " claimed_by = NULL, updated_at = ?" + _MINE
+)
+_DEFERRED = (
+    "UPDATE deliveries SET state = 'deferred', next_attempt_at = ?, last_code = ?,"
+    " last_error = ?, claimed_by = NULL, updated_at = ?" + _MINE
+)
+_FAILED = (
+    "UPDATE deliveries SET state = 'failed', last_code = ?, last_error = ?,"
+    " claimed_by = NULL, updated_at = ?" + _MINE
+)
 
 
 @contextmanager
@@ -49,6 +76,10 @@ def map_sqlite_errors(what: str) -> Iterator[None]:
         yield
     except sqlite3.Error as exc:
         raise StateError(f"cannot {what} in the state database: {exc}") from exc
+
+
+def _ids(text: str) -> tuple[str, ...]:
+    return tuple(json.loads(text))
 
 
 class _Store(Protocol):
@@ -108,13 +139,14 @@ class DeliveryStateMachine:
             "UPDATE deliveries SET claimed_by = ?, claim_until = ? WHERE " + _KEY,
             [(self.claimant, until, r[0], r[1]) for r in sendable],
         )
+        bundles: dict[str, tuple[str, ...]] = {}  # few distinct digests: decode each once
         return [
             Delivery(
                 edition_id=int(r[1]),
                 email=r[2],
                 name=r[3],
                 lang=r[4],
-                statement_ids=tuple(json.loads(r[5])),
+                statement_ids=bundles.get(r[5]) or bundles.setdefault(r[5], _ids(r[5])),
                 message_id=r[6],
                 attempts=int(r[7]) + 1,
                 first_attempt_at=from_ts(r[8]) if r[8] else now,
@@ -140,49 +172,23 @@ class DeliveryStateMachine:
 
     def _start(self, delivery: Delivery, stamp: str) -> bool:
         key = (email_key(delivery.email), delivery.edition_id)
-        started = self._db.execute(
-            "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,"
-            " first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ?"
-            " WHERE " + _KEY + " AND claimed_by = ? AND state IN ('pending', 'deferred')"
-            " AND NOT EXISTS (SELECT 1 FROM subscribers s"
-            " WHERE s.email = deliveries.email_key AND " + _BLOCKED + ")",
-            (stamp, stamp, *key, self.claimant),
-        ).rowcount
-        if started:
+        if self._db.execute(_START, (stamp, stamp, *key, self.claimant)).rowcount:
             return True
-        self._db.execute(
-            "UPDATE deliveries SET state = 'cancelled', last_error = 'blocked',"
-            " claimed_by = NULL, updated_at = ?"
-            " WHERE " + _KEY + " AND claimed_by = ? AND state IN ('pending', 'deferred')",
-            (stamp, *key, self.claimant),
-        )
+        self._db.execute(_CANCEL_CLAIMED, (stamp, *key, self.claimant))
         return False
 
     def _store_outcome(self, outcome: Outcome, stamp: str, now: datetime) -> None:
         delivery = outcome.delivery
         key = (email_key(delivery.email), delivery.edition_id)
-        # A compose failure is recorded before any hand-over: the row is still only claimed.
-        mine = " WHERE " + _KEY + " AND claimed_by = ?"
-        mine += " AND state IN ('pending', 'deferred', 'sending')"
         if outcome.state == "sent":
-            self._db.execute(
-                "UPDATE deliveries SET state = 'sent', last_code = NULL, last_error = NULL,"
-                " claimed_by = NULL, updated_at = ?" + mine,
-                (stamp, *key, self.claimant),
-            )
+            self._db.execute(_SENT, (stamp, *key, self.claimant))
         elif outcome.state == "deferred":
             retry = to_ts(outcome.next_attempt_at or now)
-            self._db.execute(
-                "UPDATE deliveries SET state = 'deferred', next_attempt_at = ?, last_code = ?,"
-                " last_error = ?, claimed_by = NULL, updated_at = ?" + mine,
-                (retry, outcome.code, outcome.error, stamp, *key, self.claimant),
-            )
+            deferred = (retry, outcome.code, outcome.error, stamp, *key, self.claimant)
+            self._db.execute(_DEFERRED, deferred)
         elif outcome.state == "failed":
-            self._db.execute(
-                "UPDATE deliveries SET state = 'failed', last_code = ?, last_error = ?,"
-                " claimed_by = NULL, updated_at = ?" + mine,
-                (outcome.code, outcome.error, stamp, *key, self.claimant),
-            )
+            failed = (outcome.code, outcome.error, stamp, *key, self.claimant)
+            self._db.execute(_FAILED, failed)
             if outcome.bounced:
                 reason = f"{outcome.code or ''} {outcome.error or ''}".strip()
                 store: Any = self
