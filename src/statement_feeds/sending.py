@@ -148,6 +148,7 @@ async def deliver(
     counts = ledger.counts()
     run.summary.total = counts.pending + counts.deferred
     run.batch, run.stop = batch, stop or asyncio.Event()
+    run.records = GroupCommit(ledger, clock, workers=max(1, concurrency))
     try:
         async with asyncio.TaskGroup() as group:
             for _ in range(max(1, concurrency)):
@@ -184,7 +185,7 @@ class _Run:
         self.progress = progress
         self.summary = DeliverySummary()
         self.claimed: deque[Delivery] = deque()
-        self.records = GroupCommit(ledger, clock)
+        self.records = GroupCommit(ledger, clock)  # told the number of workers in deliver
         self.exhausted = False
         self.fatal: ConfigError | StateError | None = None
         self.batch = 500
