@@ -67,9 +67,9 @@ def make_site(root: Path, statements: int, port: int) -> Path:
 
 
 def serve(config_path: str, ready: multiprocessing.synchronize.Event) -> None:
-    from statement_feeds.adapters.http import start_http
     from statement_feeds.clock import system_clock
     from statement_feeds.config import load_config
+    from statement_feeds.web.app import start_http
 
     async def main() -> None:
         handle = await start_http(load_config(Path(config_path)), system_clock)
@@ -175,7 +175,7 @@ def main() -> None:
     options = parser.parse_args()
 
     from statement_feeds.config import load_config
-    from statement_feeds.service import Publisher
+    from statement_feeds.feeds.build import Publisher
 
     with tempfile.TemporaryDirectory(prefix="sf-http-bench-") as folder:
         port = free_port()

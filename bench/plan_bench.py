@@ -25,11 +25,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from statement_feeds.adapters.store import SqliteStore
 from statement_feeds.config import Config, load_config
-from statement_feeds.core.catalog import Catalog, build_catalog
-from statement_feeds.core.statements import Statement
-from statement_feeds.planning import plan_edition, sync_subscribers
+from statement_feeds.digests.plan import plan_edition, sync_subscribers
+from statement_feeds.domain.catalog import Catalog, build_catalog
+from statement_feeds.domain.statements import Statement
+from statement_feeds.state.sqlite import SqliteStore
 
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
 LANGUAGES = ["en", "ru", "en ru", "ru en", "de en", "de ru en"]

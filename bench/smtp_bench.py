@@ -140,9 +140,9 @@ def write_site(root: Path, count: int, port: int, now: datetime) -> Path:
 
 def sync_joins(toml: Path, at: datetime) -> None:
     """Record every address as joined at ``at`` (before the statements were published)."""
-    from statement_feeds.adapters.store import SqliteStore
     from statement_feeds.config import load_config
-    from statement_feeds.planning import sync_subscribers
+    from statement_feeds.digests.plan import sync_subscribers
+    from statement_feeds.state.sqlite import SqliteStore
 
     config = load_config(toml)
     with SqliteStore.open(config.paths.state) as store:
@@ -153,10 +153,10 @@ def sync_joins(toml: Path, at: datetime) -> None:
 
 def message_sizes(toml: Path, sample: int = 3000) -> tuple[int, int]:
     """(number of deliveries, average message size) recomposed from the ledger."""
-    from statement_feeds.adapters.store import SqliteStore
     from statement_feeds.config import load_config
-    from statement_feeds.digests import Digests
-    from statement_feeds.ledger import Delivery
+    from statement_feeds.digests.service import Digests
+    from statement_feeds.state.api import Delivery
+    from statement_feeds.state.sqlite import SqliteStore
 
     digests = Digests(load_config(toml))
     composer = digests.composer(digests.catalog())
@@ -178,8 +178,8 @@ def message_sizes(toml: Path, sample: int = 3000) -> tuple[int, int]:
 
 
 def ledger_states(toml: Path) -> dict[str, int]:
-    from statement_feeds.adapters.store import SqliteStore
     from statement_feeds.config import load_config
+    from statement_feeds.state.sqlite import SqliteStore
 
     with SqliteStore.open(load_config(toml).paths.state) as store:
         rows = store._db.execute("SELECT state, COUNT(*) FROM deliveries GROUP BY state")

@@ -1,7 +1,7 @@
 """Helpers for ``test_daemon_digests.py``: a site whose daemon really sends digests.
 
 ``statement-feeds run`` runs as a real subprocess (``python -m statement_feeds``) with
-the real digest side (:class:`statement_feeds.digests.Digests`), a real SQLite ledger
+the real digest side (:class:`statement_feeds.digests.service.Digests`), a real SQLite ledger
 and a real SMTP server: either aiosmtpd in this process (:class:`smtp_server.RecordingServer`)
 or, when the test kills processes, aiosmtpd in its own process that fsyncs a line per
 accepted message before replying (:mod:`crash_helpers`).
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from crash_helpers import ServerLog, Snapshot, start_server
-from statement_feeds.adapters.store import SqliteStore
+from statement_feeds.state.sqlite import SqliteStore
 
 REPO = Path(__file__).resolve().parents[1]
 STATES = ("pending", "sending", "sent", "deferred", "failed", "cancelled")

@@ -19,7 +19,7 @@ from lxml import etree
 
 from statement_feeds.cli import cli
 from statement_feeds.config import Config, load_config
-from statement_feeds.service import BuildReport, Publisher
+from statement_feeds.feeds.build import BuildReport, Publisher
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "site"
@@ -483,9 +483,9 @@ def test_site_id_base_keeps_ids_when_the_site_moves(tmp_path: Path) -> None:
 def test_content_of_a_file_gone_since_parsing_falls_back_to_the_summary(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from statement_feeds.core.statements import SiteDefaults, parse_statement
-    from statement_feeds.parsing import SpoolReader
-    from statement_feeds.service import _content
+    from statement_feeds.domain.statements import SiteDefaults, parse_statement
+    from statement_feeds.feeds.build import _content
+    from statement_feeds.feeds.parse import SpoolReader
 
     site = SiteDefaults("https://example.org/", "en", UTC, "A", 100)
     data = (
@@ -549,7 +549,7 @@ def test_one_publisher_building_again_and_again_follows_every_change(tmp_path: P
 
 
 def test_a_build_beside_a_long_lived_publisher_leaves_no_stale_file_hints(tmp_path: Path) -> None:
-    from statement_feeds.adapters.cache import BuildCache
+    from statement_feeds.feeds.cache import BuildCache
 
     config = write_config(tmp_path)
     add_numbered(tmp_path, range(1, 4))

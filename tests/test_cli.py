@@ -461,7 +461,7 @@ def test_digest_send_with_a_broken_template_plans_nothing_and_exits_2(tmp_path: 
 def test_subscribers_unbounce(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from statement_feeds.adapters.store import SqliteStore
+    from statement_feeds.state.sqlite import SqliteStore
 
     config = make_site_for_oserror(tmp_path)
     with SqliteStore.open(tmp_path / "state") as store:

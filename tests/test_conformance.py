@@ -15,7 +15,7 @@ import pytest
 from lxml import etree
 
 from statement_feeds.config import load_config
-from statement_feeds.service import Publisher
+from statement_feeds.feeds.build import Publisher
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "schema" / "atom.rng"

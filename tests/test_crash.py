@@ -35,7 +35,7 @@ import pytest
 
 from crash_helpers import ServerLog, start_server
 from smtp_server import free_port
-from statement_feeds.adapters.store import SqliteStore
+from statement_feeds.state.sqlite import SqliteStore
 
 pytestmark = pytest.mark.slow
 

@@ -450,7 +450,7 @@ class RecordingRunner:
 
 
 if __name__ == "__main__":  # the real CLI, with the recording runner plugged in
-    import statement_feeds.daemon as daemon_module
+    import statement_feeds.daemon.run as daemon_module
     from statement_feeds.cli import main
 
     record = Path(os.environ["RECORD"])
@@ -459,7 +459,7 @@ if __name__ == "__main__":  # the real CLI, with the recording runner plugged in
 
 
 def test_waits_for_a_running_digest_send_instead_of_refusing_to_start(site: Site) -> None:
-    from statement_feeds.adapters.lock import SENDER_LOCK, StateLock
+    from statement_feeds.state.lock import SENDER_LOCK, StateLock
 
     site.write("first.md", statement("First statement"))
     sender = StateLock(site.root / "state", SENDER_LOCK)

@@ -1,7 +1,7 @@
 """`statement-feeds run` with the REAL digest side, end to end.
 
 The daemon is a subprocess (``python -m statement_feeds --config X run``) with
-:class:`statement_feeds.digests.Digests` as its EditionRunner, the real SQLite ledger
+:class:`statement_feeds.digests.service.Digests` as its EditionRunner, the real SQLite ledger
 and a real SMTP server: aiosmtpd in this process where nothing is killed, else the
 crash-test server in its own process (``crash_helpers``), which fsyncs one line per
 accepted message before it replies, so its log is the truth about what left the daemon.

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from disk_helpers import fill_disk
 from smtp_server import RecordingServer
-from statement_feeds.adapters.store import SqliteStore
 from statement_feeds.config import load_config
-from statement_feeds.daemon import FIRST_PAUSE, Daemon, DaemonOptions
-from statement_feeds.digests import Digests
-from statement_feeds.ledger import LedgerCounts
+from statement_feeds.daemon.run import FIRST_PAUSE, Daemon, DaemonOptions
+from statement_feeds.digests.service import Digests
+from statement_feeds.state.api import LedgerCounts
+from statement_feeds.state.sqlite import SqliteStore
 
 MakeSite = Callable[..., Path]
 MakeText = Callable[..., str]

@@ -29,8 +29,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from smtp_server import Received, RecordingServer
-from statement_feeds.adapters.lock import lock_holder
 from statement_feeds.cli import cli
+from statement_feeds.state.lock import lock_holder
 
 MakeSite = Callable[..., Path]
 MakeText = Callable[..., str]
@@ -478,39 +478,12 @@ def test_a_send_that_cannot_start_says_the_edition_stays_pending(site: Site) -> 
     assert set(site.states().values()) == {"sent"}
 
 
-def test_delivery_from_two_worker_processes_reaches_everyone_once(site: Site) -> None:
-    import os
-    import subprocess
-    import sys
-
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("STATEMENT_FEEDS_")},
-        "STATEMENT_FEEDS_FAKE_NOW": T1.isoformat(),
-        "STATEMENT_FEEDS_SEND_PROCESSES": "2",
-        "STATEMENT_FEEDS_SEND_PROCESSES_MIN": "1",  # this small list still uses two
-    }
-    run = subprocess.run(
-        [sys.executable, "-m", "statement_feeds", "--config", str(site.config), "digest", "send"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
-    assert "from 2 worker processes" in run.stderr
-    delivered = site.recipients()
-    assert delivered == sorted(set(delivered)) and delivered  # each once
-    assert set(site.states().values()) == {"sent"}
-    assert sorted(site.states()) == delivered
-
-
 def test_reload_with_a_broken_template_keeps_the_old_ones(site: Site, tmp_path: Path) -> None:
     import shutil
     from dataclasses import replace
 
     from statement_feeds.config import load_config
-    from statement_feeds.digests import Digests
+    from statement_feeds.digests.service import Digests
     from statement_feeds.errors import ConfigError
 
     config = load_config(site.config)

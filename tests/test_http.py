@@ -28,18 +28,18 @@ import aiohttp
 import pytest
 
 from smtp_server import RecordingServer, free_port
-from statement_feeds.adapters.http import HttpHandle, start_http
-from statement_feeds.adapters.secrets import load_keys
-from statement_feeds.adapters.store import SqliteStore
 from statement_feeds.config import Config, load_config
-from statement_feeds.core.problems import Problem
-from statement_feeds.core.subscribers import Subscriber
-from statement_feeds.core.tokens import Signer, unsubscribe_url
-from statement_feeds.core.web_forms import choose_language, parse_accept_language
-from statement_feeds.core.web_subscribers import Preferences, merge_subscribers
+from statement_feeds.domain.problems import Problem
+from statement_feeds.domain.subscribers import Subscriber
+from statement_feeds.domain.tokens import Signer, unsubscribe_url
+from statement_feeds.domain.web_subscribers import Preferences, merge_subscribers
+from statement_feeds.feeds.build import Publisher
 from statement_feeds.locales import po_sources
-from statement_feeds.service import Publisher
-from statement_feeds.web import DEFAULT_LIMITS, RateLimits
+from statement_feeds.state.secrets import load_keys
+from statement_feeds.state.sqlite import SqliteStore
+from statement_feeds.web.app import HttpHandle, start_http
+from statement_feeds.web.forms import choose_language, parse_accept_language
+from statement_feeds.web.service import DEFAULT_LIMITS, RateLimits
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -821,7 +821,7 @@ def test_merge_web_subscribers_into_the_csv_list() -> None:
 
 def test_every_page_string_is_translated() -> None:
     sources = [*(REPO / "templates" / "web").glob("*.html"), REPO / "templates" / "confirm.txt"]
-    code = (REPO / "src" / "statement_feeds" / "web.py").read_text(encoding="utf-8")
+    code = (REPO / "src" / "statement_feeds" / "web" / "service.py").read_text(encoding="utf-8")
     msgids = {m for path in sources for m in re.findall(r"_\('([^']+)'", path.read_text())}
     msgids |= set(re.findall(r'notice\(\s*lang, \d+, "([^"]+)"', code))
     assert len(msgids) > 30

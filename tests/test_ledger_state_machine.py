@@ -28,12 +28,12 @@ from hypothesis.stateful import (
     rule,
 )
 
-from statement_feeds.adapters.store import SqliteStore
 from statement_feeds.config import load_config
-from statement_feeds.core.catalog import build_catalog
-from statement_feeds.core.statements import Statement
-from statement_feeds.ledger import Delivery
-from statement_feeds.planning import plan_edition, sync_subscribers
+from statement_feeds.digests.plan import plan_edition, sync_subscribers
+from statement_feeds.domain.catalog import build_catalog
+from statement_feeds.domain.statements import Statement
+from statement_feeds.state.api import Delivery
+from statement_feeds.state.sqlite import SqliteStore
 
 EMAILS = ["ann@x.org", "bob@x.org", "Cid@x.org", "dora@y.org"]
 LANGUAGE_LISTS = [("en",), ("ru",), ("ru", "en"), ("de", "ru")]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from statement_feeds import parsing
+from statement_feeds.feeds import parse as parsing
 
 pytestmark = [
     pytest.mark.slow,

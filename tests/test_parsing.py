@@ -17,15 +17,17 @@ from zoneinfo import ZoneInfo
 import feedparser
 import pytest
 
-from statement_feeds import parsing, service, workers
-from statement_feeds.adapters.cache import BuildCache
 from statement_feeds.config import Config
-from statement_feeds.core.feeds import Document
-from statement_feeds.core.markup import render_html
-from statement_feeds.core.problems import Problem
-from statement_feeds.core.statements import SiteDefaults, parse_statement
-from statement_feeds.parsing import Parsed, Spool, content_html
-from statement_feeds.service import Publisher
+from statement_feeds.domain.markup import render_html
+from statement_feeds.domain.problems import Problem
+from statement_feeds.domain.statements import SiteDefaults, parse_statement
+from statement_feeds.feeds import build as service
+from statement_feeds.feeds import parse as parsing
+from statement_feeds.feeds import workers
+from statement_feeds.feeds.atom import Document
+from statement_feeds.feeds.build import Publisher
+from statement_feeds.feeds.cache import BuildCache
+from statement_feeds.feeds.parse import Parsed, Spool, content_html
 from test_build import NOW, add, md, snapshot, write_config
 
 multicore = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: never forks")

@@ -9,17 +9,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from statement_feeds.adapters import subscriber_files
-from statement_feeds.adapters.store import SqliteStore
 from statement_feeds.cli import cli
 from statement_feeds.config import Config, load_config
-from statement_feeds.core.catalog import Catalog, build_catalog
-from statement_feeds.core.problems import Problem
-from statement_feeds.core.statements import Statement
-from statement_feeds.core.subscribers import Subscriber, parse_subscribers
-from statement_feeds.ledger import LedgerCounts
-from statement_feeds.planning import plan_edition, preview_edition, sync_subscribers
-from statement_feeds.service import Publisher
+from statement_feeds.digests import subscriber_files
+from statement_feeds.digests.plan import plan_edition, preview_edition, sync_subscribers
+from statement_feeds.domain.catalog import Catalog, build_catalog
+from statement_feeds.domain.problems import Problem
+from statement_feeds.domain.statements import Statement
+from statement_feeds.domain.subscribers import Subscriber, parse_subscribers
+from statement_feeds.feeds.build import Publisher
+from statement_feeds.state.api import LedgerCounts
+from statement_feeds.state.sqlite import SqliteStore
 
 T0 = datetime(2024, 6, 1, 7, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -231,7 +231,7 @@ def test_end_to_end_with_statement_files(tmp_path: Path) -> None:
 
 
 def test_web_subscribers_and_preference_changes_are_planned(tmp_path: Path) -> None:
-    from statement_feeds.core.web_subscribers import Preferences
+    from statement_feeds.domain.web_subscribers import Preferences
 
     config = make_config(tmp_path, a="email,languages\ncsv@x.org,en\n")
     with SqliteStore.open(config.paths.state) as store:

@@ -13,19 +13,19 @@ from apscheduler.triggers.cron import CronTrigger
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from statement_feeds.core.schedule import (
-    Action,
-    decide,
-    is_repeated_wall_time,
-    plainly_valid_crontab,
-    standard_crontab,
-)
-from statement_feeds.scheduling import (
+from statement_feeds.daemon.triggers import (
     OffsetClock,
     WallClockCronTrigger,
     clock_offset,
     fire_times,
     latest_due,
+)
+from statement_feeds.domain.schedule import (
+    Action,
+    decide,
+    is_repeated_wall_time,
+    plainly_valid_crontab,
+    standard_crontab,
 )
 
 LONDON = ZoneInfo("Europe/London")

@@ -12,12 +12,12 @@ import pytest
 
 from disk_helpers import fill_disk
 from smtp_server import ImplicitTlsServer, RecordingServer
-from statement_feeds.adapters.mailer import MaildirMessenger, Messenger, SmtpMessenger
-from statement_feeds.adapters.store import SqliteStore
 from statement_feeds.config import SmtpConfig
+from statement_feeds.digests.mailer import MaildirMessenger, Messenger, SmtpMessenger
+from statement_feeds.digests.send import DeliverySummary, Progress, backoff, deliver
 from statement_feeds.errors import ConfigError, StateError
-from statement_feeds.ledger import Delivery, LedgerCounts, PlannedDelivery
-from statement_feeds.sending import DeliverySummary, Progress, backoff, deliver
+from statement_feeds.state.api import Delivery, LedgerCounts, PlannedDelivery
+from statement_feeds.state.sqlite import SqliteStore
 
 START = datetime(2024, 5, 1, 7, 0, tzinfo=UTC)
 SENDER = "bounces@example.org"
@@ -392,7 +392,7 @@ def test_every_deferral_failure_and_bounce_is_logged_with_its_reply(
     server.rcpt_replies["gone@example.org"] = "550 5.1.1 no such user"
     server.rcpt_replies["busy@example.org"] = "451 4.3.0 greylisted, try later"
     server.rcpt_replies["full@example.org"] = "552 5.3.4 message too big"
-    caplog.set_level("INFO", logger="statement_feeds.sending")
+    caplog.set_level("INFO", logger="statement_feeds.digests.send")
     run(store, smtp(server), FakeClock())
 
     logged = {r.getMessage(): r.__dict__["fields"] for r in caplog.records}

@@ -16,11 +16,11 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from statement_feeds import parsing
-from statement_feeds.adapters import files
 from statement_feeds.config import load_config
 from statement_feeds.errors import ConfigError
-from statement_feeds.service import Publisher
+from statement_feeds.feeds import files
+from statement_feeds.feeds import parse as parsing
+from statement_feeds.feeds.build import Publisher
 from test_build import NOW
 from test_daemon import Daemon, Site, until
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from smtp_server import RecordingServer
-from statement_feeds.core.tokens import unsubscribe_url
+from statement_feeds.domain.tokens import unsubscribe_url
 from test_http import Site, run_site
 
 CHROMIUM = Path("/usr/bin/chromium")

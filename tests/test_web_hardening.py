@@ -21,8 +21,8 @@ import pytest
 
 from event_log import Events, capture_events
 from smtp_server import RecordingServer
-from statement_feeds.digests import Digests
-from statement_feeds.service import Publisher
+from statement_feeds.digests.service import Digests
+from statement_feeds.feeds.build import Publisher
 from test_http import START, Site, run_site, statement_md
 
 

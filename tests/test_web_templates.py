@@ -9,7 +9,7 @@ import pytest
 
 from statement_feeds.errors import ConfigError
 from statement_feeds.locales import load_translations
-from statement_feeds.web_templates import PAGES, PageTemplates
+from statement_feeds.web.templates import PAGES, PageTemplates
 from test_http import REPO, write_site
 
 TRANSLATE = load_translations("en").for_language("en").text

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from statement_feeds.workers import process_map
+from statement_feeds.feeds.workers import process_map
 
 
 def square_and_pid(n: int) -> tuple[int, int]:

@@ -6,7 +6,6 @@ processed), 2 usage or configuration error.
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -21,12 +20,12 @@ import click
 from . import __version__
 from .config import Config, find_config, load_config
 from .errors import StatementFeedsError
+from .feeds.build import BuildReport, Publisher
 from .logs import configure_logging
-from .service import BuildReport, Publisher
 
 if TYPE_CHECKING:
-    from .digests import SendOutcome
-    from .sending import Progress
+    from .digests.send import Progress
+    from .digests.service import SendOutcome
 
 __all__ = ["main"]
 
@@ -53,12 +52,8 @@ def _handles_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except StatementFeedsError as exc:  # ConfigError, LockHeldError, StateError
+        except StatementFeedsError as exc:  # ConfigError, LockHeldError, StateError, StoreError
             click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_USAGE)
-        except sqlite3.Error as exc:
-            state = "the state database"
-            click.echo(f"error: {state}: {exc}; check paths.state and its disk", err=True)
             sys.exit(EXIT_USAGE)
         except OSError as exc:
             # An unwritable output or state folder is a setup problem, not invalid input.
@@ -109,8 +104,8 @@ def _report_problems(problems: list[Any]) -> None:
 @_handles_errors
 def check(ctx: Context) -> None:
     """Validate config, statements, subscribers and templates; write nothing."""
-    from .adapters.subscriber_files import read_subscribers
-    from .core.problems import Problem
+    from .digests.subscriber_files import read_subscribers
+    from .domain.problems import Problem
 
     config = ctx.config
     report = Publisher(config).check()
@@ -119,13 +114,13 @@ def check(ctx: Context) -> None:
     subscribers = len(items) - (len(problems) - len(report.problems))
     _report_problems(problems)
     if subscribers:
-        from .digests import Digests
+        from .digests.service import Digests
 
         digests = Digests(config)
         digests.require_public_url()  # ConfigError: exit 2
         digests.check_templates()
     if config.http.listen:  # the web pages' templates, as `run` would load them
-        from .web_templates import load_pages
+        from .web.templates import load_pages
 
         load_pages(config)  # ConfigError naming file and line: exit 2
     click.echo(
@@ -177,7 +172,7 @@ def digest() -> None:
 @_handles_errors
 def digest_send(ctx: Context, frequency: str | None, dry_run: bool, resend_failed: bool) -> None:
     """Plan an edition now and deliver it."""
-    from .digests import Digests
+    from .digests.service import Digests
 
     digests = Digests(ctx.config)
     if dry_run:
@@ -255,7 +250,7 @@ class _ProgressLine:
 @_handles_errors
 def digest_preview(ctx: Context, lang: str | None, out: Path | None) -> None:
     """Render a digest of the latest statements to text, HTML and .eml files."""
-    from .digests import Digests
+    from .digests.service import Digests
 
     folder = out or ctx.config.paths.state / "preview"
     for path in Digests(ctx.config).preview(lang, folder):
@@ -267,7 +262,7 @@ def digest_preview(ctx: Context, lang: str | None, out: Path | None) -> None:
 @_handles_errors
 def status(ctx: Context) -> None:
     """Feeds, daemon, last editions, pending / deferred / failed deliveries."""
-    from .digests import Digests
+    from .digests.service import Digests
 
     config = ctx.config
     feeds = sorted((config.paths.output / "feeds").glob("*.atom"))
@@ -313,12 +308,12 @@ def subscribers() -> None:
 
 def _merged_subscribers(config: Config) -> tuple[list[Any], list[Any], dict[str, Any]]:
     """(merged subscribers, CSV problems, email key → (joined, state)) in list order."""
-    from .adapters.store import SqliteStore
-    from .adapters.subscriber_files import read_subscribers
     from .clock import system_clock
-    from .core.problems import Problem
-    from .core.subscribers import email_key
-    from .core.web_subscribers import merge_subscribers
+    from .digests.subscriber_files import read_subscribers
+    from .domain.problems import Problem
+    from .domain.subscribers import email_key
+    from .domain.web_subscribers import merge_subscribers
+    from .state.sqlite import SqliteStore
 
     with SqliteStore.open(config.paths.state) as store:
         web, overrides = store.web_subscribers(include_blocked=True), store.preference_overrides()
@@ -344,7 +339,7 @@ def _merged_subscribers(config: Config) -> tuple[list[Any], list[Any], dict[str,
 @_handles_errors
 def subscribers_list(ctx: Context, show_all: bool) -> None:
     """One line per subscriber: address, source, languages, frequency, state, joined."""
-    from .core.subscribers import email_key
+    from .domain.subscribers import email_key
 
     people, problems, states = _merged_subscribers(ctx.config)
     shown = 0
@@ -372,7 +367,7 @@ def subscribers_export(ctx: Context, show_all: bool) -> None:
     """CSV on stdout in the subscribers file format (plus source and state columns)."""
     import csv
 
-    from .core.subscribers import email_key
+    from .domain.subscribers import email_key
 
     people, problems, states = _merged_subscribers(ctx.config)
     writer = csv.writer(sys.stdout, lineterminator="\n")
@@ -395,7 +390,7 @@ def subscribers_export(ctx: Context, show_all: bool) -> None:
 @_handles_errors
 def subscribers_unbounce(ctx: Context, email: str) -> None:
     """Clear a hard bounce so the address gets digests again (not an unsubscribe)."""
-    from .adapters.store import SqliteStore
+    from .state.sqlite import SqliteStore
 
     with SqliteStore.open(ctx.config.paths.state) as store:
         cleared = store.clear_bounce(email)
@@ -408,7 +403,7 @@ def subscribers_unbounce(ctx: Context, email: str) -> None:
 def _next_editions(config: Config) -> list[tuple[str, datetime]]:
     """When the daily and weekly editions are next due, in the site's time zone."""
     from .clock import system_clock
-    from .scheduling import WallClockCronTrigger
+    from .daemon.triggers import WallClockCronTrigger
 
     now = system_clock()
     due = []
@@ -437,8 +432,8 @@ def main() -> None:
 @_handles_errors
 def run(ctx: Context, rescan: float) -> None:
     """The daemon: build, watch, schedule and send until SIGTERM/SIGINT."""
-    from .daemon import DaemonOptions, build_runner, run_daemon
-    from .scheduling import clock_from_env
+    from .daemon.run import DaemonOptions, build_runner, run_daemon
+    from .daemon.triggers import clock_from_env
 
     config = ctx.config
     clock = clock_from_env()

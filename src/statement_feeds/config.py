@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .core.langtags import canonical_tag
-from .core.schedule import plainly_valid_crontab, standard_crontab
+from .domain.langtags import canonical_tag
+from .domain.schedule import plainly_valid_crontab, standard_crontab
 from .errors import ConfigError
 
 __all__ = [

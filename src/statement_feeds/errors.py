@@ -5,6 +5,8 @@ The tree (every class carries the data a caller needs to act on it)::
     StatementFeedsError
     ├── ConfigError                 bad or missing configuration (exit code 2)
     ├── StateError                  the state folder or database cannot be used
+    │   ├── StoreError              a database operation failed (disk full, I/O error,
+    │   │                           constraint): translated in state/, map_sqlite_errors
     │   └── LockHeldError           another daemon holds the state lock (.pid)
     └── DeliveryError               one message could not be delivered (.recipient, .code)
         ├── TemporaryDeliveryError  4xx, 421, dropped connection, timeout: retry later
@@ -15,12 +17,13 @@ The tree (every class carries the data a caller needs to act on it)::
 Input problems in statement or subscriber files are *not* exceptions: they are
 :class:`Problem` values collected and reported, so that one bad file never stops
 the others. Third-party errors (aiosmtplib, OSError from sockets) are translated
-into this tree in exactly one place, ``adapters.mailer.map_smtp_errors``.
+into this tree in exactly one place per family: ``digests.mailer.map_smtp_errors`` for
+SMTP, ``state.sqlite_errors.map_sqlite_errors`` for the database.
 """
 
 from __future__ import annotations
 
-from .core.problems import Problem
+from .domain.problems import Problem
 
 __all__ = [
     "ConfigError",
@@ -31,6 +34,7 @@ __all__ = [
     "RecipientRefusedError",
     "StateError",
     "StatementFeedsError",
+    "StoreError",
     "TemporaryDeliveryError",
 ]
 
@@ -51,6 +55,14 @@ class ConfigError(StatementFeedsError):
 
 class StateError(StatementFeedsError):
     """The state folder or its database cannot be used."""
+
+
+class StoreError(StateError):
+    """A database operation failed; ``operation`` says which, the cause is chained."""
+
+    def __init__(self, message: str, *, operation: str = "") -> None:
+        self.operation = operation
+        super().__init__(message)
 
 
 class LockHeldError(StateError):

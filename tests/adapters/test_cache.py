@@ -7,8 +7,8 @@ from dataclasses import replace
 from datetime import UTC
 from pathlib import Path
 
-from statement_feeds.adapters.cache import BuildCache
-from statement_feeds.core.statements import SiteDefaults, Statement, parse_statement
+from statement_feeds.domain.statements import SiteDefaults, Statement, parse_statement
+from statement_feeds.feeds.cache import BuildCache
 
 SITE = SiteDefaults("https://example.org/", "en", UTC, "Tester", 100)
 

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from statement_feeds.adapters.files import (
+from statement_feeds.domain.problems import Problem
+from statement_feeds.feeds.files import (
     SourceFile,
     Unchanged,
     is_ignored_name,
     iter_sources,
     read_sources,
 )
-from statement_feeds.core.problems import Problem
 
 TIMEOUT = 20.0  # seconds; read_sources must never get near it
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from event_log import capture_events
-from statement_feeds.adapters import front_page
-from statement_feeds.adapters.front_page import INDEX_NAME, FrontPageFile, write_front_page
-from statement_feeds.core.front_page import FrontEntry, FrontLanguage, FrontPage, dumps
+from statement_feeds.feeds import front_page
+from statement_feeds.feeds.front_page import INDEX_NAME, FrontPageFile, write_front_page
+from statement_feeds.feeds.front_page_index import FrontEntry, FrontLanguage, FrontPage, dumps
 
 PAGE = FrontPage(
     (FrontLanguage("en", 1, (FrontEntry("T", "2024-01-01T00:00:00+00:00", "S", "https://x/"),)),)

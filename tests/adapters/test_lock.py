@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from statement_feeds.adapters.lock import LOCK_NAME, StateLock, lock_holder
 from statement_feeds.errors import LockHeldError
+from statement_feeds.state.lock import LOCK_NAME, StateLock, lock_holder
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from statement_feeds.adapters.lock import StateLock
+from statement_feeds.state.lock import StateLock
 lock = StateLock(Path(sys.argv[1])); lock.acquire()
 print("locked", flush=True)
 time.sleep(60)

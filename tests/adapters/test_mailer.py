@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from smtp_server import ImplicitTlsServer, RecordingServer
-from statement_feeds.adapters.mailer import MaildirMessenger, SmtpMessenger
 from statement_feeds.config import SmtpConfig
+from statement_feeds.digests.mailer import MaildirMessenger, SmtpMessenger
 from statement_feeds.errors import (
     ConfigError,
     PermanentDeliveryError,

@@ -14,7 +14,7 @@ import pytest
 # arena. Run in a fresh interpreter: arenas are made once and never removed.
 THREADS = """
 import ctypes, ctypes.util, os, sys, tempfile, threading
-from statement_feeds.adapters.memory import share_one_malloc_arena
+from statement_feeds.daemon.memory import share_one_malloc_arena
 if sys.argv[1] == "share":
     assert share_one_malloc_arena()
 start = threading.Barrier(4)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from statement_feeds.adapters import output
-from statement_feeds.adapters.output import remove_stale, write_atomic, write_if_changed
+from statement_feeds.feeds import output
+from statement_feeds.feeds.output import remove_stale, write_atomic, write_if_changed
 
 
 def leftovers(folder: Path) -> list[str]:

@@ -6,7 +6,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from statement_feeds.adapters.store import SqliteStore
+from statement_feeds.state.sqlite import SqliteStore
 
 T0 = datetime(2024, 6, 1, 7, tzinfo=UTC)
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from statement_feeds.adapters.deliveries import CLAIM_LEASE
-from statement_feeds.adapters.migrations import MIGRATIONS, applied_versions
-from statement_feeds.adapters.store import SqliteStore, from_ts, to_ts
-from statement_feeds.ledger import Delivery, Ledger, LedgerCounts, Outcome, PlannedDelivery
+from statement_feeds.errors import StoreError
+from statement_feeds.state.api import Delivery, Ledger, LedgerCounts, Outcome, PlannedDelivery
+from statement_feeds.state.sqlite import SqliteStore, from_ts, to_ts
+from statement_feeds.state.sqlite_deliveries import CLAIM_LEASE
+from statement_feeds.state.sqlite_migrations import MIGRATIONS, applied_versions
 
 T0 = datetime(2024, 6, 1, 7, tzinfo=UTC)
 
@@ -98,7 +99,7 @@ def test_failing_message_id_leaves_nothing_recorded(store: SqliteStore) -> None:
 def test_a_key_is_assigned_once_per_subscriber_ever(store: SqliteStore) -> None:
     plan(store, planned("a@x.org", "k1"))
     assert store.assigned_keys("A@X.org") == {"k1"}
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreError, match="UNIQUE"):
         plan(store, planned("a@x.org", "k1", lang="ru"), due=T0 + timedelta(days=1))
     assert store.edition_for("daily", T0 + timedelta(days=1)) is None
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from statement_feeds.adapters.store import SqliteStore, to_ts
-from statement_feeds.core.tokens import subscriber_id
-from statement_feeds.core.web_subscribers import Preferences
+from statement_feeds.domain.tokens import subscriber_id
+from statement_feeds.domain.web_subscribers import Preferences
 from statement_feeds.errors import StateError
+from statement_feeds.state.sqlite import SqliteStore, to_ts
 
 T0 = datetime(2024, 6, 1, 7, tzinfo=UTC)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from statement_feeds.adapters.subscriber_files import BLOCK, find_subscriber, read_subscribers
-from statement_feeds.core.subscribers import Subscriber
+from statement_feeds.digests.subscriber_files import BLOCK, find_subscriber, read_subscribers
+from statement_feeds.domain.subscribers import Subscriber
 
 HEADER = "email,name,languages,frequency\n"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from statement_feeds.adapters.watch import (
+from statement_feeds.daemon.watch import (
     Change,
     WatchRoots,
     is_relevant,

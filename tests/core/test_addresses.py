@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from statement_feeds.core.addresses import (
+from statement_feeds.domain.addresses import (
     Address,
     AddressError,
     NotAsciiError,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from statement_feeds.core.catalog import Catalog, Translation, build_catalog, newest_first
-from statement_feeds.core.problems import Problem
-from statement_feeds.core.statements import SiteDefaults, Statement, parse_statement
+from statement_feeds.domain.catalog import Catalog, Translation, build_catalog, newest_first
+from statement_feeds.domain.problems import Problem
+from statement_feeds.domain.statements import SiteDefaults, Statement, parse_statement
 
 SITE = SiteDefaults("https://example.org/", "en", UTC, "Tester", 100)
 NOW = datetime(2024, 6, 1, tzinfo=UTC)

@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo
 import jinja2
 import pytest
 
-from statement_feeds.core.addresses import clean_header_text
-from statement_feeds.core.digest import Composer, DigestSettings, template_environment
-from statement_feeds.core.statements import Statement
-from statement_feeds.core.tokens import Signer, subscriber_id
-from statement_feeds.ledger import Delivery
+from statement_feeds.domain.addresses import clean_header_text
+from statement_feeds.domain.digest import Composer, DigestSettings, template_environment
+from statement_feeds.domain.statements import Statement
+from statement_feeds.domain.tokens import Signer, subscriber_id
 from statement_feeds.locales import load_translations
+from statement_feeds.state.api import Delivery
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 ID_KEY = b"i" * 32

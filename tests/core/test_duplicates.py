@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from hypothesis import given
 from hypothesis import strategies as st
 
-from statement_feeds.core.duplicates import Deduplicator
-from statement_feeds.core.problems import Problem
-from statement_feeds.core.subscribers import Subscriber, parse_subscribers
+from statement_feeds.domain.duplicates import Deduplicator
+from statement_feeds.domain.problems import Problem
+from statement_feeds.domain.subscribers import Subscriber, parse_subscribers
 
 
 class RecordedSightings:

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from statement_feeds.core.excerpts import ELLIPSIS, excerpt, excerpt_text
-from statement_feeds.core.markup import plain_paragraphs
+from statement_feeds.domain.excerpts import ELLIPSIS, excerpt, excerpt_text
+from statement_feeds.domain.markup import plain_paragraphs
 
 CUT = " " + ELLIPSIS
 

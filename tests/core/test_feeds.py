@@ -11,8 +11,8 @@ import pytest
 from lxml import etree
 
 from statement_feeds.config import Config, load_config
-from statement_feeds.core.feeds import resolve_urls
-from statement_feeds.service import Publisher
+from statement_feeds.feeds.atom import resolve_urls
+from statement_feeds.feeds.build import Publisher
 
 ATOM = "http://www.w3.org/2005/Atom"
 NS = {"a": ATOM, "fh": "http://purl.org/syndication/history/1.0"}
@@ -273,7 +273,7 @@ def test_historic_offset_with_seconds_is_written_in_utc(tmp_path: Path) -> None:
 
 
 def test_content_links_keep_only_web_and_mail_schemes() -> None:
-    from statement_feeds.core.markup import render_html
+    from statement_feeds.domain.markup import render_html
 
     html = render_html("[a](ftp://x.org/f) [b](tel:+123) [c](https://x.org/) [d](mailto:a@x.org)")
     assert "ftp:" not in html and "tel:" not in html
@@ -281,9 +281,9 @@ def test_content_links_keep_only_web_and_mail_schemes() -> None:
 
 
 def _document_with(content: str, summary: str = "Plain summary.") -> bytes:
-    from statement_feeds.core.catalog import build_catalog
-    from statement_feeds.core.feeds import FeedSettings, plan_feeds, render_document
-    from statement_feeds.core.statements import Statement
+    from statement_feeds.domain.catalog import build_catalog
+    from statement_feeds.domain.statements import Statement
+    from statement_feeds.feeds.atom import FeedSettings, plan_feeds, render_document
 
     moment = datetime(2024, 1, 1, tzinfo=UTC)
     statement = Statement(

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from statement_feeds.core.statements import (
+from statement_feeds.domain.statements import (
     KNOWN_KEYS,
     _load_yaml,
     _simple_front_matter,

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from statement_feeds.core.catalog import build_catalog
-from statement_feeds.core.feeds import FeedSettings, plan_feeds
-from statement_feeds.core.front_page import (
+from statement_feeds.domain.catalog import build_catalog
+from statement_feeds.domain.statements import Statement
+from statement_feeds.feeds.atom import FeedSettings, plan_feeds
+from statement_feeds.feeds.front_page_index import (
     EMPTY,
     LATEST,
     MAX_SUMMARY,
@@ -20,7 +21,6 @@ from statement_feeds.core.front_page import (
     dumps,
     loads,
 )
-from statement_feeds.core.statements import Statement
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 SETTINGS = FeedSettings(

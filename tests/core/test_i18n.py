@@ -4,8 +4,8 @@ from datetime import date
 
 import pytest
 
-from statement_feeds.core import i18n
-from statement_feeds.core.i18n import Translations, parse_po
+from statement_feeds.domain import i18n
+from statement_feeds.domain.i18n import Translations, parse_po
 from statement_feeds.locales import load_translations, po_sources
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from statement_feeds.core.langtags import canonical_tag, is_language_suffix
+from statement_feeds.domain.langtags import canonical_tag, is_language_suffix
 
 
 @pytest.mark.parametrize(

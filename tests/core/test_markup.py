@@ -9,7 +9,7 @@ import cmarkgfm
 import pytest
 from cmarkgfm.cmark import Options
 
-from statement_feeds.core.markup import render_raw
+from statement_feeds.domain.markup import render_raw
 
 BODY = ("Some *words*, a [link](https://x.org/) and `code` " * 40 + "\n\n- a\n- b\n\n") * 3
 

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from statement_feeds.core import sanitizing
-from statement_feeds.core.markup import render_raw
-from statement_feeds.core.sanitizing import sanitize, sanitize_rendered
+from statement_feeds.domain import sanitizing
+from statement_feeds.domain.markup import render_raw
+from statement_feeds.domain.sanitizing import sanitize, sanitize_rendered
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from statement_feeds.core.catalog import build_catalog
-from statement_feeds.core.selection import Selector
-from statement_feeds.core.statements import Statement
+from statement_feeds.domain.catalog import build_catalog
+from statement_feeds.domain.selection import Selector
+from statement_feeds.domain.statements import Statement
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
 MAX_AGE = timedelta(days=30)

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from statement_feeds.core.catalog import build_catalog
-from statement_feeds.core.markup import render_html
-from statement_feeds.core.problems import Problem
-from statement_feeds.core.statements import (
+from statement_feeds.domain.catalog import build_catalog
+from statement_feeds.domain.markup import render_html
+from statement_feeds.domain.problems import Problem
+from statement_feeds.domain.statements import (
     KNOWN_KEYS,
     ParseResult,
     SiteDefaults,

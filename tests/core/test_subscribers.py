@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from statement_feeds.core.duplicates import Deduplicator, MemorySeenAddresses
-from statement_feeds.core.problems import Problem
-from statement_feeds.core.subscribers import Subscriber, email_problem, parse_subscribers
+from statement_feeds.domain.duplicates import Deduplicator, MemorySeenAddresses
+from statement_feeds.domain.problems import Problem
+from statement_feeds.domain.subscribers import Subscriber, email_problem, parse_subscribers
 
 
 def parse(text: str, source: str = "list.csv") -> tuple[list[Subscriber], list[Problem]]:

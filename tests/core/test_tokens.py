@@ -5,7 +5,7 @@ import hmac
 
 import pytest
 
-from statement_feeds.core.tokens import Signer, subscriber_id, unsubscribe_url
+from statement_feeds.domain.tokens import Signer, subscriber_id, unsubscribe_url
 
 OLD, NEW = b"o" * 32, b"n" * 32
 ID_KEY = b"i" * 32

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from statement_feeds.core.web_forms import language_choices, parse_preferences
+from statement_feeds.web.forms import language_choices, parse_preferences
 
 
 def test_chosen_languages_come_first_in_their_order_then_the_rest() -> None:

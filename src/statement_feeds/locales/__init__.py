@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-from ..core.i18n import Translations
+from ..domain.i18n import Translations
 
 __all__ = ["load_translations", "po_sources"]
 

@@ -1,1 +1,0 @@
-"""The I/O shell: files and watching, caches, the state store, the mailer, HTTP."""

@@ -1,0 +1,1 @@
+"""``statement-feeds run``: build, watch, schedule, send, until stopped."""

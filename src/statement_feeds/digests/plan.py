@@ -1,0 +1,164 @@
+"""Planning an edition: catalog + subscriber files + state store → deliveries recorded.
+
+Data path::
+
+    adapters.subscriber_files.read_subscribers (streamed, deduplicated against
+        store.seen_addresses, a TEMP table; the row first seen, store.sightings, wins)
+    → store.sync_subscribers (first sighting = join time)
+    → store.subscriber_states (join time, blocked, keys already assigned)
+    → core.selection.Selector.choose → ledger.PlannedDelivery
+    → store.plan_edition (one transaction: edition, deliveries, assigned keys)
+
+Everything from syncing join times to the last delivery runs inside the single
+transaction of ``store.plan_edition`` (the deliveries are a generator consumed
+there), so a crash or an error anywhere leaves no trace of a half-planned edition.
+Subscribers are handled in chunks and the addresses seen are kept in the
+database: memory does not grow with the list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..config import Config
+from ..domain.catalog import Catalog
+from ..domain.problems import Problem
+from ..domain.selection import Selector
+from ..domain.subscribers import Subscriber, email_key
+from ..domain.web_subscribers import merge_subscribers
+from ..state.api import Edition, PlannedDelivery
+from ..state.sqlite import SqliteStore, chunks
+from .subscriber_files import read_subscribers
+
+__all__ = ["MANUAL", "PlanResult", "plan_edition", "preview_edition", "sync_subscribers"]
+
+MANUAL = "manual"  # an edition asked for by hand: every subscriber, whatever their frequency
+
+
+@dataclass(frozen=True, slots=True)
+class PlanResult:
+    edition: Edition
+    problems: tuple[Problem, ...]  # from the CSV files: the CLI exits 1 if any
+    created: bool  # False: the edition already existed and was returned unchanged
+
+
+def plan_edition(  # noqa: PLR0917 - the positional order is the agreed interface
+    config: Config,
+    store: SqliteStore,
+    catalog: Catalog,
+    frequency: str,
+    due_at: datetime,
+    now: datetime,
+    *,
+    message_id_for: Callable[[int, str], str],
+) -> PlanResult:
+    """Plan and record the edition for ``(frequency, due_at)``, or return the existing one.
+
+    When the edition exists nothing is read or written (and no problems are reported).
+    """
+    existing = store.edition_for(frequency, due_at)
+    if existing is not None:
+        return PlanResult(existing, (), created=False)
+    problems: list[Problem] = []
+    selector = Selector(catalog.published, now, config.digest.max_age)
+    consumed: list[bool] = []  # the store iterates the deliveries only if it plans anew
+
+    def deliveries() -> Iterator[PlannedDelivery]:
+        consumed.append(True)
+        yield from _deliveries(
+            config, store, selector, frequency=frequency, now=now, problems=problems, record=True
+        )
+
+    edition = store.plan_edition(frequency, due_at, now, deliveries(), message_id_for)
+    return PlanResult(edition, tuple(problems), created=bool(consumed))
+
+
+def preview_edition(
+    config: Config, store: SqliteStore, catalog: Catalog, frequency: str, now: datetime
+) -> tuple[list[PlannedDelivery], list[Problem]]:
+    """What an edition planned now would contain, without writing anything (``--dry-run``).
+
+    Addresses the store has never seen count as joining now, as they would.
+    """
+    problems: list[Problem] = []
+    selector = Selector(catalog.published, now, config.digest.max_age)
+    planned = list(
+        _deliveries(
+            config, store, selector, frequency=frequency, now=now, problems=problems, record=False
+        )
+    )
+    return planned, problems
+
+
+def sync_subscribers(config: Config, store: SqliteStore, now: datetime) -> list[Problem]:
+    """Record the join time of every new address in the files (call when they change).
+
+    Planning does this too; calling it as soon as a file changes makes "joined"
+    mean "added to the list", not "first edition after being added".
+    """
+    problems: list[Problem] = []
+    with store.transaction():
+        for chunk in chunks(_valid(config, problems, store, now, record=True)):
+            store.sync_subscribers([s.email for s in chunk], now)
+    return problems
+
+
+def _valid(
+    config: Config, problems: list[Problem], store: SqliteStore, now: datetime, *, record: bool
+) -> Iterator[Subscriber]:
+    """The CSV subscribers with web sign-ups and preference changes applied.
+
+    Rows first seen in their file count as seen ``now``, recorded unless it is a dry
+    run: the row there first keeps an address two files list.
+    """
+    web, overrides = store.web_subscriber_view()
+    # The addresses seen (to report duplicates) live in the database, not in memory.
+    with store.seen_addresses() as seen:
+        items = read_subscribers(
+            config.paths.subscribers,
+            config.site.default_language,
+            seen,
+            store.sightings(now, record=record),
+        )
+        for item in merge_subscribers(items, web, overrides):
+            if isinstance(item, Problem):
+                problems.append(item)
+            else:
+                yield item
+
+
+def _deliveries(
+    config: Config,
+    store: SqliteStore,
+    selector: Selector,
+    *,
+    frequency: str,
+    now: datetime,
+    problems: list[Problem],
+    record: bool,
+) -> Iterator[PlannedDelivery]:
+    keys = selector.translation_keys
+    for chunk in chunks(_valid(config, problems, store, now, record=record)):
+        # Every frequency is read and synced: joining is about the list, not the schedule.
+        states = store.subscriber_states([s.email for s in chunk], keys)
+        if record:
+            # Only first sightings are written: a million no-op upserts cost seconds.
+            unseen = [s.email for s in chunk if email_key(s.email) not in states]
+            store.sync_subscribers(unseen, now)
+        for subscriber in chunk:
+            if frequency not in (MANUAL, subscriber.frequency):
+                continue
+            state = states.get(email_key(subscriber.email))
+            if state is None or state.blocked:
+                continue  # joins now, so nothing is new for them yet; or blocked
+            choices = selector.choose(subscriber.languages, state.joined_at, state.assigned)
+            if choices:
+                yield PlannedDelivery(
+                    email=subscriber.email,
+                    name=subscriber.name,
+                    lang=subscriber.languages[0],
+                    statement_ids=tuple(c.statement_id for c in choices),
+                    translation_keys=tuple(c.translation_key for c in choices),
+                )

@@ -1,0 +1,113 @@
+"""Group commit of a sender's ledger writes: once per turn of the event loop.
+
+Every SMTP reply must be in the ledger before its worker hands the next message
+over, or a kill -9 leaves more than the messages in flight with an unknown fate.
+A worker waits for its hand-over to be committed before it sends, so at any
+moment the ledger's ``sending`` rows are at most one per worker, however the
+writes are grouped.
+
+One transaction per reply would be simple but costs ~50 us of SQLite each; the
+replies and hand-overs that arrive close together are written in one transaction
+(``Ledger.record``) instead: at once when every worker is waiting for it, else
+after ``linger`` seconds (0.5 ms), which lets the replies of the other
+connections join. Measured on the edition benchmark: 10-19 % more messages per
+second than a transaction per turn of the loop, with 10 % less CPU.
+
+WAL with ``synchronous=NORMAL`` makes such a commit cheap (no fsync) and still
+durable across kill -9 of the process: only the OS crashing can lose it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ..clock import Clock
+from ..errors import StateError
+from ..state.api import Delivery, Ledger, Outcome
+
+__all__ = ["LINGER", "GroupCommit"]
+
+LINGER = 0.0005  # seconds a write waits for others to join it (see above)
+
+log = logging.getLogger(__name__)
+
+
+class GroupCommit:
+    """Collects outcomes and hand-overs; writes them at the end of the loop's turn."""
+
+    def __init__(
+        self, ledger: Ledger, clock: Clock, *, workers: int = 1, linger: float = LINGER
+    ) -> None:
+        self._ledger = ledger
+        self._clock = clock
+        self._workers = max(1, workers)
+        self._linger = linger
+        self._outcomes: list[Outcome] = []
+        self._starts: list[tuple[Delivery, asyncio.Future[bool]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._now = False  # a flush is due at the next turn of the loop
+        # Set when a write failed: no further hand-over is allowed in this run.
+        self.error: StateError | None = None
+
+    def add(self, outcome: Outcome) -> None:
+        """Record ``outcome`` at the end of this turn (or at ``flush``)."""
+        self._outcomes.append(outcome)
+        self._schedule()
+
+    async def start(self, delivery: Delivery) -> bool:
+        """Mark ``delivery`` as handed over; True when it may be sent now.
+
+        Raises :class:`StateError` when the ledger cannot be written: nothing may
+        leave that cannot be recorded.
+        """
+        if self.error is not None:
+            raise self.error
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._starts.append((delivery, done))
+        self._schedule()
+        return await done
+
+    def _schedule(self) -> None:
+        if self._now:
+            return
+        loop = asyncio.get_running_loop()
+        if len(self._starts) >= self._workers or self._linger <= 0:
+            # Everyone waits for this write: waiting longer would only idle them.
+            self._now = True
+            loop.call_soon(self.flush)
+        elif self._timer is None:
+            self._timer = loop.call_later(self._linger, self.flush)
+
+    def flush(self) -> None:
+        """Write what was collected, now. Safe to call at any time, also after an error."""
+        self._now = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._outcomes and not self._starts:
+            return
+        outcomes, self._outcomes = self._outcomes, []
+        starts, self._starts = self._starts, []
+        try:
+            allowed = self._ledger.record(outcomes, [d for d, _ in starts], self._clock())
+        except Exception as exc:  # a callback of the loop: it must never raise
+            error = exc if isinstance(exc, StateError) else StateError(f"cannot record: {exc}")
+            if self.error is None:
+                log.error("the ledger cannot be written: %s; stopping hand-overs", error)
+            self.error = error
+            # Kept for a later flush (the end of the run tries once more); what never
+            # gets recorded stays 'sending' and is re-sent by the next run.
+            self._outcomes[:0] = outcomes
+            for _, done in starts:
+                if not done.done():
+                    done.set_exception(error)
+            return
+        for (_, done), ok in zip(starts, allowed, strict=True):
+            if not done.done():
+                done.set_result(ok)
+
+    @property
+    def unrecorded(self) -> int:
+        """Outcomes still waiting to be written (after a failed write)."""
+        return len(self._outcomes)

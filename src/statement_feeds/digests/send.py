@@ -1,0 +1,359 @@
+"""The sending loop: claim due deliveries, hand them to a Messenger, record each outcome.
+
+Crash safety comes from the order of writes (see ``ledger``): ``claim`` reserves
+deliveries; each is marked ``sending`` in a committed transaction just before it is
+handed to SMTP (which also checks that its address is still subscribed), and each
+reply is committed within one turn of the event loop (``group_commit``), before the
+worker hands over its next message. So after a kill -9 the ledger's ``sending`` rows
+are at most the messages in flight, one per connection (``smtp.concurrency``), as
+Postfix promises; ``recover_unknown`` queues them again with the same Message-ID.
+When the ledger cannot be written (disk full, I/O error), no further message is
+handed over and the run ends with :class:`StateError`.
+
+``deliver`` must be the only sender on its ledger while it runs: it starts with
+``recover_unknown``, which would re-queue another live sender's in-flight messages
+(unless called with ``recover=False`` by workers whose parent recovered once).
+Every deferral, failure and bounce is logged with the address, the reply and the
+next attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import jinja2
+
+from ..clock import Clock
+from ..errors import (
+    ConfigError,
+    DeliveryError,
+    PermanentDeliveryError,
+    RecipientRefusedError,
+    StateError,
+)
+from ..logs import event
+from ..state.api import Delivery, Ledger, Outcome
+from .mailer import Messenger, reply_status
+from .record import GroupCommit
+
+__all__ = [
+    "DeliverySummary",
+    "Progress",
+    "backoff",
+    "deliver",
+    "load_environment",
+]
+
+log = logging.getLogger(__name__)
+
+FIRST_RETRY = timedelta(minutes=1)
+LONGEST_RETRY = timedelta(hours=1)
+# Consecutive permanent failures with the same reply that mean "the server refuses
+# everyone" (relay denied, authentication missing) rather than bad addresses.
+SAME_REFUSAL_LIMIT = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A snapshot for a live progress line."""
+
+    sent: int
+    total: int
+    deferred: int
+    failed: int
+
+
+@dataclass(slots=True)
+class DeliverySummary:
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    bounced: int = 0
+    recovered: int = 0  # deliveries a previous run left in an unknown state
+    cancelled: int = 0  # claimed, then the address unsubscribed or bounced before hand-over
+    total: int = 0
+    stopped: bool = False  # ``stop`` was set before everything due was sent
+
+
+def load_environment(templates: Path) -> jinja2.Environment:
+    """The jinja2 Environment for ``templates/digest.txt`` and ``digest.html``."""
+    from ..domain.digest import template_environment
+
+    return template_environment(jinja2.FileSystemLoader(str(templates)))
+
+
+def backoff(attempts: int, email: str) -> timedelta:
+    """1 min, 2, 4, ... up to 1 h, spread by ±20 % so retries do not arrive in a herd.
+
+    The spread is derived from the address, not a random number, so a test (or a
+    person reading ``status``) can predict the next attempt.
+    """
+    base = min(FIRST_RETRY * (1 << max(0, min(attempts - 1, 16))), LONGEST_RETRY)
+    spread = int.from_bytes(hashlib.blake2b(email.lower().encode(), digest_size=2).digest())
+    return base * (0.8 + 0.4 * spread / 0xFFFF)
+
+
+async def deliver(
+    ledger: Ledger,
+    messenger: Messenger,
+    compose: Callable[[Delivery], bytes],
+    clock: Clock,
+    *,
+    sender: str,
+    concurrency: int = 4,
+    batch: int = 500,
+    retry_lifetime: timedelta = timedelta(days=3),
+    stop: asyncio.Event | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    recover: bool = True,
+    same_refusal_limit: int | None = SAME_REFUSAL_LIMIT,
+) -> DeliverySummary:
+    """Send everything due now; return when nothing more is due or ``stop`` is set.
+
+    ``sender`` is the envelope sender (bounces go there). Raises ``ConfigError`` when
+    the run cannot send at all (e.g. STARTTLS missing) and ``StateError`` when the
+    ledger cannot be written; deliveries claimed but not handed to the server are
+    released back to the ledger (when it can still be written).
+
+    ``recover=False`` skips ``recover_unknown``: for several senders sharing one
+    ledger (worker processes), whose parent recovered once before starting them.
+    Claims are transactions, so such senders never share a delivery.
+
+    Circuit breaker: when ``same_refusal_limit`` deliveries in a row fail permanently
+    with the same reply code and enhanced status code (e.g. "554 5.7.1 relaying
+    denied" for everyone: the SMTP settings are wrong, not the addresses), the run
+    stops with ``ConfigError`` instead of failing the whole list. The deliveries that
+    already failed stay failed (``digest send --resend-failed`` queues them again);
+    the rest are released. ``None`` turns the breaker off.
+    """
+    run = _Run(
+        ledger,
+        messenger=messenger,
+        compose=compose,
+        clock=clock,
+        sender=sender,
+        retry_lifetime=retry_lifetime,
+        progress=progress,
+        same_refusal_limit=same_refusal_limit,
+    )
+    if recover:
+        run.summary.recovered = ledger.recover_unknown()
+    counts = ledger.counts()
+    run.summary.total = counts.pending + counts.deferred
+    run.batch, run.stop = batch, stop or asyncio.Event()
+    run.records = GroupCommit(ledger, clock, workers=max(1, concurrency))
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(max(1, concurrency)):
+                group.create_task(run.worker())
+    finally:
+        run.finish()
+    if run.fatal is not None:
+        raise run.fatal
+    run.summary.stopped = run.stop.is_set() and not run.exhausted
+    return run.summary
+
+
+class _Run:
+    """State of one ``deliver`` call, shared by its workers (one event loop, no locks)."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        messenger: Messenger,
+        compose: Callable[[Delivery], bytes],
+        clock: Clock,
+        sender: str,
+        retry_lifetime: timedelta,
+        progress: Callable[[Progress], None] | None,
+        same_refusal_limit: int | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.messenger = messenger
+        self.compose = compose
+        self.clock = clock
+        self.sender = sender
+        self.retry_lifetime = retry_lifetime
+        self.progress = progress
+        self.summary = DeliverySummary()
+        self.claimed: deque[Delivery] = deque()
+        self.records = GroupCommit(ledger, clock)  # told the number of workers in deliver
+        self.exhausted = False
+        self.fatal: ConfigError | StateError | None = None
+        self.batch = 500
+        self.stop = asyncio.Event()
+        # The current streak of permanent failures sharing one reply (circuit breaker).
+        self.same_refusal_limit = same_refusal_limit
+        self.refusal_status: tuple[int, str | None] | None = None
+        self.refusals: list[tuple[str, bool]] = []  # (address, bounced) in the streak
+
+    def _next(self) -> Delivery | None:
+        # Claiming is synchronous, so two workers can never claim at once.
+        if not self.claimed and not self.exhausted:
+            self.records.flush()  # keep the ledger's view fresh before the next transaction
+            taken = self.ledger.claim(self.batch, self.clock())
+            self.claimed.extend(taken)
+            self.exhausted = len(taken) < self.batch  # a short batch: nothing more is due
+        return self.claimed.popleft() if self.claimed else None
+
+    async def worker(self) -> None:
+        while not self.stop.is_set() and self.fatal is None:
+            try:
+                delivery = self._next()
+            except StateError as exc:
+                self.fatal = self.fatal or exc
+                return
+            if delivery is None:
+                return
+            await self._handle(delivery)
+
+    def finish(self) -> None:
+        """At the end of the run: record what is left, release what was never handed over."""
+        self.records.flush()
+        if self.records.unrecorded:
+            log.error(
+                "%d outcomes could not be recorded: those messages will be sent again "
+                "(with the same Message-ID) when the ledger can be written",
+                self.records.unrecorded,
+            )
+        if self.records.error is not None:
+            self.fatal = self.fatal or self.records.error
+        if self.claimed:  # stopped (or unable to send): these never left, so drop the claim
+            try:
+                self.ledger.release(list(self.claimed), self.clock())
+            except StateError as exc:  # the claims lapse with their lease instead
+                self.fatal = self.fatal or exc
+            self.claimed.clear()
+
+    async def _handle(self, delivery: Delivery) -> None:
+        try:
+            message = self.compose(delivery)
+        except (KeyError, ValueError) as exc:  # e.g. a statement no longer known
+            self._failed(delivery, None, f"cannot compose: {exc}", bounced=False)
+            return
+        try:
+            may_send = await self.records.start(delivery)
+        except StateError as exc:  # nothing may leave that cannot be recorded
+            self.claimed.appendleft(delivery)
+            self.fatal = self.fatal or exc
+            return
+        if not may_send:
+            self.summary.cancelled += 1
+            event(log, logging.INFO, "delivery cancelled", to=delivery.email, reason="blocked")
+            return
+        await self._send(delivery, message)
+        self._report()
+
+    async def _send(self, delivery: Delivery, message: bytes) -> None:
+        try:
+            await self.messenger.send(self.sender, delivery.email, message)
+        except ConfigError as exc:
+            # Nothing was sent: the hand-over is undone when this turn is recorded.
+            self.records.add(Outcome(delivery, "released"))
+            self.fatal = self.fatal or exc
+            return
+        except RecipientRefusedError as exc:
+            self._failed(delivery, exc.code, str(exc), bounced=True)
+            self._refused(delivery, exc, bounced=True)
+        except PermanentDeliveryError as exc:
+            self._failed(delivery, exc.code, str(exc), bounced=False)
+            self._refused(delivery, exc, bounced=False)
+        except DeliveryError as exc:  # temporary, and any future kind: retry
+            self._retry_later(delivery, exc)
+            self._end_streak()
+        else:
+            self.records.add(Outcome(delivery, "sent"))
+            self.summary.sent += 1
+            self._end_streak()
+
+    def _failed(self, delivery: Delivery, code: int | None, error: str, *, bounced: bool) -> None:
+        self.records.add(Outcome(delivery, "failed", code, error, bounced=bounced))
+        self.summary.failed += 1
+        self.summary.bounced += bounced
+        event(
+            log,
+            logging.WARNING,
+            "delivery bounced" if bounced else "delivery failed",
+            to=delivery.email,
+            edition=delivery.edition_id,
+            code=code if code is not None else "",
+            reply=error,
+            attempts=delivery.attempts,
+            next_attempt="never",
+        )
+
+    def _end_streak(self) -> None:
+        self.refusal_status = None
+        self.refusals.clear()
+
+    def _refused(self, delivery: Delivery, exc: DeliveryError, *, bounced: bool) -> None:
+        """Count permanent failures with one reply; too many in a row stop the run."""
+        status = reply_status(exc)
+        if status is None or self.same_refusal_limit is None:
+            self._end_streak()
+            return
+        if status != self.refusal_status:
+            self._end_streak()
+            self.refusal_status = status
+        self.refusals.append((delivery.email, bounced))
+        if len(self.refusals) < max(1, self.same_refusal_limit) or self.fatal is not None:
+            return
+        code, enhanced = status
+        reply = f"{code} {enhanced}" if enhanced else str(code)
+        bounced_now = [email for email, was_bounced in self.refusals if was_bounced]
+        log.error(
+            "%d deliveries in a row were refused with %s (last: %s): stopping this run. "
+            "They stay failed and the unsent rest is released; once the SMTP settings "
+            "are fixed, 'digest send --resend-failed' queues the failed ones again.",
+            len(self.refusals),
+            reply,
+            exc,
+        )
+        if bounced_now:
+            log.error(
+                "%d of them were recorded as bounces and their addresses are blocked "
+                "(resend-failed skips them); check them: %s",
+                len(bounced_now),
+                ", ".join(bounced_now),
+            )
+        self.fatal = ConfigError(
+            f"the server refuses every recipient: {exc} "
+            f"({len(self.refusals)} in a row with {reply}); check smtp settings",
+            key="smtp",
+        )
+
+    def _retry_later(self, delivery: Delivery, exc: DeliveryError) -> None:
+        now = self.clock()
+        deadline = (delivery.first_attempt_at or now) + self.retry_lifetime
+        if now >= deadline:
+            error = f"gave up after {delivery.attempts} attempts: {exc}"
+            self._failed(delivery, exc.code, error, bounced=False)
+            return
+        # The last try is made at the deadline rather than skipped.
+        next_attempt = min(now + backoff(delivery.attempts, delivery.email), deadline)
+        self.records.add(Outcome(delivery, "deferred", exc.code, str(exc), next_attempt))
+        self.summary.deferred += 1
+        event(
+            log,
+            logging.WARNING,
+            "delivery deferred",
+            to=delivery.email,
+            edition=delivery.edition_id,
+            code=exc.code if exc.code is not None else "",
+            reply=str(exc),
+            attempts=delivery.attempts,
+            next_attempt=next_attempt.isoformat(),
+        )
+
+    def _report(self) -> None:
+        if self.progress is not None:
+            s = self.summary
+            self.progress(Progress(s.sent, s.total, s.deferred, s.failed))

@@ -1,0 +1,274 @@
+"""The delivery state machine in SQL: claims, hand-overs, outcomes, recovery.
+
+A mixin of :class:`adapters.store.SqliteStore` (it uses the store's connection
+and ``transaction``); ``ledger.py`` draws the states. Three moments matter:
+
+* ``claim`` reserves due deliveries for this sender (``claimed_by`` + a lease):
+  nothing leaves yet and nothing is re-sent if the sender dies now;
+* ``record(start=...)`` moves a reserved delivery to ``sending`` just before it
+  is handed to SMTP, in a transaction that also checks that the address is
+  still subscribed (an unsubscribe takes effect for everything not yet handed
+  over, claimed or not);
+* ``record(outcomes=...)`` stores each reply. The sender commits the replies of
+  one event-loop turn together with the next hand-overs, so ``sending`` holds at
+  most the messages in flight: after a kill -9 only those go out again.
+
+Every SQLite error on these paths becomes a :class:`StoreError` in
+``sqlite_errors.map_sqlite_errors``: a sender that cannot record stops handing
+messages over.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from ..domain.subscribers import email_key
+from .api import Delivery, LedgerCounts, Outcome
+from .sqlite_errors import map_sqlite_errors, translated
+from .timestamps import from_ts, to_ts
+
+__all__ = ["CLAIM_LEASE", "DeliveryStateMachine"]
+
+# How long a claim reserves a delivery for its sender. A single daemon clears its
+# claims when a run starts (``recover_unknown``); the lease matters to senders that
+# share a ledger, which never take another's live claims.
+CLAIM_LEASE = timedelta(minutes=10)
+_BLOCKED = "(s.unsubscribed_at IS NOT NULL OR s.bounced_at IS NOT NULL)"
+_KEY = "email_key = ? AND edition_id = ?"
+# Built once: these run once per message, and sqlite3's statement cache is keyed on the text.
+_START = (
+    "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,"
+    " first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ?"
+    " WHERE " + _KEY + " AND claimed_by = ? AND state IN ('pending', 'deferred')"
+    " AND NOT EXISTS (SELECT 1 FROM subscribers s"
+    " WHERE s.email = deliveries.email_key AND " + _BLOCKED + ")"
+)
+_CANCEL_CLAIMED = (
+    "UPDATE deliveries SET state = 'cancelled', last_error = 'blocked',"
+    " claimed_by = NULL, updated_at = ?"
+    " WHERE " + _KEY + " AND claimed_by = ? AND state IN ('pending', 'deferred')"
+)
+# A compose failure is recorded before any hand-over: the row is still only claimed.
+_MINE = " WHERE " + _KEY + " AND claimed_by = ? AND state IN ('pending', 'deferred', 'sending')"
+_SENT = (
+    "UPDATE deliveries SET state = 'sent', last_code = NULL, last_error = NULL,"
+    " claimed_by = NULL, updated_at = ?" + _MINE
+)
+_DEFERRED = (
+    "UPDATE deliveries SET state = 'deferred', next_attempt_at = ?, last_code = ?,"
+    " last_error = ?, claimed_by = NULL, updated_at = ?" + _MINE
+)
+_FAILED = (
+    "UPDATE deliveries SET state = 'failed', last_code = ?, last_error = ?,"
+    " claimed_by = NULL, updated_at = ?" + _MINE
+)
+
+
+def _ids(text: str) -> tuple[str, ...]:
+    return tuple(json.loads(text))
+
+
+class _Store(Protocol):
+    _db: sqlite3.Connection
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
+
+    def mark_bounced(self, email: str, at: datetime, reason: str) -> None: ...
+
+
+@translated
+class DeliveryStateMachine:
+    """Claim → hand over → record; ``self`` must also be a :class:`_Store`."""
+
+    _db: sqlite3.Connection
+    # Who holds a claim: unique per store object, so two senders (processes, or two
+    # stores in one process) never mistake each other's claims for their own.
+    claimant: str = ""
+
+    def _new_claimant(self) -> None:
+        self.claimant = uuid.uuid4().hex
+
+    def claim(self, limit: int, now: datetime) -> Sequence[Delivery]:
+        """Reserve up to ``limit`` due deliveries for this sender, committed on return.
+
+        Deliveries of addresses blocked since planning are cancelled on the way and
+        the search goes on, so a short batch always means "nothing more is due".
+        """
+        store: Any = self
+        stamp, until = to_ts(now), to_ts(now + CLAIM_LEASE)
+        claimed: list[Delivery] = []
+        with map_sqlite_errors("claim deliveries"), store.transaction() as db:
+            while len(claimed) < limit:
+                rows = db.execute(
+                    "SELECT d.email_key, d.edition_id, d.email, d.name, d.lang, d.statement_ids,"
+                    " d.message_id, d.attempts, d.first_attempt_at, " + _BLOCKED + " AS blocked"
+                    " FROM deliveries d LEFT JOIN subscribers s ON s.email = d.email_key"
+                    " WHERE d.state IN ('pending', 'deferred') AND d.next_attempt_at <= ?"
+                    # Another sender's lapsed claim may be taken; our own claims are
+                    # in our queue already, however old.
+                    " AND (d.claimed_by IS NULL OR (d.claim_until <= ? AND d.claimed_by <> ?))"
+                    " ORDER BY d.next_attempt_at LIMIT ?",
+                    (stamp, stamp, self.claimant, limit - len(claimed)),
+                ).fetchall()
+                if not rows:
+                    break
+                claimed.extend(self._reserve(rows, stamp, until, now))
+        return claimed
+
+    def _reserve(self, rows: list[Any], stamp: str, until: str, now: datetime) -> list[Delivery]:
+        self._db.executemany(
+            "UPDATE deliveries SET state = 'cancelled', last_error = 'blocked',"
+            " claimed_by = NULL, updated_at = ? WHERE " + _KEY,
+            [(stamp, r[0], r[1]) for r in rows if r[9]],
+        )
+        sendable = [r for r in rows if not r[9]]
+        self._db.executemany(
+            "UPDATE deliveries SET claimed_by = ?, claim_until = ? WHERE " + _KEY,
+            [(self.claimant, until, r[0], r[1]) for r in sendable],
+        )
+        bundles: dict[str, tuple[str, ...]] = {}  # few distinct digests: decode each once
+        return [
+            Delivery(
+                edition_id=int(r[1]),
+                email=r[2],
+                name=r[3],
+                lang=r[4],
+                statement_ids=bundles.get(r[5]) or bundles.setdefault(r[5], _ids(r[5])),
+                message_id=r[6],
+                attempts=int(r[7]) + 1,
+                first_attempt_at=from_ts(r[8]) if r[8] else now,
+            )
+            for r in sendable
+        ]
+
+    def record(
+        self, outcomes: Sequence[Outcome], start: Sequence[Delivery], now: datetime
+    ) -> list[bool]:
+        """Store ``outcomes``, then move ``start`` to ``sending``: one transaction.
+
+        Returns, for each of ``start``, whether it may be handed to SMTP now: False
+        when its address was unsubscribed or bounced since it was claimed (it is
+        cancelled) or when this sender no longer holds the claim.
+        """
+        store: Any = self
+        stamp = to_ts(now)
+        with map_sqlite_errors("record deliveries"), store.transaction():
+            for outcome in outcomes:
+                self._store_outcome(outcome, stamp, now)
+            return [self._start(delivery, stamp) for delivery in start]
+
+    def _start(self, delivery: Delivery, stamp: str) -> bool:
+        key = (email_key(delivery.email), delivery.edition_id)
+        if self._db.execute(_START, (stamp, stamp, *key, self.claimant)).rowcount:
+            return True
+        self._db.execute(_CANCEL_CLAIMED, (stamp, *key, self.claimant))
+        return False
+
+    def _store_outcome(self, outcome: Outcome, stamp: str, now: datetime) -> None:
+        delivery = outcome.delivery
+        key = (email_key(delivery.email), delivery.edition_id)
+        if outcome.state == "sent":
+            self._db.execute(_SENT, (stamp, *key, self.claimant))
+        elif outcome.state == "deferred":
+            retry = to_ts(outcome.next_attempt_at or now)
+            deferred = (retry, outcome.code, outcome.error, stamp, *key, self.claimant)
+            self._db.execute(_DEFERRED, deferred)
+        elif outcome.state == "failed":
+            failed = (outcome.code, outcome.error, stamp, *key, self.claimant)
+            self._db.execute(_FAILED, failed)
+            if outcome.bounced:
+                reason = f"{outcome.code or ''} {outcome.error or ''}".strip()
+                store: Any = self
+                store.mark_bounced(delivery.email, now, reason)
+        elif outcome.state == "released":
+            self._unclaim([key], stamp)
+        else:
+            raise ValueError(f"unknown outcome {outcome.state!r}")
+
+    def _unclaim(self, keys: list[tuple[str, int]], stamp: str) -> None:
+        # Handed over and then not sent (the run could not send at all): the attempt
+        # does not count, so nothing looks like an unknown outcome.
+        self._db.executemany(
+            "UPDATE deliveries SET"
+            " state = CASE WHEN attempts > 1 THEN 'deferred' ELSE 'pending' END,"
+            " first_attempt_at = CASE WHEN attempts > 1 THEN first_attempt_at END,"
+            " attempts = attempts - 1, claimed_by = NULL, updated_at = ?"
+            " WHERE " + _KEY + " AND claimed_by = ? AND state = 'sending'",
+            [(stamp, *key, self.claimant) for key in keys],
+        )
+        self._db.executemany(
+            "UPDATE deliveries SET claimed_by = NULL"
+            " WHERE " + _KEY + " AND claimed_by = ? AND state IN ('pending', 'deferred')",
+            [(*key, self.claimant) for key in keys],
+        )
+
+    # -- the single-step forms (tests, tools): each is one ``record`` ---------------
+
+    def mark_sent(self, deliveries: Sequence[Delivery], now: datetime) -> None:
+        self.record([Outcome(d, "sent") for d in deliveries], (), now)
+
+    def mark_deferred(
+        self,
+        delivery: Delivery,
+        now: datetime,
+        next_attempt_at: datetime,
+        code: int | None,
+        error: str,
+    ) -> None:
+        self.record([Outcome(delivery, "deferred", code, error, next_attempt_at)], (), now)
+
+    def mark_failed(
+        self, delivery: Delivery, now: datetime, code: int | None, error: str, bounced: bool
+    ) -> None:
+        self.record([Outcome(delivery, "failed", code, error, bounced=bounced)], (), now)
+
+    def release(self, deliveries: Sequence[Delivery], now: datetime) -> None:
+        """Claimed deliveries that were never handed to SMTP (a stop): drop the claim."""
+        store: Any = self
+        keys = [(email_key(d.email), d.edition_id) for d in deliveries]
+        with map_sqlite_errors("release deliveries"), store.transaction():
+            self._unclaim(keys, to_ts(now))
+
+    def recover_unknown(self) -> int:
+        """At the start of a run of the only sender: ``sending`` → ``pending``, claims dropped.
+
+        ``sending`` rows were handed to SMTP by a sender that died before the reply
+        was recorded: they go out again with the same Message-ID. Returns how many.
+        """
+        store: Any = self
+        with map_sqlite_errors("recover deliveries"), store.transaction() as db:
+            db.execute(
+                "UPDATE deliveries SET claimed_by = NULL, claim_until = NULL"
+                " WHERE claimed_by IS NOT NULL AND state IN ('pending', 'deferred')"
+            )
+            return int(
+                db.execute(
+                    "UPDATE deliveries SET state = 'pending', claimed_by = NULL,"
+                    " claim_until = NULL WHERE state = 'sending'"
+                ).rowcount
+            )
+
+    def counts(self, edition_id: int | None = None) -> LedgerCounts:
+        if edition_id is None:
+            rows = self._db.execute("SELECT state, COUNT(*) FROM deliveries GROUP BY state")
+        else:
+            rows = self._db.execute(
+                "SELECT state, COUNT(*) FROM deliveries WHERE edition_id = ? GROUP BY state",
+                (edition_id,),
+            )
+        return LedgerCounts(**{state: int(n) for state, n in rows})
+
+    def next_attempt_at(self) -> datetime | None:
+        """When the earliest open delivery is due: a claimed one when its lease ends."""
+        row = self._db.execute(
+            "SELECT MIN(CASE WHEN claimed_by IS NULL THEN next_attempt_at"
+            " ELSE MAX(next_attempt_at, claim_until) END)"
+            " FROM deliveries WHERE state IN ('pending', 'deferred')"
+        ).fetchone()
+        return None if row[0] is None else from_ts(row[0])

@@ -1,0 +1,47 @@
+"""The state store for the web side, on one dedicated thread."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from ..state.sqlite import SqliteStore
+
+__all__ = ["StoreThread"]
+
+T = TypeVar("T")
+
+
+class StoreThread:
+    """The state store on one dedicated thread.
+
+    SQLite calls block (a busy daemon can hold the write lock for seconds while it
+    plans an edition); running them here keeps the event loop, which the daemon
+    shares, responsive. One thread, because a sqlite3 connection belongs to the
+    thread that opened it.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self._state_dir = state_dir
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="statement-feeds-web-store")
+        self._store: SqliteStore | None = None
+
+    async def run(self, function: Callable[[SqliteStore], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._call, function)
+
+    def _call(self, function: Callable[[SqliteStore], T]) -> T:
+        if self._store is None:
+            self._store = SqliteStore.open(self._state_dir)
+        return function(self._store)
+
+    async def close(self) -> None:
+        def shut(_: SqliteStore | None = None) -> None:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+        await asyncio.get_running_loop().run_in_executor(self._pool, shut)
+        self._pool.shutdown(wait=True)
