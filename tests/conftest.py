@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
+from smtp_server import RecordingServer
+
 # No per-example deadline: speed is measured in bench/, and a loaded CI machine made
 # a 200 ms deadline a source of failures that say nothing about correctness.
 settings.register_profile("statement-feeds", deadline=None, print_blob=True)
@@ -185,3 +187,10 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount_point
     finally:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[RecordingServer]:
+    """A real SMTP server (aiosmtpd, tests/smtp_server.py) on loopback."""
+    with RecordingServer() as server:
+        yield server

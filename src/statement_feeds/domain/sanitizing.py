@@ -14,7 +14,7 @@ no ``class`` on code, void tags without ``/``, ``"`` and U+00A0 in text written
 as nh3 writes them, ``&#x27;`` in URLs as ``'``. It steps aside (returns nh3's
 result) at anything else: another tag or attribute, a URL it cannot vouch for
 (another scheme, a host the URL parser might refuse), a link inside a link, a carriage
-return. The tests compare both on generated Markdown (``tests/core/test_sanitizing.py``).
+return. The tests compare both on generated Markdown (``tests/domain/test_sanitizing.py``).
 """
 
 from __future__ import annotations

@@ -300,7 +300,7 @@ def _split_front_matter(source: str, text: str) -> tuple[str, str]:
 # take as a comment, a flow or block structure, or a line break). Anything else, even
 # a blank line, goes to the YAML loader; so does a plain value YAML resolves to another
 # type (true, 12, null). Building a YAML parser and its nodes was a third of parsing a
-# statement; these lines read the same either way (tests/core/test_front_matter.py).
+# statement; these lines read the same either way (tests/domain/test_front_matter.py).
 _SIMPLE_LINE = re.compile(
     rf"({'|'.join(sorted(KNOWN_KEYS))}): +"
     r"""(?:"([^"\\]*)"|'([^']*)'"""

@@ -6,11 +6,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from test_app import REPO, write_site
 
 from statement_feeds.errors import ConfigError
 from statement_feeds.locales import load_translations
 from statement_feeds.web.templates import PAGES, PageTemplates
-from test_http import REPO, write_site
 
 TRANSLATE = load_translations("en").for_language("en").text
 

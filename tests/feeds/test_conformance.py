@@ -17,8 +17,8 @@ from lxml import etree
 from statement_feeds.config import load_config
 from statement_feeds.feeds.build import Publisher
 
-REPO = Path(__file__).resolve().parents[1]
-SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "schema" / "atom.rng"
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "schema" / "atom.rng"
 NS = {"a": "http://www.w3.org/2005/Atom", "fh": "http://purl.org/syndication/history/1.0"}
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")

@@ -15,14 +15,13 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from test_build import NOW
 
 from statement_feeds.config import load_config
 from statement_feeds.errors import ConfigError
 from statement_feeds.feeds import files
 from statement_feeds.feeds import parse as parsing
 from statement_feeds.feeds.build import Publisher
-from test_build import NOW
-from test_daemon import Daemon, Site, until
 
 MakeSite = Callable[..., Path]
 LIMIT = 4096
@@ -192,23 +191,3 @@ def test_a_file_that_grows_while_it_is_read_is_read_no_further_than_the_limit(
         ("growing.md", f"grew past feeds.max_statement_bytes ({LIMIT}) while being read")
     ]
     assert sum(read) <= LIMIT + 1
-
-
-@pytest.mark.slow
-def test_the_daemon_drops_a_statement_that_grows_past_the_limit(tmp_path: Path) -> None:
-    site = Site(tmp_path)
-    text = site.config.read_text(encoding="utf-8")
-    site.config.write_text(text.replace("[feeds]\n", f"[feeds]\nmax_statement_bytes = {LIMIT}\n"))
-    site.write("stays.md", sized("Stays", 300))
-    site.write("grows.md", sized("Grows", 300))
-    daemon = Daemon(site, "--rescan", "30")
-    try:
-        daemon.wait_ready()
-        assert "Grows" in site.feed_text()
-        site.write("grows.md", sized("Grown", LIMIT + 1))
-        until(lambda: 'event="file problem" path=grows.md' in site.log_text(), daemon=daemon)
-        until(lambda: "Grow" not in site.feed_text(), daemon=daemon)
-        assert "Stays" in site.feed_text()
-        assert f"more than feeds.max_statement_bytes ({LIMIT})" in site.log_text()
-    finally:
-        assert daemon.stop() == 0

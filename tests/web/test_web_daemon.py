@@ -16,13 +16,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
+from test_app import REPO, statement_md, write_site
 
 from event_log import Events, capture_events
 from smtp_server import free_port
 from statement_feeds.clock import system_clock
 from statement_feeds.config import load_config
 from statement_feeds.daemon.run import Daemon, DaemonOptions, build_runner
-from test_http import REPO, statement_md, write_site
 
 STATEMENTS = {"belarus.en.md": statement_md(title="Belarus and the struggle", date="2020-08-26")}
 

@@ -1,8 +1,8 @@
 """Publisher.build on real folders: RFC 5005 archives, reproducibility, incremental builds,
 embargoes, the build cache, and golden output for the example site.
 
-Golden files: ``UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_build.py -k golden``
-rewrites ``tests/golden/*.atom`` from the example site; read the diff before committing.
+Golden files: ``UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/feeds/test_build.py -k golden``
+rewrites ``tests/feeds/golden/*.atom`` from the example site; read the diff before committing.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from statement_feeds.cli import cli
 from statement_feeds.config import Config, load_config
 from statement_feeds.feeds.build import BuildReport, Publisher
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "site"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 NS = {"a": "http://www.w3.org/2005/Atom", "fh": "http://purl.org/syndication/history/1.0"}
@@ -398,7 +398,7 @@ def test_golden_example_feeds(example_build: Path, lang: str) -> None:
         GOLDEN.mkdir(exist_ok=True)
         golden.write_bytes(produced)
     assert golden.is_file(), (
-        "run: UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_build.py -k golden"
+        "run: UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/feeds/test_build.py -k golden"
     )
     assert produced == golden.read_bytes()
 

@@ -18,13 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_app import Site, run_site
 
 from smtp_server import RecordingServer
 from statement_feeds.domain.tokens import unsubscribe_url
-from test_http import Site, run_site
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 ARGS = [
     "--headless",
     "--no-sandbox",

@@ -41,7 +41,7 @@ from statement_feeds.web.app import HttpHandle, start_http
 from statement_feeds.web.forms import choose_language, parse_accept_language
 from statement_feeds.web.service import DEFAULT_LIMITS, RateLimits
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _root_conftest() -> ModuleType:

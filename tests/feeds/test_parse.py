@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import feedparser
 import pytest
+from test_build import NOW, add, md, snapshot, write_config
 
 from statement_feeds.config import Config
 from statement_feeds.domain.markup import render_html
@@ -28,7 +29,6 @@ from statement_feeds.feeds.atom import Document
 from statement_feeds.feeds.build import Publisher
 from statement_feeds.feeds.cache import BuildCache
 from statement_feeds.feeds.parse import Parsed, Spool, content_html
-from test_build import NOW, add, md, snapshot, write_config
 
 multicore = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: never forks")
 

@@ -18,12 +18,12 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
+from test_app import START, Site, run_site, statement_md
 
 from event_log import Events, capture_events
 from smtp_server import RecordingServer
 from statement_feeds.digests.service import Digests
 from statement_feeds.feeds.build import Publisher
-from test_http import START, Site, run_site, statement_md
 
 
 @pytest.fixture
