@@ -57,7 +57,6 @@ TOO_LONG_FOR_NOW: set[str] = {
     "domain.digest",
     "domain.statements",
     "feeds.build",
-    "state.sqlite",
     "web.app",
     "web.service",
 }

@@ -1,7 +1,7 @@
 """The delivery state machine in SQL: claims, hand-overs, outcomes, recovery.
 
-A mixin of :class:`adapters.store.SqliteStore` (it uses the store's connection
-and ``transaction``); ``ledger.py`` draws the states. Three moments matter:
+A mixin of :class:`state.sqlite.SqliteStore` (it uses the store's connection
+and ``transaction``); ``state/api.py`` draws the states. Three moments matter:
 
 * ``claim`` reserves due deliveries for this sender (``claimed_by`` + a lease):
   nothing leaves yet and nothing is re-sent if the sender dies now;
