@@ -1,9 +1,9 @@
 """What the SQL mixins of ``sqlite.SqliteStore`` share: its connection and transactions.
 
 ``SqliteStore`` (in ``sqlite.py``) opens the connection and defines ``transaction``;
-the mixins (``sqlite_subscribers``, ``sqlite_web``, ``sqlite_editions``) inherit
-:class:`SqliteParts` so that the type checker knows them without importing
-``sqlite.py`` back (which imports the mixins).
+the mixins (``sqlite_deliveries``, ``sqlite_editions``, ``sqlite_subscribers``,
+``sqlite_web``) inherit :class:`SqliteParts` so that the type checker knows them
+without importing ``sqlite.py`` back (which imports the mixins).
 """
 
 from __future__ import annotations
