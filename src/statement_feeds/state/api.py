@@ -197,7 +197,11 @@ class Ledger(Protocol):
 
 
 class SubscriberStore(Protocol):
-    """Addresses as the state knows them; always keyed by ``domain.subscribers.email_key``."""
+    """Addresses as the state knows them; always keyed by ``domain.subscribers.email_key``.
+
+    Only what the program calls: hard bounces are recorded by ``Ledger.record``, and
+    ``SqliteStore``'s ``joined_at``, ``assigned_keys`` and ``is_blocked`` serve its tests.
+    """
 
     def sync_subscribers(self, emails: Iterable[str], now: datetime) -> None:
         """Record ``now`` as the join time of every address not seen before.
@@ -220,18 +224,8 @@ class SubscriberStore(Protocol):
     def subscriber_status(self, emails: Sequence[str]) -> dict[str, tuple[datetime, str]]:
         """email key → (joined_at, "active" | "unsubscribed" | "bounced") for known ones."""
 
-    def joined_at(self, email: str) -> datetime | None: ...
-
-    def assigned_keys(self, email: str) -> set[str]:
-        """Every translation key ever assigned to ``email``."""
-
-    def is_blocked(self, email: str) -> bool: ...
-
     def unsubscribe(self, email: str, at: datetime) -> bool:
         """Block ``email`` from now on (its pending deliveries are cancelled); False if it was."""
-
-    def mark_bounced(self, email: str, at: datetime, reason: str) -> None:
-        """A hard bounce: the address gets nothing more until an admin intervenes."""
 
     def clear_bounce(self, email: str) -> bool:
         """An admin says the address works again; True if a bounce was cleared."""
