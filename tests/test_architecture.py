@@ -7,6 +7,8 @@
   imports only packages to its right.
 * Only ``state/`` knows a database: nothing else imports ``sqlite3`` (the build cache
   ``feeds/cache.py`` is a per-host file of the build, not the state store).
+* Only ``state/`` names a backend of the store: the rest opens it with
+  ``state.open.open_store`` and uses the protocols of ``state.api``.
 * No import cycles between modules, counting imports inside functions (a function-level
   import must not be a way to hide one).
 * No module over 400 lines.
@@ -57,7 +59,6 @@ TOO_LONG_FOR_NOW: set[str] = {
     "domain.digest",
     "domain.statements",
     "feeds.build",
-    "state.sqlite",
     "web.app",
     "web.service",
 }
@@ -162,6 +163,17 @@ def test_only_state_knows_a_database() -> None:
     assert not users, f"sqlite3 imported outside state/: {users}"
 
 
+def test_only_state_names_a_store_backend() -> None:
+    users = sorted(
+        f"{name} → {target}"
+        for name, targets in GRAPH.items()
+        if layer(name) != "state"
+        for target in targets
+        if target.startswith("state.sqlite")
+    )
+    assert not users, f"use state.open.open_store and state.api, not the backend: {users}"
+
+
 def test_no_import_cycles() -> None:
     cycles: list[list[str]] = []
     state: dict[str, int] = {}  # 1: on the stack, 2: done
@@ -200,3 +212,5 @@ def test_the_checks_would_catch_a_violation(tmp_path: Path) -> None:
     assert "sqlite3" in found
     assert ours(found, MODULES) >= {"feeds.build", "config"}
     assert layer("feeds.build") == "feeds" and LAYERS.index("feeds") < LAYERS.index("domain")
+    sample.write_text("from ..state.sqlite import SqliteStore\n", encoding="utf-8")
+    assert "state.sqlite" in ours(imports("web.bad", sample), MODULES)

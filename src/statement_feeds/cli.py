@@ -313,9 +313,9 @@ def _merged_subscribers(config: Config) -> tuple[list[Any], list[Any], dict[str,
     from .domain.problems import Problem
     from .domain.subscribers import email_key
     from .domain.web_subscribers import merge_subscribers
-    from .state.sqlite import SqliteStore
+    from .state.open import open_store
 
-    with SqliteStore.open(config.paths.state) as store:
+    with open_store(config) as store:
         web, overrides = store.web_subscribers(include_blocked=True), store.preference_overrides()
         # Who keeps an address two files list, as planning decides it (read only).
         sightings = store.sightings(system_clock(), record=False)
@@ -390,9 +390,9 @@ def subscribers_export(ctx: Context, show_all: bool) -> None:
 @_handles_errors
 def subscribers_unbounce(ctx: Context, email: str) -> None:
     """Clear a hard bounce so the address gets digests again (not an unsubscribe)."""
-    from .state.sqlite import SqliteStore
+    from .state.open import open_store
 
-    with SqliteStore.open(ctx.config.paths.state) as store:
+    with open_store(ctx.config) as store:
         cleared = store.clear_bounce(email)
     if not cleared:
         click.echo(f"error: {email} is not marked bounced", err=True)

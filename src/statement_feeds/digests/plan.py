@@ -28,8 +28,8 @@ from ..domain.problems import Problem
 from ..domain.selection import Selector
 from ..domain.subscribers import Subscriber, email_key
 from ..domain.web_subscribers import merge_subscribers
-from ..state.api import Edition, PlannedDelivery
-from ..state.sqlite import SqliteStore, chunks
+from ..state.api import Edition, PlannedDelivery, Store
+from ..state.batches import chunks
 from .subscriber_files import read_subscribers
 
 __all__ = ["MANUAL", "PlanResult", "plan_edition", "preview_edition", "sync_subscribers"]
@@ -46,7 +46,7 @@ class PlanResult:
 
 def plan_edition(  # noqa: PLR0917 - the positional order is the agreed interface
     config: Config,
-    store: SqliteStore,
+    store: Store,
     catalog: Catalog,
     frequency: str,
     due_at: datetime,
@@ -76,7 +76,7 @@ def plan_edition(  # noqa: PLR0917 - the positional order is the agreed interfac
 
 
 def preview_edition(
-    config: Config, store: SqliteStore, catalog: Catalog, frequency: str, now: datetime
+    config: Config, store: Store, catalog: Catalog, frequency: str, now: datetime
 ) -> tuple[list[PlannedDelivery], list[Problem]]:
     """What an edition planned now would contain, without writing anything (``--dry-run``).
 
@@ -92,21 +92,23 @@ def preview_edition(
     return planned, problems
 
 
-def sync_subscribers(config: Config, store: SqliteStore, now: datetime) -> list[Problem]:
+def sync_subscribers(config: Config, store: Store, now: datetime) -> list[Problem]:
     """Record the join time of every new address in the files (call when they change).
 
     Planning does this too; calling it as soon as a file changes makes "joined"
     mean "added to the list", not "first edition after being added".
     """
     problems: list[Problem] = []
-    with store.transaction():
-        for chunk in chunks(_valid(config, problems, store, now, record=True)):
-            store.sync_subscribers([s.email for s in chunk], now)
+    # One transaction, the files read inside it: the sightings recorded while
+    # reading join it, so the join times and the sightings are written together.
+    store.sync_subscribers(
+        (s.email for s in _valid(config, problems, store, now, record=True)), now
+    )
     return problems
 
 
 def _valid(
-    config: Config, problems: list[Problem], store: SqliteStore, now: datetime, *, record: bool
+    config: Config, problems: list[Problem], store: Store, now: datetime, *, record: bool
 ) -> Iterator[Subscriber]:
     """The CSV subscribers with web sign-ups and preference changes applied.
 
@@ -131,7 +133,7 @@ def _valid(
 
 def _deliveries(
     config: Config,
-    store: SqliteStore,
+    store: Store,
     selector: Selector,
     *,
     frequency: str,

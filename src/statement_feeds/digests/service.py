@@ -36,10 +36,10 @@ from ..feeds.build import Publisher
 from ..feeds.cache import BuildCache
 from ..locales import load_translations
 from ..logs import event
-from ..state.api import LedgerCounts, PlannedDelivery
+from ..state.api import EditionStatus, LedgerCounts, PlannedDelivery, Store
 from ..state.lock import LOCK_NAME, SENDER_LOCK, WAKE_SIGNAL, StateLock, live_holder
+from ..state.open import open_store
 from ..state.secrets import load_keys
-from ..state.sqlite import EditionStatus, SqliteStore
 from .mailer import make_messenger
 from .plan import MANUAL, PlanResult, plan_edition, preview_edition, sync_subscribers
 from .send import DeliverySummary, Progress, deliver, load_environment
@@ -102,8 +102,8 @@ class Digests:
     # -- planning ------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def store(self) -> Iterator[SqliteStore]:
-        with SqliteStore.open(self.config.paths.state) as store:
+    def store(self) -> Iterator[Store]:
+        with open_store(self.config) as store:
             yield store
 
     def catalog(self) -> Catalog:

@@ -35,7 +35,7 @@ class SeenAddresses(Protocol):
     """Where :class:`Deduplicator` remembers the place of every row that kept its address.
 
     A place is an opaque int. Implementations: :class:`MemorySeenAddresses`, and a
-    table in the state database (``SqliteStore.seen_addresses``) for big lists.
+    table in the state database (``SubscriberStore.seen_addresses``) for big lists.
     """
 
     def first_places(self, entries: Sequence[tuple[str, int]]) -> list[int]:
@@ -48,7 +48,7 @@ class SeenAddresses(Protocol):
 
 
 class Sightings(Protocol):
-    """When the state first saw each address in each file (``SqliteStore.sightings``)."""
+    """When the state first saw each address in each file (``SubscriberStore.sightings``)."""
 
     def first_seen(self, pairs: Sequence[tuple[str, str]]) -> Mapping[str, Mapping[str, str]]:
         """For the email keys of ``(key, source)`` pairs: source → first-seen time.

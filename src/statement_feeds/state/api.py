@@ -1,7 +1,18 @@
-"""The delivery ledger's interface: what planning and sending need from the state store.
+"""The state store's interface: what the rest of the program needs from it, by concern.
 
-``adapters.store.SqliteStore`` implements it (PostgreSQL later, same SQL). The
-sending pipeline depends only on :class:`Ledger` and ``adapters.mailer.Messenger``.
+* :class:`Ledger`: editions and the delivery state machine (planning and sending);
+* :class:`SubscriberStore`: what the state knows about addresses beyond the CSV files
+  (join times, unsubscribes and bounces, translation keys assigned, sightings);
+* :class:`WebSignups`: the web side's sign-ups, confirmations, web subscribers,
+  preference overrides, rate limits and subscriber ids;
+* :class:`StoreMetrics`: counts for ``digest status``, /metrics and /health;
+* :class:`Store`: all of them, plus ``close`` and use as a context manager.
+
+``state.sqlite.SqliteStore`` implements them in SQLite's dialect (``?`` placeholders,
+``BEGIN IMMEDIATE``, PRAGMAs, TEMP tables); a second backend (PostgreSQL) implements
+these protocols in its own module, and ``state.open.open_store`` picks one. Nothing
+outside ``state/`` names a backend. The sending pipeline depends only on
+:class:`Ledger` and ``digests.mailer.Messenger``.
 
 A delivery moves through these states. ``claim`` only reserves (``claimed_by`` and
 a lease; the state does not change), ``record(start=...)`` commits ``sending`` right
@@ -29,19 +40,31 @@ the sender's event loop, together with the next hand-overs::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import NamedTuple, Protocol, runtime_checkable
+
+from ..domain.duplicates import SeenAddresses, Sightings
+from ..domain.subscribers import Subscriber
+from ..domain.web_subscribers import Preferences
 
 __all__ = [
     "DELIVERY_STATES",
     "Delivery",
     "Edition",
+    "EditionStatus",
     "Ledger",
     "LedgerCounts",
     "Outcome",
     "PlannedDelivery",
+    "Store",
+    "StoreMetrics",
+    "SubscriberState",
+    "SubscriberStore",
+    "WebSignups",
 ]
 
 DELIVERY_STATES = ("pending", "sending", "sent", "deferred", "failed", "cancelled")
@@ -103,6 +126,20 @@ class LedgerCounts:
     cancelled: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class EditionStatus:
+    edition: Edition
+    counts: LedgerCounts
+
+
+class SubscriberState(NamedTuple):
+    """What planning needs to know about one address."""
+
+    joined_at: datetime
+    blocked: bool
+    assigned: frozenset[str]  # translation keys already given to them (among those asked)
+
+
 class Ledger(Protocol):
     def edition_for(self, frequency: str, due_at: datetime) -> Edition | None:
         """The edition planned for this due time, if any: never two for one due time."""
@@ -150,10 +187,109 @@ class Ledger(Protocol):
     def recover_unknown(self) -> int:
         """At the start of the only sender's run: ``sending`` → ``pending``, claims dropped."""
 
-    def retry_failed(self, edition_id: int | None = None) -> int:
+    def retry_failed(self, edition_id: int | None = None, now: datetime | None = None) -> int:
         """``failed`` → ``pending`` (not for bounced or unsubscribed addresses)."""
 
     def counts(self, edition_id: int | None = None) -> LedgerCounts: ...
 
     def next_attempt_at(self) -> datetime | None:
         """When the earliest deferred delivery is due (for the daemon's timer)."""
+
+
+class SubscriberStore(Protocol):
+    """Addresses as the state knows them; always keyed by ``domain.subscribers.email_key``.
+
+    Only what the program calls: hard bounces are recorded by ``Ledger.record``, and
+    ``SqliteStore``'s ``joined_at``, ``assigned_keys`` and ``is_blocked`` serve its tests.
+    """
+
+    def sync_subscribers(self, emails: Iterable[str], now: datetime) -> None:
+        """Record ``now`` as the join time of every address not seen before.
+
+        One transaction: ``emails`` may be a generator that uses this store (the
+        sightings it records and its seen addresses join the same transaction).
+        """
+
+    def seen_addresses(self) -> AbstractContextManager[SeenAddresses]:
+        """A fresh, empty :class:`SeenAddresses` for one read of the lists, dropped on exit."""
+
+    def sightings(self, now: datetime, *, record: bool = True) -> Sightings:
+        """When each address was first seen in each file (``record=False``: only read)."""
+
+    def subscriber_states(
+        self, emails: Sequence[str], translation_keys: Collection[str]
+    ) -> dict[str, SubscriberState]:
+        """Join time, blocked flag and assigned keys of the known ones, by email key."""
+
+    def subscriber_status(self, emails: Sequence[str]) -> dict[str, tuple[datetime, str]]:
+        """email key → (joined_at, "active" | "unsubscribed" | "bounced") for known ones."""
+
+    def unsubscribe(self, email: str, at: datetime) -> bool:
+        """Block ``email`` from now on (its pending deliveries are cancelled); False if it was."""
+
+    def clear_bounce(self, email: str) -> bool:
+        """An admin says the address works again; True if a bounce was cleared."""
+
+
+class WebSignups(Protocol):
+    """The web side's records: sign-ups, preferences, rate limits, subscriber ids."""
+
+    def add_confirmation(
+        self, token_id: str, address: str, prefs: Preferences, now: datetime, expires: datetime
+    ) -> None:
+        """Record a sign-up waiting for its confirmation link."""
+
+    def confirm_subscription(self, token_id: str, now: datetime) -> Subscriber | None:
+        """Use a pending sign-up once (None: unknown, expired or used)."""
+
+    def web_subscribers(self, *, include_blocked: bool = False) -> dict[str, Subscriber]:
+        """Confirmed web subscribers by email key."""
+
+    def preference_overrides(self) -> dict[str, Preferences]:
+        """Languages and frequency chosen on the preferences page by CSV subscribers."""
+
+    def web_subscriber_view(self) -> tuple[dict[str, Subscriber], dict[str, Preferences]]:
+        """What planning merges into the CSV list: active web subscribers, overrides."""
+
+    def preferences_for(self, email: str) -> Preferences | None: ...
+
+    def set_preferences(self, email: str, prefs: Preferences, now: datetime) -> None: ...
+
+    def hit_rate_limit(self, bucket: str, now: datetime, window: timedelta, limit: int) -> bool:
+        """Count one action in ``bucket``; True (and not counted) if ``limit`` is reached."""
+
+    def subscriber_id_key(self) -> bytes:
+        """The key of the opaque subscriber ids in links (never rotated)."""
+
+    def remember_address_id(self, email: str) -> None: ...
+
+    def address_for_id(self, sid: str) -> str | None:
+        """The email key behind a subscriber id from a link, if the store knows it."""
+
+
+class StoreMetrics(Protocol):
+    """Counts for ``digest status``, /metrics and /health."""
+
+    def editions(self, limit: int = 20) -> list[EditionStatus]:
+        """The latest editions, newest due time first, with per-state delivery counts."""
+
+    def edition_count(self) -> int: ...
+
+    def subscriber_totals(self) -> dict[str, int]:
+        """Addresses known, unsubscribed, bounced; web subscribers; preference overrides."""
+
+
+@runtime_checkable
+class Store(Ledger, SubscriberStore, WebSignups, StoreMetrics, Protocol):
+    """The whole state store (``state.open.open_store``); close it, or use ``with``."""
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Store: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...

@@ -1,4 +1,4 @@
-"""The state database's side of ``core.duplicates``: where rows and addresses were seen.
+"""The state database's side of ``domain.duplicates``: where rows and addresses were seen.
 
 * :class:`SeenTable`, a TEMP table per read of the lists (``SqliteStore.seen_addresses``):
   the place of every row that kept its address, so that memory does not grow with
@@ -11,17 +11,15 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TypeVar
+from collections.abc import Mapping, Sequence
+
+from .batches import chunks as _chunks
 
 __all__ = ["SeenTable", "SightingsTable"]
 
-CHUNK = 5000  # keys per IN list / executemany: well under both engines' parameter limits
-T = TypeVar("T")
-
 
 class SeenTable:
-    """:class:`core.duplicates.SeenAddresses` in a table of the connection."""
+    """:class:`domain.duplicates.SeenAddresses` in a table of the connection."""
 
     def __init__(self, db: sqlite3.Connection, table: str) -> None:
         self._db = db
@@ -48,7 +46,7 @@ class SeenTable:
 
 
 class SightingsTable:
-    """:class:`core.duplicates.Sightings` in ``subscriber_sightings``.
+    """:class:`domain.duplicates.Sightings` in ``subscriber_sightings``.
 
     ``stamp`` is now, as fixed-width UTC text (text order is time order): the time
     of the pairs seen for the first time, recorded unless ``record`` is false
@@ -80,14 +78,3 @@ class SightingsTable:
                 [(key, source, self._stamp) for key, source in new],
             )
         return found
-
-
-def _chunks(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
-    chunk: list[T] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

@@ -1,7 +1,7 @@
 """The delivery state machine in SQL: claims, hand-overs, outcomes, recovery.
 
-A mixin of :class:`adapters.store.SqliteStore` (it uses the store's connection
-and ``transaction``); ``ledger.py`` draws the states. Three moments matter:
+A mixin of :class:`state.sqlite.SqliteStore` (it uses the store's connection
+and ``transaction``); ``state/api.py`` draws the states. Three moments matter:
 
 * ``claim`` reserves due deliveries for this sender (``claimed_by`` + a lease):
   nothing leaves yet and nothing is re-sent if the sender dies now;
@@ -21,16 +21,15 @@ messages over.
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ..domain.subscribers import email_key
 from .api import Delivery, LedgerCounts, Outcome
 from .sqlite_errors import map_sqlite_errors, translated
+from .sqlite_parts import SqliteParts
 from .timestamps import from_ts, to_ts
 
 __all__ = ["CLAIM_LEASE", "DeliveryStateMachine"]
@@ -74,19 +73,14 @@ def _ids(text: str) -> tuple[str, ...]:
     return tuple(json.loads(text))
 
 
-class _Store(Protocol):
-    _db: sqlite3.Connection
-
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
-
-    def mark_bounced(self, email: str, at: datetime, reason: str) -> None: ...
-
-
 @translated
-class DeliveryStateMachine:
-    """Claim → hand over → record; ``self`` must also be a :class:`_Store`."""
+class DeliveryStateMachine(SqliteParts):
+    """Claim → hand over → record."""
 
-    _db: sqlite3.Connection
+    if TYPE_CHECKING:  # sqlite_subscribers.SubscriberTables's
+
+        def mark_bounced(self, email: str, at: datetime, reason: str) -> None: ...
+
     # Who holds a claim: unique per store object, so two senders (processes, or two
     # stores in one process) never mistake each other's claims for their own.
     claimant: str = ""
@@ -100,10 +94,9 @@ class DeliveryStateMachine:
         Deliveries of addresses blocked since planning are cancelled on the way and
         the search goes on, so a short batch always means "nothing more is due".
         """
-        store: Any = self
         stamp, until = to_ts(now), to_ts(now + CLAIM_LEASE)
         claimed: list[Delivery] = []
-        with map_sqlite_errors("claim deliveries"), store.transaction() as db:
+        with map_sqlite_errors("claim deliveries"), self.transaction() as db:
             while len(claimed) < limit:
                 rows = db.execute(
                     "SELECT d.email_key, d.edition_id, d.email, d.name, d.lang, d.statement_ids,"
@@ -156,9 +149,8 @@ class DeliveryStateMachine:
         when its address was unsubscribed or bounced since it was claimed (it is
         cancelled) or when this sender no longer holds the claim.
         """
-        store: Any = self
         stamp = to_ts(now)
-        with map_sqlite_errors("record deliveries"), store.transaction():
+        with map_sqlite_errors("record deliveries"), self.transaction():
             for outcome in outcomes:
                 self._store_outcome(outcome, stamp, now)
             return [self._start(delivery, stamp) for delivery in start]
@@ -184,8 +176,7 @@ class DeliveryStateMachine:
             self._db.execute(_FAILED, failed)
             if outcome.bounced:
                 reason = f"{outcome.code or ''} {outcome.error or ''}".strip()
-                store: Any = self
-                store.mark_bounced(delivery.email, now, reason)
+                self.mark_bounced(delivery.email, now, reason)
         elif outcome.state == "released":
             self._unclaim([key], stamp)
         else:
@@ -230,9 +221,8 @@ class DeliveryStateMachine:
 
     def release(self, deliveries: Sequence[Delivery], now: datetime) -> None:
         """Claimed deliveries that were never handed to SMTP (a stop): drop the claim."""
-        store: Any = self
         keys = [(email_key(d.email), d.edition_id) for d in deliveries]
-        with map_sqlite_errors("release deliveries"), store.transaction():
+        with map_sqlite_errors("release deliveries"), self.transaction():
             self._unclaim(keys, to_ts(now))
 
     def recover_unknown(self) -> int:
@@ -241,8 +231,7 @@ class DeliveryStateMachine:
         ``sending`` rows were handed to SMTP by a sender that died before the reply
         was recorded: they go out again with the same Message-ID. Returns how many.
         """
-        store: Any = self
-        with map_sqlite_errors("recover deliveries"), store.transaction() as db:
+        with map_sqlite_errors("recover deliveries"), self.transaction() as db:
             db.execute(
                 "UPDATE deliveries SET claimed_by = NULL, claim_until = NULL"
                 " WHERE claimed_by IS NOT NULL AND state IN ('pending', 'deferred')"

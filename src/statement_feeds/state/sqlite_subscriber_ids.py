@@ -1,6 +1,6 @@
 """Subscriber ids in the state database: the opaque ids links carry, mapped back to addresses.
 
-The id is ``core.tokens.subscriber_id(key, address)``. The key is made by migration 7
+The id is ``domain.tokens.subscriber_id(key, address)``. The key is made by migration 7
 (``settings.subscriber_id_key``) and never rotated, so that ids in mail already sent
 keep resolving; ``subscriber_ids`` maps each id to its email key. ``SqliteStore``
 calls :func:`remember_ids` wherever it first records an address, in the same

@@ -47,8 +47,8 @@ from ..feeds.front_page import FrontPageFile
 from ..feeds.front_page_index import FrontEntry
 from ..locales import load_translations
 from ..logs import event
+from ..state.open import open_store
 from ..state.secrets import load_keys
-from ..state.sqlite import SqliteStore
 from .feed_files import FeedFiles
 from .forms import SubscribeForm, language_choices, parse_preferences, parse_subscribe
 from .links import SubscriberLinks
@@ -147,7 +147,7 @@ class WebService:
         translations = load_translations(config.site.default_language)
         # A missing or broken template fails here, at start, not per visit.
         pages = load_pages(config, translations)
-        with SqliteStore.open(config.paths.state) as store:  # migrated now, not per visit
+        with open_store(config) as store:  # migrated now, not per visit
             id_key = store.subscriber_id_key()
         return cls(
             config,

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..feeds.front_page import FrontPageFile
 from ..logs import event
-from ..state.sqlite import SqliteStore
+from ..state.api import Store
 from .feed_files import FeedFiles
 from .metrics import render_metrics
 from .store_thread import StoreThread
@@ -62,7 +62,7 @@ def _feeds_check(front: FrontPageFile) -> str:
 
 
 async def metrics(store: StoreThread, front: FrontPageFile, feeds: FeedFiles) -> str:
-    def read(state: SqliteStore) -> tuple[Any, int, dict[str, int]]:
+    def read(state: Store) -> tuple[Any, int, dict[str, int]]:
         return state.counts(), state.edition_count(), state.subscriber_totals()
 
     counts, editions, subscribers = await store.run(read)

@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from ..state.sqlite import SqliteStore
+from ..state.api import Store
+from ..state.open import open_store
 
 __all__ = ["StoreThread"]
 
@@ -18,8 +19,8 @@ T = TypeVar("T")
 class StoreThread:
     """The state store on one dedicated thread.
 
-    SQLite calls block (a busy daemon can hold the write lock for seconds while it
-    plans an edition); running them here keeps the event loop, which the daemon
+    Store calls block (a busy daemon can hold SQLite's write lock for seconds while
+    it plans an edition); running them here keeps the event loop, which the daemon
     shares, responsive. One thread, because a sqlite3 connection belongs to the
     thread that opened it.
     """
@@ -27,18 +28,18 @@ class StoreThread:
     def __init__(self, state_dir: Path) -> None:
         self._state_dir = state_dir
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="statement-feeds-web-store")
-        self._store: SqliteStore | None = None
+        self._store: Store | None = None
 
-    async def run(self, function: Callable[[SqliteStore], T]) -> T:
+    async def run(self, function: Callable[[Store], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._call, function)
 
-    def _call(self, function: Callable[[SqliteStore], T]) -> T:
+    def _call(self, function: Callable[[Store], T]) -> T:
         if self._store is None:
-            self._store = SqliteStore.open(self._state_dir)
+            self._store = open_store(self._state_dir)
         return function(self._store)
 
     async def close(self) -> None:
-        def shut(_: SqliteStore | None = None) -> None:
+        def shut(_: Store | None = None) -> None:
             if self._store is not None:
                 self._store.close()
                 self._store = None

@@ -1,0 +1,155 @@
+"""Editions in the state database: planning one in a transaction, listing them, retries.
+
+A mixin of ``sqlite.SqliteStore``: the edition half of ``api.Ledger`` (the delivery
+state machine is ``sqlite_deliveries``) and the edition counts of ``api.StoreMetrics``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from ..domain.subscribers import email_key
+from .api import Edition, EditionStatus, LedgerCounts, PlannedDelivery
+from .batches import chunks
+from .sqlite_errors import translated
+from .sqlite_parts import BLOCKED as _BLOCKED
+from .sqlite_parts import SqliteParts
+from .timestamps import from_ts, to_ts
+
+__all__ = ["EditionTables"]
+
+MessageIdFor = Callable[[int, str], str]
+
+
+@translated
+class EditionTables(SqliteParts):
+    _ids_json: dict[tuple[str, ...], str]  # statement ids → their JSON text (see _json)
+
+    if TYPE_CHECKING:  # sqlite_deliveries.DeliveryStateMachine's
+
+        def counts(self, edition_id: int | None = None) -> LedgerCounts: ...
+
+    def edition_for(self, frequency: str, due_at: datetime) -> Edition | None:
+        row = self._db.execute(
+            "SELECT id, frequency, due_at, planned_at, deliveries FROM editions"
+            " WHERE frequency = ? AND due_at = ?",
+            (frequency, to_ts(due_at)),
+        ).fetchone()
+        return None if row is None else _edition(row)
+
+    def plan_edition(
+        self,
+        frequency: str,
+        due_at: datetime,
+        planned_at: datetime,
+        deliveries: Iterable[PlannedDelivery],
+        message_id_for: object,
+    ) -> Edition:
+        """Record a whole edition in one transaction; an existing one is returned as is.
+
+        ``deliveries`` is consumed inside the transaction, so it may be a generator
+        that calls this store (``sync_subscribers``, ``subscriber_states``). If it or
+        ``message_id_for`` raises, nothing of the edition is recorded.
+        """
+        if not callable(message_id_for):
+            raise TypeError("message_id_for must be a callable (edition_id, email) -> str")
+        make_id = cast(MessageIdFor, message_id_for)
+        # The page cache stays at its bounded 32 MiB: a bigger one for big editions
+        # made peak RSS grow with the list (and bought little time).
+        return self._plan(frequency, due_at, planned_at, deliveries, make_id)
+
+    def _plan(
+        self,
+        frequency: str,
+        due_at: datetime,
+        planned_at: datetime,
+        deliveries: Iterable[PlannedDelivery],
+        make_id: MessageIdFor,
+    ) -> Edition:
+        with self.transaction() as db:
+            existing = self.edition_for(frequency, due_at)
+            if existing is not None:
+                return existing
+            planned = to_ts(planned_at)
+            row = db.execute(
+                "INSERT INTO editions (frequency, due_at, planned_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (frequency, due_at) DO NOTHING RETURNING id",
+                (frequency, to_ts(due_at), planned),
+            ).fetchone()
+            edition_id = int(row[0])
+            total = 0
+            for chunk in chunks(deliveries):
+                total += self._insert_deliveries(edition_id, planned, chunk, make_id)
+            db.execute("UPDATE editions SET deliveries = ? WHERE id = ?", (total, edition_id))
+        return Edition(edition_id, frequency, due_at, planned_at, total)
+
+    def _insert_deliveries(
+        self, edition_id: int, planned: str, chunk: list[PlannedDelivery], make_id: MessageIdFor
+    ) -> int:
+        rows: list[tuple[Any, ...]] = []
+        keys: list[tuple[str, str, int]] = []
+        for item in chunk:
+            key = email_key(item.email)
+            message_id = make_id(edition_id, item.email)
+            ids = self._json(item.statement_ids)
+            rows.append((key, edition_id, item.email, item.name, item.lang, ids, message_id))
+            keys.extend((key, tk, edition_id) for tk in item.translation_keys)
+        # Key order makes the B-tree inserts sequential within the chunk.
+        rows.sort(key=lambda row: row[0])
+        keys.sort()
+        self._db.executemany(
+            "INSERT INTO deliveries (email_key, edition_id, email, name, lang, statement_ids,"
+            " message_id, state, next_attempt_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+            [(*row, planned, planned) for row in rows],
+        )
+        # No ON CONFLICT on purpose: assigning a key twice is a bug and must abort the plan.
+        self._db.executemany(
+            "INSERT INTO assigned (email_key, translation_key, edition_id) VALUES (?, ?, ?)", keys
+        )
+        return len(rows)
+
+    def _json(self, ids: tuple[str, ...]) -> str:
+        # Few distinct digests per edition: encode each once.
+        text = self._ids_json.get(ids)
+        if text is None:
+            if len(self._ids_json) > 10_000:
+                self._ids_json.clear()
+            text = self._ids_json[ids] = json.dumps(list(ids), ensure_ascii=False)
+        return text
+
+    def editions(self, limit: int = 20) -> list[EditionStatus]:
+        """The latest editions, newest due time first, with per-state delivery counts."""
+        rows = self._db.execute(
+            "SELECT id, frequency, due_at, planned_at, deliveries FROM editions"
+            " ORDER BY due_at DESC, id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [EditionStatus(_edition(row), self.counts(int(row[0]))) for row in rows]
+
+    def retry_failed(self, edition_id: int | None = None, now: datetime | None = None) -> int:
+        """``failed`` → ``pending``, due at once, except for bounced or unsubscribed addresses.
+
+        ``first_attempt_at`` and ``attempts`` are cleared so that the retry lifetime
+        and the backoff start afresh (else the first retry would wait the longest step).
+        """
+        stamp = None if now is None else to_ts(now)
+        with self.transaction() as db:
+            return db.execute(
+                "UPDATE deliveries SET state = 'pending', first_attempt_at = NULL, attempts = 0,"
+                " next_attempt_at = updated_at, updated_at = COALESCE(?, updated_at)"
+                " WHERE state = 'failed' AND (? IS NULL OR edition_id = ?)"
+                " AND NOT EXISTS (SELECT 1 FROM subscribers s"
+                " WHERE s.email = deliveries.email_key AND " + _BLOCKED + ")",
+                (stamp, edition_id, edition_id),
+            ).rowcount
+
+    def edition_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM editions").fetchone()[0])
+
+
+def _edition(row: Any) -> Edition:
+    return Edition(int(row[0]), row[1], from_ts(row[2]), from_ts(row[3]), int(row[4]))

@@ -1,0 +1,214 @@
+"""Addresses in the state database: join times, unsubscribes, bounces, assigned keys.
+
+A mixin of ``sqlite.SqliteStore`` implementing ``api.SubscriberStore``. The
+``subscribers`` row of an address records what the CSV files cannot: when it was
+first seen (its ``joined_at``) and whether it unsubscribed or bounced (which
+override the files); ``assigned`` holds every translation key it was ever given.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import datetime
+
+from ..domain.duplicates import SeenAddresses, Sightings
+from ..domain.subscribers import email_key
+from .api import SubscriberState
+from .batches import CHUNK, chunks
+from .sqlite_dedup import SeenTable, SightingsTable
+from .sqlite_errors import translated
+from .sqlite_parts import BLOCKED as _BLOCKED
+from .sqlite_parts import SqliteParts
+from .timestamps import from_ts, to_ts
+
+__all__ = ["SubscriberTables"]
+
+
+@translated
+class SubscriberTables(SqliteParts):
+    _seen_tables: int  # TEMP tables made so far by seen_addresses (for unique names)
+
+    def sync_subscribers(self, emails: Iterable[str], now: datetime) -> None:
+        """Record ``now`` as the join time of every address not seen before.
+
+        One transaction: ``emails`` is consumed inside it, so it may be a generator
+        that uses this store (its sightings and seen addresses join the transaction).
+        """
+        stamp = to_ts(now)
+        with self.transaction() as db:
+            for chunk in chunks(email_key(e) for e in emails):
+                marks = ",".join("?" * len(chunk))
+                known = {
+                    row[0]
+                    for row in db.execute(
+                        f"SELECT email FROM subscribers WHERE email IN ({marks})", chunk
+                    )
+                }
+                # Only first sightings are written (and get their subscriber id).
+                new = [key for key in dict.fromkeys(chunk) if key not in known]
+                db.executemany(
+                    "INSERT INTO subscribers (email, joined_at) VALUES (?, ?)"
+                    " ON CONFLICT (email) DO NOTHING",
+                    [(key, stamp) for key in new],
+                )
+                self._remember_ids(new)
+
+    @contextmanager
+    def seen_addresses(self) -> Iterator[SeenAddresses]:
+        """A fresh, empty :class:`SeenAddresses` in a TEMP table, dropped on exit.
+
+        For ``domain.duplicates.Deduplicator`` over big lists: the table lives in a
+        temporary file (``temp_store=FILE``) with a bounded page cache, so memory
+        does not grow with the number of addresses. Inside a transaction it joins it.
+        """
+        self._seen_tables += 1  # a name per use: two readers at once do not collide
+        name = f"seen_addresses_{self._seen_tables}"
+        self._db.execute(
+            f"CREATE TEMP TABLE {name}"
+            " (email TEXT PRIMARY KEY, place INTEGER NOT NULL) WITHOUT ROWID"
+        )
+        try:
+            yield SeenTable(self._db, f"temp.{name}")
+        finally:
+            # IF EXISTS: a rolled-back transaction already took the table with it.
+            # A reader abandoned until after close() finds the table gone with it.
+            with suppress(sqlite3.ProgrammingError):
+                self._db.execute(f"DROP TABLE IF EXISTS temp.{name}")
+
+    def sightings(self, now: datetime, *, record: bool = True) -> Sightings:
+        """When each address was first seen in each file; pairs new ``now`` are recorded.
+
+        ``record=False`` only reads (a dry run). Who keeps an address listed twice:
+        see ``domain.duplicates``.
+        """
+        return SightingsTable(self._db, to_ts(now), record=record)
+
+    def subscriber_states(
+        self, emails: Sequence[str], translation_keys: Collection[str]
+    ) -> dict[str, SubscriberState]:
+        """Join time, blocked flag and assigned keys (among ``translation_keys``) by email key.
+
+        Addresses the store has never seen are absent from the result.
+        """
+        keys = [email_key(e) for e in emails]
+        wanted = list(translation_keys)
+        found: dict[str, tuple[str, bool]] = {}
+        assigned: dict[str, set[str]] = {}
+        for chunk in chunks(keys):
+            marks = ",".join("?" * len(chunk))
+            for email, joined, blocked in self._db.execute(
+                "SELECT s.email, s.joined_at, " + _BLOCKED + " FROM subscribers s"
+                f" WHERE s.email IN ({marks})",
+                chunk,
+            ):
+                found[email] = (joined, bool(blocked))
+            if wanted:
+                self._assigned_into(assigned, chunk, wanted)
+        times: dict[str, datetime] = {}  # most rows share a join time: parse each once
+        return {
+            email: SubscriberState(
+                times.get(joined) or times.setdefault(joined, from_ts(joined)),
+                blocked,
+                frozenset(assigned.get(email, ())),
+            )
+            for email, (joined, blocked) in found.items()
+        }
+
+    def _assigned_into(
+        self, assigned: dict[str, set[str]], emails: list[str], wanted: list[str]
+    ) -> None:
+        for keys in chunks(wanted, CHUNK):
+            sql = (
+                "SELECT email_key, translation_key FROM assigned"
+                f" WHERE email_key IN ({','.join('?' * len(emails))})"
+                f" AND translation_key IN ({','.join('?' * len(keys))})"
+            )
+            for email, key in self._db.execute(sql, [*emails, *keys]):
+                assigned.setdefault(email, set()).add(key)
+
+    def joined_at(self, email: str) -> datetime | None:
+        row = self._db.execute(
+            "SELECT joined_at FROM subscribers WHERE email = ?", (email_key(email),)
+        ).fetchone()
+        return None if row is None else from_ts(row[0])
+
+    def assigned_keys(self, email: str) -> set[str]:
+        """Every translation key ever assigned to ``email``."""
+        rows = self._db.execute(
+            "SELECT translation_key FROM assigned WHERE email_key = ?", (email_key(email),)
+        )
+        return {row[0] for row in rows}
+
+    def unsubscribe(self, email: str, at: datetime) -> bool:
+        """Block ``email`` from now on (overrides the CSV files); False if it already was."""
+        key, stamp = email_key(email), to_ts(at)
+        with self.transaction() as db:
+            row = db.execute(
+                "INSERT INTO subscribers (email, joined_at, unsubscribed_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (email) DO UPDATE SET unsubscribed_at ="
+                " COALESCE(subscribers.unsubscribed_at, excluded.unsubscribed_at)"
+                " RETURNING unsubscribed_at",
+                (key, stamp, stamp),
+            ).fetchone()
+            self._remember_ids([key])
+            self._cancel_address(key, stamp, "unsubscribed")
+        return bool(row[0] == stamp)
+
+    def mark_bounced(self, email: str, at: datetime, reason: str) -> None:
+        """A hard bounce: the address gets nothing more until an admin intervenes."""
+        key, stamp = email_key(email), to_ts(at)
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO subscribers (email, joined_at, bounced_at, bounce_reason)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (email) DO UPDATE SET"
+                " bounced_at = COALESCE(subscribers.bounced_at, excluded.bounced_at),"
+                " bounce_reason = COALESCE(subscribers.bounce_reason, excluded.bounce_reason)",
+                (key, stamp, stamp, reason),
+            )
+            self._remember_ids([key])
+            self._cancel_address(key, stamp, "bounced")
+
+    def clear_bounce(self, email: str) -> bool:
+        """An admin says the address works again (e.g. a mailbox that was full).
+
+        Unsubscribes are never cleared here: only the person can subscribe again (web
+        sign-up with confirmation). True if a bounce was cleared.
+        """
+        with self.transaction() as db:
+            return (
+                db.execute(
+                    "UPDATE subscribers SET bounced_at = NULL, bounce_reason = NULL"
+                    " WHERE email = ? AND bounced_at IS NOT NULL",
+                    (email_key(email),),
+                ).rowcount
+                > 0
+            )
+
+    def is_blocked(self, email: str) -> bool:
+        row = self._db.execute(
+            "SELECT " + _BLOCKED + " FROM subscribers s WHERE s.email = ?", (email_key(email),)
+        ).fetchone()
+        return bool(row and row[0])
+
+    def _cancel_address(self, key: str, stamp: str, why: str) -> None:
+        self._db.execute(
+            "UPDATE deliveries SET state = 'cancelled', last_error = ?, updated_at = ?"
+            " WHERE email_key = ? AND state IN ('pending', 'deferred')",
+            (why, stamp, key),
+        )
+
+    def subscriber_status(self, emails: Sequence[str]) -> dict[str, tuple[datetime, str]]:
+        """email key → (joined_at, "active" | "unsubscribed" | "bounced") for known ones."""
+        out: dict[str, tuple[datetime, str]] = {}
+        for chunk in chunks([email_key(e) for e in emails]):
+            marks = ",".join("?" * len(chunk))
+            for key, joined, unsub, bounced in self._db.execute(
+                "SELECT email, joined_at, unsubscribed_at, bounced_at FROM subscribers"
+                f" WHERE email IN ({marks})",
+                chunk,
+            ):
+                state = "bounced" if bounced else "unsubscribed" if unsub else "active"
+                out[key] = (from_ts(joined), state)
+        return out
