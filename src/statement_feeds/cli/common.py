@@ -50,7 +50,9 @@ def handles_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except StatementFeedsError as exc:  # ConfigError, LockHeldError, StateError, StoreError
+        # ConfigError, NothingToPreview, DeliveryHalted (the SMTP circuit breaker),
+        # LockHeldError, StateError, StoreError: each says what to do in its message.
+        except StatementFeedsError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_USAGE)
         except OSError as exc:
