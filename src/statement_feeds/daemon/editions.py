@@ -26,7 +26,7 @@ from .triggers import WallClockCronTrigger, latest_due
 
 __all__ = ["FIRST_PAUSE", "LONGEST_PAUSE", "Editions"]
 
-log = logging.getLogger("statement_feeds.daemon.run")
+log = logging.getLogger(__name__)
 # APScheduler's own lines are not in our format; the misses it would warn about are
 # logged by the daemon itself (EVENT_JOB_MISSED, and the ledger check on start).
 logging.getLogger("apscheduler").setLevel(logging.ERROR)

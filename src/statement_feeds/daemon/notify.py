@@ -10,7 +10,7 @@ from ..logs import event
 
 __all__ = ["sd_notify"]
 
-log = logging.getLogger("statement_feeds.daemon.run")
+log = logging.getLogger(__name__)
 
 
 def sd_notify(message: str, environ: Environ = None) -> bool:

@@ -50,7 +50,7 @@ __all__ = [
     "sd_notify",
 ]
 
-log = logging.getLogger("statement_feeds.daemon.run")
+log = logging.getLogger(__name__)
 
 
 def run_daemon(

@@ -18,7 +18,7 @@ from ..logs import event
 
 __all__ = ["FREQUENCIES", "EditionRunner", "build_runner"]
 
-log = logging.getLogger("statement_feeds.daemon.run")
+log = logging.getLogger(__name__)
 FREQUENCIES = ("daily", "weekly")
 
 

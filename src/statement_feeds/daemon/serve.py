@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = ["VERIFY_EVERY", "Daemon", "DaemonOptions"]
 
-log = logging.getLogger("statement_feeds.daemon.run")
+log = logging.getLogger(__name__)
 
 # Every n-th rescan reads and hashes every statement; the others trust a file whose
 # size, mtime, ctime and inode are unchanged (any write moves ctime).

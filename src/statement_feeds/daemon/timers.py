@@ -12,7 +12,7 @@ from ..logs import event
 
 __all__ = ["Tasks", "Timers"]
 
-log = logging.getLogger("statement_feeds.daemon.run")
+log = logging.getLogger(__name__)
 
 
 class Timers:
