@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
+
+from .environment import fake_now
 
 __all__ = ["Clock", "system_clock"]
 
 Clock = Callable[[], datetime]
-FAKE_NOW_ENV = "STATEMENT_FEEDS_FAKE_NOW"
 
 
 def system_clock() -> datetime:
     """Aware UTC now; ``$STATEMENT_FEEDS_FAKE_NOW`` (ISO 8601) pins it for subprocess tests."""
-    pinned = os.environ.get(FAKE_NOW_ENV)
-    if pinned:
-        return datetime.fromisoformat(pinned).astimezone(UTC)
-    return datetime.now(UTC)
+    pinned = fake_now()  # ConfigError naming the variable if it is not a date-time
+    return pinned if pinned is not None else datetime.now(UTC)

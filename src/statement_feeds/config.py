@@ -2,13 +2,13 @@
 
 Lookup order: ``--config PATH``, then ``$STATEMENT_FEEDS_CONFIG``, then
 ``./statement-feeds.toml``. Relative paths resolve against the config file's
-folder. Secrets come only from the environment (``STATEMENT_FEEDS_SMTP_PASSWORD``).
+folder. Secrets come only from the environment (``STATEMENT_FEEDS_SMTP_PASSWORD``, read
+like every environment variable in :mod:`statement_feeds.environment`).
 Every problem raises :class:`ConfigError` naming the key and how to fix it.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .domain.langtags import canonical_tag
 from .domain.schedule import plainly_valid_crontab, standard_crontab
+from .environment import CONFIG_ENV, Environ, config_file, smtp_password
 from .errors import ConfigError
 
 __all__ = [
@@ -36,8 +37,6 @@ __all__ = [
     "parse_duration",
 ]
 
-CONFIG_ENV = "STATEMENT_FEEDS_CONFIG"
-PASSWORD_ENV = "STATEMENT_FEEDS_SMTP_PASSWORD"
 DEFAULT_NAME = "statement-feeds.toml"
 
 
@@ -120,15 +119,14 @@ def find_config(explicit: str | None, cwd: Path | None = None) -> Path:
     """Where the configuration is, by the documented lookup order."""
     if explicit:
         return Path(explicit)
-    env = os.environ.get(CONFIG_ENV)
+    env = config_file()
     if env:
         return Path(env)
     return (cwd or Path.cwd()) / DEFAULT_NAME
 
 
-def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+def load_config(path: Path, environ: Environ = None) -> Config:
     """Read and validate the configuration file at ``path``."""
-    environ = os.environ if environ is None else environ
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -144,7 +142,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     return _build(path.resolve(), raw, environ)
 
 
-def _build(path: Path, raw: dict[str, Any], environ: Mapping[str, str]) -> Config:
+def _build(path: Path, raw: dict[str, Any], environ: Environ) -> Config:
     reader = _Reader(str(path), raw)
     site = _site(reader)
     return Config(
@@ -304,7 +302,7 @@ def _check_cron(reader: _Reader, key: str, expr: str, tz: ZoneInfo) -> None:
         raise reader.error(key, f'not a cron expression ({exc}); e.g. "0 7 * * mon"') from None
 
 
-def _smtp(reader: _Reader, environ: Mapping[str, str]) -> SmtpConfig:
+def _smtp(reader: _Reader, environ: Environ) -> SmtpConfig:
     security = reader.string("smtp", "security", "starttls")
     if security not in ("none", "starttls", "tls"):
         raise reader.error("smtp.security", f"must be none, starttls or tls, got {security!r}")
@@ -317,7 +315,7 @@ def _smtp(reader: _Reader, environ: Mapping[str, str]) -> SmtpConfig:
         port=reader.integer("smtp", "port", 25, minimum=1, maximum=65535),
         security=security,
         username=reader.string("smtp", "username", ""),
-        password=environ.get(PASSWORD_ENV, ""),
+        password=smtp_password(environ),
         concurrency=reader.integer("smtp", "concurrency", 4, minimum=1),
         timeout=float(reader.integer("smtp", "timeout", 60, minimum=1)),
     )

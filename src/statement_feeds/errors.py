@@ -2,17 +2,22 @@
 
 The tree (every class carries the data a caller needs to act on it)::
 
-    StatementFeedsError
-    ├── ConfigError                 bad or missing configuration (exit code 2)
+    StatementFeedsError             the CLI: a message and exit code 2, whatever the kind
+    ├── ConfigError                 bad or missing configuration: the file, an environment
+    │                               variable, a template (.path, .key); only that
+    ├── NothingToPreview            `digest preview`: no published statement in .lang
     ├── StateError                  the state folder or database cannot be used
     │   ├── StoreError              a database operation failed (disk full, I/O error,
     │   │                           constraint): translated in state/, map_sqlite_errors
     │   └── LockHeldError           another daemon holds the state lock (.pid)
     └── DeliveryError               one message could not be delivered (.recipient, .code)
         ├── TemporaryDeliveryError  4xx, 421, dropped connection, timeout: retry later
-        └── PermanentDeliveryError  5xx: record, never retry
-            └── RecipientRefusedError  5xx on RCPT refusing the mailbox (5.1.x, 5.2.1;
-                                       550/551/553 without an enhanced code): a bounce
+        ├── PermanentDeliveryError  5xx: record, never retry
+        │   └── RecipientRefusedError  5xx on RCPT refusing the mailbox (5.1.x, 5.2.1;
+        │                              550/551/553 without an enhanced code): a bounce
+        └── DeliveryHalted          a run stopped by the circuit breaker: the server refused
+                                    .refusals recipients in a row with one reply (.code,
+                                    .enhanced), so the SMTP settings are wrong, not them
 
 Input problems in statement or subscriber files are *not* exceptions: they are
 :class:`Problem` values collected and reported, so that one bad file never stops
@@ -28,7 +33,9 @@ from .domain.problems import Problem
 __all__ = [
     "ConfigError",
     "DeliveryError",
+    "DeliveryHalted",
     "LockHeldError",
+    "NothingToPreview",
     "PermanentDeliveryError",
     "Problem",
     "RecipientRefusedError",
@@ -51,6 +58,14 @@ class ConfigError(StatementFeedsError):
         self.key = key
         where = ": ".join(part for part in (path, key) if part)
         super().__init__(f"{where}: {message}" if where else message)
+
+
+class NothingToPreview(StatementFeedsError):
+    """``digest preview`` found no published statement in ``lang``: nothing to render."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+        super().__init__(f"no published statements in language {lang!r} to preview")
 
 
 class StateError(StatementFeedsError):
@@ -100,3 +115,16 @@ class PermanentDeliveryError(DeliveryError):
 
 class RecipientRefusedError(PermanentDeliveryError):
     """The server refused the recipient address with a 5xx: treat as a hard bounce."""
+
+
+class DeliveryHalted(DeliveryError):
+    """The circuit breaker stopped a run: ``refusals`` deliveries in a row were refused
+    with the same reply (``code`` and ``enhanced`` status, e.g. 554 5.7.1), which says
+    the SMTP settings are wrong rather than the addresses. Not any one recipient's."""
+
+    def __init__(
+        self, message: str, *, code: int | None, enhanced: str | None, refusals: int
+    ) -> None:
+        self.enhanced = enhanced
+        self.refusals = refusals
+        super().__init__(message, code=code)

@@ -63,16 +63,16 @@ def test_a_run_that_cannot_write_the_ledger_is_retried_by_itself(
         daemon = Daemon(config_path, config, lambda: T1, digests, DaemonOptions())
 
         async def go() -> None:
-            await daemon._runner_call("resume deliveries", daemon._resume)
+            await daemon.editions.resume()
             received = len(server.messages)
             assert 0 < received < len(READERS), "the disk must fill up mid-edition"
             # The run failed, and a retry is armed for after the pause (before the fix:
             # no timer, since nothing was due; the 'sending' rows waited for a restart).
-            timer = daemon._timers["retry"]
+            timer = daemon.timers["retry"]
             delay = timer.when() - asyncio.get_running_loop().time()
             assert abs(delay - FIRST_PAUSE.total_seconds()) < 1
             fillers[0].unlink()  # space is back; the timer fires (we run its call ourselves)
-            await daemon._runner_call("resume deliveries", daemon._resume)
+            await daemon.editions.resume()
 
         asyncio.run(go())
         with SqliteStore.open(small_disk / "state") as store:

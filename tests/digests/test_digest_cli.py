@@ -305,6 +305,14 @@ def test_missing_public_url_is_a_configuration_error(
 # --- preview and status -------------------------------------------------------------
 
 
+def test_preview_of_a_language_without_statements_is_exit_2(site: Site, tmp_path: Path) -> None:
+    # NothingToPreview, not a ConfigError (the configuration is fine): same exit, same words.
+    result = site.cli("digest", "preview", "--lang", "de", "--out", str(tmp_path / "p"), at=T1)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == "error: no published statements in language 'de' to preview\n"
+    assert not (tmp_path / "p").exists()
+
+
 def test_preview_writes_text_html_and_a_parseable_eml(site: Site, tmp_path: Path) -> None:
     out = tmp_path / "preview"
     result = site.cli(

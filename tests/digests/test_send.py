@@ -15,7 +15,7 @@ from smtp_server import ImplicitTlsServer, RecordingServer
 from statement_feeds.config import SmtpConfig
 from statement_feeds.digests.mailer import MaildirMessenger, Messenger, SmtpMessenger
 from statement_feeds.digests.send import DeliverySummary, Progress, backoff, deliver
-from statement_feeds.errors import ConfigError, StateError
+from statement_feeds.errors import ConfigError, DeliveryHalted, StateError
 from statement_feeds.state.api import Delivery, LedgerCounts, PlannedDelivery
 from statement_feeds.state.sqlite import SqliteStore
 
@@ -245,8 +245,12 @@ def test_a_policy_refusal_for_everyone_stops_the_run_without_bouncing_anyone(
     plan(store, emails)
     for email in emails:  # e.g. sending without the login the server insists on
         server.rcpt_replies[email] = "554 5.7.1 Relay access denied"
-    with pytest.raises(ConfigError, match=r"refuses every recipient: .*554 5\.7\.1 Relay access"):
+    with pytest.raises(
+        DeliveryHalted, match=r"^smtp: the server refuses every recipient: .*554 5\.7\.1 Relay"
+    ) as halted:
         run(store, smtp(server), FakeClock(), batch=10)
+    assert (halted.value.code, halted.value.enhanced) == (554, "5.7.1")
+    assert halted.value.refusals == 20
     counts = store.counts()
     # The breaker trips at 20; the other two workers may each finish one more.
     assert 20 <= counts.failed <= 22
@@ -271,8 +275,9 @@ def test_the_breaker_also_stops_a_run_of_bounces(
     plan(store, emails)
     for email in emails:
         server.rcpt_replies[email] = "550 relaying denied"
-    with pytest.raises(ConfigError, match="refuses every recipient"):
+    with pytest.raises(DeliveryHalted, match="refuses every recipient") as halted:
         run(store, smtp(server), FakeClock(), same_refusal_limit=4)
+    assert (halted.value.code, halted.value.enhanced, halted.value.refusals) == (550, None, 4)
     counts = store.counts()
     assert 4 <= counts.failed <= 6 and counts.pending == 12 - counts.failed
     assert sum(store.is_blocked(email) for email in emails) == counts.failed
@@ -309,7 +314,7 @@ def test_the_streak_needs_the_same_reply_with_nothing_between(
         summary = run(store, messenger, FakeClock(), concurrency=1, same_refusal_limit=limit)
         assert (summary.sent, summary.failed, summary.bounced) == (1, 7, 0)
     else:
-        with pytest.raises(ConfigError, match=r"2 in a row with 554 5\.7\.1"):
+        with pytest.raises(DeliveryHalted, match=r"2 in a row with 554 5\.7\.1"):
             run(store, messenger, FakeClock(), concurrency=1, same_refusal_limit=limit)
         assert store.counts().failed == 2 and store.counts().pending == 6
 

@@ -16,7 +16,6 @@ it would the fake one.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -27,6 +26,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from ..clock import Clock, system_clock
 from ..domain.schedule import is_repeated_wall_time, standard_crontab
+from ..environment import FAKE_START_ENV, fake_start
 
 __all__ = [
     "FAKE_START_ENV",
@@ -38,7 +38,6 @@ __all__ = [
     "latest_due",
 ]
 
-FAKE_START_ENV = "STATEMENT_FEEDS_FAKE_START"
 _TICK = timedelta(microseconds=1)
 
 
@@ -61,9 +60,9 @@ def clock_from_env() -> Clock:
     """``$STATEMENT_FEEDS_FAKE_START`` (ISO 8601): an advancing fake clock, for tests.
     Otherwise :func:`statement_feeds.clock.system_clock` (which honours the pinned
     ``$STATEMENT_FEEDS_FAKE_NOW``)."""
-    start = os.environ.get(FAKE_START_ENV)
-    if start:
-        return OffsetClock.starting_at(datetime.fromisoformat(start))
+    start = fake_start()  # ConfigError naming the variable if it is not a date-time
+    if start is not None:
+        return OffsetClock.starting_at(start)
     return system_clock
 
 

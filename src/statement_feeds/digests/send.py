@@ -34,6 +34,7 @@ from ..clock import Clock
 from ..errors import (
     ConfigError,
     DeliveryError,
+    DeliveryHalted,
     PermanentDeliveryError,
     RecipientRefusedError,
     StateError,
@@ -129,7 +130,7 @@ async def deliver(
     Circuit breaker: when ``same_refusal_limit`` deliveries in a row fail permanently
     with the same reply code and enhanced status code (e.g. "554 5.7.1 relaying
     denied" for everyone: the SMTP settings are wrong, not the addresses), the run
-    stops with ``ConfigError`` instead of failing the whole list. The deliveries that
+    stops with ``DeliveryHalted`` instead of failing the whole list. The deliveries that
     already failed stay failed (``digest send --resend-failed`` queues them again);
     the rest are released. ``None`` turns the breaker off.
     """
@@ -187,7 +188,7 @@ class _Run:
         self.claimed: deque[Delivery] = deque()
         self.records = GroupCommit(ledger, clock)  # told the number of workers in deliver
         self.exhausted = False
-        self.fatal: ConfigError | StateError | None = None
+        self.fatal: ConfigError | DeliveryHalted | StateError | None = None
         self.batch = 500
         self.stop = asyncio.Event()
         # The current streak of permanent failures sharing one reply (circuit breaker).
@@ -324,10 +325,13 @@ class _Run:
                 len(bounced_now),
                 ", ".join(bounced_now),
             )
-        self.fatal = ConfigError(
-            f"the server refuses every recipient: {exc} "
+        self.fatal = DeliveryHalted(
+            # "smtp: " as the ConfigError this used to be put it: the same message.
+            f"smtp: the server refuses every recipient: {exc} "
             f"({len(self.refusals)} in a row with {reply}); check smtp settings",
-            key="smtp",
+            code=code,
+            enhanced=enhanced,
+            refusals=len(self.refusals),
         )
 
     def _retry_later(self, delivery: Delivery, exc: DeliveryError) -> None:

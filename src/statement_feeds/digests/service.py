@@ -31,7 +31,7 @@ from ..domain.digest import Composer, DigestSettings, Preview
 from ..domain.problems import Problem
 from ..domain.statements import Statement
 from ..domain.tokens import Signer
-from ..errors import ConfigError, LockHeldError
+from ..errors import ConfigError, DeliveryHalted, LockHeldError, NothingToPreview
 from ..feeds.build import Publisher
 from ..feeds.cache import BuildCache
 from ..locales import load_translations
@@ -212,14 +212,19 @@ class Digests:
             return SendOutcome(plan, None, daemon)
         try:
             return SendOutcome(plan, await self.deliver(progress=progress))
-        except ConfigError as exc:
+        except (ConfigError, DeliveryHalted) as exc:
             if plan is None or not plan.edition.deliveries:
                 raise
-            raise ConfigError(
+            text = (
                 f"edition {plan.edition.id} was planned ({plan.edition.deliveries} messages) "
                 f"but not sent: {exc}. Its messages stay pending: fix this, then run "
                 "`digest send` again (or let the daemon send them)"
-            ) from exc
+            )
+            if isinstance(exc, DeliveryHalted):  # the same kind, for whoever tells them apart
+                raise DeliveryHalted(
+                    text, code=exc.code, enhanced=exc.enhanced, refusals=exc.refusals
+                ) from exc
+            raise ConfigError(text) from exc
         finally:
             lock.release()
 
@@ -274,7 +279,7 @@ class Digests:
         lang = lang or self.config.site.default_language
         latest = newest_first(s for s in catalog.published if s.lang == lang)[:count]
         if not latest:
-            raise ConfigError(f"no published statements in language {lang!r} to preview")
+            raise NothingToPreview(lang)
         preview = self.composer(catalog).preview(lang, latest, "reader@example.org", "Reader")
         return _write_preview(folder, lang, preview)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import os
 import re
 import secrets
 from collections.abc import Awaitable, Callable
@@ -30,6 +29,7 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from .. import environment
 from ..clock import Clock
 from ..config import Config
 from ..logs import event
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 CSRF_COOKIE = "sf_csrf"
 ATOM_TYPE = "application/atom+xml"
 MAX_BODY = 64 * 1024  # the largest legitimate form is a few hundred bytes
-TRUSTED_PROXIES_ENV = "STATEMENT_FEEDS_TRUSTED_PROXIES"
 _SERVICE: web.AppKey[WebService] = web.AppKey("service", WebService)
 _PROXIES: web.AppKey[int] = web.AppKey("proxies", int)
 
@@ -101,7 +100,7 @@ async def start_http(
     host, _, port_text = address.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
     if trusted_proxies is None:
-        trusted_proxies = int(os.environ.get(TRUSTED_PROXIES_ENV, "0") or 0)
+        trusted_proxies = environment.trusted_proxies()  # ConfigError if not a number
     service = WebService.open(config, clock, limits)
     app = build_app(service, trusted_proxies)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -392,13 +391,10 @@ async def healthz(request: web.Request) -> web.StreamResponse:
     )
 
 
-METRICS_TOKEN_ENV = "STATEMENT_FEEDS_METRICS_TOKEN"
-
-
 async def metrics(request: web.Request) -> web.StreamResponse:
     # Counts only, but still nobody's business but the operator's: with a token set,
     # scrapers must send it (Prometheus: authorization { credentials: ... }).
-    token = os.environ.get(METRICS_TOKEN_ENV, "")
+    token = environment.metrics_token()
     sent = request.headers.get("Authorization", "")
     if token and not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
         return web.Response(status=401, headers={"WWW-Authenticate": 'Bearer realm="metrics"'})

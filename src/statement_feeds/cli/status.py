@@ -1,0 +1,71 @@
+"""``statement-feeds status``: feeds, the last build, the daemon, editions, the ledger."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+from ..config import Config
+from ..feeds.build import Publisher
+from .common import Context, handles_errors
+
+__all__ = ["status"]
+
+
+@click.command()
+@click.pass_obj
+@handles_errors
+def status(ctx: Context) -> None:
+    """Feeds, daemon, last editions, pending / deferred / failed deliveries."""
+    from ..digests.service import Digests
+
+    config = ctx.config
+    feeds = sorted((config.paths.output / "feeds").glob("*.atom"))
+    for feed in feeds:
+        stamp = datetime.fromtimestamp(feed.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        click.echo(f"feed     {feed.name:<12} {feed.stat().st_size:>9} bytes  written {stamp}")
+    last = Publisher(config).last_build()
+    if last:
+        click.echo(
+            f"build    last {last['at']}: {last['statements']} statements, "
+            f"{last['problems']} problems, {last['written']} files written"
+        )
+    report = Digests(config).status()
+    daemon = f"running (pid {report.daemon_pid})" if report.daemon_pid else "not running"
+    click.echo(f"daemon   {daemon}")
+    for frequency, due in _next_editions(config):
+        click.echo(f"next     {frequency:<7} edition due {due:%Y-%m-%d %H:%M %Z}")
+    for item in report.editions:
+        e, c = item.edition, item.counts
+        click.echo(
+            f"edition  {e.id:>4} {e.frequency:<7} due {e.due_at:%Y-%m-%d %H:%M}  "
+            f"messages {e.deliveries}: sent {c.sent}, pending {c.pending}, "
+            f"sending {c.sending}, deferred {c.deferred}, failed {c.failed}, "
+            f"cancelled {c.cancelled}"
+        )
+    c = report.counts
+    retry = f", next retry {report.next_retry_at:%Y-%m-%d %H:%M}Z" if report.next_retry_at else ""
+    click.echo(
+        f"ledger   sent {c.sent}, pending {c.pending}, deferred {c.deferred}, "
+        f"failed {c.failed}{retry}"
+    )
+    # Not "pending": these may have reached the server already (outcome unknown).
+    click.echo(
+        f"sending  {c.sending} handed to SMTP with no reply recorded yet"
+        + (" (re-sent with the same Message-ID if their sender died)" if c.sending else "")
+    )
+
+
+def _next_editions(config: Config) -> list[tuple[str, datetime]]:
+    """When the daily and weekly editions are next due, in the site's time zone."""
+    from ..clock import system_clock
+    from ..daemon.triggers import WallClockCronTrigger
+
+    now = system_clock()
+    due = []
+    for frequency, expr in (("daily", config.digest.daily), ("weekly", config.digest.weekly)):
+        fire = WallClockCronTrigger(expr, config.site.timezone).next_due(None, now)
+        if fire is not None:
+            due.append((frequency, fire.astimezone(config.site.timezone)))
+    return due
