@@ -53,7 +53,6 @@ MAX_LINES = 400
 TOO_LONG_FOR_NOW: set[str] = {
     "cli",
     "daemon.run",
-    "domain.digest",
     "domain.statements",
     "feeds.build",
     "state.sqlite",
