@@ -56,7 +56,6 @@ TOO_LONG_FOR_NOW: set[str] = {
     "domain.statements",
     "feeds.build",
     "state.sqlite",
-    "web.service",
 }
 
 
