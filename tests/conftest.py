@@ -150,7 +150,7 @@ def example_config() -> Path:
     return EXAMPLE_CONFIG
 
 
-# A self-signed certificate for the SMTP TLS tests (tests/adapters/test_mailer.py, test_sending.py).
+# A self-signed certificate for the SMTP TLS tests (tests/digests/test_mailer.py, test_send.py).
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("tls")

@@ -515,7 +515,7 @@ def _thread_heaps(pid: int) -> int:
 def test_daemon_threads_share_one_malloc_arena(site: Site, running: Daemon) -> None:
     # Builds ran in worker threads by now; with an arena each, free space fragmented
     # across arenas made RSS creep under churn (bench/README.md). A plain Python with
-    # threads shows such heaps, so this can see them (tests/adapters/test_memory.py).
+    # threads shows such heaps, so this can see them (tests/daemon/test_memory.py).
     site.write("new.en.md", statement("Another"))
     until(lambda: "Another" in site.feed_text(), daemon=running)
     assert _thread_heaps(running.proc.pid) == 0

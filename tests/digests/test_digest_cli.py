@@ -521,3 +521,15 @@ def test_an_internationalised_domain_is_sent_to_its_a_label(site: Site) -> None:
     assert getaddresses(message.get_all("To") or []) == [("Jürgen Groß", "jurgen@xn--bcher-kva.de")]
     plain, _ = text_of(message)
     assert "Alpha" in plain and "Jürgen Groß" in plain
+
+
+def test_a_state_database_of_a_newer_statement_feeds_exits_2(site: Site) -> None:
+    assert site.cli("status", at=T1).exit_code == 0
+    with sqlite3.connect(site.root / "state" / "state.sqlite") as db:
+        db.execute("INSERT INTO schema_migrations VALUES (99, '2030-01-01T00:00:00+00:00')")
+
+    result = site.cli("status", at=T1)
+
+    assert result.exit_code == 2, result.output
+    assert "has schema version 99" in result.output
+    assert "upgrade statement-feeds" in result.output

@@ -32,7 +32,7 @@ class FakeClock:
 
 
 def compose(delivery: Delivery) -> bytes:
-    """A small real message; composition itself is tested in tests/core/test_digest.py."""
+    """A small real message; composition itself is tested in tests/domain/test_digest.py."""
     return (
         f"From: {SENDER}\r\nTo: {delivery.email}\r\nMessage-ID: {delivery.message_id}\r\n"
         f"Subject: edition {delivery.edition_id}\r\n\r\n{' '.join(delivery.statement_ids)}\r\n"

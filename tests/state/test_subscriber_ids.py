@@ -60,14 +60,14 @@ def test_the_id_key_is_random_per_database_and_stable(tmp_path: Path) -> None:
         assert again.subscriber_id_key() == key
 
 
-def test_migration_7_gives_every_existing_address_its_id(tmp_path: Path) -> None:
-    """An upgrade: a database from before version 7, with addresses and pending mail."""
+def test_migration_4_gives_every_existing_address_its_id(tmp_path: Path) -> None:
+    """An upgrade: a database from before version 4 (7 once), with addresses and pending mail."""
     with SqliteStore.open(tmp_path) as store:
         path = store.path
     raw = sqlite3.connect(path, isolation_level=None)
     raw.executescript(
         "DROP TABLE subscriber_ids; DROP TABLE settings; DROP INDEX rate_events_at;"
-        " DELETE FROM schema_migrations WHERE version = 7;"
+        " DELETE FROM schema_migrations WHERE version = 4;"
     )
     raw.executemany(
         "INSERT INTO subscribers (email, joined_at) VALUES (?, ?)",

@@ -45,7 +45,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _root_conftest() -> ModuleType:
-    # By file: with tests/adapters on sys.path, "import conftest" may find that one.
+    # By file: "import conftest" may find another folder's conftest on sys.path.
     spec = importlib.util.spec_from_file_location("_root_conftest", REPO / "tests" / "conftest.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -821,7 +821,8 @@ def test_merge_web_subscribers_into_the_csv_list() -> None:
 
 def test_every_page_string_is_translated() -> None:
     sources = [*(REPO / "templates" / "web").glob("*.html"), REPO / "templates" / "confirm.txt"]
-    code = (REPO / "src" / "statement_feeds" / "web" / "service.py").read_text(encoding="utf-8")
+    web = REPO / "src" / "statement_feeds" / "web"  # the flows' modules
+    code = "\n".join(path.read_text(encoding="utf-8") for path in sorted(web.glob("*.py")))
     msgids = {m for path in sources for m in re.findall(r"_\('([^']+)'", path.read_text())}
     msgids |= set(re.findall(r'notice\(\s*lang, \d+, "([^"]+)"', code))
     assert len(msgids) > 30

@@ -14,28 +14,38 @@ for one subscriber costs a handful of ``bytes.join``/``replace`` calls:
 * the MIME boundary (``=_sf_<bundle hash>``) contains ``=_``, which QP output can
   never contain, so it is safe without scanning the bodies, and reproducible.
 
+The pieces, slots and headers are in :mod:`.digest_message`; this module renders
+bundles (templates, context) and fills them in (the :class:`Composer`).
+
 Pure: no I/O. The jinja2 Environment, translations and signer come from the caller.
 """
 
 from __future__ import annotations
 
-import binascii
-import hashlib
 import re
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from email.message import EmailMessage
-from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
 from typing import Protocol
 
 import jinja2
-from markupsafe import escape
 
 from . import i18n
-from .addresses import AddressError, clean_header_text, parse_address, to_header
+from .addresses import clean_header_text
+from .digest_message import (
+    MESSAGE_ID_SLOT,
+    TO_SLOT,
+    UNSUBSCRIBE_SLOT,
+    Markers,
+    MessageTemplate,
+    Pieces,
+    bundle_hash,
+    checked_message_id,
+    recipient_header,
+    static_headers,
+)
 from .i18n import Translations
 from .statements import Statement
 from .tokens import Signer, unsubscribe_url
@@ -51,7 +61,6 @@ __all__ = [
 
 TEXT_TEMPLATE = "digest.txt"
 HTML_TEMPLATE = "digest.html"
-_MESSAGE_ID = re.compile(r"<[!-;=?-~]+@[!-;=?-~]+>")  # printable ASCII, no < > or spaces
 
 
 class Recipient(Protocol):
@@ -118,112 +127,6 @@ def template_environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
     )
 
 
-def _recipient(email: str, name: str) -> bytes:
-    """The ``To`` value for a ledger address, built from its checked parts.
-
-    Planning records only canonical addresses (``core.addresses``: ASCII, an
-    internationalised domain as its A-label). Anything else (rows written by older
-    versions) is refused rather than sent: the envelope (RCPT TO) uses the same text.
-    """
-    try:
-        address = parse_address(email)
-    except AddressError as exc:
-        raise ValueError(f"cannot address a message to {email!r}: {exc}") from None
-    if address.email != email:
-        raise ValueError(f"cannot address a message to {email!r}: send to {address.email}")
-    return to_header(address, name)
-
-
-def _qp(text: str) -> bytes:
-    """Quoted-printable with CRLF line ends; ``text`` uses ``\\n``, and ends in one."""
-    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
-
-
-@dataclass(frozen=True, slots=True)
-class _Line:
-    """A body line holding per-subscriber values: substituted, then QP-encoded."""
-
-    raw: str
-    html: bool
-
-
-@dataclass(frozen=True, slots=True)
-class _Markers:
-    """Stand-ins rendered where per-subscriber values go: alphanumeric, so escaping
-    leaves them alone, and derived from the bundle hash, so statement text cannot
-    contain them by accident or design."""
-
-    greeting: str
-    unsubscribe: str
-
-    @classmethod
-    def for_bundle(cls, bundle_hash: str) -> _Markers:
-        return cls(f"SFG{bundle_hash[:20]}X", f"SFU{bundle_hash[:20]}X")
-
-
-_TO, _MESSAGE_ID_SLOT, _UNSUBSCRIBE = 0, 1, 2
-
-
-class MessageTemplate:
-    """A rendered bundle: byte pieces, header slots and per-subscriber body lines."""
-
-    def __init__(self, pieces: Sequence[bytes | int | _Line], markers: _Markers) -> None:
-        self._pieces = tuple(pieces)
-        self._markers = markers
-
-    def fill(
-        self, to: bytes, message_id: str, list_unsubscribe: bytes, greeting: str, url: str
-    ) -> bytes:
-        headers = (to, message_id.encode("ascii"), list_unsubscribe)
-        greet, link = self._markers.greeting, self._markers.unsubscribe
-        # The same escaping as jinja2's autoescape, so the result equals a straight render.
-        greeting_html, url_html = str(escape(greeting)), str(escape(url))
-        out: list[bytes] = []
-        for piece in self._pieces:
-            if type(piece) is bytes:
-                out.append(piece)
-            elif type(piece) is int:
-                out.append(headers[piece])
-            else:
-                assert isinstance(piece, _Line)
-                if piece.html:
-                    line = piece.raw.replace(greet, greeting_html).replace(link, url_html)
-                else:
-                    line = piece.raw.replace(greet, greeting).replace(link, url)
-                out.append(_qp(line))
-        return b"".join(out)
-
-
-class _Pieces:
-    """Accumulates pieces, merging adjacent bytes so filling joins as few as possible."""
-
-    def __init__(self) -> None:
-        self.items: list[bytes | int | _Line] = []
-
-    def add(self, item: bytes | int | _Line) -> None:
-        if isinstance(item, bytes) and self.items and isinstance(self.items[-1], bytes):
-            self.items[-1] += item
-        elif item != b"":
-            self.items.append(item)
-
-    def body(self, text: str, markers: _Markers, *, is_html: bool) -> None:
-        """QP-encode runs of static lines once; keep lines with markers for later."""
-        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-        if lines and lines[-1] == "":
-            lines.pop()
-        static: list[str] = []
-        for line in lines:
-            if markers.greeting in line or markers.unsubscribe in line:
-                if static:
-                    self.add(_qp("\n".join(static) + "\n"))
-                    static = []
-                self.add(_Line(line + "\n", is_html))
-            else:
-                static.append(line)
-        if static:
-            self.add(_qp("\n".join(static) + "\n"))
-
-
 class Composer:
     """Builds digest messages; ``composer(delivery)`` returns the bytes to send."""
 
@@ -260,8 +163,8 @@ class Composer:
         self, template: MessageTemplate, lang: str, email: str, name: str, message_id: str
     ) -> bytes:
         return template.fill(
-            _recipient(email, name),
-            _checked_message_id(message_id),
+            recipient_header(email, name),
+            checked_message_id(message_id),
             self.list_unsubscribe(email),
             self.greeting(lang, name),
             self.unsubscribe_link(email),
@@ -341,11 +244,11 @@ class Composer:
         }
 
     def _build(self, lang: str, statements: Sequence[Statement]) -> MessageTemplate:
-        bundle_hash = _bundle_hash(lang, statements)
-        markers = _Markers.for_bundle(bundle_hash)
+        hashed = bundle_hash(lang, statements)
+        markers = Markers.for_bundle(hashed)
         text, html_body = self.render(lang, statements, markers.greeting, markers.unsubscribe)
-        boundary = f"=_sf_{bundle_hash[:32]}".encode("ascii")
-        pieces = _Pieces()
+        boundary = f"=_sf_{hashed[:32]}".encode("ascii")
+        pieces = Pieces()
         self._headers(pieces, lang, len(statements), boundary)
         for content_type, body, is_html in (("plain", text, False), ("html", html_body, True)):
             pieces.add(
@@ -362,20 +265,20 @@ class Composer:
         pieces.add(b"--" + boundary + b"--\r\n")
         return MessageTemplate(pieces.items, markers)
 
-    def _headers(self, pieces: _Pieces, lang: str, count: int, boundary: bytes) -> None:
+    def _headers(self, pieces: Pieces, lang: str, count: int, boundary: bytes) -> None:
         messages = self._translations.for_language(lang)
         subject = messages.plural(i18n.SUBJECT, count, title=self._settings.title_for(lang))
-        pieces.add(_static_headers([("From", self._settings.sender)]))
+        pieces.add(static_headers([("From", self._settings.sender)]))
         pieces.add(b"To: ")
-        pieces.add(_TO)
+        pieces.add(TO_SLOT)
         pieces.add(b"\r\n")
-        pieces.add(_static_headers([("Subject", subject), ("Date", format_datetime(self._date))]))
+        pieces.add(static_headers([("Subject", subject), ("Date", format_datetime(self._date))]))
         pieces.add(b"Message-ID: ")
-        pieces.add(_MESSAGE_ID_SLOT)
+        pieces.add(MESSAGE_ID_SLOT)
         pieces.add(b"\r\n")
-        pieces.add(_static_headers([("List-Id", self._settings.list_id)]))
+        pieces.add(static_headers([("List-Id", self._settings.list_id)]))
         pieces.add(b"List-Unsubscribe: ")
-        pieces.add(_UNSUBSCRIBE)
+        pieces.add(UNSUBSCRIBE_SLOT)
         pieces.add(b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
         pieces.add(
             b"MIME-Version: 1.0\r\nContent-Language: "
@@ -393,25 +296,3 @@ class Composer:
         message_id = self._signer.message_id(0, email, self._settings.domain)
         eml = self._fill(self._build(lang, statements), lang, email, name, message_id)
         return Preview(text, html_body, eml)
-
-
-def _static_headers(headers: Sequence[tuple[str, str]]) -> bytes:
-    """Headers shared by the bundle, encoded and folded by the email package (RFC 2047)."""
-    message = EmailMessage(policy=SMTP)
-    for name, value in headers:
-        message[name] = clean_header_text(value)
-    return message.as_bytes()[: -len(b"\r\n")]  # drop the blank line ending the headers
-
-
-def _checked_message_id(message_id: str) -> str:
-    if not _MESSAGE_ID.fullmatch(message_id):
-        raise ValueError(f"not a Message-ID: {message_id!r}")
-    return message_id
-
-
-def _bundle_hash(lang: str, statements: Sequence[Statement]) -> str:
-    digest = hashlib.blake2b(digest_size=20)
-    digest.update(lang.encode("utf-8"))
-    for statement in statements:
-        digest.update(b"\x00" + statement.id.encode("utf-8") + b"\x00" + statement.digest.encode())
-    return digest.hexdigest()

@@ -5,6 +5,19 @@ of sqlite-utils' migrations). ``migrate`` applies the ones not yet recorded in
 ``schema_migrations``, each in its own transaction together with its record, so
 a crash mid-migration leaves the previous version intact.
 
+This is the SQLite backend's own list: versions 1, 2, 3, ... without gaps, in the
+order they apply (another backend keeps its own list, with its own numbers). A
+database whose ``schema_migrations`` holds a version above the last one here was made
+by a newer statement-feeds: it is refused with a ``StateError``, never half-used.
+
+Renumbering (issue 11). The versions used to be 1, 5, 6, 7, 8 (2-4 were left free for
+work in flight that never came), so databases in the field record {1, 5} or
+{1, 5, 6, 7, 8}. Those are the migrations now numbered 1-5, so such a database has
+its recorded numbers translated once (5→2, 6→3, 7→4, 8→5, ``applied_at`` kept), in one
+transaction, before anything else: see :func:`_renumber`. An old-numbered database is
+recognised by recording a version above 1 but not 2, which the gapless numbering
+never does (migrations are applied in order, each committed with its record).
+
 The DDL sticks to what PostgreSQL accepts too: TEXT timestamps in ISO 8601 UTC,
 plain primary keys and partial indexes (both engines have them).
 """
@@ -16,10 +29,12 @@ import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from ..errors import StateError
 from .sqlite_subscriber_ids import remember_ids
 
 __all__ = [
     "MIGRATIONS",
+    "OLD_NUMBERS",
     "Migration",
     "applied_versions",
     "migrate",
@@ -30,14 +45,18 @@ Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[tuple[int, Migration]] = []
 
 
+# The numbers before issue 11 → the numbers now (see the module docstring).
+OLD_NUMBERS: dict[int, int] = {1: 1, 5: 2, 6: 3, 7: 4, 8: 5}
+
+
 def migration(version: int) -> Callable[[Migration], Migration]:
-    """Register ``function`` as the migration to schema ``version``."""
+    """Register ``function`` as the migration to schema ``version``, the next number."""
 
     def register(function: Migration) -> Migration:
-        if any(v == version for v, _ in MIGRATIONS):
-            raise ValueError(f"migration {version} registered twice")
+        expected = len(MIGRATIONS) + 1
+        if version != expected:  # a gap or a duplicate would break the refusal check
+            raise ValueError(f"migration {version} registered where {expected} is next")
         MIGRATIONS.append((version, function))
-        MIGRATIONS.sort(key=lambda item: item[0])
         return function
 
     return register
@@ -51,9 +70,53 @@ def applied_versions(conn: sqlite3.Connection) -> list[int]:
     return [row[0] for row in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
 
 
+def _is_old_numbering(versions: set[int]) -> bool:
+    return 2 not in versions and any(version > 1 for version in versions)
+
+
+def _renumber(conn: sqlite3.Connection) -> None:
+    """Translate a database's versions from the numbering before issue 11, once."""
+    if not _is_old_numbering(set(applied_versions(conn))):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        versions = set(applied_versions(conn))  # another process may have done it meanwhile
+        if _is_old_numbering(versions) and versions <= OLD_NUMBERS.keys():
+            # Ascending, so each new number is free when it is taken (new < old).
+            for old in sorted(versions):
+                conn.execute(
+                    "UPDATE schema_migrations SET version = ? WHERE version = ?",
+                    (OLD_NUMBERS[old], old),
+                )
+        # A version the old numbering never had: from a newer statement-feeds, left as
+        # it is for _refuse_newer to report.
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _refuse_newer(conn: sqlite3.Connection, versions: set[int]) -> None:
+    """StateError when the database records a version this code does not know."""
+    known = len(MIGRATIONS)
+    unknown = sorted(version for version in versions if not 1 <= version <= known)
+    if unknown:
+        path = conn.execute("PRAGMA database_list").fetchone()[2] or "(in memory)"
+        raise StateError(
+            f"the state database {path} has schema version {unknown[-1]}, but this "
+            f"statement-feeds knows versions 1-{known} only: it was used by a newer "
+            "statement-feeds; upgrade statement-feeds to use it"
+        )
+
+
 def migrate(conn: sqlite3.Connection) -> list[int]:
-    """Apply pending migrations; returns the versions applied now. Needs autocommit mode."""
+    """Apply pending migrations; returns the versions applied now. Needs autocommit mode.
+
+    Raises ``StateError`` when the database is newer than this code.
+    """
+    _renumber(conn)
     done = set(applied_versions(conn))
+    _refuse_newer(conn, done)
     applied: list[int] = []
     for version, function in MIGRATIONS:
         if version in done:
@@ -146,10 +209,9 @@ def _initial(conn: sqlite3.Connection) -> None:
     )
 
 
-@migration(5)
+@migration(2)
 def _web_side(conn: sqlite3.Connection) -> None:
-    # Version 5 (issue 5, the web side), leaving 2-4 free for work in flight elsewhere:
-    # ``migrate`` applies any missing version, so the numbers only need to be unique.
+    # Version 2, 5 before issue 11 (issue 5, the web side).
     #
     # Subscribers who joined through the web form, once confirmed (double opt-in).
     # email is the case-folded key; address is as typed. confirmed_at is their
@@ -201,19 +263,20 @@ def _web_side(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX rate_events_bucket ON rate_events (bucket, at)")
 
 
-@migration(6)
+@migration(3)
 def _claims(conn: sqlite3.Connection) -> None:
-    # Version 6 (hardening): a claim reserves a delivery for one sender (claimed_by)
-    # until claim_until, without moving it to 'sending'; 'sending' now means handed
-    # to SMTP, so after a crash only the messages in flight have an unknown fate.
+    # Version 3, 6 before issue 11 (hardening): a claim reserves a delivery for one
+    # sender (claimed_by) until claim_until, without moving it to 'sending'; 'sending'
+    # now means handed to SMTP, so after a crash only the messages in flight have an
+    # unknown fate.
     conn.execute("ALTER TABLE deliveries ADD COLUMN claimed_by TEXT")
     conn.execute("ALTER TABLE deliveries ADD COLUMN claim_until TEXT")
 
 
-@migration(7)
+@migration(4)
 def _subscriber_ids(conn: sqlite3.Connection) -> None:
-    # Version 7 (hardening issue, item 14): links carry an opaque subscriber id, never
-    # the address. (6 and 8 belong to work in flight elsewhere.)
+    # Version 4, 7 before issue 11 (hardening issue, item 14): links carry an opaque
+    # subscriber id, never the address.
     #
     # settings: small named values of the state itself. subscriber_id_key is the key
     # of core.tokens.subscriber_id, random, made here once and never rotated: ids in
@@ -235,9 +298,9 @@ def _subscriber_ids(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX rate_events_at ON rate_events (at)")
 
 
-@migration(8)
+@migration(5)
 def _subscriber_sightings(conn: sqlite3.Connection) -> None:
-    # Version 8 (hardening issue, item 15; 6 and 7 are taken by other work in flight).
+    # Version 5, 8 before issue 11 (hardening issue, item 15).
     # When the state first saw each address in each subscriber file (email: the
     # case-folded key; source: the file name). When two files list one address, the
     # row that was there first keeps it (core.duplicates). Rows are never deleted:

@@ -1,0 +1,170 @@
+"""The bytes of a digest message: pieces with per-subscriber slots, and its headers.
+
+A bundle (see :mod:`.digest`) is rendered into :class:`Pieces`: bytes encoded once,
+integer slots for the per-subscriber headers (``To``, ``Message-ID``,
+``List-Unsubscribe``) and :class:`Line` body lines holding the per-subscriber
+greeting or link. :meth:`MessageTemplate.fill` turns them into one subscriber's
+message with a handful of ``bytes.join``/``replace`` calls.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP
+
+from markupsafe import escape
+
+from .addresses import AddressError, clean_header_text, parse_address, to_header
+from .statements import Statement
+
+__all__ = [
+    "MESSAGE_ID_SLOT",
+    "TO_SLOT",
+    "UNSUBSCRIBE_SLOT",
+    "Line",
+    "Markers",
+    "MessageTemplate",
+    "Pieces",
+    "bundle_hash",
+    "checked_message_id",
+    "qp",
+    "recipient_header",
+    "static_headers",
+]
+
+MESSAGE_ID = re.compile(r"<[!-;=?-~]+@[!-;=?-~]+>")  # printable ASCII, no < > or spaces
+
+
+def recipient_header(email: str, name: str) -> bytes:
+    """The ``To`` value for a ledger address, built from its checked parts.
+
+    Planning records only canonical addresses (``core.addresses``: ASCII, an
+    internationalised domain as its A-label). Anything else (rows written by older
+    versions) is refused rather than sent: the envelope (RCPT TO) uses the same text.
+    """
+    try:
+        address = parse_address(email)
+    except AddressError as exc:
+        raise ValueError(f"cannot address a message to {email!r}: {exc}") from None
+    if address.email != email:
+        raise ValueError(f"cannot address a message to {email!r}: send to {address.email}")
+    return to_header(address, name)
+
+
+def qp(text: str) -> bytes:
+    """Quoted-printable with CRLF line ends; ``text`` uses ``\\n``, and ends in one."""
+    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """A body line holding per-subscriber values: substituted, then QP-encoded."""
+
+    raw: str
+    html: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Markers:
+    """Stand-ins rendered where per-subscriber values go: alphanumeric, so escaping
+    leaves them alone, and derived from the bundle hash, so statement text cannot
+    contain them by accident or design."""
+
+    greeting: str
+    unsubscribe: str
+
+    @classmethod
+    def for_bundle(cls, bundle_hash: str) -> Markers:
+        return cls(f"SFG{bundle_hash[:20]}X", f"SFU{bundle_hash[:20]}X")
+
+
+TO_SLOT, MESSAGE_ID_SLOT, UNSUBSCRIBE_SLOT = 0, 1, 2
+
+
+class MessageTemplate:
+    """A rendered bundle: byte pieces, header slots and per-subscriber body lines."""
+
+    def __init__(self, pieces: Sequence[bytes | int | Line], markers: Markers) -> None:
+        self._pieces = tuple(pieces)
+        self._markers = markers
+
+    def fill(
+        self, to: bytes, message_id: str, list_unsubscribe: bytes, greeting: str, url: str
+    ) -> bytes:
+        headers = (to, message_id.encode("ascii"), list_unsubscribe)
+        greet, link = self._markers.greeting, self._markers.unsubscribe
+        # The same escaping as jinja2's autoescape, so the result equals a straight render.
+        greeting_html, url_html = str(escape(greeting)), str(escape(url))
+        out: list[bytes] = []
+        for piece in self._pieces:
+            if type(piece) is bytes:
+                out.append(piece)
+            elif type(piece) is int:
+                out.append(headers[piece])
+            else:
+                assert isinstance(piece, Line)
+                if piece.html:
+                    line = piece.raw.replace(greet, greeting_html).replace(link, url_html)
+                else:
+                    line = piece.raw.replace(greet, greeting).replace(link, url)
+                out.append(qp(line))
+        return b"".join(out)
+
+
+class Pieces:
+    """Accumulates pieces, merging adjacent bytes so filling joins as few as possible."""
+
+    def __init__(self) -> None:
+        self.items: list[bytes | int | Line] = []
+
+    def add(self, item: bytes | int | Line) -> None:
+        if isinstance(item, bytes) and self.items and isinstance(self.items[-1], bytes):
+            self.items[-1] += item
+        elif item != b"":
+            self.items.append(item)
+
+    def body(self, text: str, markers: Markers, *, is_html: bool) -> None:
+        """QP-encode runs of static lines once; keep lines with markers for later."""
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        static: list[str] = []
+        for line in lines:
+            if markers.greeting in line or markers.unsubscribe in line:
+                if static:
+                    self.add(qp("\n".join(static) + "\n"))
+                    static = []
+                self.add(Line(line + "\n", is_html))
+            else:
+                static.append(line)
+        if static:
+            self.add(qp("\n".join(static) + "\n"))
+
+
+def static_headers(headers: Sequence[tuple[str, str]]) -> bytes:
+    """Headers shared by the bundle, encoded and folded by the email package (RFC 2047)."""
+    message = EmailMessage(policy=SMTP)
+    for name, value in headers:
+        message[name] = clean_header_text(value)
+    return message.as_bytes()[: -len(b"\r\n")]  # drop the blank line ending the headers
+
+
+def checked_message_id(message_id: str) -> str:
+    if not MESSAGE_ID.fullmatch(message_id):
+        raise ValueError(f"not a Message-ID: {message_id!r}")
+    return message_id
+
+
+def bundle_hash(lang: str, statements: Sequence[Statement]) -> str:
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(lang.encode("utf-8"))
+    for statement in statements:
+        digest.update(b"\x00" + statement.id.encode("utf-8") + b"\x00" + statement.digest.encode())
+    return digest.hexdigest()
