@@ -55,7 +55,6 @@ TOO_LONG_FOR_NOW: set[str] = {
     "daemon.run",
     "digests.mailer",
     "domain.digest",
-    "domain.statements",
     "feeds.build",
     "state.sqlite",
     "web.app",
