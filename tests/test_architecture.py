@@ -55,7 +55,6 @@ TOO_LONG_FOR_NOW: set[str] = {
     "daemon.run",
     "digests.mailer",
     "domain.digest",
-    "feeds.build",
     "state.sqlite",
     "web.app",
     "web.service",
