@@ -1,7 +1,7 @@
 """The front-matter fast path reads exactly what the YAML loader reads, or steps aside.
 
-``_simple_front_matter`` answers for headers made only of "key: text" lines and
-returns None for anything else; ``_load_yaml`` is the YAML loader. Wherever the fast
+``simple_front_matter`` answers for headers made only of "key: text" lines and
+returns None for anything else; ``load_yaml`` is the YAML loader. Wherever the fast
 path answers, both must agree on every value and every line number.
 """
 
@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from statement_feeds.domain.statements import (
+from statement_feeds.domain.front_matter import (
     KNOWN_KEYS,
-    _load_yaml,
-    _simple_front_matter,
-    _split_front_matter,
+    load_yaml,
+    simple_front_matter,
+    split_front_matter,
 )
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -67,7 +67,7 @@ def _header(lines: list[str]) -> str:
 
 def _yaml(header: str) -> object:
     try:
-        return _load_yaml("s.md", header)
+        return load_yaml("s.md", header)
     except Exception as exc:  # what YAML refuses, the fast path must not read
         return exc
 
@@ -79,7 +79,7 @@ def _yaml(header: str) -> object:
 @example(["title: a  b  ", "author: A. N. Other"])
 def test_fast_path_reads_what_yaml_reads(lines: list[str]) -> None:
     header = _header(lines)
-    fast = _simple_front_matter(header)
+    fast = simple_front_matter(header)
     if fast is not None:
         assert fast == _yaml(header), header
 
@@ -96,7 +96,7 @@ def test_fast_path_reads_what_yaml_reads_for_every_short_value(start: str) -> No
     for size in range(4):
         for chars in itertools.product(_SMALL, repeat=size):
             header = f"{start}{''.join(chars)}\n"
-            fast = _simple_front_matter(header)
+            fast = simple_front_matter(header)
             if fast is not None:
                 taken += 1
                 assert fast == _yaml(header), header
@@ -118,8 +118,8 @@ def test_fast_path_reads_what_yaml_reads_for_every_short_value(start: str) -> No
 )
 def test_fast_path_reads_ordinary_lines(line: str, value: str) -> None:
     key = line.split(":", 1)[0]
-    assert _simple_front_matter(f"{line}\n") == ({key: value}, {key: 2})
-    assert _load_yaml("s.md", f"{line}\n") == ({key: value}, {key: 2})
+    assert simple_front_matter(f"{line}\n") == ({key: value}, {key: 2})
+    assert load_yaml("s.md", f"{line}\n") == ({key: value}, {key: 2})
 
 
 @pytest.mark.parametrize(
@@ -146,12 +146,12 @@ def test_fast_path_reads_ordinary_lines(line: str, value: str) -> None:
     ],
 )
 def test_fast_path_leaves_everything_else_to_yaml(line: str) -> None:
-    assert _simple_front_matter(f"{line}\n") is None
+    assert simple_front_matter(f"{line}\n") is None
 
 
 def test_blank_lines_and_empty_headers_go_to_yaml() -> None:
-    assert _simple_front_matter("title: a\n\ndate: 2020-08-26\n") is None
-    assert _simple_front_matter("") is None
+    assert simple_front_matter("title: a\n\ndate: 2020-08-26\n") is None
+    assert simple_front_matter("") is None
 
 
 def test_the_example_site_takes_the_fast_path() -> None:
@@ -161,7 +161,7 @@ def test_the_example_site_takes_the_fast_path() -> None:
     for path in files:
         if "demo" in path.parts:
             continue
-        header, _ = _split_front_matter(path.name, path.read_text("utf-8").replace("\r\n", "\n"))
-        fast = _simple_front_matter(header)
+        header, _ = split_front_matter(path.name, path.read_text("utf-8").replace("\r\n", "\n"))
+        fast = simple_front_matter(header)
         assert fast is not None, path
-        assert fast == _load_yaml(path.name, header)
+        assert fast == load_yaml(path.name, header)

@@ -11,8 +11,8 @@ import pytest
 from lxml import etree
 
 from statement_feeds.config import Config, load_config
-from statement_feeds.feeds.atom import resolve_urls
 from statement_feeds.feeds.build import Publisher
+from statement_feeds.feeds.urls import resolve_urls
 
 ATOM = "http://www.w3.org/2005/Atom"
 NS = {"a": ATOM, "fh": "http://purl.org/syndication/history/1.0"}

@@ -22,9 +22,9 @@ from statement_feeds.config import Config
 from statement_feeds.domain.markup import render_html
 from statement_feeds.domain.problems import Problem
 from statement_feeds.domain.statements import SiteDefaults, parse_statement
-from statement_feeds.feeds import build as service
 from statement_feeds.feeds import parse as parsing
-from statement_feeds.feeds import workers
+from statement_feeds.feeds import parse_stage, workers
+from statement_feeds.feeds import render as rendering
 from statement_feeds.feeds.atom import Document
 from statement_feeds.feeds.build import Publisher
 from statement_feeds.feeds.cache import BuildCache
@@ -48,7 +48,7 @@ def site(root: Path, max_entries: int = 4) -> Config:
 def build(config: Config, monkeypatch: pytest.MonkeyPatch, *, parallel: bool) -> list[str]:
     threshold = 2 if parallel else 10_000
     monkeypatch.setattr(parsing, "_PARALLEL_FROM", threshold)
-    monkeypatch.setattr(service, "_RENDER_PARALLEL_FROM", threshold)
+    monkeypatch.setattr(rendering, "_RENDER_PARALLEL_FROM", threshold)
     report = Publisher(config, clock=lambda: NOW).build()
     return [f"{p.source}: {p.message}" for p in report.problems]
 
@@ -82,7 +82,7 @@ def test_forked_render_workers_are_sent_indices_not_documents(
     marks = tmp_path / "marks"
     marks.mkdir()
     monkeypatch.setattr(_Marks, "folder", marks)
-    monkeypatch.setattr(service, "_render_shared", _marked_render)
+    monkeypatch.setattr(rendering, "_render_shared", _marked_render)
     build(site(many, max_entries=2), monkeypatch, parallel=True)
     renderers = {int(mark.name.split("-")[0]) for mark in marks.iterdir()}
     assert len(list(marks.iterdir())) >= 16  # every document went by its index...
@@ -122,7 +122,7 @@ def test_spawned_workers_publish_the_same_bytes(
 
 class _Marks:
     folder = Path()
-    render = service._render_shared
+    render = rendering._render_shared
 
 
 def _marked_render(index: int) -> bool:
@@ -283,7 +283,7 @@ def test_a_cold_build_stores_its_statements_in_batches_and_loses_none(
         add_parsed(self, items)
 
     monkeypatch.setattr(BuildCache, "add_parsed", counted)
-    monkeypatch.setattr(service, "_CACHE_BATCH", 3)
+    monkeypatch.setattr(parse_stage, "_CACHE_BATCH", 3)
     build(site(batched), monkeypatch, parallel=False)
     assert added and all(n == 3 for n in added)  # batches went in during the parse
     assert _cached(batched) == _cached(whole)
@@ -296,13 +296,13 @@ def test_a_build_that_fails_after_a_batch_was_stored_is_redone_right(
 ) -> None:
     clean, failed = tmp_path / "clean", tmp_path / "failed"
     build(site(clean), monkeypatch, parallel=False)
-    monkeypatch.setattr(service, "_CACHE_BATCH", 3)
+    monkeypatch.setattr(parse_stage, "_CACHE_BATCH", 3)
 
     def broken(*args: object, **kwargs: object) -> NoReturn:
         raise OSError("disk full")
 
     config = site(failed)
-    monkeypatch.setattr(service, "_save_parsed", broken)  # the last store, after the batches
+    monkeypatch.setattr(parse_stage, "_save_parsed", broken)  # the last store, after the batches
     with pytest.raises(OSError, match="disk full"):
         build(config, monkeypatch, parallel=False)
     assert 0 < len(_cached(failed)) < 31  # the batches stored before it, not the rest

@@ -1,4 +1,5 @@
 """Statement files → parse (worker pool, spool) → catalog → feed documents →
-atomic output. ``build.Publisher`` runs the pipeline; ``atom`` is the output format;
-the build cache (``cache``) is per host, not shared state.
+atomic output. ``build.Publisher`` runs the pipeline; an output format meets
+``formats.FeedFormat`` (``atom``, the one in ``build.FORMATS``); the build cache
+(``cache``) is per host, not shared state.
 """

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Set
 from datetime import datetime, tzinfo
 from pathlib import Path
 from types import TracebackType
@@ -17,8 +17,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..domain.statements import Statement
+from .parse import KeyText
 
-__all__ = ["BuildCache"]
+__all__ = ["BuildCache", "FileHint"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS parsed (
@@ -43,6 +44,11 @@ _COLUMNS = (
     "key, source, id, lang, translation_key, title, published, published_zone, updated,"
     " updated_zone, url, summary, author, draft, digest"
 )
+
+
+FileHint = tuple[str, KeyText]
+"""What a build recorded of one file: (its signature, the key it parsed to). A plain
+tuple: one per file per build (a NamedTuple is made by a Python-level __new__)."""
 
 
 class BuildCache:
@@ -92,8 +98,8 @@ class BuildCache:
     def close(self) -> None:
         self._db.close()
 
-    def parsed(self) -> dict[str, Statement]:
-        found: dict[str, Statement] = {}
+    def parsed(self) -> dict[KeyText, Statement]:
+        found: dict[KeyText, Statement] = {}
         zones: dict[str, tzinfo] = {}  # one object per zone: same-zone comparisons are fast
         for row in self._db.execute(f"SELECT {_COLUMNS} FROM parsed"):
             try:  # (a try costs nothing in 3.11; a context manager per row did)
@@ -102,31 +108,31 @@ class BuildCache:
                 continue
         return found
 
-    def store_parsed(self, items: Iterable[tuple[str, Statement]], keep: set[str]) -> None:
+    def store_parsed(self, items: Iterable[tuple[KeyText, Statement]], keep: Set[str]) -> None:
         """Add new rows and drop those no longer used (``keep``), in one transaction."""
         with self._transaction():
             self._insert_parsed(items)
             stale = [(k,) for (k,) in self._db.execute("SELECT key FROM parsed") if k not in keep]
             self._db.executemany("DELETE FROM parsed WHERE key = ?", stale)
 
-    def add_parsed(self, items: Iterable[tuple[str, Statement]]) -> None:
+    def add_parsed(self, items: Iterable[tuple[KeyText, Statement]]) -> None:
         """Add new rows (a batch while parsing goes on); :meth:`store_parsed` ends it."""
         with self._transaction():
             self._insert_parsed(items)
 
-    def _insert_parsed(self, items: Iterable[tuple[str, Statement]]) -> None:
+    def _insert_parsed(self, items: Iterable[tuple[KeyText, Statement]]) -> None:
         self._db.executemany(
             f"INSERT OR REPLACE INTO parsed ({_COLUMNS}) VALUES ({', '.join('?' * 15)})",
             (_row(key, statement) for key, statement in items),
         )
 
-    def file_hints(self) -> dict[str, tuple[str, str]]:
+    def file_hints(self) -> dict[str, FileHint]:
         """source → (signature, parse key) recorded by the last build."""
         rows = self._db.execute("SELECT source, signature, key FROM files").fetchall()
         return {source: (signature, key) for source, signature, key in rows}
 
     def store_file_hints(
-        self, hints: dict[str, tuple[str, str]], previous: dict[str, tuple[str, str]] | None = None
+        self, hints: dict[str, FileHint], previous: dict[str, FileHint] | None = None
     ) -> None:
         """Record ``hints``; with the ``previous`` ones (as read), write only the difference:
         a rebuild after one edit changes one row of 10,000."""
@@ -177,7 +183,7 @@ class BuildCache:
         self._db.execute("COMMIT")
 
 
-def _row(key: str, s: Statement) -> tuple[Any, ...]:
+def _row(key: KeyText, s: Statement) -> tuple[Any, ...]:
     return (
         key, s.source, s.id, s.lang, s.translation_key, s.title,
         s.published.isoformat(), _zone_key(s.published), s.updated.isoformat(),

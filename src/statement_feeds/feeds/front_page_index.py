@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .atom import Document
+from .formats import Document
 
 __all__ = [
     "EMPTY",

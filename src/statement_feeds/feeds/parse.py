@@ -26,20 +26,22 @@ from dataclasses import dataclass, fields, replace
 from functools import partial
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, NewType
 from urllib.parse import urljoin
 
 from ..domain.markup import render_html, render_raw
 from ..domain.problems import Problem
 from ..domain.sanitizing import sanitize_rendered
 from ..domain.statements import SiteDefaults, Statement, content_digest, parse_statement
-from .atom import resolve_urls
 from .files import Listed, SourceFile, read_source
+from .urls import resolve_urls
 from .workers import process_map
 
 __all__ = [
     "ContentRef",
+    "KeyText",
     "ParseContext",
+    "ParseKey",
     "Parsed",
     "Spool",
     "SpoolReader",
@@ -69,11 +71,11 @@ class Parsed:
     """One file's outcome. ``key`` None: it could not be read (or is gone).
 
     ``statement`` has no body; it is None when the file is invalid (``problems`` says
-    why). Only files the caller does not hold parsed are sent (see ``Publisher._parse``).
+    why). Only files the caller does not hold parsed are sent (see ``parse_stage``).
     """
 
     source: str
-    key: str | None
+    key: KeyText | None
     signature: str
     statement: Statement | None
     problems: tuple[Problem, ...]
@@ -88,8 +90,31 @@ class Parsed:
 _parsed_values = attrgetter(*(f.name for f in fields(Parsed)))
 
 
-def cache_key(data: bytes, defaults_key: str, source: str, digest: str | None = None) -> str:
-    return f"{digest or content_digest(data)}|{defaults_key}|{source}"
+KeyText = NewType("KeyText", str)
+"""A :class:`ParseKey` as the build cache stores it, and as builds compare keys: one
+string, cheap to hash (statements are looked up by it once per file per build)."""
+
+
+class ParseKey(NamedTuple):
+    """What a parsed statement follows from: the file's bytes, the parser with its
+    settings, and the file's path. Kept as :class:`KeyText` (``cache_key`` writes it);
+    read back with :meth:`from_text` where a part is needed."""
+
+    digest: str  # content_digest of the file's bytes
+    parsed_with: str  # names the parser version and the site defaults (a config change)
+    source: str
+
+    @classmethod
+    def from_text(cls, text: KeyText) -> ParseKey:
+        digest, _, rest = text.partition("|")  # the digest and parsed_with are hex
+        parsed_with, _, source = rest.partition("|")
+        return cls(digest, parsed_with, source)
+
+
+def cache_key(data: bytes, defaults_key: str, source: str, digest: str | None = None) -> KeyText:
+    """The key of a file's parse: what ``ParseKey.from_text`` reads. Written directly,
+    not through a ParseKey: a NamedTuple's __new__ runs in Python, once per file."""
+    return KeyText(f"{digest or content_digest(data)}|{defaults_key}|{source}")
 
 
 def content_html(url: str, body: str, raw: str | None = None) -> str:
