@@ -213,15 +213,9 @@ def reads_the_environment(path: Path) -> bool:
     return False
 
 
-# state/secrets.py reads $STATEMENT_FEEDS_SECRET_KEY (and already raises ConfigError
-# naming it): state/ is being turned into a protocol interface in another branch, which
-# takes it from environment.py. Remove it here then.
-READS_ENVIRONMENT_FOR_NOW = {"state.secrets"}
-
-
 def test_only_environment_module_reads_the_environment() -> None:
     readers = {name for name, path in MODULES.items() if reads_the_environment(path)}
-    assert readers - READS_ENVIRONMENT_FOR_NOW == {"environment"}, (
+    assert readers == {"environment"}, (
         f"read the environment outside environment.py: {sorted(readers - {'environment'})}"
     )
 

@@ -39,6 +39,7 @@ CONFIG_ENV = "STATEMENT_FEEDS_CONFIG"
 PASSWORD_ENV = "STATEMENT_FEEDS_SMTP_PASSWORD"
 TRUSTED_PROXIES_ENV = "STATEMENT_FEEDS_TRUSTED_PROXIES"
 METRICS_TOKEN_ENV = "STATEMENT_FEEDS_METRICS_TOKEN"
+SECRET_KEY_ENV = "STATEMENT_FEEDS_SECRET_KEY"
 FAKE_NOW_ENV = "STATEMENT_FEEDS_FAKE_NOW"
 FAKE_START_ENV = "STATEMENT_FEEDS_FAKE_START"
 # systemd's, not ours; read here all the same, so that one module knows the environment.
@@ -62,6 +63,12 @@ def check_environment(environ: Environ = None) -> None:
 def config_file(environ: Environ = None) -> str:
     """``$STATEMENT_FEEDS_CONFIG``: the configuration file when ``--config`` is not given."""
     return _get(CONFIG_ENV, environ)
+
+
+def secret_keys(environ: Environ = None) -> str:
+    """``$STATEMENT_FEEDS_SECRET_KEY``: signing keys, comma-separated (checked by
+    ``state.secrets``, which names the variable when one is too short)."""
+    return _get(SECRET_KEY_ENV, environ)
 
 
 def smtp_password(environ: Environ = None) -> str:

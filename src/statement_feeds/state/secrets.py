@@ -14,19 +14,19 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
+from .. import environment
 from ..errors import ConfigError, StateError
 
 __all__ = ["KEY_FILE", "SECRET_ENV", "load_keys"]
 
-SECRET_ENV = "STATEMENT_FEEDS_SECRET_KEY"
+SECRET_ENV = environment.SECRET_KEY_ENV
 KEY_FILE = "secret.key"
 _MIN_LENGTH = 16
 
 
 def load_keys(state_dir: Path, environ: Mapping[str, str] | None = None) -> list[bytes]:
     """The signing keys, newest first; creates the key file when there is none."""
-    environ = os.environ if environ is None else environ
-    configured = environ.get(SECRET_ENV, "")
+    configured = environment.secret_keys(environ)
     if configured.strip():
         return _parse(configured, SECRET_ENV)
     path = state_dir / KEY_FILE
