@@ -50,6 +50,8 @@ def status(ctx: Context) -> None:
         f"ledger   sent {c.sent}, pending {c.pending}, deferred {c.deferred}, "
         f"failed {c.failed}{retry}"
     )
+    if c.failed or c.deferred:  # where to see which addresses and what their servers said
+        click.echo("see      statement-feeds deliveries --state failed (or --state deferred)")
     # Not "pending": these may have reached the server already (outcome unknown).
     click.echo(
         f"sending  {c.sending} handed to SMTP with no reply recorded yet"

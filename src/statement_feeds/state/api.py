@@ -40,7 +40,7 @@ the sender's event loop, together with the next hand-overs::
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -52,8 +52,10 @@ from ..domain.subscribers import Subscriber
 from ..domain.web_subscribers import Preferences
 
 __all__ = [
+    "DELIVERY_FILTERS",
     "DELIVERY_STATES",
     "Delivery",
+    "DeliveryRow",
     "Edition",
     "EditionStatus",
     "Ledger",
@@ -68,6 +70,9 @@ __all__ = [
 ]
 
 DELIVERY_STATES = ("pending", "sending", "sent", "deferred", "failed", "cancelled")
+# What ``Ledger.deliveries`` filters on: a state, or "bounced" (a failed delivery whose
+# address is marked bounced now: what ``retry_failed`` leaves alone).
+DELIVERY_FILTERS = (*DELIVERY_STATES, "bounced")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +110,21 @@ class Outcome:
     error: str | None = None  # the reply or error text
     next_attempt_at: datetime | None = None  # deferred: when to try again
     bounced: bool = False  # failed: the server refused the mailbox (a hard bounce)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    """One delivery as the ledger holds it, for reports (``statement-feeds deliveries``)."""
+
+    edition_id: int
+    email: str
+    state: str  # one of DELIVERY_STATES
+    attempts: int
+    last_code: int | None  # the last SMTP reply code, when there was a reply
+    last_error: str | None  # the last reply or error text
+    next_attempt_at: datetime | None  # pending / deferred only: when it is due
+    updated_at: datetime
+    address_bounced: bool  # the address is marked bounced (nothing more goes to it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +211,16 @@ class Ledger(Protocol):
         """``failed`` → ``pending`` (not for bounced or unsubscribed addresses)."""
 
     def counts(self, edition_id: int | None = None) -> LedgerCounts: ...
+
+    def deliveries(
+        self,
+        edition_id: int | None = None,
+        state: str | None = None,
+        address: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[DeliveryRow]:
+        """Deliveries by edition, then address, streamed; ``state`` is one of
+        DELIVERY_FILTERS, ``address`` any spelling of an address (its email key)."""
 
     def next_attempt_at(self) -> datetime | None:
         """When the earliest deferred delivery is due (for the daemon's timer)."""

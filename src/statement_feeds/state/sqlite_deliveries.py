@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..domain.subscribers import email_key
-from .api import Delivery, LedgerCounts, Outcome
+from .api import DELIVERY_FILTERS, Delivery, DeliveryRow, LedgerCounts, Outcome
 from .sqlite_errors import map_sqlite_errors, translated
 from .sqlite_parts import SqliteParts
 from .timestamps import from_ts, to_ts
@@ -67,6 +67,36 @@ _FAILED = (
     "UPDATE deliveries SET state = 'failed', last_code = ?, last_error = ?,"
     " claimed_by = NULL, updated_at = ?" + _MINE
 )
+
+
+_REPORT = (
+    "SELECT d.edition_id, d.email, d.state, d.attempts, d.last_code, d.last_error,"
+    " CASE WHEN d.state IN ('pending', 'deferred') THEN d.next_attempt_at END,"
+    " d.updated_at, s.bounced_at IS NOT NULL"
+    " FROM deliveries d LEFT JOIN subscribers s ON s.email = d.email_key"
+)
+
+
+def _report_filters(
+    edition_id: int | None, state: str | None, address: str | None
+) -> tuple[str, list[object]]:
+    """The WHERE clause of ``deliveries`` and its parameters."""
+    if state is not None and state not in DELIVERY_FILTERS:
+        raise ValueError(f"unknown delivery state {state!r}")
+    where: list[str] = []
+    params: list[object] = []
+    if edition_id is not None:
+        where.append("d.edition_id = ?")
+        params.append(edition_id)
+    if state == "bounced":
+        where.append("d.state = 'failed' AND s.bounced_at IS NOT NULL")
+    elif state is not None:
+        where.append("d.state = ?")
+        params.append(state)
+    if address is not None:  # the key, as everything is keyed: any spelling finds it
+        where.append("d.email_key = ?")
+        params.append(email_key(address))
+    return (" WHERE " + " AND ".join(where)) if where else "", params
 
 
 def _ids(text: str) -> tuple[str, ...]:
@@ -252,6 +282,36 @@ class DeliveryStateMachine(SqliteParts):
                 (edition_id,),
             )
         return LedgerCounts(**{state: int(n) for state, n in rows})
+
+    def deliveries(
+        self,
+        edition_id: int | None = None,
+        state: str | None = None,
+        address: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[DeliveryRow]:
+        """Deliveries by edition, then address, streamed from the cursor.
+
+        A generator (``translated`` leaves it alone), so the errors are mapped here.
+        """
+        where, params = _report_filters(edition_id, state, address)
+        sql = _REPORT + where + " ORDER BY d.edition_id, d.email_key"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with map_sqlite_errors("read deliveries"):
+            for r in self._db.execute(sql, params):
+                yield DeliveryRow(
+                    edition_id=int(r[0]),
+                    email=r[1],
+                    state=r[2],
+                    attempts=int(r[3]),
+                    last_code=None if r[4] is None else int(r[4]),
+                    last_error=r[5],
+                    next_attempt_at=from_ts(r[6]) if r[6] else None,
+                    updated_at=from_ts(r[7]),
+                    address_bounced=bool(r[8]),
+                )
 
     def next_attempt_at(self) -> datetime | None:
         """When the earliest open delivery is due: a claimed one when its lease ends."""
