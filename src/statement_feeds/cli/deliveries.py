@@ -57,7 +57,12 @@ def deliveries(
     address: str | None,
     output_format: str,
 ) -> None:
-    """One line per delivery: address, state, attempts, last SMTP reply, next attempt."""
+    """One line per delivery: address, state, attempts, last SMTP reply, next attempt.
+
+    Text columns: edition, address, state, attempts, reply code, enhanced code, next
+    attempt (pending and deferred only; ISO 8601 in the site's time zone), reply text;
+    "-" where there is none. Nothing matching: no output, exit 0.
+    """
     from ..state.open import open_store
 
     config = ctx.config
