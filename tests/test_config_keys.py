@@ -66,6 +66,12 @@ def test_an_unknown_name_names_file_line_key_and_the_nearest_known_key(
     assert hint in str(error)
 
 
+def test_the_first_problem_in_the_file_is_named(tmp_path: Path) -> None:
+    # tomllib puts [site.extra] (line 8) under [site], ahead of [feeds] in its dict.
+    error = _load(tmp_path, BASE + "excerpt_word = 3\n[site.extra]\na = 1\n")
+    assert (error.key, error.line) == ("feeds.excerpt_word", 7)
+
+
 def test_a_known_section_elsewhere_in_the_file_is_not_flagged(tmp_path: Path) -> None:
     path = tmp_path / "statement-feeds.toml"
     path.write_text(BASE + '[http]\npublic_url = "https://example.org/n/"\n', encoding="utf-8")

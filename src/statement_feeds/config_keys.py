@@ -60,14 +60,16 @@ _CONTRACT_ONLY_SECTIONS = {"state": frozenset({"url"})}
 
 
 def check_keys(raw: Mapping[str, Any], text: str, path: str) -> None:
-    """Raise :class:`ConfigError` for the first section or key the code does not know."""
-    for dotted, message in _problems(raw):
-        line = line_of(text, dotted.split("."))
-        raise ConfigError(message, path=path, key=dotted, line=line)
+    """Raise :class:`ConfigError` for the first section or key (by line) the code does not
+    know; tomllib's tables come in first-mention order, not quite the file's."""
+    found = [(line_of(text, dotted.split(".")), dotted, why) for dotted, why in _problems(raw)]
+    if found:
+        line, dotted, why = min(found, key=lambda p: (p[0] is None, p[0] or 0))
+        raise ConfigError(why, path=path, key=dotted, line=line)
 
 
 def _problems(raw: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    """(dotted key, message) for every unknown or unsupported name, in file order."""
+    """(dotted key, message) for every unknown or unsupported name."""
     for section, table in raw.items():
         if section in NOT_YET_SUPPORTED:
             yield section, _not_yet(f"the [{section}] section")
@@ -141,10 +143,9 @@ def _not_yet(what: str) -> str:
 
 # A [table] or [[array]] header, and the key of a `key = value` line (bare, quoted, dotted).
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\[\]]+?)\s*\]\]?\s*(?:#.*)?$")
-_KEY = re.compile(
-    r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=(.*)$"""
-)
-_PART = re.compile(r"""[A-Za-z0-9_-]+|"[^"]*"|'[^']*'""")
+_NAME = r"""[A-Za-z0-9_-]+|"[^"]*"|'[^']*'"""
+_KEY = re.compile(rf"^\s*((?:{_NAME})(?:\s*\.\s*(?:{_NAME}))*)\s*=(.*)$")
+_PART = re.compile(_NAME)
 
 
 def line_of(text: str, target: list[str]) -> int | None:
