@@ -3,8 +3,8 @@
 * ``domain/`` is pure: no I/O, asyncio, sqlite, sockets or subprocesses, and nothing of
   ours outside it.
 * Dependencies point one way: cli → daemon → web → digests → feeds → state → shared →
-  domain, where shared is config, environment, errors, logs, clock, processes and
-  locales. A package
+  domain, where shared is config, config_keys, environment, errors, logs, clock,
+  processes and locales. A package
   imports only packages to its right.
 * Only ``state/`` knows a database: nothing else imports ``sqlite3`` (the build cache
   ``feeds/cache.py`` is a per-host file of the build, not the state store).
@@ -28,7 +28,17 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "statement_feeds"
 PACKAGE = "statement_feeds"
 # Left to right: each may import only from those after it (and from itself).
 LAYERS = ["cli", "daemon", "web", "digests", "feeds", "state", "shared", "domain"]
-SHARED = {"config", "environment", "errors", "logs", "clock", "processes", "locales", "__init__"}
+SHARED = {
+    "config",
+    "config_keys",
+    "environment",
+    "errors",
+    "logs",
+    "clock",
+    "processes",
+    "locales",
+    "__init__",
+}
 FORBIDDEN_IN_DOMAIN = {
     "asyncio",
     "sqlite3",

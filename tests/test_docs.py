@@ -9,6 +9,7 @@ import click
 import pytest
 
 from statement_feeds.cli import cli
+from statement_feeds.config_keys import SECTIONS
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
@@ -105,3 +106,10 @@ def test_the_key_scan_finds_the_contract_keys() -> None:
     assert {"site.url", "feeds.excerpt_words", "digest.misfire_grace", "smtp.security"} <= keys
     assert {"paths.statements", "paths.state", "paths.outbox"} <= keys
     assert len(keys) >= 20
+
+
+def test_the_declared_keys_are_the_keys_read() -> None:
+    """config_keys.SECTIONS (what a file may hold) is exactly what config.py reads, plus
+    smtp.password, declared only so that it is refused with its own message."""
+    declared = {f"{section}.{key}" for section, keys in SECTIONS.items() for key in keys}
+    assert declared == _config_keys() | {"smtp.password"}

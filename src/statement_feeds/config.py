@@ -4,7 +4,8 @@ Lookup order: ``--config PATH``, then ``$STATEMENT_FEEDS_CONFIG``, then
 ``./statement-feeds.toml``. Relative paths resolve against the config file's
 folder. Secrets come only from the environment (``STATEMENT_FEEDS_SMTP_PASSWORD``, read
 like every environment variable in :mod:`statement_feeds.environment`).
-Every problem raises :class:`ConfigError` naming the key and how to fix it.
+Every problem raises :class:`ConfigError` naming the key and how to fix it; a section
+or key the code does not know is one too (:mod:`statement_feeds.config_keys`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .config_keys import SECTIONS, check_keys
 from .domain.langtags import canonical_tag
 from .domain.schedule import plainly_valid_crontab, standard_crontab
 from .environment import CONFIG_ENV, Environ, config_file, smtp_password
@@ -128,7 +130,8 @@ def find_config(explicit: str | None, cwd: Path | None = None) -> Path:
 def load_config(path: Path, environ: Environ = None) -> Config:
     """Read and validate the configuration file at ``path``."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(
             "configuration file not found; pass --config PATH or set "
@@ -139,6 +142,7 @@ def load_config(path: Path, environ: Environ = None) -> Config:
         raise ConfigError(f"cannot read configuration: {exc}", path=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", path=str(path)) from None
+    check_keys(raw, text, str(path.resolve()))  # a typo is an error, not a silent default
     return _build(path.resolve(), raw, environ)
 
 
@@ -176,6 +180,9 @@ class _Reader:
         return value
 
     def value(self, table: str, key: str, default: Any) -> Any:
+        if key not in SECTIONS.get(table, ()):
+            # A programming error: check_keys would refuse this key in every file.
+            raise LookupError(f"{table}.{key} is read but not declared in config_keys.SECTIONS")
         return self.table(table).get(key, default)
 
     def string(self, table: str, key: str, default: str | None = None) -> str:

@@ -4,7 +4,7 @@ The tree (every class carries the data a caller needs to act on it)::
 
     StatementFeedsError             the CLI: a message and exit code 2, whatever the kind
     ├── ConfigError                 bad or missing configuration: the file, an environment
-    │                               variable, a template (.path, .key); only that
+    │                               variable, a template (.path, .line, .key); only that
     ├── NothingToPreview            `digest preview`: no published statement in .lang
     ├── StateError                  the state folder or database cannot be used
     │   ├── StoreError              a database operation failed (disk full, I/O error,
@@ -53,10 +53,19 @@ class StatementFeedsError(Exception):
 class ConfigError(StatementFeedsError):
     """The configuration file is missing, unreadable or has a bad value."""
 
-    def __init__(self, message: str, *, path: str | None = None, key: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        key: str | None = None,
+        line: int | None = None,
+    ) -> None:
         self.path = path
         self.key = key
-        where = ": ".join(part for part in (path, key) if part)
+        self.line = line  # in the file at ``path``, when known: ``path:line: key: message``
+        place = f"{path}:{line}" if path and line else path
+        where = ": ".join(part for part in (place, key) if part)
         super().__init__(f"{where}: {message}" if where else message)
 
 
