@@ -405,6 +405,45 @@ def test_status_shows_the_last_build_the_daemon_and_the_next_editions(tmp_path: 
     assert "next     weekly  edition due" in after.output
 
 
+def _environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("STATEMENT_FEEDS_")}
+
+
+def test_status_into_a_closed_pipe_exits_quietly_as_unix_tools_do(tmp_path: Path) -> None:
+    """``status | head -1`` once said "cannot use: Broken pipe ... check the paths", exit 2."""
+    config = make_site_for_oserror(tmp_path)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before the first line: every write is EPIPE
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "statement_feeds", "--config", str(config), "status"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            env=_environment(),
+            timeout=TIMEOUT,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.stderr == b""
+    assert done.returncode == 141  # what a shell shows for a tool SIGPIPE killed
+
+
+def test_status_piped_to_head_prints_one_line_and_nothing_on_stderr(tmp_path: Path) -> None:
+    config = make_site_for_oserror(tmp_path)
+    command = f"'{sys.executable}' -m statement_feeds --config '{config}' status | head -n 1"
+    done = subprocess.run(
+        ["sh", "-c", command],
+        capture_output=True,
+        text=True,
+        env=_environment(),
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert len(done.stdout.splitlines()) == 1
+
+
 def _site_with_subscribers(root: Path, csv: str, http: str) -> Path:
     config = make_site_for_oserror(root)
     (root / "subscribers").mkdir()

@@ -276,6 +276,29 @@ def sigterm_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SigtermRun
         server.stop()
 
 
+def test_a_fresh_state_warns_of_no_edition_that_was_never_due(tmp_path: Path) -> None:
+    """A fresh state folder once logged "edition skipped" for yesterday's daily and last
+    Monday's weekly edition; nobody was subscribed then. Once subscribers have joined, an
+    edition missed for good is still a warning; the weekly one from before them is not."""
+    with RecordingServer() as server:
+        site = DigestSite(tmp_path, server.port)
+        site.subscribe(readers(2))
+        fresh = site.start(fake_start=JOINED)  # daily due 23 h ago, weekly 2 days ago
+        fresh.wait_ready()
+        until(lambda: fresh.log_text().count("action=never_due") >= 2, 20, fresh)
+        assert fresh.terminate()[0] == 0
+        assert "edition skipped" not in fresh.log_text()
+
+        late = site.start(fake_start=DUE + timedelta(hours=7))  # grace is 6 h
+        late.wait_ready()
+        late.wait_log('event="edition skipped')
+        until(lambda: "action=never_due" in late.log_text(), 20, late)
+        assert late.terminate()[0] == 0
+        skipped = [line for line in late.log_text().splitlines() if "edition skipped" in line]
+        assert len(skipped) == 1 and "frequency=daily" in skipped[0], skipped
+        assert site.editions() == [] and server.messages == []
+
+
 def test_sigterm_mid_edition_exits_zero_and_a_restart_delivers_the_rest(
     sigterm_run: SigtermRun,
 ) -> None:

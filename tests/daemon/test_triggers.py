@@ -26,6 +26,7 @@ from statement_feeds.domain.schedule import (
     is_repeated_wall_time,
     plainly_valid_crontab,
     standard_crontab,
+    unless_before_history,
 )
 
 LONDON = ZoneInfo("Europe/London")
@@ -89,6 +90,30 @@ def test_latest_due_weekly_and_every_minute() -> None:
     assert latest_due("0 7 * * mon", LONDON, wednesday) == utc(2025, 1, 13, 7)
     assert latest_due("* * * * *", LONDON, utc(2025, 1, 15, 12, 0, 30)) == utc(2025, 1, 15, 12)
     assert latest_due("0 7 1 1 *", LONDON, wednesday, horizon=timedelta(days=1)) is None
+
+
+@pytest.mark.parametrize(
+    ("history_start", "action"),
+    [
+        (None, Action.NEVER_DUE),  # no subscriber, no edition yet: a fresh state folder
+        (utc(2025, 1, 15, 13), Action.NEVER_DUE),  # the first subscriber came after 07:00
+        (utc(2025, 1, 15, 7), Action.TOO_LATE),  # joined at the due time: it was missed
+        (utc(2024, 1, 1), Action.TOO_LATE),  # an established site that was down
+    ],
+)
+def test_an_edition_due_before_the_state_had_anyone_was_never_due(
+    history_start: datetime | None, action: Action
+) -> None:
+    now, due = utc(2025, 1, 15, 20), utc(2025, 1, 15, 7)
+    decision = unless_before_history(decide("daily", due, now, GRACE, False), history_start)
+    assert (decision.action, decision.due_at, decision.late) == (action, due, now - due)
+
+
+def test_only_a_skipped_edition_can_be_never_due() -> None:
+    now, due = utc(2025, 1, 15, 8), utc(2025, 1, 15, 7)
+    for exists in (False, True):
+        decision = decide("daily", due, now, GRACE, exists)
+        assert unless_before_history(decision, None) == decision
 
 
 @pytest.mark.parametrize(

@@ -429,8 +429,9 @@ def test_unknown_key_is_reported_with_the_known_ones() -> None:
     ("line", "message"),
     [
         ("draft: maybe", "'draft' must be true or false"),
-        ("url: /relative/", "'url' must be an absolute http(s) URL"),
-        ("url: javascript:alert(1)", "'url' must be an absolute http(s) URL"),
+        ("url: relative/", "'url' must be an absolute http(s) URL or a path"),
+        ("url: javascript:alert(1)", "'url' must be an absolute http(s) URL or a path"),
+        ("url: //evil.example/x/", "'url' may not start with '//'"),
         ("author: ''", "'author' must be non-empty text"),
         ("translation_key: [a, b]", "'translation_key' must be non-empty text"),
         ("title: [a, b]", "'title' must be plain text"),

@@ -50,6 +50,18 @@ def test_is_a_ledger(store: SqliteStore) -> None:
         assert implemented[: len(wanted)] == wanted, f"SqliteStore.{name} differs from Ledger"
 
 
+def test_history_starts_at_the_first_join_or_edition(tmp_path: Path) -> None:
+    with SqliteStore.open(tmp_path / "a") as fresh:
+        assert fresh.history_start() is None
+        fresh.sync_subscribers(["b@example.org"], T0 + timedelta(days=2))
+        assert fresh.history_start() == T0 + timedelta(days=2)
+        plan(fresh, due=T0)  # planned at T0, before anyone joined (``send`` by hand)
+        assert fresh.history_start() == T0
+    with SqliteStore.open(tmp_path / "b") as editions_only:
+        plan(editions_only, due=T0 + timedelta(hours=1))
+        assert editions_only.history_start() == T0 + timedelta(hours=1)
+
+
 def test_migrations_from_empty_and_reopen_is_idempotent(tmp_path: Path) -> None:
     path = tmp_path / "state" / "state.sqlite"
     SqliteStore(path).close()

@@ -3,6 +3,7 @@ codes, and the translation of our errors into a message and exit code 2."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from ..environment import check_environment
 from ..errors import StatementFeedsError
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
     "EXIT_INVALID_INPUT",
     "EXIT_OK",
     "EXIT_USAGE",
@@ -25,6 +27,10 @@ __all__ = [
 ]
 
 EXIT_OK, EXIT_INVALID_INPUT, EXIT_USAGE = 0, 1, 2
+# A reader that stopped early (``status | head -1``): the status a shell gives a tool that
+# SIGPIPE killed (128 + 13), as ``git log | head -1`` gets. Not the Python docs' 1, which
+# is our "some input was invalid"; 141 is what ``set -o pipefail`` scripts already expect.
+EXIT_BROKEN_PIPE = 141
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -49,7 +55,11 @@ def handles_errors(func: F) -> F:
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
+            sys.stdout.flush()  # a closed reader shows here, not in the interpreter's exit
+            return result
+        except BrokenPipeError:
+            _exit_quietly_on_closed_stdout()
         # ConfigError, NothingToPreview, DeliveryHalted (the SMTP circuit breaker),
         # LockHeldError, StateError, StoreError: each says what to do in its message.
         except StatementFeedsError as exc:
@@ -66,6 +76,23 @@ def handles_errors(func: F) -> F:
             sys.exit(EXIT_USAGE)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _exit_quietly_on_closed_stdout() -> None:
+    """Exit as Unix tools do when the reader of stdout has gone: no message.
+
+    Python ignores SIGPIPE, so the write raises instead of killing us; see "Note on
+    SIGPIPE" in the signal module's docs. Output still buffered would be flushed at exit
+    and fail again with "Exception ignored ... BrokenPipeError" on stderr: stdout is
+    pointed at /dev/null first. Our commands write to no other pipe (SMTP is a socket
+    whose errors are its own), so a BrokenPipeError here is stdout's.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (an in-process test runner)
+        pass
+    sys.exit(EXIT_BROKEN_PIPE)
 
 
 def report_problems(problems: list[Any]) -> None:

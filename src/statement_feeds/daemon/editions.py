@@ -18,7 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from ..clock import Clock
 from ..config import Config
-from ..domain.schedule import Action, Decision, decide
+from ..domain.schedule import Action, Decision, decide, unless_before_history
 from ..logs import event
 from .runner import FREQUENCIES, EditionRunner
 from .timers import Tasks, Timers
@@ -145,6 +145,8 @@ class Editions:
             due = latest_due(expr, self.config.site.timezone, now, horizon)
             exists = due is not None and runner.edition_exists(frequency, due)
             decision = decide(frequency, due, now, self.config.digest.misfire_grace, exists)
+            if decision.action is Action.TOO_LATE:  # only then: one more ledger read
+                decision = unless_before_history(decision, runner.history_start())
             self._log_decision(decision)
             if decision.action is Action.RUN and decision.due_at is not None:
                 await self._run_edition(runner, frequency, decision.due_at)

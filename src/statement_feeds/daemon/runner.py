@@ -44,6 +44,10 @@ class EditionRunner(Protocol):
     def next_retry_at(self) -> datetime | None:
         """When the earliest deferred delivery is due, if any."""
 
+    def history_start(self) -> datetime | None:
+        """When the ledger first had a subscriber or an edition (None: not yet); an
+        edition due before it was never due for this site."""
+
     def reload(self, config: Config) -> None:
         """A new configuration or changed templates: re-read them. Raise
         :class:`StatementFeedsError` to reject them (the daemon keeps the old ones)."""

@@ -264,6 +264,10 @@ class Digests:
         with self.store() as store:
             return store.next_attempt_at()
 
+    def history_start(self) -> datetime | None:
+        with self.store() as store:
+            return store.history_start()
+
     def subscribers_changed(self) -> None:
         """Record the join time of addresses new in the subscriber files (for the daemon)."""
         with self.store() as store:

@@ -24,6 +24,7 @@ __all__ = [
     "is_repeated_wall_time",
     "plainly_valid_crontab",
     "standard_crontab",
+    "unless_before_history",
 ]
 
 
@@ -31,6 +32,7 @@ class Action(Enum):
     RUN = "run"
     ALREADY_DONE = "already_done"  # the ledger has an edition for this due time
     TOO_LATE = "too_late"  # missed by more than misfire_grace: rolls into the next edition
+    NEVER_DUE = "never_due"  # due before the state had a subscriber or an edition
     NOTHING_DUE = "nothing_due"
 
 
@@ -75,6 +77,17 @@ def decide(
     if late >= grace:
         return Decision(Action.TOO_LATE, frequency, due_at, late)
     return Decision(Action.RUN, frequency, due_at, late)
+
+
+def unless_before_history(decision: Decision, history_start: datetime | None) -> Decision:
+    """A skipped edition due before the state's first subscriber or edition (None: it
+    has neither yet) was missed by nobody: a fresh state folder is not "down since
+    last Monday", so the daemon does not warn about it."""
+    due = decision.due_at
+    never_due = due is not None and (history_start is None or due < history_start)
+    if decision.action is Action.TOO_LATE and never_due:
+        return Decision(Action.NEVER_DUE, decision.frequency, due, decision.late)
+    return decision
 
 
 _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")

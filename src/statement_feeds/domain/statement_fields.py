@@ -14,12 +14,13 @@ from typing import Any
 from .langtags import canonical_tag
 from .problems import Problem
 
-__all__ = ["IRI_CHARS", "Checker", "shown"]
+__all__ = ["IRI_CHARS", "Checker", "on_site", "shown"]
 
 # RFC 3987: characters never allowed in an IRI (feed validators flag them in ids and links).
 IRI_CHARS = r"[^\s<>\"{}|\\^`]"
 _HTTP_IRI = re.compile(rf"https?://[^\s/<>\"{{}}|\\^`]+{IRI_CHARS}*")
 _REFUSED = ("Cc", "Cf", "Zl", "Zp")  # character categories a title may not contain
+_ORIGIN = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*")
 
 
 def shown(value: Any) -> str:
@@ -29,6 +30,33 @@ def shown(value: Any) -> str:
         text = repr(value)
         return text if len(text) <= 80 else text[:77] + "..."
     return f"a {type(value).__name__}"
+
+
+def on_site(site_url: str, path: str) -> str:
+    """``urljoin(site_url, path)`` for a path starting with one "/": the host of
+    ``site_url`` with ``path``, its "." and ".." segments resolved. Written out because
+    the domain imports no urllib (tests check it against urljoin)."""
+    match = _ORIGIN.match(site_url)
+    origin = match.group(0) if match else site_url.rstrip("/")
+    end = min((i for i in (path.find("?"), path.find("#")) if i >= 0), default=len(path))
+    return origin + _without_dot_segments(path[:end]) + path[end:]
+
+
+def _without_dot_segments(path: str) -> str:
+    """ "/a/../b/./c" → "/b/c", step for step as urljoin resolves an absolute path (a
+    ".." may take the root's empty segment too: "/..//a" is "/a")."""
+    segments = path.split("/")
+    kept: list[str] = []
+    for segment in segments:
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment != ".":
+            kept.append(segment)
+    if segments[-1] in (".", ".."):  # "/a/.." is "/": the trailing slash stays
+        kept.append("")
+    joined = "/".join(kept)
+    return joined if joined.startswith("/") else "/" + joined
 
 
 def _to_datetime(value: Any, tz: tzinfo) -> datetime:
@@ -141,17 +169,32 @@ class Checker:
             self.fail(key, f"'{key}' must be one line", "remove the line break")
         return text
 
-    def url(self, value: Any) -> str:
+    def url(self, value: Any, site_url: str) -> str:
+        """An absolute http(s) URL, or a site-relative path (``/ru/x/``, as Hugo and
+        Jekyll front matter has it) joined to ``site_url`` with urljoin's rules (see
+        :func:`on_site`): the path is host-absolute, so under ``https://example.org/org/``
+        ``/ru/x/`` is ``https://example.org/ru/x/``, as it is in the site's own links."""
         if value is None:
             return ""
-        if not isinstance(value, str) or not _HTTP_IRI.fullmatch(value.strip()):
+        text = value.strip() if isinstance(value, str) else ""
+        if text.startswith("//"):  # scheme-relative: another host, by whatever scheme
             self.fail(
                 "url",
-                f"'url' must be an absolute http(s) URL, got {shown(value)}",
-                "e.g. https://example.org/en/x/",
+                f"'url' may not start with '//' (another host), got {shown(value)}",
+                "write the full URL, e.g. https://example.org/en/x/, or a path like /en/x/",
             )
             return ""
-        return value.strip()
+        if text.startswith("/"):
+            text = on_site(site_url, text)
+        if not _HTTP_IRI.fullmatch(text):
+            self.fail(
+                "url",
+                "'url' must be an absolute http(s) URL or a path starting with '/',"
+                f" got {shown(value)}",
+                "e.g. https://example.org/en/x/ or /en/x/ (joined to site.url)",
+            )
+            return ""
+        return text
 
     def flag(self, key: str, value: Any) -> bool:
         if value is None:

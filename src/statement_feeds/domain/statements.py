@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 # Part of the build cache's key: bump when parsing or excerpt rules change.
-PARSER_VERSION = "12"
+PARSER_VERSION = "13"  # 13: site-relative urls
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +163,7 @@ def _parse(
     lang = check.language(fields.get("lang"), lang_from_name or site.default_language)
     translation_key = check.text("translation_key", fields.get("translation_key"), key_from_name)
     explicit_id = check.text("id", fields.get("id"), "")
-    url = check.url(fields.get("url"))
+    url = check.url(fields.get("url"), site.url)
     summary = check.text("summary", fields.get("summary"), "", multiline=True)
     author = check.text("author", fields.get("author"), site.author)
     draft = check.flag("draft", fields.get("draft"))

@@ -225,6 +225,13 @@ class Ledger(Protocol):
     def next_attempt_at(self) -> datetime | None:
         """When the earliest deferred delivery is due (for the daemon's timer)."""
 
+    def history_start(self) -> datetime | None:
+        """The earliest subscriber join or edition plan; None while there is neither.
+
+        Before it no edition was ever due for this state: the daemon's catch-up does not
+        report those as missed (a fresh state folder would warn of last week's).
+        """
+
 
 class SubscriberStore(Protocol):
     """Addresses as the state knows them; always keyed by ``domain.subscribers.email_key``.

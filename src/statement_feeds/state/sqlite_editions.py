@@ -147,6 +147,14 @@ class EditionTables(SqliteParts):
                 (stamp, edition_id, edition_id),
             ).rowcount
 
+    def history_start(self) -> datetime | None:
+        # Text order is time order (timestamps.to_ts); MIN of NULLs (empty tables) is NULL.
+        row = self._db.execute(
+            "SELECT MIN(t) FROM (SELECT MIN(joined_at) AS t FROM subscribers"
+            " UNION ALL SELECT MIN(planned_at) FROM editions)"
+        ).fetchone()
+        return None if row[0] is None else from_ts(row[0])
+
     def edition_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM editions").fetchone()[0])
 
