@@ -257,7 +257,9 @@ def test_dry_run_prints_who_gets_what_and_records_nothing(site: Site) -> None:
     lines = [line for line in result.output.splitlines() if "@" in line]
     assert sorted(line.split()[0] for line in lines) == sorted({*DAILY, "weekly@example.com"})
     russian = next(line for line in lines if line.startswith("ru@example.com"))
-    assert "[ru]" in russian and len(russian.split()[2:]) == 2  # Alpha (en) and Браво
+    # Titles and languages, not ids: Alpha in English (Альфа is embargoed), Браво.
+    assert russian.split("  ")[1:] == ["[ru]", "Браво (ru); Alpha (en)"], russian
+    assert "urn:uuid" not in result.output
     assert "4 messages would be sent" in result.output
     assert site.server.messages == []
     assert site.server.connections == connections
@@ -269,6 +271,105 @@ def test_dry_run_prints_who_gets_what_and_records_nothing(site: Site) -> None:
     real = site.cli("digest", "send", at=T1)
     assert real.exit_code == 0
     assert site.recipients() == sorted({*DAILY, "weekly@example.com"})
+
+
+# --- why an edition has no message -----------------------------------------------
+
+
+def bare_site(
+    tmp_path: Path, make_site: MakeSite, statement_md: MakeText, server: RecordingServer
+) -> Site:
+    config = write_config(make_site, tmp_path / "bare", server, public_url=PUBLIC_URL)
+    return Site(config, server, statement_md)
+
+
+def test_zero_messages_nobody_subscribed(
+    tmp_path: Path, make_site: MakeSite, statement_md: MakeText, server: RecordingServer
+) -> None:
+    site = bare_site(tmp_path, make_site, statement_md, server)
+    site.publish("a.en.md", "Alpha", T0 - timedelta(hours=1))
+
+    for args in (("digest", "send"), ("digest", "send", "--dry-run")):
+        result = site.cli(*args, at=T0)
+        assert result.exit_code == 0, result.output
+        assert result.output.splitlines()[-1].startswith("nobody is subscribed"), result.output
+
+
+def test_zero_messages_nothing_published(
+    tmp_path: Path, make_site: MakeSite, statement_md: MakeText, server: RecordingServer
+) -> None:
+    site = bare_site(tmp_path, make_site, statement_md, server)
+    (site.root / "subscribers" / "list.csv").write_text(SUBSCRIBERS, encoding="utf-8")
+
+    result = site.cli("digest", "send", at=T0)
+
+    assert result.exit_code == 0, result.output
+    assert "(0 messages)" in result.output
+    assert "no statement is published yet" in result.output
+
+
+def test_zero_messages_no_subscriber_with_that_frequency(site: Site) -> None:
+    daily_only = "".join(line for line in SUBSCRIBERS.splitlines(True) if "weekly" not in line)
+    (site.root / "subscribers" / "list.csv").write_text(daily_only, encoding="utf-8")
+
+    result = site.cli("digest", "send", "--frequency", "weekly", at=T1)
+
+    assert result.exit_code == 0, result.output
+    assert "no subscriber has the frequency weekly (4 have another)" in result.output
+
+
+def test_zero_messages_first_seen_now_says_new_starts_then(site: Site) -> None:
+    (site.root / "subscribers" / "list.csv").write_text(
+        "email,languages\nlate@example.com,en\n", encoding="utf-8"
+    )
+
+    result = site.cli("digest", "send", "--dry-run", at=T1)
+
+    assert result.exit_code == 0, result.output
+    assert "1 first seen by the state just now" in result.output
+    assert '"new" starts when the state first saw them' in result.output
+
+
+def test_zero_messages_nothing_published_since_they_joined(site: Site) -> None:
+    # Alpha and Bravo are dated after this: only "Old news" (T0 - 5h) is out.
+    result = site.cli("digest", "send", at=T0 + timedelta(minutes=30))
+
+    assert result.exit_code == 0, result.output
+    assert "(0 messages)" in result.output
+    assert (
+        "3 with nothing published since they joined "
+        "(newest statement 2024-05-01 02:00 UTC, earliest join 2024-05-01 07:00 UTC)"
+    ) in result.output
+    # fr@ (French) and ruonly@ (Russian): "Old news" is English only.
+    assert "2 with nothing published in their languages" in result.output
+    assert '"new" starts when the state first saw them' in result.output
+
+
+def test_zero_messages_everything_already_sent(site: Site) -> None:
+    assert site.cli("digest", "send", at=T1).exit_code == 0
+
+    result = site.cli("digest", "send", at=T1 + timedelta(minutes=1))
+
+    assert result.exit_code == 0, result.output
+    assert "nothing new for any of the 5 subscribers: 4 already sent everything new" in (
+        result.output
+    )
+    assert "first saw them" not in result.output
+
+
+def test_zero_messages_everything_older_than_max_age(site: Site) -> None:
+    result = site.cli("digest", "send", at=T1 + timedelta(days=40))
+
+    assert result.exit_code == 0, result.output
+    assert "4 whose new statements are all older than digest.max_age (30 days)" in (result.output)
+    assert site.server.messages == []
+
+
+def test_an_edition_with_messages_gives_no_diagnosis(site: Site) -> None:
+    result = site.cli("digest", "send", at=T1)
+
+    assert result.exit_code == 0, result.output
+    assert "nothing new" not in result.output
 
 
 # --- input and configuration errors ------------------------------------------------

@@ -95,3 +95,13 @@ def test_candidates_are_computed_once_per_preference_list() -> None:
     selector = Selector([statement("a", "en", 1)], NOW, MAX_AGE)
     assert selector.candidates(("en",)) is selector.candidates(("en",))
     assert selector.translation_keys == {"a"}
+
+
+def test_newest_ignores_max_age_and_takes_the_preferred_version() -> None:
+    # Explains an empty edition: "too old" needs the newest date whatever its age.
+    published = [statement("a", "en", 40), statement("a", "ru", 35), statement("b", "fr", 1)]
+    selector = Selector(published, NOW, MAX_AGE)
+    assert selector.newest(("en", "ru")) == NOW - timedelta(days=40)  # en decides for "a"
+    assert selector.newest(("ru",)) == NOW - timedelta(days=35)
+    assert selector.newest(("de",)) is None
+    assert selector.candidates(("en", "ru")) == ()

@@ -12,6 +12,7 @@ import click
 from .common import EXIT_INVALID_INPUT, EXIT_OK, Context, handles_errors, report_problems
 
 if TYPE_CHECKING:
+    from ..digests.diagnosis import Diagnosis
     from ..digests.send import Progress
     from ..digests.service import SendOutcome
 
@@ -41,12 +42,17 @@ def digest_send(ctx: Context, frequency: str | None, dry_run: bool, resend_faile
 
     digests = Digests(ctx.config)
     if dry_run:
-        planned, problems = digests.dry_run(frequency or "manual")
-        report_problems(problems)
-        for delivery in planned:
-            click.echo(f"{delivery.email}  [{delivery.lang}]  {', '.join(delivery.statement_ids)}")
-        click.echo(f"dry run: {len(planned)} messages would be sent; nothing was sent or recorded")
-        sys.exit(EXIT_INVALID_INPUT if problems else EXIT_OK)
+        shown = digests.dry_run(frequency or "manual")
+        report_problems(shown.problems)
+        for delivery in shown.planned:
+            titles = "; ".join(shown.labels.get(i, i) for i in delivery.statement_ids)
+            click.echo(f"{delivery.email}  [{delivery.lang}]  {titles}")
+        click.echo(
+            f"dry run: {len(shown.planned)} messages would be sent; nothing was sent or recorded"
+        )
+        if not shown.planned:
+            _explain(shown.diagnosis)
+        sys.exit(EXIT_INVALID_INPUT if shown.problems else EXIT_OK)
     live = _ProgressLine() if sys.stderr.isatty() else None
     import asyncio  # here: the other commands (build, check) start faster without it
 
@@ -56,7 +62,16 @@ def digest_send(ctx: Context, frequency: str | None, dry_run: bool, resend_faile
     problems = list(outcome.plan.problems) if outcome.plan else []
     report_problems(problems)
     click.echo(_send_summary(outcome))
+    plan = outcome.plan
+    if plan is not None and plan.created and not plan.edition.deliveries and plan.diagnosis:
+        _explain(plan.diagnosis)
     sys.exit(EXIT_INVALID_INPUT if problems else EXIT_OK)
+
+
+def _explain(diagnosis: Diagnosis) -> None:
+    """Why an edition has no message: after the summary, on stdout like it."""
+    for line in diagnosis.lines():
+        click.echo(line)
 
 
 def _send_summary(outcome: SendOutcome) -> str:

@@ -18,7 +18,7 @@ database: memory does not grow with the list.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,11 +28,20 @@ from ..domain.problems import Problem
 from ..domain.selection import Selector
 from ..domain.subscribers import Subscriber, email_key
 from ..domain.web_subscribers import merge_subscribers
-from ..state.api import Edition, PlannedDelivery, Store
+from ..state.api import Edition, PlannedDelivery, Store, SubscriberState
 from ..state.batches import chunks
+from .diagnosis import Diagnosis
 from .subscriber_files import read_subscribers
 
-__all__ = ["MANUAL", "PlanResult", "plan_edition", "preview_edition", "sync_subscribers"]
+__all__ = [
+    "MANUAL",
+    "DryRun",
+    "PlanResult",
+    "dry_run",
+    "plan_edition",
+    "preview_edition",
+    "sync_subscribers",
+]
 
 MANUAL = "manual"  # an edition asked for by hand: every subscriber, whatever their frequency
 
@@ -42,6 +51,7 @@ class PlanResult:
     edition: Edition
     problems: tuple[Problem, ...]  # from the CSV files: the CLI exits 1 if any
     created: bool  # False: the edition already existed and was returned unchanged
+    diagnosis: Diagnosis | None = None  # why subscribers got nothing (if planned now)
 
 
 def plan_edition(  # noqa: PLR0917 - the positional order is the agreed interface
@@ -63,33 +73,65 @@ def plan_edition(  # noqa: PLR0917 - the positional order is the agreed interfac
         return PlanResult(existing, (), created=False)
     problems: list[Problem] = []
     selector = Selector(catalog.published, now, config.digest.max_age)
+    diagnosis = _diagnosis(config, catalog, frequency)
     consumed: list[bool] = []  # the store iterates the deliveries only if it plans anew
 
     def deliveries() -> Iterator[PlannedDelivery]:
         consumed.append(True)
         yield from _deliveries(
-            config, store, selector, frequency=frequency, now=now, problems=problems, record=True
+            config, store, selector, diagnosis, now=now, problems=problems, record=True
         )
 
     edition = store.plan_edition(frequency, due_at, now, deliveries(), message_id_for)
-    return PlanResult(edition, tuple(problems), created=bool(consumed))
+    return PlanResult(edition, tuple(problems), created=bool(consumed), diagnosis=diagnosis)
 
 
-def preview_edition(
-    config: Config, store: Store, catalog: Catalog, frequency: str, now: datetime
+def preview_edition(  # noqa: PLR0917 - the positional order is the agreed interface
+    config: Config,
+    store: Store,
+    catalog: Catalog,
+    frequency: str,
+    now: datetime,
+    diagnosis: Diagnosis | None = None,
 ) -> tuple[list[PlannedDelivery], list[Problem]]:
     """What an edition planned now would contain, without writing anything (``--dry-run``).
 
-    Addresses the store has never seen count as joining now, as they would.
+    Addresses the store has never seen count as joining now, as they would. Why
+    subscribers get nothing is counted into ``diagnosis`` if given.
     """
     problems: list[Problem] = []
     selector = Selector(catalog.published, now, config.digest.max_age)
+    diagnosis = diagnosis or _diagnosis(config, catalog, frequency)
     planned = list(
-        _deliveries(
-            config, store, selector, frequency=frequency, now=now, problems=problems, record=False
-        )
+        _deliveries(config, store, selector, diagnosis, now=now, problems=problems, record=False)
     )
     return planned, problems
+
+
+def _diagnosis(config: Config, catalog: Catalog, frequency: str) -> Diagnosis:
+    return Diagnosis(frequency, len(catalog.published), config.digest.max_age)
+
+
+@dataclass(frozen=True, slots=True)
+class DryRun:
+    """What ``digest send --dry-run`` shows."""
+
+    planned: list[PlannedDelivery]
+    problems: list[Problem]
+    diagnosis: Diagnosis
+    labels: dict[str, str]  # statement id → "title (lang)", for the planned ones only
+
+
+def dry_run(
+    config: Config, store: Store, catalog: Catalog, frequency: str, now: datetime
+) -> DryRun:
+    """:func:`preview_edition` with why nobody gets anything and the statements' titles."""
+    diagnosis = _diagnosis(config, catalog, frequency)
+    planned, problems = preview_edition(config, store, catalog, frequency, now, diagnosis)
+    # Ids mean nothing to a reader: the catalog planning used has the titles.
+    wanted = {i for delivery in planned for i in delivery.statement_ids}
+    labels = {s.id: f"{s.title} ({s.lang})" for s in catalog.statements if s.id in wanted}
+    return DryRun(planned, problems, diagnosis, labels)
 
 
 def sync_subscribers(config: Config, store: Store, now: datetime) -> list[Problem]:
@@ -135,8 +177,8 @@ def _deliveries(
     config: Config,
     store: Store,
     selector: Selector,
+    diagnosis: Diagnosis,
     *,
-    frequency: str,
     now: datetime,
     problems: list[Problem],
     record: bool,
@@ -150,17 +192,37 @@ def _deliveries(
             unseen = [s.email for s in chunk if email_key(s.email) not in states]
             store.sync_subscribers(unseen, now)
         for subscriber in chunk:
-            if frequency not in (MANUAL, subscriber.frequency):
-                continue
-            state = states.get(email_key(subscriber.email))
-            if state is None or state.blocked:
-                continue  # joins now, so nothing is new for them yet; or blocked
-            choices = selector.choose(subscriber.languages, state.joined_at, state.assigned)
-            if choices:
-                yield PlannedDelivery(
-                    email=subscriber.email,
-                    name=subscriber.name,
-                    lang=subscriber.languages[0],
-                    statement_ids=tuple(c.statement_id for c in choices),
-                    translation_keys=tuple(c.translation_key for c in choices),
-                )
+            delivery = _delivery(selector, diagnosis, subscriber, states)
+            if delivery is not None:
+                yield delivery
+
+
+def _delivery(
+    selector: Selector,
+    diagnosis: Diagnosis,
+    subscriber: Subscriber,
+    states: Mapping[str, SubscriberState],
+) -> PlannedDelivery | None:
+    """One subscriber's delivery, or None (and the reason noted in ``diagnosis``)."""
+    diagnosis.listed += 1
+    if diagnosis.frequency not in (MANUAL, subscriber.frequency):
+        diagnosis.other_frequency += 1
+        return None
+    state = states.get(email_key(subscriber.email))
+    if state is None:
+        diagnosis.first_seen_now += 1  # joins now, so nothing is new for them yet
+        return None
+    if state.blocked:
+        diagnosis.blocked += 1
+        return None
+    choices = selector.choose(subscriber.languages, state.joined_at, state.assigned)
+    if not choices:
+        diagnosis.empty(selector, subscriber.languages, state.joined_at)
+        return None
+    return PlannedDelivery(
+        email=subscriber.email,
+        name=subscriber.name,
+        lang=subscriber.languages[0],
+        statement_ids=tuple(c.statement_id for c in choices),
+        translation_keys=tuple(c.translation_key for c in choices),
+    )

@@ -28,7 +28,6 @@ from ..clock import Clock, system_clock
 from ..config import Config
 from ..domain.catalog import Catalog, newest_first
 from ..domain.digest import Composer, DigestSettings, Preview
-from ..domain.problems import Problem
 from ..domain.statements import Statement
 from ..domain.tokens import Signer
 from ..errors import ConfigError, DeliveryHalted, LockHeldError, NothingToPreview
@@ -36,12 +35,12 @@ from ..feeds.build import Publisher
 from ..feeds.cache import BuildCache
 from ..locales import load_translations
 from ..logs import event
-from ..state.api import EditionStatus, LedgerCounts, PlannedDelivery, Store
+from ..state.api import EditionStatus, LedgerCounts, Store
 from ..state.lock import LOCK_NAME, SENDER_LOCK, WAKE_SIGNAL, StateLock, live_holder
 from ..state.open import open_store
 from ..state.secrets import load_keys
 from .mailer import make_messenger
-from .plan import MANUAL, PlanResult, plan_edition, preview_edition, sync_subscribers
+from .plan import MANUAL, DryRun, PlanResult, dry_run, plan_edition, sync_subscribers
 from .send import DeliverySummary, Progress, deliver, load_environment
 
 __all__ = ["Digests", "SendOutcome", "StatusReport"]
@@ -130,10 +129,10 @@ class Digests:
                 message_id_for=lambda edition, email: signer.message_id(edition, email, domain),
             )
 
-    def dry_run(self, frequency: str) -> tuple[list[PlannedDelivery], list[Problem]]:
+    def dry_run(self, frequency: str) -> DryRun:
         catalog = self.catalog()
         with self.store() as store:
-            return preview_edition(self.config, store, catalog, frequency, self.clock())
+            return dry_run(self.config, store, catalog, frequency, self.clock())
 
     # -- sending -------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ class Selector:
                 continue  # belt and braces: the catalog already holds these back
             self._versions.setdefault(statement.translation_key, {})[statement.lang] = statement
         self._candidates: dict[tuple[str, ...], tuple[Choice, ...]] = {}
+        self._newest: dict[tuple[str, ...], datetime | None] = {}
 
     @property
     def translation_keys(self) -> frozenset[str]:
@@ -59,6 +60,16 @@ class Selector:
             cached = self._compute(languages)
             self._candidates[languages] = cached
         return cached
+
+    def newest(self, languages: tuple[str, ...]) -> datetime | None:
+        """The newest preferred version whatever its age (cached): says why nothing was new."""
+        if languages not in self._newest:
+            dates = (
+                next((v[lang].published for lang in languages if lang in v), None)
+                for v in self._versions.values()
+            )
+            self._newest[languages] = max((d for d in dates if d is not None), default=None)
+        return self._newest[languages]
 
     def _compute(self, languages: tuple[str, ...]) -> tuple[Choice, ...]:
         chosen: list[Choice] = []
