@@ -143,13 +143,13 @@ async def deliver(
         retry_lifetime=retry_lifetime,
         progress=progress,
         same_refusal_limit=same_refusal_limit,
+        workers=max(1, concurrency),
     )
     if recover:
         run.summary.recovered = ledger.recover_unknown()
     counts = ledger.counts()
     run.summary.total = counts.pending + counts.deferred
     run.batch, run.stop = batch, stop or asyncio.Event()
-    run.records = GroupCommit(ledger, clock, workers=max(1, concurrency))
     try:
         async with asyncio.TaskGroup() as group:
             for _ in range(max(1, concurrency)):
@@ -176,6 +176,7 @@ class _Run:
         retry_lifetime: timedelta,
         progress: Callable[[Progress], None] | None,
         same_refusal_limit: int | None = None,
+        workers: int = 1,
     ) -> None:
         self.ledger = ledger
         self.messenger = messenger
@@ -186,7 +187,7 @@ class _Run:
         self.progress = progress
         self.summary = DeliverySummary()
         self.claimed: deque[Delivery] = deque()
-        self.records = GroupCommit(ledger, clock)  # told the number of workers in deliver
+        self.records = GroupCommit(ledger, clock, workers=workers)
         self.exhausted = False
         self.fatal: ConfigError | DeliveryHalted | StateError | None = None
         self.batch = 500

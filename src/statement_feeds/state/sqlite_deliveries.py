@@ -13,9 +13,9 @@ and ``transaction``); ``state/api.py`` draws the states. Three moments matter:
   one event-loop turn together with the next hand-overs, so ``sending`` holds at
   most the messages in flight: after a kill -9 only those go out again.
 
-Every SQLite error on these paths becomes a :class:`StoreError` in
-``sqlite_errors.map_sqlite_errors``: a sender that cannot record stops handing
-messages over.
+Every SQLite error on these paths becomes a :class:`StoreError` (``sqlite_errors``: the
+transaction and every public method are translated): a sender that cannot record stops
+handing messages over.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ class DeliveryStateMachine(SqliteParts):
         """
         stamp, until = to_ts(now), to_ts(now + CLAIM_LEASE)
         claimed: list[Delivery] = []
-        with map_sqlite_errors("claim deliveries"), self.transaction() as db:
+        with self.transaction() as db:
             while len(claimed) < limit:
                 rows = db.execute(
                     "SELECT d.email_key, d.edition_id, d.email, d.name, d.lang, d.statement_ids,"
@@ -180,7 +180,7 @@ class DeliveryStateMachine(SqliteParts):
         cancelled) or when this sender no longer holds the claim.
         """
         stamp = to_ts(now)
-        with map_sqlite_errors("record deliveries"), self.transaction():
+        with self.transaction():
             for outcome in outcomes:
                 self._store_outcome(outcome, stamp, now)
             return [self._start(delivery, stamp) for delivery in start]
@@ -252,7 +252,7 @@ class DeliveryStateMachine(SqliteParts):
     def release(self, deliveries: Sequence[Delivery], now: datetime) -> None:
         """Claimed deliveries that were never handed to SMTP (a stop): drop the claim."""
         keys = [(email_key(d.email), d.edition_id) for d in deliveries]
-        with map_sqlite_errors("release deliveries"), self.transaction():
+        with self.transaction():
             self._unclaim(keys, to_ts(now))
 
     def recover_unknown(self) -> int:
@@ -261,7 +261,7 @@ class DeliveryStateMachine(SqliteParts):
         ``sending`` rows were handed to SMTP by a sender that died before the reply
         was recorded: they go out again with the same Message-ID. Returns how many.
         """
-        with map_sqlite_errors("recover deliveries"), self.transaction() as db:
+        with self.transaction() as db:
             db.execute(
                 "UPDATE deliveries SET claimed_by = NULL, claim_until = NULL"
                 " WHERE claimed_by IS NOT NULL AND state IN ('pending', 'deferred')"
