@@ -97,7 +97,6 @@ def test_no_suggestion_when_nothing_is_close(
 @pytest.mark.parametrize(
     ("addition", "key", "line"),
     [
-        ('[state]\nurl = "postgresql://user@db.example.org/statements"\n', "state.url", 8),
         ('websub_hubs = ["https://hub.example.org/"]\n', "feeds.websub_hubs", 7),
         ('[digest]\nbounce_address = "bounces@example.org"\n', "digest.bounce_address", 8),
         ("[digest]\ncorrections = true\n", "digest.corrections", 8),
@@ -202,3 +201,29 @@ def test_check_exits_2_as_a_real_process(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr
     assert f"{config.resolve()}:8: smtp.securty: unknown key in [smtp]" in done.stderr
     assert "did you mean `smtp.security`?" in done.stderr
+
+
+def test_state_url_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "statement-feeds.toml"
+    path.write_text(BASE + '[state]\nurl = "postgresql://feeds@db.example.org/statements"\n')
+    assert load_config(path).state.url == "postgresql://feeds@db.example.org/statements"
+
+
+def test_no_state_url_means_sqlite(tmp_path: Path) -> None:
+    path = tmp_path / "statement-feeds.toml"
+    path.write_text(BASE)
+    assert load_config(path).state.url == ""
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("mysql://feeds@db/statements", "must be a PostgreSQL URL"),
+        ("db.example.org/statements", "must be a PostgreSQL URL"),
+        ("postgresql://feeds:hunter2@db/statements", "STATEMENT_FEEDS_STATE_PASSWORD"),
+    ],
+)
+def test_bad_state_url_is_refused(tmp_path: Path, url: str, says: str) -> None:
+    error = _load(tmp_path, BASE + f'[state]\nurl = "{url}"\n')
+    assert error.key == "state.url" and says in str(error)
+    assert "hunter2" not in str(error)  # a password put in the file is never echoed

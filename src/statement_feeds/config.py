@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .config_keys import SECTIONS, check_keys
 from .domain.langtags import canonical_tag
 from .domain.schedule import plainly_valid_crontab, standard_crontab
-from .environment import CONFIG_ENV, Environ, config_file, smtp_password
+from .environment import CONFIG_ENV, STATE_PASSWORD_ENV, Environ, config_file, smtp_password
 from .errors import ConfigError
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "PathsConfig",
     "SiteConfig",
     "SmtpConfig",
+    "StateConfig",
     "find_config",
     "load_config",
     "parse_duration",
@@ -107,6 +108,13 @@ class HttpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StateConfig:
+    # Empty: SQLite in paths.state. "postgresql://user@host/db": the shared store; the
+    # password comes from the environment (environment.state_password), never the file.
+    url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     site: SiteConfig
@@ -115,6 +123,7 @@ class Config:
     digest: DigestConfig
     smtp: SmtpConfig
     http: HttpConfig
+    state: StateConfig = StateConfig()
 
 
 def find_config(explicit: str | None, cwd: Path | None = None) -> Path:
@@ -163,6 +172,7 @@ def _build(path: Path, raw: dict[str, Any], environ: Environ) -> Config:
         digest=_digest(reader, site),
         smtp=_smtp(reader, environ),
         http=_http(reader),
+        state=_state(reader),
     )
 
 
@@ -349,6 +359,27 @@ def _http(reader: _Reader) -> HttpConfig:
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _state(reader: _Reader) -> StateConfig:
+    url = reader.string("state", "url", "")
+    if not url:
+        return StateConfig()
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("postgresql", "postgres") or not rest:
+        raise reader.error(
+            "state.url",
+            f"must be a PostgreSQL URL (postgresql://user@host:5432/database), got {url!r}; "
+            "remove it to keep the state in SQLite under paths.state",
+        )
+    userinfo = rest.split("@", 1)[0] if "@" in rest.split("/", 1)[0] else ""
+    if ":" in userinfo:
+        raise reader.error(
+            "state.url",
+            "holds a password; remove it from the file and set $"
+            f"{STATE_PASSWORD_ENV} (or PGPASSWORD, or ~/.pgpass) instead",
+        )
+    return StateConfig(url=url)
 
 
 def parse_duration(text: str) -> timedelta:

@@ -23,6 +23,7 @@ __all__ = [
     "METRICS_TOKEN_ENV",
     "NOTIFY_SOCKET_ENV",
     "PASSWORD_ENV",
+    "STATE_PASSWORD_ENV",
     "TRUSTED_PROXIES_ENV",
     "Environ",
     "check_environment",
@@ -32,6 +33,7 @@ __all__ = [
     "metrics_token",
     "notify_socket",
     "smtp_password",
+    "state_password",
     "trusted_proxies",
 ]
 
@@ -40,6 +42,7 @@ PASSWORD_ENV = "STATEMENT_FEEDS_SMTP_PASSWORD"
 TRUSTED_PROXIES_ENV = "STATEMENT_FEEDS_TRUSTED_PROXIES"
 METRICS_TOKEN_ENV = "STATEMENT_FEEDS_METRICS_TOKEN"
 SECRET_KEY_ENV = "STATEMENT_FEEDS_SECRET_KEY"
+STATE_PASSWORD_ENV = "STATEMENT_FEEDS_STATE_PASSWORD"
 FAKE_NOW_ENV = "STATEMENT_FEEDS_FAKE_NOW"
 FAKE_START_ENV = "STATEMENT_FEEDS_FAKE_START"
 # systemd's, not ours; read here all the same, so that one module knows the environment.
@@ -74,6 +77,12 @@ def secret_keys(environ: Environ = None) -> str:
 def smtp_password(environ: Environ = None) -> str:
     """The SMTP password: never in the file, only here."""
     return _get(PASSWORD_ENV, environ)
+
+
+def state_password(environ: Environ = None) -> str:
+    """The PostgreSQL password of ``[state] url``: never in the file. Empty: libpq's own
+    ways apply (``PGPASSWORD``, ``~/.pgpass``, trust or peer authentication)."""
+    return _get(STATE_PASSWORD_ENV, environ)
 
 
 def trusted_proxies(environ: Environ = None) -> int:

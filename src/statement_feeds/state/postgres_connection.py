@@ -1,0 +1,56 @@
+"""Connections to the PostgreSQL state store (``[state] url``): the one place that makes
+them, so that every connection has the same settings.
+
+The password never comes from the configuration file: ``$STATEMENT_FEEDS_STATE_PASSWORD``
+when set (read by :mod:`statement_feeds.environment`), otherwise libpq's own ways
+(``PGPASSWORD``, ``~/.pgpass``, trust or peer authentication), which libpq applies itself.
+
+TCP keepalives are on with short timers: the leader's advisory lock lives as long as its
+session, so a host that vanishes without closing its socket must be noticed by the server
+within about ``KEEPALIVE_LIMIT`` seconds for another daemon to take over.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from .. import environment
+from ..environment import Environ
+from .postgres_errors import map_connect_errors
+
+__all__ = ["KEEPALIVE_LIMIT", "connect", "conninfo"]
+
+_KEEPALIVE = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+}
+# idle + interval × count: when the server drops a session whose host went silent.
+KEEPALIVE_LIMIT = 5 + 2 * 3
+APPLICATION_NAME = "statement-feeds"
+
+
+def conninfo(url: str, environ: Environ = None, **extra: Any) -> str:
+    """The libpq connection string for ``url``, with our settings and the password."""
+    options: dict[str, Any] = {
+        "application_name": APPLICATION_NAME,
+        "connect_timeout": 10,
+        **_KEEPALIVE,
+        **extra,
+    }
+    password = environment.state_password(environ)
+    if password:
+        options["password"] = password
+    return make_conninfo(url, **options)
+
+
+def connect(
+    url: str, environ: Environ = None, *, autocommit: bool = False
+) -> psycopg.Connection[Any]:
+    """A new connection to the state database (StateError when it cannot be made)."""
+    with map_connect_errors(url):
+        return psycopg.connect(conninfo(url, environ), autocommit=autocommit)
