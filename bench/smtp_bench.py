@@ -267,8 +267,10 @@ def run_edition(toml: Path, profile: Path | None) -> Edition:
     )
 
 
-def run_smtp_source(tool: str, port: int, count: int, size: int) -> tuple[float, float]:
-    command = [tool, "-s", "4", "-d", "-m", str(count), "-l", str(size)]
+def run_smtp_source(
+    tool: str, port: int, count: int, size: int, sessions: int = 4
+) -> tuple[float, float]:
+    command = [tool, "-s", str(sessions), "-d", "-m", str(count), "-l", str(size)]
     command += ["-f", "statements@example.org", "-t", "user@example.org", f"127.0.0.1:{port}"]
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

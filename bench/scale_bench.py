@@ -1,0 +1,279 @@
+"""Scaling benchmark: one edition sent by 1, 2 or 3 sending processes sharing one state.
+
+    .venv/bin/python bench/scale_bench.py                        # sqlite:1 pg:1 pg:2 pg:3
+    .venv/bin/python bench/scale_bench.py --subscribers 20000 --modes sqlite:1,pg:2
+    scripts/bench-scale.sh                                       # installs postfix first
+
+The same site as ``smtp_bench.py`` (nine statements in three languages; its subscribers
+joined a day before they were published), ``[smtp]`` pointed at Postfix's ``smtp-sink``
+with ``concurrency = 4`` per process. For each mode ``backend:N``:
+
+1. a fresh site and state (SQLite in the site's folder, or a fresh PostgreSQL database
+   named ``scale_bench_<random>`` on ``--pg``, dropped afterwards);
+2. the join times are synced and the edition is planned, untimed (``Digests.plan``);
+3. timed: N processes started together, each running ``Digests.deliver`` (what every
+   daemon's sender runs: claim with a lease, send, record) until nothing is left;
+   from the first spawn to the last exit, interpreter start and catalog load included;
+4. the reference in the same run: ``smtp-source -s 4N`` (the same total concurrency,
+   connections reused) sending the same number of messages of our average size.
+
+Figures: messages/s of ours and of smtp-source, their ratio, each process's peak RSS.
+SQLite allows one sender per state (a second would see the first's in-flight messages
+as lost), so SQLite runs with N = 1 only. Targets (issue 12): PostgreSQL with one
+process ≥ 0.8 × SQLite; adding processes never lowers the total.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from statistics import median
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from smtp_bench import Sink, find_tool, free_port, run_smtp_source, write_site
+
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@dataclass
+class Mode:
+    backend: str  # "sqlite" | "pg"
+    senders: int
+
+    @classmethod
+    def parse(cls, text: str) -> Mode:
+        backend, _, count = text.partition(":")
+        if backend not in ("sqlite", "pg") or not count.isdigit() or int(count) < 1:
+            raise SystemExit(f"bad mode {text!r}: use sqlite:1 or pg:N")
+        if backend == "sqlite" and int(count) != 1:
+            raise SystemExit("sqlite:N with N > 1 is not a supported setup (one sender per state)")
+        return cls(backend, int(count))
+
+    def __str__(self) -> str:
+        return f"{self.backend}:{self.senders}"
+
+
+# -- children: plan, deliver ------------------------------------------------------------
+
+
+def child_plan(toml: Path) -> None:
+    from statement_feeds.config import load_config
+    from statement_feeds.digests.plan import sync_subscribers
+    from statement_feeds.digests.service import Digests
+    from statement_feeds.state.open import open_store
+
+    config = load_config(toml)
+    now = datetime.now(UTC)
+    with open_store(config) as store:
+        problems = sync_subscribers(config, store, now - timedelta(days=1))
+    if problems:
+        raise SystemExit(f"unexpected subscriber problems: {problems[:3]}")
+    result = Digests(config).plan("manual", now)
+    print(f"planned edition {result.edition.id}: {result.edition.deliveries} deliveries")
+
+
+def child_deliver(toml: Path) -> None:
+    from statement_feeds.config import load_config
+    from statement_feeds.digests.service import Digests
+
+    summary = asyncio.run(Digests(load_config(toml)).deliver())
+    print(f"pid {os.getpid()}: {summary}")
+
+
+def child_report(toml: Path) -> None:
+    """Ledger counts and the average message size, recomposed from a sample of rows."""
+    import json
+
+    from statement_feeds.config import load_config
+    from statement_feeds.digests.service import Digests
+    from statement_feeds.state.api import DELIVERY_STATES, Delivery
+    from statement_feeds.state.open import open_store
+
+    config = load_config(toml)
+    digests = Digests(config)
+    composer = digests.composer(digests.catalog())
+    with open_store(config) as store:
+        counts = store.counts()
+    query = (
+        "SELECT edition_id, email, name, lang, statement_ids, message_id FROM deliveries"
+        " ORDER BY random() LIMIT 2000"
+    )
+    if config.state.url:  # a benchmark may peek at the tables: read-only
+        import psycopg
+
+        with psycopg.connect(config.state.url) as conn:
+            rows = conn.execute(query).fetchall()
+    else:
+        import sqlite3
+
+        with sqlite3.connect(config.paths.state / "state.sqlite") as conn:
+            rows = conn.execute(query).fetchall()
+    sizes = [
+        len(composer(Delivery(r[0], r[1], r[2], r[3], tuple(json.loads(r[4])), r[5], 1, None)))
+        for r in rows
+    ]
+    total = sum(getattr(counts, state) for state in DELIVERY_STATES)
+    print(f"{counts.sent} {total} {sum(sizes) // max(1, len(sizes))}")
+
+
+# -- the parent ---------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    mode: Mode
+    messages: int
+    received: int
+    wall: float
+    ref_wall: float
+    rss_mib: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.wall
+
+    @property
+    def ref_rate(self) -> float:
+        return self.messages / self.ref_wall
+
+
+def python(*args: str, cwd: Path) -> str:
+    done = subprocess.run(
+        [sys.executable, __file__, *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{args[0]} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def pg_database(base_url: str, name: str, *, drop: bool = False) -> str:
+    import psycopg
+
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        if drop:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        else:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    prefix, _, _ = base_url.rpartition("/")
+    return f"{prefix}/{name}"
+
+
+def run_senders(toml: Path, count: int) -> tuple[float, list[float]]:
+    started = time.perf_counter()
+    children = []
+    for n in range(count):
+        log = (toml.parent / f"deliver{n}.log").open("w")
+        command = [sys.executable, __file__, "--child-deliver", str(toml)]
+        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=toml.parent)
+        children.append((child, log, n))
+    rss = []
+    for child, log, n in children:
+        _, status, usage = os.wait4(child.pid, 0)
+        log.close()
+        rss.append(usage.ru_maxrss / 1024)
+        if os.waitstatus_to_exitcode(status) != 0:
+            text = (toml.parent / f"deliver{n}.log").read_text(errors="replace")
+            raise SystemExit(f"sender {n} failed:\n{text[-3000:]}")
+    return time.perf_counter() - started, rss
+
+
+def run_mode(mode: Mode, args: argparse.Namespace, sink: Sink, port: int, base: Path) -> Result:
+    site = base / f"{mode.backend}{mode.senders}-{secrets.token_hex(3)}"
+    toml = write_site(site, args.subscribers, port, datetime.now(UTC))
+    database = None
+    if mode.backend == "pg":
+        database = f"scale_bench_{secrets.token_hex(4)}"
+        url = pg_database(args.pg, database)
+        with toml.open("a", encoding="utf-8") as out:
+            out.write(f'\n[state]\nurl = "{url}"\n')
+    try:
+        python("--child-plan", str(toml), cwd=site)
+        before = sink.count()
+        wall, rss = run_senders(toml, mode.senders)
+        time.sleep(0.2)
+        received = sink.count() - before
+        sent, total, size = (int(x) for x in python("--child-report", str(toml), cwd=site).split())
+        if sent != total or received < total:
+            print(f"  WARNING {mode}: {sent} of {total} confirmed, sink received {received}")
+        ref_wall, _ = run_smtp_source(
+            args.source_tool, port, total, size, sessions=4 * mode.senders
+        )
+        return Result(mode, total, received, wall, ref_wall, rss)
+    finally:
+        if database is not None:
+            pg_database(args.pg, database, drop=True)
+        shutil.rmtree(site, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--subscribers", type=int, default=100_000)
+    parser.add_argument("--modes", default="sqlite:1,pg:1,pg:2,pg:3")
+    parser.add_argument("--runs", type=int, default=1, help="rounds over every mode")
+    parser.add_argument("--pg", default=os.environ.get("STATEMENT_FEEDS_TEST_PG", DEFAULT_PG))
+    parser.add_argument("--child-plan", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--child-deliver", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--child-report", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    for flag, job in (
+        (args.child_plan, child_plan),
+        (args.child_deliver, child_deliver),
+        (args.child_report, child_report),
+    ):
+        if flag is not None:
+            job(flag)
+            return
+    modes = [Mode.parse(text) for text in args.modes.split(",")]
+    sink_tool, args.source_tool = find_tool("smtp-sink"), find_tool("smtp-source")
+    if not sink_tool or not args.source_tool:
+        raise SystemExit("smtp-sink/smtp-source not found: scripts/bench-scale.sh installs postfix")
+    base = Path(tempfile.mkdtemp(prefix="scale-bench-"))
+    port = free_port()
+    sink = Sink(sink_tool, port, base)
+    print(
+        f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}; {args.subscribers:,} subs"
+    )
+    results: dict[str, list[Result]] = {str(m): [] for m in modes}
+    try:
+        for _ in range(args.runs):
+            for mode in modes:  # interleaved: drift hits every mode alike
+                result = run_mode(mode, args, sink, port, base)
+                results[str(mode)].append(result)
+                print(
+                    f"  {mode}: {result.messages:,} messages in {result.wall:.2f} s = "
+                    f"{result.rate:,.0f} msg/s; smtp-source -s {4 * mode.senders}: "
+                    f"{result.ref_rate:,.0f} msg/s; ratio {result.rate / result.ref_rate:.3f}; "
+                    f"peak RSS per sender {', '.join(f'{r:.0f}' for r in result.rss_mib)} MiB"
+                )
+    finally:
+        sink.close()
+        shutil.rmtree(base, ignore_errors=True)
+    summarise(results)
+
+
+def summarise(results: dict[str, list[Result]]) -> None:
+    print("\nmedian over runs:  mode  msg/s  smtp-source msg/s  ratio  vs sqlite:1")
+    sqlite = results.get("sqlite:1")
+    base_rate = median(r.rate for r in sqlite) if sqlite else None
+    for mode, rows in results.items():
+        rate = median(r.rate for r in rows)
+        ref = median(r.ref_rate for r in rows)
+        versus = f"{rate / base_rate:.2f}x" if base_rate else "-"
+        print(f"  {mode:>8}  {rate:8,.0f}  {ref:8,.0f}  {rate / ref:.3f}  {versus}")
+
+
+if __name__ == "__main__":
+    main()
