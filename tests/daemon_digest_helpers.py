@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -197,16 +197,25 @@ class DigestSite:
             cwd=self.root,
         )
 
-    def start(self, fake_start: datetime | None = None, rescan: float = 30) -> Daemon:
+    def start(
+        self, fake_start: datetime | None = None, rescan: float = 30, extra: Sequence[str] = ()
+    ) -> Daemon:
+        """``run`` with ``extra`` arguments after it (``--heartbeat 0.5``)."""
         self._logs += 1
-        return Daemon(self, self.root / f"daemon-{self._logs}.log", fake_start, rescan)
+        log = self.root / f"daemon-{self._logs}.log"
+        return Daemon(self, log, fake_start, rescan, extra)
 
 
 class Daemon:
     """``python -m statement_feeds --config X -v run`` with its own log file."""
 
     def __init__(
-        self, site: DigestSite, log: Path, fake_start: datetime | None, rescan: float
+        self,
+        site: DigestSite,
+        log: Path,
+        fake_start: datetime | None,
+        rescan: float,
+        extra: Sequence[str] = (),
     ) -> None:
         self.site = site
         self.log = log
@@ -225,6 +234,7 @@ class Daemon:
                 "run",
                 "--rescan",
                 str(rescan),
+                *extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,
