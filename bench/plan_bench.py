@@ -2,13 +2,17 @@
 
     .venv/bin/python bench/plan_bench.py            # 100,000 and 1,000,000, one process each
     .venv/bin/python bench/plan_bench.py --one 100000
+    .venv/bin/python bench/plan_bench.py --pg postgresql://postgres@127.0.0.1:5432/postgres
+                                    # the same on PostgreSQL (a fresh database per size)
 
 Real files and a real SQLite database in a temporary folder: a subscribers CSV
 (written row by row), 30 statements in three languages, the join times synced
 first (as the daemon does when the file appears), then ``plan_edition`` timed.
 A printout, not a test: the targets are < 60 s at 1,000,000 and < 200 MB peak
 RSS at 100,000, not growing with the list (issue 3): compare the peak RSS of the
-100,000 and 1,000,000 rows.
+100,000 and 1,000,000 rows. With ``--pg`` the state is a fresh PostgreSQL database
+(created, then dropped) and the targets are issue 12's: 1,000,000 in < 60 s with the
+planning process's RSS < 200 MB. "database" is then ``pg_database_size``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import hashlib
 import hmac
 import random
 import resource
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -29,7 +34,7 @@ from statement_feeds.config import Config, load_config
 from statement_feeds.digests.plan import plan_edition, sync_subscribers
 from statement_feeds.domain.catalog import Catalog, build_catalog
 from statement_feeds.domain.statements import Statement
-from statement_feeds.state.sqlite import SqliteStore
+from statement_feeds.state.open import open_store
 
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
 LANGUAGES = ["en", "ru", "en ru", "ru en", "de en", "de ru en"]
@@ -43,8 +48,9 @@ def message_id(edition: int, email: str) -> str:
     return f"<{digest}@example.org>"
 
 
-def write_site(root: Path, count: int) -> Config:
-    (root / "statement-feeds.toml").write_text(TOML, encoding="utf-8")
+def write_site(root: Path, count: int, url: str | None) -> Config:
+    state = f'\n[state]\nurl = "{url}"\n' if url else ""
+    (root / "statement-feeds.toml").write_text(TOML + state, encoding="utf-8")
     (root / "subscribers").mkdir()
     rng = random.Random(1)
     with (root / "subscribers" / "list.csv").open("w", encoding="utf-8") as out:
@@ -80,41 +86,76 @@ def make_catalog(now: datetime, new: int) -> Catalog:
     return build_catalog(statements, [], now)
 
 
-def run_one(count: int, new: int) -> None:
-    with tempfile.TemporaryDirectory(prefix="plan-bench-") as folder:
-        config = write_site(Path(folder), count)
-        with SqliteStore.open(config.paths.state) as store:
-            started = time.perf_counter()
-            problems = sync_subscribers(config, store, T0 - timedelta(seconds=1))
-            synced = time.perf_counter() - started
-            now = T0 + timedelta(days=2)
-            started = time.perf_counter()
-            result = plan_edition(
-                config, store, make_catalog(now, new), "daily", now, now, message_id_for=message_id
-            )
-            planned = time.perf_counter() - started
-        size = sum(p.stat().st_size for p in config.paths.state.iterdir()) / 2**20
+def run_one(count: int, new: int, base_url: str | None) -> None:
+    database = f"plan_bench_{secrets.token_hex(4)}"
+    url = pg_database(base_url, database) if base_url else None
+    try:
+        with tempfile.TemporaryDirectory(prefix="plan-bench-") as folder:
+            config = write_site(Path(folder), count, url)
+            with open_store(config) as store:
+                started = time.perf_counter()
+                problems = sync_subscribers(config, store, T0 - timedelta(seconds=1))
+                synced = time.perf_counter() - started
+                now = T0 + timedelta(days=2)
+                started = time.perf_counter()
+                result = plan_edition(
+                    config,
+                    store,
+                    make_catalog(now, new),
+                    "daily",
+                    now,
+                    now,
+                    message_id_for=message_id,
+                )
+                planned = time.perf_counter() - started
+            size = database_mib(url, config)
+    finally:
+        if base_url:
+            pg_database(base_url, database, drop=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(
-        f"{count:>9,} subscribers, {new:2} new statements: "
+        f"{'PostgreSQL' if url else 'SQLite':>10} {count:>9,} subscribers, {new:2} new statements: "
         f"first sync {synced:6.1f} s, plan {planned:6.1f} s "
         f"({result.edition.deliveries:,} deliveries, {len(problems)} problems), "
         f"peak RSS {peak:6.1f} MiB, database {size:.0f} MiB"
     )
 
 
+def pg_database(base_url: str, name: str, *, drop: bool = False) -> str:
+    import psycopg
+
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        if drop:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        else:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{base_url.rpartition('/')[0]}/{name}"
+
+
+def database_mib(url: str | None, config: Config) -> float:
+    if url is None:
+        return sum(p.stat().st_size for p in config.paths.state.iterdir()) / 2**20
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    return int(row[0]) / 2**20 if row else 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--one", type=int, help="run one size in this process")
     parser.add_argument("--new", type=int, default=3, help="new statements per edition")
+    parser.add_argument("--pg", help="a PostgreSQL URL to create the benchmark's database from")
     args = parser.parse_args()
     if args.one:
-        run_one(args.one, args.new)
+        run_one(args.one, args.new, args.pg)
         return
     # Separate processes: separate peak RSS. A daily edition has a few new statements;
     # the 30-new case is a stress test (a first edition after a month of publishing).
     for count, new in ((100_000, 3), (1_000_000, 3), (100_000, 30)):
         command = [sys.executable, __file__, "--one", str(count), "--new", str(new)]
+        command += ["--pg", args.pg] if args.pg else []
         subprocess.run(command, check=True)
 
 
