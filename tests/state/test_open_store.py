@@ -49,10 +49,10 @@ def test_sqlite_store_is_a_store(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "call",
     [
-        lambda s: s.web_subscribers(),  # sqlite_web
-        lambda s: s.joined_at("a@example.org"),  # sqlite_subscribers
-        lambda s: s.edition_count(),  # sqlite_editions
-        lambda s: s.counts(),  # sqlite_deliveries
+        lambda s: s.web_subscribers(),  # sql_web
+        lambda s: s.joined_at("a@example.org"),  # sql_subscribers
+        lambda s: s.edition_count(),  # sql_editions
+        lambda s: s.counts(),  # sql_deliveries
     ],
 )
 def test_every_part_turns_database_errors_into_store_errors(

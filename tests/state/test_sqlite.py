@@ -12,8 +12,8 @@ import pytest
 
 from statement_feeds.errors import StoreError
 from statement_feeds.state.api import Delivery, Ledger, LedgerCounts, Outcome, PlannedDelivery
+from statement_feeds.state.sql_deliveries import CLAIM_LEASE
 from statement_feeds.state.sqlite import SqliteStore, from_ts, to_ts
-from statement_feeds.state.sqlite_deliveries import CLAIM_LEASE
 from statement_feeds.state.sqlite_migrations import MIGRATIONS, applied_versions
 
 T0 = datetime(2024, 6, 1, 7, tzinfo=UTC)
