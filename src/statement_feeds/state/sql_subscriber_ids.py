@@ -2,7 +2,8 @@
 
 The id is ``domain.tokens.subscriber_id(key, address)``. The key is made by a
 migration (``settings.subscriber_id_key``: SQLite's 4, PostgreSQL's 1) and never
-rotated, so that ids in mail already sent keep resolving; ``subscriber_ids`` maps each id to its email key. Each store
+rotated, so that ids in mail already sent keep resolving; ``subscriber_ids`` maps
+each id to its email key. Each store
 calls :func:`remember_ids` wherever it first records an address, in the same
 transaction, so every address it knows has its id before any mail can carry it.
 """
