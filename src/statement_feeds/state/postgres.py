@@ -46,10 +46,10 @@ from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
 from ..environment import Environ
-from ..errors import StoreError
+from ..errors import StateError, StoreError
 from .api import Delivery, Outcome
 from .postgres_connection import connect, conninfo
-from .postgres_errors import map_connect_errors, map_postgres_errors
+from .postgres_errors import describe_url, map_connect_errors, map_postgres_errors
 from .postgres_migrations import migrate
 from .secrets import configured_keys, new_key
 from .sql_connection import translate_methods
@@ -146,6 +146,9 @@ class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTa
         try:
             with map_postgres_errors("open the state"):
                 self._id_key = load_id_key(self._db)
+        except ValueError as exc:  # a damaged settings row
+            self.close()
+            raise StateError(f"cannot open the state database {describe_url(url)}: {exc}") from exc
         except BaseException:
             self.close()
             raise
