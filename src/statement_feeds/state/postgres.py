@@ -127,6 +127,9 @@ class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTa
     _temp_schema = "pg_temp"
     _table_options = ""
     _claim_lock = " FOR UPDATE OF d SKIP LOCKED"
+    # synchronous_commit of ``record``'s transactions ("on": wait for the WAL flush;
+    # bench/pg_record_commit.py compares the two).
+    confirm_commit = "off"
 
     def __init__(self, url: str, *, lease: timedelta = CLAIM_LEASE, environ: Environ = None):
         self.url = url
@@ -229,7 +232,7 @@ class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTa
 
         def attempt() -> list[bool]:
             with self.transaction() as db:
-                db.execute("SET LOCAL synchronous_commit = off")
+                db.execute(f"SET LOCAL synchronous_commit = {self.confirm_commit}")
                 return DeliveryStateMachine.record(self, outcomes, start, now)
 
         return self._retrying(attempt)
