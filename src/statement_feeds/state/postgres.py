@@ -92,6 +92,19 @@ class PgConnection:
         return cursor
 
 
+class _Closed(PgConnection):
+    """A closed store's connection: its pooled one may serve another store by now."""
+
+    def __init__(self) -> None:
+        pass
+
+    def execute(self, sql: str, parameters: Any = (), /) -> psycopg.Cursor[Any]:
+        raise psycopg.InterfaceError("the state store is closed")
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> psycopg.Cursor[Any]:
+        raise psycopg.InterfaceError("the state store is closed")
+
+
 def _pool(url: str, environ: Environ) -> ConnectionPool:
     info = conninfo(url, environ)
     key = (os.getpid(), info)  # a forked child makes its own: sockets are not shared
@@ -161,6 +174,7 @@ class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTa
         raw, self._raw = self._raw, None
         if raw is None:
             return
+        self._db = _Closed()
         try:
             if raw.info.transaction_status != TransactionStatus.IDLE:
                 raw.execute("ROLLBACK")
