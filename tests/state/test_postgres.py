@@ -256,3 +256,53 @@ def test_check_exits_2_for_a_newer_schema(tmp_path: Path, make_site: Any, pg_url
     result = check(tmp_path, make_site, pg_url)
     assert result.exit_code == 2, result.output
     assert "schema version 7" in result.output
+
+
+def test_a_sender_renews_its_leases_while_a_slow_server_holds_its_messages(
+    pg_url: str,
+) -> None:
+    lease = timedelta(seconds=0.6)
+    with (
+        RecordingServer() as server,
+        PostgresStore(pg_url, lease=lease) as sending,
+        PostgresStore(pg_url, lease=lease) as other,
+    ):
+        sending.sync_subscribers(["a@x.org", "b@x.org"], T0)
+        sending.plan_edition(
+            "daily",
+            T0,
+            T0,
+            [PlannedDelivery(e, "", "en", ("s-en",), ("s",)) for e in ("a@x.org", "b@x.org")],
+            mid,
+        )
+        server.data_delay = 1.0  # each message in flight for longer than the lease
+        done = threading.Event()
+        stolen: list[str] = []
+
+        def another_host() -> None:
+            while not done.is_set():
+                stolen.extend(d.email for d in other.claim(10, datetime.now(UTC)))
+                done.wait(0.1)
+
+        watcher = threading.Thread(target=another_host)
+        watcher.start()
+        config = SmtpConfig(host=server.host, port=server.port, security="none", timeout=5.0)
+        messenger = SmtpMessenger(config, local_hostname="client.test")
+
+        async def go() -> Any:
+            try:
+                return await deliver(
+                    sending, messenger, compose, lambda: datetime.now(UTC), sender="b@x.org",
+                    concurrency=1,
+                )  # fmt: skip
+            finally:
+                await messenger.close()
+
+        try:
+            summary = asyncio.run(go())
+        finally:
+            done.set()
+            watcher.join()
+        assert stolen == []  # renewed every lease / 3: never taken from a live sender
+        assert summary.sent == 2
+        assert sorted(r for m in server.messages for r in m.recipients) == ["a@x.org", "b@x.org"]
