@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -306,3 +307,28 @@ def test_a_sender_renews_its_leases_while_a_slow_server_holds_its_messages(
         assert stolen == []  # renewed every lease / 3: never taken from a live sender
         assert summary.sent == 2
         assert sorted(r for m in server.messages for r in m.recipients) == ["a@x.org", "b@x.org"]
+
+
+def test_an_unsubscribe_that_hits_a_deadlock_is_retried(pg_url: str) -> None:
+    with PostgresStore(pg_url) as store:
+        emails = plan(store, 2)
+        store.sync_subscribers(emails, T0)
+        outcome: list[object] = []
+        with psycopg.connect(pg_url) as other:  # another host, locking in the other order
+            other.execute("SET deadlock_timeout = '20s'")  # the store's side detects it first
+            other.execute(
+                "UPDATE deliveries SET updated_at = updated_at WHERE email_key = %s", (emails[0],)
+            )
+            worker = threading.Thread(
+                target=lambda: outcome.append(store.unsubscribe(emails[0], T0))
+            )
+            worker.start()
+            time.sleep(0.3)  # the store now holds the subscriber row and waits for ours
+            other.execute(
+                "UPDATE subscribers SET bounce_reason = bounce_reason WHERE email = %s",
+                (emails[0],),
+            )
+            other.commit()  # possible only because the store's transaction gave way
+        worker.join()
+        assert outcome == [True]  # the retry went through
+        assert store.counts() == LedgerCounts(pending=1, cancelled=1)
