@@ -343,10 +343,15 @@ class DeliveryStateMachine(SqlParts):
                 )
 
     def next_attempt_at(self) -> datetime | None:
-        """When the earliest open delivery is due: a claimed one when its lease ends."""
+        """When the earliest open delivery is due: a claimed one when its lease ends.
+
+        On a shared ledger a ``sending`` row counts too (when its lease ends, a dead
+        sender's hand-over is taken over); a single sender recovers those at start.
+        """
+        states = "'pending', 'deferred', 'sending'" if self.shared else "'pending', 'deferred'"
         row = self._db.execute(
             "SELECT MIN(CASE WHEN claimed_by IS NULL THEN next_attempt_at"
             " WHEN claim_until > next_attempt_at THEN claim_until ELSE next_attempt_at END)"
-            " FROM deliveries WHERE state IN ('pending', 'deferred')"
+            f" FROM deliveries WHERE state IN ({states})"
         ).fetchone()
         return None if row[0] is None else from_ts(row[0])
