@@ -88,3 +88,13 @@ def test_a_connection_the_server_dropped_is_a_store_error(pg_url: str) -> None:
         )
         with pytest.raises(StoreError, match="cannot counts"):
             store.counts()
+
+
+def test_a_pooled_connection_the_server_dropped_is_replaced(pg_url: str) -> None:
+    PostgresStore(pg_url).close()  # its connection waits in the pool
+    Backend("postgres", pg_url).sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    with PostgresStore(pg_url) as store:  # a server restart meanwhile: still usable
+        assert store.edition_count() == 0

@@ -116,6 +116,9 @@ def _pool(url: str, environ: Environ) -> ConnectionPool:
                 min_size=1,
                 max_size=POOL_SIZE,
                 kwargs={"autocommit": True},
+                # A connection the server dropped while it sat in the pool (a restart,
+                # a failover) is replaced on the way out, not handed to a store.
+                check=ConnectionPool.check_connection,
                 name="statement-feeds-state",
                 open=True,
             )
