@@ -283,6 +283,9 @@ def test_a_sender_renews_its_leases_while_a_slow_server_holds_its_messages(
         stolen: list[str] = []
 
         def another_host() -> None:
+            claimed = "SELECT COUNT(*) FROM deliveries WHERE claimed_by IS NOT NULL"
+            while Backend("postgres", pg_url).sql(claimed) != [(2,)] and not done.is_set():
+                done.wait(0.02)  # until the sender holds both: then try to take them
             while not done.is_set():
                 stolen.extend(d.email for d in other.claim(10, datetime.now(UTC)))
                 done.wait(0.1)
