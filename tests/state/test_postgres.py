@@ -186,9 +186,11 @@ def test_senders_claiming_at_once_get_disjoint_rows(pg_url: str) -> None:
     with PostgresStore(pg_url) as planner:
         emails = plan(planner, 300)
     taken: list[list[str]] = [[], [], []]
+    ready = threading.Barrier(3)
 
     def sender(number: int) -> None:
         with PostgresStore(pg_url) as store:
+            ready.wait()  # all three start claiming together
             while batch := store.claim(7, T0):
                 taken[number].extend(d.email for d in batch)
 
