@@ -194,3 +194,7 @@ def smtp_server() -> Iterator[RecordingServer]:
     """A real SMTP server (aiosmtpd, tests/smtp_server.py) on loopback."""
     with RecordingServer() as server:
         yield server
+
+
+# PostgreSQL and both store backends (a random database per test; skipped without a server).
+from pg_helpers import backend, make_backend, pg_url  # noqa: E402, F401

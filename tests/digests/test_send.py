@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from disk_helpers import fill_disk
+from pg_helpers import AnyStore, Backend
 from smtp_server import ImplicitTlsServer, RecordingServer
 from statement_feeds.config import SmtpConfig
 from statement_feeds.digests.mailer import MaildirMessenger, Messenger, SmtpMessenger
@@ -40,9 +41,10 @@ def compose(delivery: Delivery) -> bytes:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    with SqliteStore.open(tmp_path / "state") as db:
-        yield db
+def store(backend: AnyStore) -> AnyStore:
+    """Each test runs on SQLite and on PostgreSQL (a shared ledger: no recovery at start,
+    leases renewed); a stop releases the claimed rest on both."""
+    return backend
 
 
 @pytest.fixture
@@ -51,7 +53,7 @@ def server() -> Iterator[RecordingServer]:
         yield smtp
 
 
-def plan(store: SqliteStore, emails: list[str]) -> None:
+def plan(store: AnyStore, emails: list[str]) -> None:
     store.sync_subscribers(emails, START - timedelta(days=1))
     store.plan_edition(
         "daily",
@@ -70,7 +72,7 @@ def smtp(server: RecordingServer, security: str = "none") -> SmtpMessenger:
 
 
 def run(
-    store: SqliteStore, messenger: Messenger, clock: FakeClock, **options: object
+    store: AnyStore, messenger: Messenger, clock: FakeClock, **options: object
 ) -> DeliverySummary:
     async def go() -> DeliverySummary:
         try:
@@ -92,7 +94,7 @@ def recipients(server: RecordingServer) -> list[str]:
     return sorted(r for m in server.messages if not m.dropped for r in m.recipients)
 
 
-def test_everyone_gets_the_edition_once(store: SqliteStore, server: RecordingServer) -> None:
+def test_everyone_gets_the_edition_once(store: AnyStore, server: RecordingServer) -> None:
     emails = [f"user{i}@example.org" for i in range(40)]
     plan(store, emails)
     seen: list[Progress] = []
@@ -107,7 +109,7 @@ def test_everyone_gets_the_edition_once(store: SqliteStore, server: RecordingSer
     assert len(server.messages) == 40
 
 
-def test_temporary_and_permanent_refusals(store: SqliteStore, server: RecordingServer) -> None:
+def test_temporary_and_permanent_refusals(store: AnyStore, server: RecordingServer) -> None:
     plan(store, ["later@example.org", "gone@example.org", "fine@example.org"])
     server.rcpt_replies["later@example.org"] = "451 4.3.0 greylisted"
     server.rcpt_replies["gone@example.org"] = "550 5.1.1 no such user"
@@ -137,7 +139,7 @@ def test_backoff_doubles_up_to_an_hour() -> None:
     assert abs(delays[-1] - timedelta(hours=1) * factor) < close
 
 
-def test_gives_up_after_the_retry_lifetime(store: SqliteStore, server: RecordingServer) -> None:
+def test_gives_up_after_the_retry_lifetime(store: AnyStore, server: RecordingServer) -> None:
     plan(store, ["later@example.org"])
     server.rcpt_replies["later@example.org"] = "451 4.3.0 try later"
     clock = FakeClock()
@@ -157,7 +159,7 @@ def test_gives_up_after_the_retry_lifetime(store: SqliteStore, server: Recording
 
 
 def test_disconnect_after_data_resends_with_the_same_message_id(
-    store: SqliteStore, server: RecordingServer
+    store: AnyStore, server: RecordingServer
 ) -> None:
     plan(store, ["a@example.org"])
     server.drop_after_data = 1
@@ -170,7 +172,7 @@ def test_disconnect_after_data_resends_with_the_same_message_id(
     assert first.parsed()["Message-ID"] == second.parsed()["Message-ID"]
 
 
-def test_server_down_then_back(store: SqliteStore, server: RecordingServer) -> None:
+def test_server_down_then_back(store: AnyStore, server: RecordingServer) -> None:
     plan(store, [f"u{i}@example.org" for i in range(5)])
     server.stop()
     clock = FakeClock()
@@ -183,7 +185,7 @@ def test_server_down_then_back(store: SqliteStore, server: RecordingServer) -> N
 
 
 def test_unknown_fates_after_a_crash_are_sent_again(
-    store: SqliteStore, server: RecordingServer
+    store: AnyStore, server: RecordingServer, make_backend: Backend
 ) -> None:
     plan(store, [f"u{i}@example.org" for i in range(6)])
     # A sender claimed four, handed two of them over, then was killed before any reply.
@@ -191,13 +193,24 @@ def test_unknown_fates_after_a_crash_are_sent_again(
     assert store.record([], claimed[:2], START) == [True, True]
     counts = store.counts()
     assert (counts.sending, counts.pending) == (2, 4)  # claimed only: still pending
-    summary = run(store, smtp(server), FakeClock())
-    assert (summary.recovered, summary.sent) == (2, 6)
+    if not store.shared:  # the only sender restarts and recovers them at once
+        summary = run(store, smtp(server), FakeClock())
+        assert (summary.recovered, summary.sent) == (2, 6)
+    else:  # another sender: nothing of the dead one's until its lease lapsed, then all
+        with make_backend.open() as other:
+            assert run(other, smtp(server), FakeClock()).sent == 2
+            clock = FakeClock()
+            clock.now = START + other.lease
+            summary = run(other, smtp(server), clock)
+            assert (summary.recovered, summary.sent) == (0, 4)
     assert len(recipients(server)) == 6
+    assert {m.parsed()["Message-ID"] for m in server.messages} == {
+        d.message_id for d in claimed
+    } | {f"<1.u{i}.example.org@example.org>" for i in range(4, 6)}
 
 
 def test_stop_finishes_in_flight_messages_and_the_rest_follow_later(
-    store: SqliteStore, server: RecordingServer
+    store: AnyStore, server: RecordingServer
 ) -> None:
     emails = [f"u{i}@example.org" for i in range(30)]
     plan(store, emails)
@@ -226,7 +239,7 @@ def test_stop_finishes_in_flight_messages_and_the_rest_follow_later(
 
 
 def test_starttls_missing_stops_the_run_without_failing_anyone(
-    store: SqliteStore, server: RecordingServer
+    store: AnyStore, server: RecordingServer
 ) -> None:
     plan(store, [f"u{i}@example.org" for i in range(5)])
     with pytest.raises(ConfigError, match="STARTTLS"):
@@ -239,7 +252,7 @@ def test_starttls_missing_stops_the_run_without_failing_anyone(
 
 
 def test_a_policy_refusal_for_everyone_stops_the_run_without_bouncing_anyone(
-    store: SqliteStore, server: RecordingServer, caplog: pytest.LogCaptureFixture
+    store: AnyStore, server: RecordingServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     emails = [f"u{i:02}@example.org" for i in range(40)]
     plan(store, emails)
@@ -266,9 +279,7 @@ def test_a_policy_refusal_for_everyone_stops_the_run_without_bouncing_anyone(
     assert recipients(server) == sorted(emails)
 
 
-def test_the_breaker_also_stops_a_run_of_bounces(
-    store: SqliteStore, server: RecordingServer
-) -> None:
+def test_the_breaker_also_stops_a_run_of_bounces(store: AnyStore, server: RecordingServer) -> None:
     # Without an enhanced code a 550 is a bounce: a relay answering "550 relaying
     # denied" to everyone must not get the whole list blocked.
     emails = [f"u{i:02}@example.org" for i in range(12)]
@@ -304,7 +315,7 @@ RELAY = "554 5.7.1 relay access denied"
 
 @pytest.mark.parametrize("limit", [2, 3])
 def test_the_streak_needs_the_same_reply_with_nothing_between(
-    store: SqliteStore, server: RecordingServer, limit: int
+    store: AnyStore, server: RecordingServer, limit: int
 ) -> None:
     plan(store, [f"u{i}@example.org" for i in range(8)])
     # Never three identical refusals in a row: a success or another reply resets it.
@@ -320,7 +331,7 @@ def test_the_streak_needs_the_same_reply_with_nothing_between(
 
 
 def test_an_untrusted_certificate_on_implicit_tls_stops_the_run(
-    store: SqliteStore, certificate: tuple[Path, Path]
+    store: AnyStore, certificate: tuple[Path, Path]
 ) -> None:
     plan(store, [f"u{i}@example.org" for i in range(5)])
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -333,7 +344,7 @@ def test_an_untrusted_certificate_on_implicit_tls_stops_the_run(
     assert (counts.pending, counts.sent, counts.failed, counts.deferred) == (5, 0, 0, 0)
 
 
-def test_maildir_when_there_is_no_smtp_host(store: SqliteStore, tmp_path: Path) -> None:
+def test_maildir_when_there_is_no_smtp_host(store: AnyStore, tmp_path: Path) -> None:
     plan(store, ["a@example.org", "b@example.org"])
     summary = run(store, MaildirMessenger(tmp_path / "outbox"), FakeClock())
     assert summary.sent == 2
@@ -372,11 +383,11 @@ def test_a_full_disk_mid_edition_stops_hand_overs_and_nothing_is_lost(
 
 
 def test_an_unsubscribe_reaches_deliveries_already_claimed(
-    store: SqliteStore, server: RecordingServer, tmp_path: Path
+    store: AnyStore, server: RecordingServer, make_backend: Backend
 ) -> None:
     emails = [f"u{i:02}@example.org" for i in range(20)]
     plan(store, emails)
-    web = SqliteStore.open(tmp_path / "state")  # the web side's own connection
+    web = make_backend.open()  # the web side's own connection
     leaving = emails[-1]
 
     def click_unsubscribe(progress: Progress) -> None:
@@ -391,7 +402,7 @@ def test_an_unsubscribe_reaches_deliveries_already_claimed(
 
 
 def test_every_deferral_failure_and_bounce_is_logged_with_its_reply(
-    store: SqliteStore, server: RecordingServer, caplog: pytest.LogCaptureFixture
+    store: AnyStore, server: RecordingServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     plan(store, ["ok@example.org", "gone@example.org", "busy@example.org", "full@example.org"])
     server.rcpt_replies["gone@example.org"] = "550 5.1.1 no such user"

@@ -1,4 +1,5 @@
-"""A hypothesis state machine over planning + the SQLite ledger, crashes included.
+"""A hypothesis state machine over planning + the ledger, crashes included, on both
+backends (SQLite; PostgreSQL: one database for the run, emptied for each example).
 
 Invariants checked at every step and after draining at the end:
 
@@ -11,13 +12,14 @@ Invariants checked at every step and after draining at the end:
 
 from __future__ import annotations
 
+import atexit
 import shutil
-import sqlite3
 import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -28,12 +30,12 @@ from hypothesis.stateful import (
     rule,
 )
 
+from pg_helpers import Backend, create_database, drop_database, unavailable, url_of
 from statement_feeds.config import load_config
 from statement_feeds.digests.plan import plan_edition, sync_subscribers
 from statement_feeds.domain.catalog import build_catalog
 from statement_feeds.domain.statements import Statement
 from statement_feeds.state.api import Delivery
-from statement_feeds.state.sqlite import SqliteStore
 
 EMAILS = ["ann@x.org", "bob@x.org", "Cid@x.org", "dora@y.org"]
 LANGUAGE_LISTS = [("en",), ("ru",), ("ru", "en"), ("de", "ru")]
@@ -64,14 +66,38 @@ def statement(key: str, lang: str, published: datetime) -> Statement:
     )
 
 
+_PG_DATABASE: list[str] = []  # made on first use, dropped at exit
+_TABLES = (
+    "subscribers, editions, deliveries, assigned, web_subscribers, preference_overrides,"
+    " pending_confirmations, rate_events, subscriber_ids, subscriber_sightings"
+)
+
+
+def fresh_pg_state() -> Backend:
+    """The run's PostgreSQL database, emptied (migrated on the first use)."""
+    if not _PG_DATABASE:
+        _PG_DATABASE.append(create_database())
+        atexit.register(drop_database, _PG_DATABASE[0])
+    backend = Backend("postgres", url_of(_PG_DATABASE[0]))
+    backend.open().close()  # migrated
+    backend.sql(f"TRUNCATE {_TABLES} RESTART IDENTITY")
+    return backend
+
+
 class LedgerMachine(RuleBasedStateMachine):
+    BACKEND = "sqlite"
+
     def __init__(self) -> None:
         super().__init__()
         self.root = Path(tempfile.mkdtemp(prefix="ledger-sm-"))
         (self.root / "statement-feeds.toml").write_text(TOML, encoding="utf-8")
         (self.root / "subscribers").mkdir()
         self.config = load_config(self.root / "statement-feeds.toml")
-        self.store = SqliteStore.open(self.config.paths.state)
+        if self.BACKEND == "sqlite":
+            self.backend = Backend("sqlite", self.config.paths.state)
+        else:
+            self.backend = fresh_pg_state()
+        self.store = self.backend.open()
         self.clock = datetime(2024, 1, 1, tzinfo=UTC)
         self.listed: dict[str, tuple[str, ...]] = {}
         self.blocked: set[str] = set()
@@ -175,7 +201,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def crash(self) -> None:
         # kill -9: whatever was in flight has an unknown fate and is never confirmed.
         self.store.close()
-        self.store = SqliteStore.open(self.config.paths.state)
+        self.store = self.backend.open()
         self.store.recover_unknown()
         self.claimed, self.in_flight = [], []
 
@@ -198,9 +224,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @invariant()
     def one_delivery_per_key_and_subscriber(self) -> None:
-        db = sqlite3.connect(self.store.path)
-        rows = db.execute("SELECT email_key, statement_ids FROM deliveries").fetchall()
-        db.close()
+        rows = self.backend.sql("SELECT email_key, statement_ids FROM deliveries")
         seen: set[tuple[str, str]] = set()
         for email, ids in rows:
             for key in {i.rsplit("-", 1)[0] for i in ids.strip("[]").replace('"', "").split(",")}:
@@ -226,14 +250,22 @@ class LedgerMachine(RuleBasedStateMachine):
         event(f"confirmed sends: {min(len(self.confirmed), 10)}+")
         event(f"cancelled: {counts.cancelled > 0}, failed: {counts.failed > 0}")
         assert counts.pending == counts.sending == counts.deferred == 0
-        db = sqlite3.connect(self.store.path)
-        leftovers = db.execute(
+        leftovers = self.backend.sql(
             "SELECT email_key, state FROM deliveries WHERE state NOT IN ('sent', 'failed')"
-        ).fetchall()
-        db.close()
+        )
         # Only deliveries to blocked addresses may have been cancelled.
         assert all(email in self.blocked and state == "cancelled" for email, state in leftovers)
 
 
 LedgerMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
 TestLedgerStateMachine = LedgerMachine.TestCase
+
+
+class PostgresLedgerMachine(LedgerMachine):
+    BACKEND = "postgres"
+
+
+PostgresLedgerMachine.TestCase.settings = LedgerMachine.TestCase.settings
+TestPostgresLedgerStateMachine = pytest.mark.skipif(
+    unavailable() is not None, reason=str(unavailable())
+)(PostgresLedgerMachine.TestCase)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from pg_helpers import Backend
 from statement_feeds.config import load_config
 from statement_feeds.errors import StoreError
 from statement_feeds.state import api
 from statement_feeds.state.api import Store
 from statement_feeds.state.open import open_store
+from statement_feeds.state.postgres import PostgresStore
 from statement_feeds.state.sqlite import SqliteStore
 
 PROTOCOLS = [api.Ledger, api.SubscriberStore, api.WebSignups, api.StoreMetrics, Store]
@@ -34,31 +36,65 @@ def test_open_store_takes_a_config(tmp_path: Path, make_site: Callable[..., Path
     assert (config.paths.state / "state.sqlite").is_file()
 
 
-def test_sqlite_store_is_a_store(tmp_path: Path) -> None:
-    store: Store = SqliteStore.open(tmp_path)  # mypy checks the types; below, the names
+def test_open_store_takes_postgresql_from_the_config(
+    tmp_path: Path, make_site: Callable[..., Path], pg_url: str
+) -> None:
+    config = load_config(make_site(tmp_path, extra_toml=f'\n[state]\nurl = "{pg_url}"\n'))
+    with open_store(config, lease=timedelta(seconds=30)) as store:
+        assert isinstance(store, PostgresStore) and isinstance(store, Store)
+        assert store.shared and store.lease == timedelta(seconds=30)
+    assert not config.paths.state.exists()  # nothing of the state on this host's disk
+
+
+def test_each_store_is_a_store(make_backend: Backend) -> None:
+    store: Store = make_backend.open()  # mypy checks the types; below, the names
+    kind = type(store)
     with store:
+        assert isinstance(store, Store)
+        assert store.shared == (kind is PostgresStore)
         for protocol in PROTOCOLS:
             for name, member in vars(protocol).items():
                 if name.startswith("_") or not callable(member):
                     continue
                 wanted = list(inspect.signature(member).parameters)
-                implemented = list(inspect.signature(getattr(SqliteStore, name)).parameters)
-                assert implemented == wanted, f"SqliteStore.{name} differs from {protocol}"
+                implemented = list(inspect.signature(getattr(kind, name)).parameters)
+                assert implemented == wanted, f"{kind.__name__}.{name} differs from {protocol}"
 
 
 @pytest.mark.parametrize(
     "call",
     [
-        lambda s: s.web_subscribers(),  # sqlite_web
-        lambda s: s.joined_at("a@example.org"),  # sqlite_subscribers
-        lambda s: s.edition_count(),  # sqlite_editions
-        lambda s: s.counts(),  # sqlite_deliveries
+        lambda s: s.web_subscribers(),  # sql_web
+        lambda s: s.joined_at("a@example.org"),  # sql_subscribers
+        lambda s: s.edition_count(),  # sql_editions
+        lambda s: s.counts(),  # sql_deliveries
     ],
 )
 def test_every_part_turns_database_errors_into_store_errors(
-    tmp_path: Path, call: Callable[[SqliteStore], object]
+    make_backend: Backend, call: Callable[[SqliteStore | PostgresStore], object]
 ) -> None:
-    store = SqliteStore.open(tmp_path)
-    store.close()  # any call now fails in sqlite3 (a closed connection)
+    store = make_backend.open()
+    store.close()  # any call now fails in the driver (a closed connection)
     with pytest.raises(StoreError):
         call(store)
+
+
+def test_a_connection_the_server_dropped_is_a_store_error(pg_url: str) -> None:
+    with PostgresStore(pg_url) as store:
+        store.counts()
+        Backend("postgres", pg_url).sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        with pytest.raises(StoreError, match="cannot counts"):
+            store.counts()
+
+
+def test_a_pooled_connection_the_server_dropped_is_replaced(pg_url: str) -> None:
+    PostgresStore(pg_url).close()  # its connection waits in the pool
+    Backend("postgres", pg_url).sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    with PostgresStore(pg_url) as store:  # a server restart meanwhile: still usable
+        assert store.edition_count() == 0

@@ -2,38 +2,32 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-from statement_feeds.state.sqlite import SqliteStore
+from pg_helpers import Backend
 
 T0 = datetime(2024, 6, 1, 7, tzinfo=UTC)
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 
 
-def rows(store: SqliteStore) -> list[str]:
-    raw = sqlite3.connect(store.path)
-    try:
-        return [row[0] for row in raw.execute("SELECT bucket FROM rate_events ORDER BY bucket")]
-    finally:
-        raw.close()
+def rows(backend: Backend) -> list[str]:
+    return [row[0] for row in backend.sql("SELECT bucket FROM rate_events ORDER BY bucket")]
 
 
-def test_events_of_clients_that_never_return_are_pruned(tmp_path: Path) -> None:
-    with SqliteStore.open(tmp_path) as store:
+def test_events_of_clients_that_never_return_are_pruned(make_backend: Backend) -> None:
+    with make_backend.open() as store:
         for n in range(500):  # 500 clients, one sign-up each, never seen again
             assert not store.hit_rate_limit(f"client:{n}", T0, HOUR, 10)
         assert not store.hit_rate_limit("address:a", T0, DAY, 3)
-        assert len(rows(store)) == 501
+        assert len(rows(make_backend)) == 501
         # Two hours later one new client: every expired client event goes, and the
         # address event, inside its own 24-hour window, stays.
         assert not store.hit_rate_limit("client:new", T0 + 2 * HOUR, HOUR, 10)
-        assert rows(store) == ["address:a", "client:new"]
+        assert rows(make_backend) == ["address:a", "client:new"]
 
 
-def test_the_window_slides(tmp_path: Path) -> None:
-    with SqliteStore.open(tmp_path) as store:
+def test_the_window_slides(make_backend: Backend) -> None:
+    with make_backend.open() as store:
         hits = [
             store.hit_rate_limit("client:x", T0 + n * timedelta(minutes=10), HOUR, 3)
             for n in range(5)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from pg_helpers import AnyStore, Backend
 from statement_feeds.domain.tokens import subscriber_id
 from statement_feeds.domain.web_subscribers import Preferences
 from statement_feeds.errors import StateError
@@ -17,25 +17,18 @@ from statement_feeds.state.sqlite import SqliteStore, to_ts
 T0 = datetime(2024, 6, 1, 7, tzinfo=UTC)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    with SqliteStore.open(tmp_path / "state") as opened:
-        yield opened
-
-
-def unmapped(store: SqliteStore) -> list[str]:
+def unmapped(store: AnyStore, backend: Backend) -> list[str]:
     """Addresses the store knows without an id row for its own key."""
     key = store.subscriber_id_key()
-    raw = sqlite3.connect(store.path)
-    try:
-        emails = [row[0] for row in raw.execute("SELECT email FROM subscribers")]
-        ids = dict(raw.execute("SELECT id, email FROM subscriber_ids"))
-    finally:
-        raw.close()
+    emails = [row[0] for row in backend.sql("SELECT email FROM subscribers")]
+    ids = dict(backend.sql("SELECT id, email FROM subscriber_ids"))
     return [e for e in emails if ids.get(subscriber_id(key, e)) != e]
 
 
-def test_every_way_of_recording_an_address_maps_its_id(store: SqliteStore) -> None:
+def test_every_way_of_recording_an_address_maps_its_id(
+    backend: AnyStore, make_backend: Backend
+) -> None:
+    store = backend
     store.sync_subscribers(["Listed@X.org", "listed@x.org", "other@x.org"], T0)
     store.sync_subscribers(["listed@x.org", "third@x.org"], T0 + timedelta(days=1))
     store.unsubscribe("gone@x.org", T0)
@@ -44,7 +37,7 @@ def test_every_way_of_recording_an_address_maps_its_id(store: SqliteStore) -> No
         "t1", "Web@X.org", Preferences(("en",), "daily"), T0, T0 + timedelta(days=2)
     )
     assert store.confirm_subscription("t1", T0) is not None
-    assert unmapped(store) == []
+    assert unmapped(store, make_backend) == []
     assert store.joined_at("third@x.org") == T0 + timedelta(days=1)  # first sighting only
     assert store.joined_at("listed@x.org") == T0
     sid = subscriber_id(store.subscriber_id_key(), "LISTED@x.org")
@@ -52,11 +45,13 @@ def test_every_way_of_recording_an_address_maps_its_id(store: SqliteStore) -> No
     assert store.address_for_id("no-such-id") is None
 
 
-def test_the_id_key_is_random_per_database_and_stable(tmp_path: Path) -> None:
-    with SqliteStore.open(tmp_path / "a") as first, SqliteStore.open(tmp_path / "b") as other:
+def test_the_id_key_is_random_per_database_and_stable(
+    tmp_path: Path, make_backend: Backend
+) -> None:
+    with make_backend.open() as first, SqliteStore.open(tmp_path / "b") as other:
         key = first.subscriber_id_key()
         assert len(key) == 32 and key != other.subscriber_id_key()
-    with SqliteStore.open(tmp_path / "a") as again:
+    with make_backend.open() as again:
         assert again.subscriber_id_key() == key
 
 
@@ -75,16 +70,13 @@ def test_migration_4_gives_every_existing_address_its_id(tmp_path: Path) -> None
     )
     raw.close()
     with SqliteStore.open(tmp_path) as store:
-        assert unmapped(store) == []
+        assert unmapped(store, Backend("sqlite", tmp_path)) == []
         key = store.subscriber_id_key()
         assert store.address_for_id(subscriber_id(key, "user12344@x.org")) == "user12344@x.org"
 
 
-def test_a_damaged_id_key_is_a_state_error(tmp_path: Path) -> None:
-    with SqliteStore.open(tmp_path) as store:
-        path = store.path
-    raw = sqlite3.connect(path, isolation_level=None)
-    raw.execute("UPDATE settings SET value = 'not hex' WHERE name = 'subscriber_id_key'")
-    raw.close()
+def test_a_damaged_id_key_is_a_state_error(make_backend: Backend) -> None:
+    make_backend.open().close()
+    make_backend.sql("UPDATE settings SET value = 'not hex' WHERE name = 'subscriber_id_key'")
     with pytest.raises(StateError, match="cannot open the state database"):
-        SqliteStore.open(tmp_path)
+        make_backend.open()

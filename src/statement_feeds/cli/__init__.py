@@ -67,6 +67,10 @@ def check(ctx: Context) -> None:
     from ..domain.problems import Problem
 
     config = ctx.config
+    if config.state.url:  # connect and migrate: unreachable, refused or newer is exit 2
+        from ..state.open import open_store
+
+        open_store(config).close()
     report = Publisher(config).check()
     items = list(read_subscribers(config.paths.subscribers, config.site.default_language))
     problems = [*report.problems, *(i for i in items if isinstance(i, Problem))]

@@ -10,9 +10,12 @@ Postfix promises; ``recover_unknown`` queues them again with the same Message-ID
 When the ledger cannot be written (disk full, I/O error), no further message is
 handed over and the run ends with :class:`StateError`.
 
-``deliver`` must be the only sender on its ledger while it runs: it starts with
-``recover_unknown``, which would re-queue another live sender's in-flight messages
-(unless called with ``recover=False`` by workers whose parent recovered once).
+On a ledger of its own (SQLite) ``deliver`` must be the only sender while it runs:
+it starts with ``recover_unknown``, which would re-queue another live sender's
+in-flight messages (unless called with ``recover=False`` by workers whose parent
+recovered once). On a shared ledger (``ledger.shared``: PostgreSQL, several hosts)
+it skips that: a dead sender's hand-overs are taken over by ``claim`` once their
+lease lapsed, and a live sender renews its own leases every third of the lease.
 Every deferral, failure and bounce is logged with the address, the reply and the
 next attempt.
 """
@@ -145,16 +148,19 @@ async def deliver(
         same_refusal_limit=same_refusal_limit,
         workers=max(1, concurrency),
     )
-    if recover:
+    if recover and not ledger.shared:
         run.summary.recovered = ledger.recover_unknown()
     counts = ledger.counts()
     run.summary.total = counts.pending + counts.deferred
     run.batch, run.stop = batch, stop or asyncio.Event()
+    renewing = asyncio.create_task(run.renew_leases()) if ledger.shared else None
     try:
         async with asyncio.TaskGroup() as group:
             for _ in range(max(1, concurrency)):
                 group.create_task(run.worker())
     finally:
+        if renewing is not None:
+            renewing.cancel()
         run.finish()
     if run.fatal is not None:
         raise run.fatal
@@ -216,6 +222,17 @@ class _Run:
             if delivery is None:
                 return
             await self._handle(delivery)
+
+    async def renew_leases(self) -> None:
+        """A shared ledger: keep this sender's claims alive (a third of the lease apart,
+        so two renewals may fail before another host takes them over)."""
+        period = self.ledger.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(period)
+            try:
+                self.ledger.renew_claims(self.clock())
+            except StateError as exc:  # the workers stop at their next transaction
+                log.warning("cannot renew the delivery leases: %s", exc)
 
     def finish(self) -> None:
         """At the end of the run: record what is left, release what was never handed over."""

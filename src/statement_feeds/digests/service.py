@@ -38,7 +38,6 @@ from ..logs import event
 from ..state.api import EditionStatus, LedgerCounts, Store
 from ..state.lock import LOCK_NAME, SENDER_LOCK, WAKE_SIGNAL, StateLock, live_holder
 from ..state.open import open_store
-from ..state.secrets import load_keys
 from .mailer import make_messenger
 from .plan import MANUAL, DryRun, PlanResult, dry_run, plan_edition, sync_subscribers
 from .send import DeliverySummary, Progress, deliver, load_environment
@@ -111,7 +110,7 @@ class Digests:
 
     def signer(self) -> Signer:
         with self.store() as store:  # ids in links are keyed by the state's own id key
-            return Signer(load_keys(self.config.paths.state), id_key=store.subscriber_id_key())
+            return Signer(store.signing_keys(), id_key=store.subscriber_id_key())
 
     def plan(self, frequency: str, due_at: datetime) -> PlanResult:
         self.require_public_url()

@@ -1,6 +1,7 @@
 """The state store: the only code that knows a database exists.
 
 ``api`` holds the protocols the rest depends on, ``open.open_store`` opens the
-configured backend, and ``sqlite`` (with its mixins and migrations) is the embedded
-one. Only ``state/`` (and the tests) name a backend.
+configured backend: ``sqlite`` (the embedded one) or ``postgres`` (``[state] url``),
+each with its own migrations, both built on the shared SQL of the ``sql_*`` mixins.
+Only ``state/`` (and the tests) name a backend.
 """

@@ -8,9 +8,8 @@
 * :class:`StoreMetrics`: counts for ``digest status``, /metrics and /health;
 * :class:`Store`: all of them, plus ``close`` and use as a context manager.
 
-``state.sqlite.SqliteStore`` implements them in SQLite's dialect (``?`` placeholders,
-``BEGIN IMMEDIATE``, PRAGMAs, TEMP tables); a second backend (PostgreSQL) implements
-these protocols in its own module, and ``state.open.open_store`` picks one. Nothing
+``state.sqlite.SqliteStore`` and ``state.postgres.PostgresStore`` implement them with
+shared SQL (the ``sql_*`` mixins), and ``state.open.open_store`` picks one. Nothing
 outside ``state/`` names a backend. The sending pipeline depends only on
 :class:`Ledger` and ``digests.mailer.Messenger``.
 
@@ -36,6 +35,10 @@ the sender's event loop, together with the next hand-overs::
                                            handed over by a sender that died before its
                                            reply was recorded, so re-sent with the same
                                            Message-ID. At most the messages in flight.
+    sending ──claim, lease lapsed──▶ pending   a shared ledger (``shared``): another
+                                           sender's hand-overs whose lease lapsed
+                                           (it stopped renewing: dead); never a live
+                                           sender's, whose leases are renewed.
 """
 
 from __future__ import annotations
@@ -161,6 +164,12 @@ class SubscriberState(NamedTuple):
 
 
 class Ledger(Protocol):
+    # False: one sender per ledger (SQLite), which recovers ``sending`` rows at start.
+    # True: senders on several hosts share it (PostgreSQL); each renews its leases
+    # and takes over only ``sending`` rows whose lease lapsed (a dead sender's).
+    shared: bool
+    lease: timedelta  # how long a claim holds without renewal
+
     def edition_for(self, frequency: str, due_at: datetime) -> Edition | None:
         """The edition planned for this due time, if any: never two for one due time."""
 
@@ -185,6 +194,10 @@ class Ledger(Protocol):
         Returns for each of ``start`` whether it may be handed to SMTP (False: its
         address was unsubscribed or bounced since the claim, and it is cancelled).
         """
+
+    def renew_claims(self, now: datetime) -> int:
+        """Extend the lease of everything this sender holds (a shared ledger's senders
+        call it every third of the lease); returns how many deliveries."""
 
     def mark_sent(self, deliveries: Sequence[Delivery], now: datetime) -> None: ...
 
@@ -297,6 +310,11 @@ class WebSignups(Protocol):
 
     def subscriber_id_key(self) -> bytes:
         """The key of the opaque subscriber ids in links (never rotated)."""
+
+    def signing_keys(self) -> list[bytes]:
+        """The HMAC keys of Message-IDs and tokens, newest first: the environment's
+        (``$STATEMENT_FEEDS_SECRET_KEY``) when set, else the state's own (SQLite: the
+        ``secret.key`` file; PostgreSQL: the ``secrets`` table, shared by all hosts)."""
 
     def remember_address_id(self, email: str) -> None: ...
 

@@ -17,18 +17,29 @@ from pathlib import Path
 from .. import environment
 from ..errors import ConfigError, StateError
 
-__all__ = ["KEY_FILE", "SECRET_ENV", "load_keys"]
+__all__ = ["KEY_FILE", "SECRET_ENV", "configured_keys", "load_keys", "new_key"]
 
 SECRET_ENV = environment.SECRET_KEY_ENV
 KEY_FILE = "secret.key"
 _MIN_LENGTH = 16
 
 
+def configured_keys(environ: Mapping[str, str] | None = None) -> list[bytes] | None:
+    """``$STATEMENT_FEEDS_SECRET_KEY``'s keys, newest first; None when it is not set."""
+    configured = environment.secret_keys(environ)
+    return _parse(configured, SECRET_ENV) if configured.strip() else None
+
+
+def new_key() -> bytes:
+    """A fresh random key, as the key file holds it (64 hex digits)."""
+    return secrets.token_hex(32).encode("ascii")
+
+
 def load_keys(state_dir: Path, environ: Mapping[str, str] | None = None) -> list[bytes]:
     """The signing keys, newest first; creates the key file when there is none."""
-    configured = environment.secret_keys(environ)
-    if configured.strip():
-        return _parse(configured, SECRET_ENV)
+    configured = configured_keys(environ)
+    if configured is not None:
+        return configured
     path = state_dir / KEY_FILE
     if not path.exists():
         _create(path)
@@ -56,7 +67,7 @@ def _create(path: Path) -> None:
         temporary = path.with_name(f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.write(fd, (secrets.token_hex(32) + "\n").encode("ascii"))
+            os.write(fd, new_key() + b"\n")
             os.fsync(fd)
         finally:
             os.close(fd)

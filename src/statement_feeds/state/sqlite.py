@@ -1,12 +1,12 @@
 """The state store in SQLite (WAL) at ``<paths.state>/state.sqlite``: ``SqliteStore``.
 
-It implements every protocol of ``state.api`` (``Store``) with one connection; the
-SQL is SQLite's (``?`` placeholders, ``BEGIN IMMEDIATE``, PRAGMAs, TEMP tables), split
-by concern into mixins: ``sqlite_deliveries`` (the delivery state machine),
-``sqlite_editions`` (planning editions), ``sqlite_subscribers`` (what the state knows
-about addresses) and ``sqlite_web`` (sign-ups, preferences, rate limits, subscriber
-ids). This module opens the database and runs the transactions. A second backend
-implements ``state.api.Store`` in a module of its own; ``state.open`` picks one.
+It implements every protocol of ``state.api`` (``Store``) with one connection. The
+SQL is shared with ``postgres.PostgresStore``, split by concern into mixins:
+``sql_deliveries`` (the delivery state machine), ``sql_editions`` (planning editions),
+``sql_subscribers`` (what the state knows about addresses) and ``sql_web`` (sign-ups,
+preferences, rate limits, subscriber ids). This module keeps what is SQLite's own:
+opening the file, PRAGMAs, ``BEGIN IMMEDIATE`` transactions, its migrations and the
+``secret.key`` file next to the database; ``state.open`` picks a backend.
 
 Timestamps are fixed-width ISO 8601 UTC text (so text order is time order).
 
@@ -18,20 +18,23 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 
 from ..errors import StateError
 from .api import EditionStatus, SubscriberState
 from .batches import CHUNK, chunks
-from .sqlite_deliveries import DeliveryStateMachine
-from .sqlite_editions import EditionTables
+from .secrets import load_keys
+from .sql_deliveries import DeliveryStateMachine
+from .sql_editions import EditionTables
+from .sql_parts import CLAIM_LEASE
+from .sql_subscriber_ids import load_id_key
+from .sql_subscribers import SubscriberTables
+from .sql_web import WebTables
 from .sqlite_errors import map_sqlite_errors, translated
 from .sqlite_migrations import migrate
-from .sqlite_subscriber_ids import load_id_key
-from .sqlite_subscribers import SubscriberTables
-from .sqlite_web import WebTables
 from .timestamps import from_ts, to_ts
 
 # EditionStatus, SubscriberState, chunks, from_ts and to_ts: still importable from here.
@@ -58,8 +61,14 @@ class SqliteStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTabl
     transaction (by the deliveries generator) join it instead of committing early.
     """
 
-    def __init__(self, path: Path, *, busy_timeout: float = 60.0) -> None:
+    _db: sqlite3.Connection
+    shared = False  # one sender per state folder (the daemon's lock)
+
+    def __init__(
+        self, path: Path, *, busy_timeout: float = 60.0, lease: timedelta = CLAIM_LEASE
+    ) -> None:
         self.path = path
+        self.lease = lease
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves.
@@ -75,8 +84,21 @@ class SqliteStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTabl
         self._new_claimant()
 
     @classmethod
-    def open(cls, state_dir: Path) -> SqliteStore:
-        return cls(state_dir / DB_NAME)
+    def open(cls, state_dir: Path, *, lease: timedelta = CLAIM_LEASE) -> SqliteStore:
+        return cls(state_dir / DB_NAME, lease=lease)
+
+    def signing_keys(self) -> list[bytes]:
+        """``$STATEMENT_FEEDS_SECRET_KEY``, else ``secret.key`` next to the database."""
+        return load_keys(self.path.parent)
+
+    def _map_errors(self, what: str) -> AbstractContextManager[None]:
+        return map_sqlite_errors(what)
+
+    def _drop_temp(self, table: str) -> None:
+        # IF EXISTS: a rolled-back transaction already took the table with it.
+        # A reader abandoned until after close() finds the table gone with it.
+        with suppress(sqlite3.ProgrammingError):
+            self._db.execute(f"DROP TABLE IF EXISTS {table}")
 
     def _configure(self) -> None:
         mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ..errors import StoreError
+from .sql_connection import translate_methods
 
 __all__ = ["map_sqlite_errors", "translated"]
 
@@ -27,23 +26,8 @@ def map_sqlite_errors(what: str) -> Iterator[None]:
 
 
 def translated(cls: C) -> C:
-    """Wrap every public method of ``cls`` (plain functions) in :func:`map_sqlite_errors`.
+    """Wrap every public method of ``cls`` and its mixins in :func:`map_sqlite_errors`.
 
     Generator and context-manager methods are left alone: they translate inside.
     """
-    for name, member in list(vars(cls).items()):
-        if name.startswith("_") or not inspect.isfunction(member):
-            continue
-        if inspect.isgeneratorfunction(member) or hasattr(member, "__wrapped__"):
-            continue
-        setattr(cls, name, _wrap(member, name.replace("_", " ")))
-    return cls
-
-
-def _wrap(method: Callable[..., Any], what: str) -> Callable[..., Any]:
-    @functools.wraps(method)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        with map_sqlite_errors(what):
-            return method(*args, **kwargs)
-
-    return call
+    return translate_methods(cls, map_sqlite_errors)

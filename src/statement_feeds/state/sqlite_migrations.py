@@ -30,7 +30,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from ..errors import StateError
-from .sqlite_subscriber_ids import remember_ids
+from .sql_subscriber_ids import remember_ids
 
 __all__ = [
     "MIGRATIONS",

@@ -35,7 +35,6 @@ from ..domain.tokens import Signer
 from ..feeds.front_page import FrontPageFile
 from ..locales import load_translations
 from ..state.open import open_store
-from ..state.secrets import load_keys
 from .feed_files import FeedFiles
 from .links import SubscriberLinks
 from .service_base import CSRF_TTL, DEFAULT_LIMITS, INVALID_LINK, Page, RateLimits, route_prefix
@@ -96,12 +95,12 @@ class WebService(SignUp, Subscriptions):
         # A missing or broken template fails here, at start, not per visit.
         pages = load_pages(config, translations)
         with open_store(config) as store:  # migrated now, not per visit
-            id_key = store.subscriber_id_key()
+            id_key, keys = store.subscriber_id_key(), store.signing_keys()
         return cls(
             config,
             clock,
-            signer=Signer(load_keys(config.paths.state), id_key=id_key),
-            store=StoreThread(config.paths.state),
+            signer=Signer(keys, id_key=id_key),
+            store=StoreThread(config),
             messenger=make_messenger(config.smtp, config.paths.outbox),
             translations=translations,
             pages=pages,

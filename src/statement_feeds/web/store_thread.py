@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from ..config import Config
 from ..state.api import Store
 from ..state.open import open_store
 
@@ -25,8 +26,8 @@ class StoreThread:
     thread that opened it.
     """
 
-    def __init__(self, state_dir: Path) -> None:
-        self._state_dir = state_dir
+    def __init__(self, where: Config | Path) -> None:
+        self._where = where  # a config (SQLite or PostgreSQL), or a SQLite state folder
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="statement-feeds-web-store")
         self._store: Store | None = None
 
@@ -35,7 +36,7 @@ class StoreThread:
 
     def _call(self, function: Callable[[Store], T]) -> T:
         if self._store is None:
-            self._store = open_store(self._state_dir)
+            self._store = open_store(self._where)
         return function(self._store)
 
     async def close(self) -> None:

@@ -1,7 +1,8 @@
 """The web side in the state database (issue 5): sign-ups, web subscribers, preferences,
 rate limits and subscriber ids.
 
-A mixin of ``sqlite.SqliteStore`` implementing ``api.WebSignups`` (and the subscriber
+A mixin of both stores (``sqlite.SqliteStore``, ``postgres.PostgresStore``)
+implementing ``api.WebSignups`` (and the subscriber
 totals of ``api.StoreMetrics``, which count web subscribers).
 """
 
@@ -11,17 +12,15 @@ from datetime import datetime, timedelta
 
 from ..domain.subscribers import Subscriber, email_key
 from ..domain.web_subscribers import WEB_SOURCE, Preferences
-from .sqlite_errors import translated
-from .sqlite_parts import BLOCKED as _BLOCKED
-from .sqlite_parts import SqliteParts
-from .sqlite_subscriber_ids import address_for_id
+from .sql_parts import BLOCKED as _BLOCKED
+from .sql_parts import SqlParts
+from .sql_subscriber_ids import address_for_id
 from .timestamps import to_ts
 
 __all__ = ["WebTables"]
 
 
-@translated
-class WebTables(SqliteParts):
+class WebTables(SqlParts):
     # -- subscriber ids (the opaque ids in links: domain.tokens.subscriber_id) -------
 
     def subscriber_id_key(self) -> bytes:

@@ -1,7 +1,8 @@
 """Editions in the state database: planning one in a transaction, listing them, retries.
 
-A mixin of ``sqlite.SqliteStore``: the edition half of ``api.Ledger`` (the delivery
-state machine is ``sqlite_deliveries``) and the edition counts of ``api.StoreMetrics``.
+A mixin of both stores (``sqlite.SqliteStore``, ``postgres.PostgresStore``): the
+edition half of ``api.Ledger`` (the delivery
+state machine is ``sql_deliveries``) and the edition counts of ``api.StoreMetrics``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from typing import TYPE_CHECKING, Any, cast
 from ..domain.subscribers import email_key
 from .api import Edition, EditionStatus, LedgerCounts, PlannedDelivery
 from .batches import chunks
-from .sqlite_errors import translated
-from .sqlite_parts import BLOCKED as _BLOCKED
-from .sqlite_parts import SqliteParts
+from .sql_parts import BLOCKED as _BLOCKED
+from .sql_parts import SqlParts
 from .timestamps import from_ts, to_ts
 
 __all__ = ["EditionTables"]
@@ -24,11 +24,10 @@ __all__ = ["EditionTables"]
 MessageIdFor = Callable[[int, str], str]
 
 
-@translated
-class EditionTables(SqliteParts):
+class EditionTables(SqlParts):
     _ids_json: dict[tuple[str, ...], str]  # statement ids → their JSON text (see _json)
 
-    if TYPE_CHECKING:  # sqlite_deliveries.DeliveryStateMachine's
+    if TYPE_CHECKING:  # sql_deliveries.DeliveryStateMachine's
 
         def counts(self, edition_id: int | None = None) -> LedgerCounts: ...
 
@@ -79,6 +78,8 @@ class EditionTables(SqliteParts):
                 " ON CONFLICT (frequency, due_at) DO NOTHING RETURNING id",
                 (frequency, to_ts(due_at), planned),
             ).fetchone()
+            if row is None:  # another host planned it meanwhile (PostgreSQL: it waited)
+                return cast(Edition, self.edition_for(frequency, due_at))
             edition_id = int(row[0])
             total = 0
             for chunk in chunks(deliveries):
@@ -141,7 +142,7 @@ class EditionTables(SqliteParts):
             return db.execute(
                 "UPDATE deliveries SET state = 'pending', first_attempt_at = NULL, attempts = 0,"
                 " next_attempt_at = updated_at, updated_at = COALESCE(?, updated_at)"
-                " WHERE state = 'failed' AND (? IS NULL OR edition_id = ?)"
+                " WHERE state = 'failed' AND (CAST(? AS INTEGER) IS NULL OR edition_id = ?)"
                 " AND NOT EXISTS (SELECT 1 FROM subscribers s"
                 " WHERE s.email = deliveries.email_key AND " + _BLOCKED + ")",
                 (stamp, edition_id, edition_id),
@@ -151,7 +152,7 @@ class EditionTables(SqliteParts):
         # Text order is time order (timestamps.to_ts); MIN of NULLs (empty tables) is NULL.
         row = self._db.execute(
             "SELECT MIN(t) FROM (SELECT MIN(joined_at) AS t FROM subscribers"
-            " UNION ALL SELECT MIN(planned_at) FROM editions)"
+            " UNION ALL SELECT MIN(planned_at) FROM editions) AS h"
         ).fetchone()
         return None if row[0] is None else from_ts(row[0])
 

@@ -1,23 +1,24 @@
 """Subscriber ids in the state database: the opaque ids links carry, mapped back to addresses.
 
-The id is ``domain.tokens.subscriber_id(key, address)``. The key is made by migration 7
-(``settings.subscriber_id_key``) and never rotated, so that ids in mail already sent
-keep resolving; ``subscriber_ids`` maps each id to its email key. ``SqliteStore``
+The id is ``domain.tokens.subscriber_id(key, address)``. The key is made by a
+migration (``settings.subscriber_id_key``: SQLite's 4, PostgreSQL's 1) and never
+rotated, so that ids in mail already sent keep resolving; ``subscriber_ids`` maps
+each id to its email key. Each store
 calls :func:`remember_ids` wherever it first records an address, in the same
 transaction, so every address it knows has its id before any mail can carry it.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 from ..domain.tokens import subscriber_id
+from .sql_connection import Connection
 
 __all__ = ["address_for_id", "load_id_key", "remember_ids"]
 
 
-def load_id_key(conn: sqlite3.Connection) -> bytes:
+def load_id_key(conn: Connection) -> bytes:
     """The database's subscriber id key (ValueError if it is missing or damaged)."""
     row = conn.execute("SELECT value FROM settings WHERE name = 'subscriber_id_key'").fetchone()
     if row is None:
@@ -25,7 +26,7 @@ def load_id_key(conn: sqlite3.Connection) -> bytes:
     return bytes.fromhex(str(row[0]))
 
 
-def remember_ids(conn: sqlite3.Connection, id_key: bytes, email_keys: Sequence[str]) -> None:
+def remember_ids(conn: Connection, id_key: bytes, email_keys: Sequence[str]) -> None:
     """Map the ids of these (case-folded) addresses; known ones are left as they are."""
     if email_keys:
         # Sorted: ids are random, and B-tree inserts in key order are far cheaper.
@@ -35,6 +36,6 @@ def remember_ids(conn: sqlite3.Connection, id_key: bytes, email_keys: Sequence[s
         )
 
 
-def address_for_id(conn: sqlite3.Connection, sid: str) -> str | None:
+def address_for_id(conn: Connection, sid: str) -> str | None:
     row = conn.execute("SELECT email FROM subscriber_ids WHERE id = ?", (sid,)).fetchone()
     return None if row is None else str(row[0])

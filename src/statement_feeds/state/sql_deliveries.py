@@ -1,7 +1,8 @@
 """The delivery state machine in SQL: claims, hand-overs, outcomes, recovery.
 
-A mixin of :class:`state.sqlite.SqliteStore` (it uses the store's connection
-and ``transaction``); ``state/api.py`` draws the states. Three moments matter:
+A mixin of both stores, ``sqlite.SqliteStore`` and ``postgres.PostgresStore`` (it
+uses the store's connection and ``transaction``); ``state/api.py`` draws the states.
+Three moments matter:
 
 * ``claim`` reserves due deliveries for this sender (``claimed_by`` + a lease):
   nothing leaves yet and nothing is re-sent if the sender dies now;
@@ -13,8 +14,8 @@ and ``transaction``); ``state/api.py`` draws the states. Three moments matter:
   one event-loop turn together with the next hand-overs, so ``sending`` holds at
   most the messages in flight: after a kill -9 only those go out again.
 
-Every SQLite error on these paths becomes a :class:`StoreError` (``sqlite_errors``: the
-transaction and every public method are translated): a sender that cannot record stops
+Every database error on these paths becomes a :class:`StoreError` (the backend's
+translation point wraps the transaction and every public method): a sender that cannot record stops
 handing messages over.
 """
 
@@ -23,24 +24,23 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..domain.subscribers import email_key
 from .api import DELIVERY_FILTERS, Delivery, DeliveryRow, LedgerCounts, Outcome
-from .sqlite_errors import map_sqlite_errors, translated
-from .sqlite_parts import SqliteParts
+from .sql_parts import BLOCKED, CLAIM_LEASE, SqlParts
 from .timestamps import from_ts, to_ts
 
 __all__ = ["CLAIM_LEASE", "DeliveryStateMachine"]
 
-# How long a claim reserves a delivery for its sender. A single daemon clears its
-# claims when a run starts (``recover_unknown``); the lease matters to senders that
-# share a ledger, which never take another's live claims.
-CLAIM_LEASE = timedelta(minutes=10)
-_BLOCKED = "(s.unsubscribed_at IS NOT NULL OR s.bounced_at IS NOT NULL)"
+# CLAIM_LEASE: how long a claim reserves a delivery for its sender (``SqlParts.lease``).
+# A single SQLite daemon clears its claims when a run starts (``recover_unknown``); the
+# lease matters to senders that share a ledger, which never take another's live claims
+# (a live sender renews its leases: ``renew_claims``).
+_BLOCKED = BLOCKED
 _KEY = "email_key = ? AND edition_id = ?"
-# Built once: these run once per message, and sqlite3's statement cache is keyed on the text.
+# Built once: these run once per message, and statement caches are keyed on the text.
 _START = (
     "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,"
     " first_attempt_at = COALESCE(first_attempt_at, ?), updated_at = ?"
@@ -103,11 +103,10 @@ def _ids(text: str) -> tuple[str, ...]:
     return tuple(json.loads(text))
 
 
-@translated
-class DeliveryStateMachine(SqliteParts):
+class DeliveryStateMachine(SqlParts):
     """Claim → hand over → record."""
 
-    if TYPE_CHECKING:  # sqlite_subscribers.SubscriberTables's
+    if TYPE_CHECKING:  # sql_subscribers.SubscriberTables's
 
         def mark_bounced(self, email: str, at: datetime, reason: str) -> None: ...
 
@@ -124,9 +123,11 @@ class DeliveryStateMachine(SqliteParts):
         Deliveries of addresses blocked since planning are cancelled on the way and
         the search goes on, so a short batch always means "nothing more is due".
         """
-        stamp, until = to_ts(now), to_ts(now + CLAIM_LEASE)
+        stamp, until = to_ts(now), to_ts(now + self.lease)
         claimed: list[Delivery] = []
         with self.transaction() as db:
+            if self.shared:
+                self._take_over(stamp)
             while len(claimed) < limit:
                 rows = db.execute(
                     "SELECT d.email_key, d.edition_id, d.email, d.name, d.lang, d.statement_ids,"
@@ -136,13 +137,41 @@ class DeliveryStateMachine(SqliteParts):
                     # Another sender's lapsed claim may be taken; our own claims are
                     # in our queue already, however old.
                     " AND (d.claimed_by IS NULL OR (d.claim_until <= ? AND d.claimed_by <> ?))"
-                    " ORDER BY d.next_attempt_at LIMIT ?",
+                    " ORDER BY d.next_attempt_at LIMIT ?" + self._claim_lock,
                     (stamp, stamp, self.claimant, limit - len(claimed)),
                 ).fetchall()
                 if not rows:
                     break
                 claimed.extend(self._reserve(rows, stamp, until, now))
         return claimed
+
+    def _take_over(self, stamp: str) -> None:
+        """A dead sender's hand-overs: ``sending`` rows of another claimant whose lease
+        lapsed go back to ``pending`` (same Message-ID; the attempt still counts).
+
+        Only where senders share the ledger: a live sender renews its leases every
+        third of the lease, so only a sender that stopped renewing (dead, or cut off
+        from the database for longer than the lease) loses its rows.
+        """
+        self._db.execute(
+            "UPDATE deliveries SET state = 'pending', claimed_by = NULL, claim_until = NULL"
+            " WHERE (edition_id, email_key) IN (SELECT edition_id, email_key FROM deliveries"
+            " WHERE state = 'sending' AND claim_until <= ? AND claimed_by <> ?"
+            + self._claim_lock.replace(" OF d", "")
+            + ")",
+            (stamp, self.claimant),
+        )
+
+    def renew_claims(self, now: datetime) -> int:
+        """Extend the lease of every delivery this sender holds; returns how many."""
+        with self.transaction() as db:
+            return int(
+                db.execute(
+                    "UPDATE deliveries SET claim_until = ? WHERE claimed_by = ?"
+                    " AND state IN ('pending', 'deferred', 'sending')",
+                    (to_ts(now + self.lease), self.claimant),
+                ).rowcount
+            )
 
     def _reserve(self, rows: list[Any], stamp: str, until: str, now: datetime) -> list[Delivery]:
         self._db.executemany(
@@ -299,7 +328,7 @@ class DeliveryStateMachine(SqliteParts):
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        with map_sqlite_errors("read deliveries"):
+        with self._map_errors("read deliveries"):
             for r in self._db.execute(sql, params):
                 yield DeliveryRow(
                     edition_id=int(r[0]),
@@ -314,10 +343,15 @@ class DeliveryStateMachine(SqliteParts):
                 )
 
     def next_attempt_at(self) -> datetime | None:
-        """When the earliest open delivery is due: a claimed one when its lease ends."""
+        """When the earliest open delivery is due: a claimed one when its lease ends.
+
+        On a shared ledger a ``sending`` row counts too (when its lease ends, a dead
+        sender's hand-over is taken over); a single sender recovers those at start.
+        """
+        states = "'pending', 'deferred', 'sending'" if self.shared else "'pending', 'deferred'"
         row = self._db.execute(
             "SELECT MIN(CASE WHEN claimed_by IS NULL THEN next_attempt_at"
-            " ELSE MAX(next_attempt_at, claim_until) END)"
-            " FROM deliveries WHERE state IN ('pending', 'deferred')"
+            " WHEN claim_until > next_attempt_at THEN claim_until ELSE next_attempt_at END)"
+            f" FROM deliveries WHERE state IN ({states})"
         ).fetchone()
         return None if row[0] is None else from_ts(row[0])

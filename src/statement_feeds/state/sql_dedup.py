@@ -1,19 +1,19 @@
 """The state database's side of ``domain.duplicates``: where rows and addresses were seen.
 
-* :class:`SeenTable`, a TEMP table per read of the lists (``SqliteStore.seen_addresses``):
+* :class:`SeenTable`, a TEMP table per read of the lists (``seen_addresses`` of a store):
   the place of every row that kept its address, so that memory does not grow with
   the list;
-* :class:`SightingsTable`, the ``subscriber_sightings`` table (migration 8): when the
+* :class:`SightingsTable`, the ``subscriber_sightings`` table (SQLite's migration 5): when the
   state first saw each address in each file, so that the row that was there first
-  keeps an address listed twice (``SqliteStore.sightings``).
+  keeps an address listed twice (``sightings`` of a store).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping, Sequence
 
 from .batches import chunks as _chunks
+from .sql_connection import Connection
 
 __all__ = ["SeenTable", "SightingsTable"]
 
@@ -21,7 +21,7 @@ __all__ = ["SeenTable", "SightingsTable"]
 class SeenTable:
     """:class:`domain.duplicates.SeenAddresses` in a table of the connection."""
 
-    def __init__(self, db: sqlite3.Connection, table: str) -> None:
+    def __init__(self, db: Connection, table: str) -> None:
         self._db = db
         self._table = table
 
@@ -53,7 +53,7 @@ class SightingsTable:
     (``--dry-run``, ``subscribers list``). Writes join the caller's transaction.
     """
 
-    def __init__(self, db: sqlite3.Connection, stamp: str, *, record: bool) -> None:
+    def __init__(self, db: Connection, stamp: str, *, record: bool) -> None:
         self._db = db
         self._stamp = stamp
         self._record = record

@@ -1,6 +1,7 @@
 """Addresses in the state database: join times, unsubscribes, bounces, assigned keys.
 
-A mixin of ``sqlite.SqliteStore`` implementing ``api.SubscriberStore``. The
+A mixin of both stores (``sqlite.SqliteStore``, ``postgres.PostgresStore``)
+implementing ``api.SubscriberStore``. The
 ``subscribers`` row of an address records what the CSV files cannot: when it was
 first seen (its ``joined_at``) and whether it unsubscribed or bounced (which
 override the files); ``assigned`` holds every translation key it was ever given.
@@ -8,26 +9,23 @@ override the files); ``assigned`` holds every translation key it was ever given.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import datetime
 
 from ..domain.duplicates import SeenAddresses, Sightings
 from ..domain.subscribers import email_key
 from .api import SubscriberState
 from .batches import CHUNK, chunks
-from .sqlite_dedup import SeenTable, SightingsTable
-from .sqlite_errors import translated
-from .sqlite_parts import BLOCKED as _BLOCKED
-from .sqlite_parts import SqliteParts
+from .sql_dedup import SeenTable, SightingsTable
+from .sql_parts import BLOCKED as _BLOCKED
+from .sql_parts import SqlParts
 from .timestamps import from_ts, to_ts
 
 __all__ = ["SubscriberTables"]
 
 
-@translated
-class SubscriberTables(SqliteParts):
+class SubscriberTables(SqlParts):
     _seen_tables: int  # TEMP tables made so far by seen_addresses (for unique names)
 
     def sync_subscribers(self, emails: Iterable[str], now: datetime) -> None:
@@ -59,23 +57,21 @@ class SubscriberTables(SqliteParts):
     def seen_addresses(self) -> Iterator[SeenAddresses]:
         """A fresh, empty :class:`SeenAddresses` in a TEMP table, dropped on exit.
 
-        For ``domain.duplicates.Deduplicator`` over big lists: the table lives in a
-        temporary file (``temp_store=FILE``) with a bounded page cache, so memory
-        does not grow with the number of addresses. Inside a transaction it joins it.
+        For ``domain.duplicates.Deduplicator`` over big lists: the table lives on disk
+        (SQLite: ``temp_store=FILE`` with a bounded page cache; PostgreSQL: the
+        session's temporary tables), so memory does not grow with the number of
+        addresses. Inside a transaction it joins it.
         """
         self._seen_tables += 1  # a name per use: two readers at once do not collide
         name = f"seen_addresses_{self._seen_tables}"
         self._db.execute(
             f"CREATE TEMP TABLE {name}"
-            " (email TEXT PRIMARY KEY, place INTEGER NOT NULL) WITHOUT ROWID"
+            " (email TEXT PRIMARY KEY, place INTEGER NOT NULL)" + self._table_options
         )
         try:
-            yield SeenTable(self._db, f"temp.{name}")
+            yield SeenTable(self._db, f"{self._temp_schema}.{name}")
         finally:
-            # IF EXISTS: a rolled-back transaction already took the table with it.
-            # A reader abandoned until after close() finds the table gone with it.
-            with suppress(sqlite3.ProgrammingError):
-                self._db.execute(f"DROP TABLE IF EXISTS temp.{name}")
+            self._drop_temp(f"{self._temp_schema}.{name}")
 
     def sightings(self, now: datetime, *, record: bool = True) -> Sightings:
         """When each address was first seen in each file; pairs new ``now`` are recorded.

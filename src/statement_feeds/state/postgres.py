@@ -1,0 +1,278 @@
+"""The state store on PostgreSQL (``[state] url``): ``PostgresStore``, for several daemons
+sharing one database.
+
+The SQL is the SQLite store's (the ``sql_*`` mixins, ``?`` placeholders adapted to
+psycopg's ``%s`` once per statement text); what is PostgreSQL's own lives here:
+
+* connections come from a ``psycopg_pool.ConnectionPool`` per URL and process (at most
+  ``POOL_SIZE``), each made by ``postgres_connection.conninfo`` (keepalives, password).
+  A store borrows one connection for its life, used from one thread like SQLite's,
+  and gives it back with ``DISCARD TEMP`` (its ``seen_addresses`` tables go with it);
+* explicit transactions (``BEGIN`` ... ``COMMIT`` on an autocommit connection) that
+  nest as ``SqliteStore.transaction`` does; READ COMMITTED, with row locks where
+  senders meet: ``claim`` takes rows ``FOR UPDATE OF d SKIP LOCKED``, so two senders
+  never wait for each other nor share a delivery, and takes over a dead sender's
+  ``sending`` rows once their lease lapsed (``shared``: live senders renew theirs);
+* ``record`` and ``unsubscribe`` are retried a few times on a deadlock or a
+  serialization failure (SQLSTATE 40P01, 40001), which roll the whole transaction back;
+* signing keys live in the ``secrets`` table, made once by whichever host asks
+  first, so a token made on one host verifies on all (``$STATEMENT_FEEDS_SECRET_KEY``
+  still wins when set);
+* errors pass ``postgres_errors`` (the one translation point for psycopg).
+
+Confirmations (``record``) commit with ``synchronous_commit = off``: the commit returns
+before its WAL reaches the disk. A crash of the daemon loses nothing (the server has
+the commit); only a crash of the database server itself can lose the confirmations of
+its last ~3 × ``wal_writer_delay`` (600 ms by default), and those messages then go out
+again with the same Message-ID, as after a kill -9 of a sender. It saves an fsync per
+turn of the sender (``bench/pg_record_commit.py`` measures it).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
+from datetime import datetime, timedelta
+from functools import lru_cache
+from types import TracebackType
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
+from psycopg_pool import ConnectionPool
+
+from ..environment import Environ
+from ..errors import StateError, StoreError
+from .api import Delivery, Outcome
+from .postgres_connection import connect, conninfo
+from .postgres_errors import describe_url, map_connect_errors, map_postgres_errors
+from .postgres_migrations import migrate
+from .secrets import configured_keys, new_key
+from .sql_connection import translate_methods
+from .sql_deliveries import DeliveryStateMachine
+from .sql_editions import EditionTables
+from .sql_parts import CLAIM_LEASE
+from .sql_subscriber_ids import load_id_key
+from .sql_subscribers import SubscriberTables
+from .sql_web import WebTables
+
+__all__ = ["POOL_SIZE", "PgConnection", "PostgresStore", "close_pools"]
+
+POOL_SIZE = 8  # connections per URL and process: one per open store
+POOL_WAIT = 30.0  # seconds to wait for a free connection before giving up
+RETRIES = 4  # tries of a transaction that hit a deadlock or serialization failure
+_CONFLICTS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+_POOLS: dict[tuple[int, str], ConnectionPool] = {}
+_POOLS_LOCK = threading.Lock()
+R = TypeVar("R")
+
+
+@lru_cache(maxsize=512)
+def _adapt(sql: str) -> str:
+    """SQLite's ``?`` placeholders as psycopg's ``%s`` (a literal ``%`` doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PgConnection:
+    """A psycopg connection as ``sql_connection.Connection``: ``?`` placeholders."""
+
+    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, parameters: Any = (), /) -> psycopg.Cursor[Any]:
+        return self.raw.execute(_adapt(sql), tuple(parameters))
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> psycopg.Cursor[Any]:
+        cursor = self.raw.cursor()
+        cursor.executemany(_adapt(sql), [tuple(row) for row in parameters])
+        return cursor
+
+
+class _Closed(PgConnection):
+    """A closed store's connection: its pooled one may serve another store by now."""
+
+    def __init__(self) -> None:
+        pass
+
+    def execute(self, sql: str, parameters: Any = (), /) -> psycopg.Cursor[Any]:
+        raise psycopg.InterfaceError("the state store is closed")
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> psycopg.Cursor[Any]:
+        raise psycopg.InterfaceError("the state store is closed")
+
+
+def _pool(url: str, environ: Environ) -> ConnectionPool:
+    info = conninfo(url, environ)
+    key = (os.getpid(), info)  # a forked child makes its own: sockets are not shared
+    with _POOLS_LOCK:
+        pool = _POOLS.get(key)
+        if pool is None:
+            pool = ConnectionPool(
+                info,
+                min_size=1,
+                max_size=POOL_SIZE,
+                kwargs={"autocommit": True},
+                # A connection the server dropped while it sat in the pool (a restart,
+                # a failover) is replaced on the way out, not handed to a store.
+                check=ConnectionPool.check_connection,
+                name="statement-feeds-state",
+                open=True,
+            )
+            _POOLS[key] = pool
+    return pool
+
+
+def close_pools() -> None:
+    """Close every pool of this process (tests dropping their database, shutdown)."""
+    with _POOLS_LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for pool in pools:
+        pool.close()
+
+
+class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTables):
+    """The PostgreSQL implementation of :class:`statement_feeds.state.api.Store`."""
+
+    _db: PgConnection
+    shared = True
+    _temp_schema = "pg_temp"
+    _table_options = ""
+    _claim_lock = " FOR UPDATE OF d SKIP LOCKED"
+    # synchronous_commit of ``record``'s transactions ("on": wait for the WAL flush;
+    # bench/pg_record_commit.py compares the two).
+    confirm_commit = "off"
+
+    def __init__(self, url: str, *, lease: timedelta = CLAIM_LEASE, environ: Environ = None):
+        self.url = url
+        self.lease = lease
+        # Migrations on a connection of their own: a refused connection or a newer
+        # schema is a StateError naming the server, before any pool is made.
+        with connect(url, environ, autocommit=True) as conn, map_postgres_errors("migrate"):
+            migrate(conn, url)
+        self._pool = _pool(url, environ)
+        with map_connect_errors(url):
+            raw = self._pool.getconn(timeout=POOL_WAIT)
+        self._raw: psycopg.Connection[Any] | None = raw
+        self._db = PgConnection(raw)
+        self._depth = 0
+        self._ids_json: dict[tuple[str, ...], str] = {}
+        self._seen_tables = 0
+        try:
+            with map_postgres_errors("open the state"):
+                self._id_key = load_id_key(self._db)
+        except ValueError as exc:  # a damaged settings row
+            self.close()
+            raise StateError(f"cannot open the state database {describe_url(url)}: {exc}") from exc
+        except BaseException:
+            self.close()
+            raise
+        self._new_claimant()
+
+    def close(self) -> None:
+        raw, self._raw = self._raw, None
+        if raw is None:
+            return
+        self._db = _Closed()
+        try:
+            if raw.info.transaction_status != TransactionStatus.IDLE:
+                raw.execute("ROLLBACK")
+            raw.execute("DISCARD TEMP")  # the next borrower starts with no TEMP tables
+        except psycopg.Error:
+            pass  # a broken connection: the pool sees it and drops it
+        self._pool.putconn(raw)
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[PgConnection]:
+        """One transaction; nested uses join the outermost one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self._db
+            finally:
+                self._depth -= 1
+            return
+        with map_postgres_errors("write"):
+            self._db.execute("BEGIN")
+            self._depth = 1
+            try:
+                yield self._db
+            except BaseException:
+                self._depth = 0
+                with suppress(psycopg.Error):  # a dead connection: nothing to undo
+                    self._db.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            self._db.execute("COMMIT")
+
+    def _map_errors(self, what: str) -> AbstractContextManager[None]:
+        return map_postgres_errors(what)
+
+    def _drop_temp(self, table: str) -> None:
+        # In a transaction that failed, the DROP fails too: the rollback that follows
+        # takes a table made inside it, and close() discards the others.
+        with suppress(psycopg.Error):
+            self._db.execute(f"DROP TABLE IF EXISTS {table}")
+
+    def _retrying(self, attempt: Callable[[], R]) -> R:
+        """Run ``attempt`` (one whole transaction) again after a deadlock or
+        serialization failure; inside an outer transaction there is nothing to retry."""
+        for tries in range(1, RETRIES + 1):
+            try:
+                return attempt()
+            except StoreError as exc:
+                if self._depth or tries == RETRIES or not isinstance(exc.__cause__, _CONFLICTS):
+                    raise
+            time.sleep(0.02 * tries)  # let the other transaction finish
+        raise AssertionError("unreachable")
+
+    def record(
+        self, outcomes: Sequence[Outcome], start: Sequence[Delivery], now: datetime
+    ) -> list[bool]:
+        """As ``sql_deliveries``, committed without waiting for the WAL flush (see the
+        module docstring for the window this opens), retried on a deadlock."""
+
+        def attempt() -> list[bool]:
+            with self.transaction() as db:
+                db.execute(f"SET LOCAL synchronous_commit = {self.confirm_commit}")
+                return DeliveryStateMachine.record(self, outcomes, start, now)
+
+        return self._retrying(attempt)
+
+    def unsubscribe(self, email: str, at: datetime) -> bool:
+        return self._retrying(lambda: SubscriberTables.unsubscribe(self, email, at))
+
+    def signing_keys(self) -> list[bytes]:
+        """``$STATEMENT_FEEDS_SECRET_KEY`` when set; else the ``secrets`` table's key,
+        made by the first host that asks (every host then signs and verifies alike)."""
+        configured = configured_keys()
+        if configured is not None:
+            return configured
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO secrets (name, value, created_at) VALUES ('signing_key', ?, now())"
+                " ON CONFLICT (name) DO NOTHING",
+                (new_key(),),
+            )
+            row = db.execute("SELECT value FROM secrets WHERE name = 'signing_key'").fetchone()
+        if row is None:  # never: inserted just above, and never deleted
+            raise StoreError("the signing key is missing from the secrets table")
+        return [bytes(row[0])]
+
+
+translate_methods(PostgresStore, map_postgres_errors)
