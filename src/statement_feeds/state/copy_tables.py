@@ -1,0 +1,185 @@
+"""What `state copy` moves from one backend to another: every table, its columns, and how
+each value is converted. Backend-neutral: no database module is imported here.
+
+Every table of the SQLite schema (``sqlite_migrations``) is in exactly one of three sets,
+and ``tests/state/test_copy_tables.py`` checks that a new table or column cannot be
+forgotten:
+
+* :data:`TABLES` — copied row by row, in this order (editions before the deliveries and
+  assignments that reference them). The target must have none of their rows.
+* :data:`REPLACED` — copied too, but the target's migration already filled them (the
+  subscriber-id key in ``settings``): the target's rows with the same keys are replaced
+  by the source's, so ids in mail already sent keep resolving.
+* :data:`SKIPPED` — never copied: ``schema_migrations`` is each backend's own numbering.
+
+Timestamps are stored by SQLite as fixed-width ISO 8601 UTC text (``state.timestamps``);
+they are converted to aware datetimes here, so the target stores ``timestamptz``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from ..errors import StateError
+
+__all__ = [
+    "REPLACED",
+    "SKIPPED",
+    "TABLES",
+    "Kind",
+    "Table",
+    "convert_rows",
+    "converter",
+]
+
+
+class Kind(Enum):
+    TEXT = "text"
+    INTEGER = "integer"
+    TIMESTAMP = "timestamp"
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[tuple[str, Kind], ...]
+    key: tuple[str, ...]  # the primary key: the copy's order, and what REPLACED matches on
+    serial: str | None = None  # a column the target fills from a sequence (set after)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+    @property
+    def timestamps(self) -> frozenset[str]:
+        return frozenset(name for name, kind in self.columns if kind is Kind.TIMESTAMP)
+
+
+T, I, TS = Kind.TEXT, Kind.INTEGER, Kind.TIMESTAMP
+
+TABLES: tuple[Table, ...] = (
+    Table(
+        "subscribers",
+        (("email", T), ("joined_at", TS), ("unsubscribed_at", TS), ("bounced_at", TS),
+         ("bounce_reason", T)),
+        key=("email",),
+    ),  # fmt: skip
+    Table(
+        "editions",
+        (("id", I), ("frequency", T), ("due_at", TS), ("planned_at", TS), ("deliveries", I)),
+        key=("id",),
+        serial="id",
+    ),
+    Table(
+        "deliveries",
+        (("edition_id", I), ("email_key", T), ("email", T), ("name", T), ("lang", T),
+         ("statement_ids", T), ("message_id", T), ("state", T), ("attempts", I),
+         ("first_attempt_at", TS), ("next_attempt_at", TS), ("last_code", I),
+         ("last_error", T), ("updated_at", TS), ("claimed_by", T), ("claim_until", TS)),
+        key=("edition_id", "email_key"),
+    ),  # fmt: skip
+    Table(
+        "assigned",
+        (("email_key", T), ("translation_key", T), ("edition_id", I)),
+        key=("email_key", "translation_key"),
+    ),
+    Table(
+        "web_subscribers",
+        (("email", T), ("address", T), ("name", T), ("languages", T), ("frequency", T),
+         ("confirmed_at", TS), ("updated_at", TS)),
+        key=("email",),
+    ),  # fmt: skip
+    Table(
+        "preference_overrides",
+        (("email", T), ("languages", T), ("frequency", T), ("updated_at", TS)),
+        key=("email",),
+    ),
+    Table(
+        "pending_confirmations",
+        (("id", T), ("email", T), ("address", T), ("languages", T), ("frequency", T),
+         ("created_at", TS), ("expires_at", TS), ("consumed_at", TS)),
+        key=("id",),
+    ),  # fmt: skip
+    Table("rate_events", (("id", I), ("bucket", T), ("at", TS)), key=("id",), serial="id"),
+    Table("subscriber_ids", (("id", T), ("email", T)), key=("id",)),
+    Table(
+        "subscriber_sightings",
+        (("email", T), ("source", T), ("first_seen", TS)),
+        key=("email", "source"),
+    ),
+)
+
+# Made by the target's own migration (a random subscriber-id key): the source's wins.
+REPLACED: tuple[Table, ...] = (Table("settings", (("name", T), ("value", T)), key=("name",)),)
+
+# Each backend numbers its own migrations: never copied.
+SKIPPED: frozenset[str] = frozenset({"schema_migrations"})
+
+
+def _timestamp(text: str) -> datetime:
+    """SQLite's fixed-width UTC text (``2024-05-01T07:00:00.000000Z``) → an aware datetime.
+
+    An offset other than Z is honoured; a naive text is UTC (as ``timestamps.to_ts`` wrote).
+    """
+    moment = datetime.fromisoformat(text.removesuffix("Z"))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{value!r} is not an integer")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not text")
+    return value
+
+
+Convert = Callable[[Any], Any]
+_CONVERTERS: dict[Kind, Convert] = {
+    Kind.TEXT: _text,
+    Kind.INTEGER: _integer,
+    Kind.TIMESTAMP: lambda value: _timestamp(_text(value)),
+}
+
+
+def converter(kind: Kind) -> Convert:
+    """The function that turns a source value of this kind into the target's (NULL stays)."""
+    return _CONVERTERS[kind]
+
+
+def convert_rows(table: Table, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    """The rows of ``table`` as the target stores them; a value that does not fit its
+    column is a StateError naming the table, column and row key (the copy stops)."""
+    converts = [converter(kind) for _, kind in table.columns]
+    key_at = [table.names.index(name) for name in table.key]
+    out: list[tuple[Any, ...]] = []
+    for row in rows:
+        try:
+            out.append(
+                tuple(None if v is None else f(v) for f, v in zip(converts, row, strict=True))
+            )
+        except (ValueError, TypeError) as exc:
+            raise StateError(_bad_value(table, row, key_at, exc)) from exc
+    return out
+
+
+def _bad_value(table: Table, row: Sequence[Any], key_at: list[int], exc: Exception) -> str:
+    key = ", ".join(f"{table.names[i]}={row[i]!r}" for i in key_at)
+    for (name, kind), value in zip(table.columns, row, strict=True):
+        if value is None:
+            continue
+        try:
+            converter(kind)(value)
+        except (ValueError, TypeError):
+            return (
+                f"cannot copy table {table.name}, row {key}: column {name} holds {value!r}, "
+                f"which is not a valid {kind.value}; fix that row in the source and copy again"
+            )
+    return f"cannot copy table {table.name}, row {key}: {exc}"
