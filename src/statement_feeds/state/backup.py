@@ -79,8 +79,8 @@ def _copy(source: Path, temporary: Path) -> None:
             try:
                 src.backup(dst)  # pages=-1 (the default): one step, one snapshot
                 dst.execute("PRAGMA journal_mode=DELETE")  # one file, nothing beside it
-                problems = [row[0] for row in dst.execute("PRAGMA integrity_check")]
-                if problems != ["ok"]:
+                problems = _integrity_problems(dst)
+                if problems:
                     raise StateError(
                         f"the backup of {source} failed its integrity check "
                         f"({'; '.join(problems[:5])}); {source} itself may be damaged: "
@@ -95,6 +95,15 @@ def _copy(source: Path, temporary: Path) -> None:
         os.fsync(fd)  # on disk before the rename makes it the backup
     finally:
         os.close(fd)
+
+
+def _integrity_problems(db: sqlite3.Connection) -> list[str]:
+    """What ``PRAGMA integrity_check`` finds wrong (nothing: an empty list)."""
+    try:
+        problems = [str(row[0]) for row in db.execute("PRAGMA integrity_check")]
+    except sqlite3.DatabaseError as exc:  # damage bad enough to stop the check itself
+        return [str(exc)]
+    return [] if problems == ["ok"] else problems
 
 
 def _fsync_dir(folder: Path) -> None:

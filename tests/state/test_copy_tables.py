@@ -1,0 +1,104 @@
+"""`copy_tables` knows every table and column of the SQLite schema, with the right kinds,
+so a migration that adds one cannot be silently left behind by `state copy`."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from statement_feeds.errors import StateError
+from statement_feeds.state.copy_tables import REPLACED, SKIPPED, TABLES, Kind, convert_rows
+from statement_feeds.state.postgres_copy import copy_state
+from statement_feeds.state.sqlite import SqliteStore
+from statement_feeds.state.sqlite_migrations import migrate
+from statement_feeds.state.timestamps import to_ts
+
+KNOWN = {t.name: t for t in (*TABLES, *REPLACED)}
+DECLARED = {"INTEGER": Kind.INTEGER, "TEXT": Kind.TEXT}
+
+
+@pytest.fixture
+def schema() -> Iterator[sqlite3.Connection]:
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    migrate(db)
+    yield db
+    db.close()
+
+
+def _tables(db: sqlite3.Connection) -> set[str]:
+    rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    return {name for (name,) in rows if not name.startswith("sqlite_")}
+
+
+def test_every_table_is_copied_replaced_or_skipped_once(schema: sqlite3.Connection) -> None:
+    names = [t.name for t in (*TABLES, *REPLACED)]
+    assert len(names) == len(set(names)) and not set(names) & SKIPPED
+    assert _tables(schema) == set(names) | SKIPPED
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN))
+def test_every_column_is_listed_in_order_with_its_kind(
+    schema: sqlite3.Connection, name: str
+) -> None:
+    table = KNOWN[name]
+    info = schema.execute(f'PRAGMA table_info("{name}")').fetchall()
+    assert table.names == tuple(row[1] for row in info)
+    for (column, kind), row in zip(table.columns, info, strict=True):
+        declared = DECLARED[row[2]]
+        assert kind is declared or (kind is Kind.TIMESTAMP and declared is Kind.TEXT), column
+        looks_like_time = column.endswith(("_at", "_until")) or column in {"at", "first_seen"}
+        assert (kind is Kind.TIMESTAMP) == looks_like_time, f"{name}.{column}"
+    assert table.key == tuple(row[1] for row in sorted(info, key=lambda r: r[5]) if row[5])
+
+
+def test_editions_come_before_what_references_them() -> None:
+    order = [t.name for t in TABLES]
+    assert order.index("editions") < order.index("deliveries")
+    assert order.index("editions") < order.index("assigned")
+
+
+def test_timestamps_become_aware_datetimes_of_the_same_instant() -> None:
+    table = KNOWN["rate_events"]
+    moment = datetime(2024, 5, 1, 7, 0, 0, 123456, tzinfo=UTC)
+    east = moment.astimezone(timezone(timedelta(hours=3))).isoformat()
+
+    rows = convert_rows(table, [(1, "b", to_ts(moment)), (2, "b", east), (3, "b", None)])
+
+    assert rows == [(1, "b", moment), (2, "b", moment), (3, "b", None)]
+    assert rows[0][2].tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    ("row", "says"),
+    [
+        ((1, "b", "yesterday"), "column at holds 'yesterday', which is not a valid timestamp"),
+        (("1", "b", None), "column id holds '1', which is not a valid integer"),
+        ((1, 7, None), "column bucket holds 7, which is not a valid text"),
+    ],
+)
+def test_a_value_that_does_not_fit_names_table_row_and_column(
+    row: tuple[object, ...], says: str
+) -> None:
+    with pytest.raises(StateError) as error:
+        convert_rows(KNOWN["rate_events"], [row])
+    assert "cannot copy table rate_events, row id=" in str(error.value)
+    assert says in str(error.value)
+
+
+def test_a_source_table_the_copy_does_not_know_is_refused(tmp_path: Path) -> None:
+    SqliteStore.open(tmp_path).close()
+    with sqlite3.connect(tmp_path / "state.sqlite") as db:
+        db.execute("CREATE TABLE from_the_future (x TEXT)")
+
+    with pytest.raises(StateError, match="tables this statement-feeds cannot copy: from_the"):
+        copy_state(tmp_path, "postgresql://nobody@127.0.0.1:1/never-reached")
+
+
+def test_a_missing_state_is_refused_without_creating_one(tmp_path: Path) -> None:
+    with pytest.raises(StateError, match="there is no SQLite state at"):
+        copy_state(tmp_path, "postgresql://nobody@127.0.0.1:1/never-reached")
+    assert not (tmp_path / "state.sqlite").exists()
