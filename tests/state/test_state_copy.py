@@ -257,9 +257,7 @@ def test_a_bad_value_mid_copy_leaves_the_target_empty(site: Site, pg_url: str) -
     assert _all_empty(pg_url)
 
 
-def test_a_constraint_the_target_enforces_mid_copy_leaves_it_empty(
-    site: Site, pg_url: str
-) -> None:
+def test_a_constraint_the_target_enforces_mid_copy_leaves_it_empty(site: Site, pg_url: str) -> None:
     _break(site, "UPDATE deliveries SET edition_id = 99 WHERE email = ?", "ok1@example.com")
 
     failed = site.copy(pg_url)

@@ -73,5 +73,5 @@ def state_copy(ctx: Context, url: str) -> None:
     rate = report.total / report.seconds if report.seconds else 0.0
     click.echo(
         f"copied {report.total} rows into {report.target} in {report.seconds:.2f} s "
-        f"({rate:,.0f} rows/s); now set [state] url = \"{url}\" in the config"
+        f'({rate:,.0f} rows/s); now set [state] url = "{url}" in the config'
     )

@@ -59,62 +59,53 @@ class Table:
         return frozenset(name for name, kind in self.columns if kind is Kind.TIMESTAMP)
 
 
-T, I, TS = Kind.TEXT, Kind.INTEGER, Kind.TIMESTAMP
+def _table(name: str, spec: str, key: str, serial: str | None = None) -> Table:
+    """``spec``: the columns in order, ``name`` (text), ``name:int`` or ``name:ts``."""
+    kinds = {"": Kind.TEXT, "int": Kind.INTEGER, "ts": Kind.TIMESTAMP}
+    columns = tuple(
+        (column, kinds[kind]) for column, _, kind in (c.partition(":") for c in spec.split())
+    )
+    return Table(name, columns, key=tuple(key.split()), serial=serial)
+
 
 TABLES: tuple[Table, ...] = (
-    Table(
+    _table(
         "subscribers",
-        (("email", T), ("joined_at", TS), ("unsubscribed_at", TS), ("bounced_at", TS),
-         ("bounce_reason", T)),
-        key=("email",),
-    ),  # fmt: skip
-    Table(
+        "email joined_at:ts unsubscribed_at:ts bounced_at:ts bounce_reason",
+        key="email",
+    ),
+    _table(
         "editions",
-        (("id", I), ("frequency", T), ("due_at", TS), ("planned_at", TS), ("deliveries", I)),
-        key=("id",),
+        "id:int frequency due_at:ts planned_at:ts deliveries:int",
+        key="id",
         serial="id",
     ),
-    Table(
+    _table(
         "deliveries",
-        (("edition_id", I), ("email_key", T), ("email", T), ("name", T), ("lang", T),
-         ("statement_ids", T), ("message_id", T), ("state", T), ("attempts", I),
-         ("first_attempt_at", TS), ("next_attempt_at", TS), ("last_code", I),
-         ("last_error", T), ("updated_at", TS), ("claimed_by", T), ("claim_until", TS)),
-        key=("edition_id", "email_key"),
-    ),  # fmt: skip
-    Table(
-        "assigned",
-        (("email_key", T), ("translation_key", T), ("edition_id", I)),
-        key=("email_key", "translation_key"),
+        "edition_id:int email_key email name lang statement_ids message_id state attempts:int"
+        " first_attempt_at:ts next_attempt_at:ts last_code:int last_error updated_at:ts"
+        " claimed_by claim_until:ts",
+        key="edition_id email_key",
     ),
-    Table(
+    _table("assigned", "email_key translation_key edition_id:int", key="email_key translation_key"),
+    _table(
         "web_subscribers",
-        (("email", T), ("address", T), ("name", T), ("languages", T), ("frequency", T),
-         ("confirmed_at", TS), ("updated_at", TS)),
-        key=("email",),
-    ),  # fmt: skip
-    Table(
-        "preference_overrides",
-        (("email", T), ("languages", T), ("frequency", T), ("updated_at", TS)),
-        key=("email",),
+        "email address name languages frequency confirmed_at:ts updated_at:ts",
+        key="email",
     ),
-    Table(
+    _table("preference_overrides", "email languages frequency updated_at:ts", key="email"),
+    _table(
         "pending_confirmations",
-        (("id", T), ("email", T), ("address", T), ("languages", T), ("frequency", T),
-         ("created_at", TS), ("expires_at", TS), ("consumed_at", TS)),
-        key=("id",),
-    ),  # fmt: skip
-    Table("rate_events", (("id", I), ("bucket", T), ("at", TS)), key=("id",), serial="id"),
-    Table("subscriber_ids", (("id", T), ("email", T)), key=("id",)),
-    Table(
-        "subscriber_sightings",
-        (("email", T), ("source", T), ("first_seen", TS)),
-        key=("email", "source"),
+        "id email address languages frequency created_at:ts expires_at:ts consumed_at:ts",
+        key="id",
     ),
+    _table("rate_events", "id:int bucket at:ts", key="id", serial="id"),
+    _table("subscriber_ids", "id email", key="id"),
+    _table("subscriber_sightings", "email source first_seen:ts", key="email source"),
 )
 
 # Made by the target's own migration (a random subscriber-id key): the source's wins.
-REPLACED: tuple[Table, ...] = (Table("settings", (("name", T), ("value", T)), key=("name",)),)
+REPLACED: tuple[Table, ...] = (_table("settings", "name value", key="name"),)
 
 # Each backend numbers its own migrations: never copied.
 SKIPPED: frozenset[str] = frozenset({"schema_migrations"})
