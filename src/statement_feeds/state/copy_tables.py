@@ -18,7 +18,7 @@ they are converted to aware datetimes here, so the target stores ``timestamptz``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -33,7 +33,6 @@ __all__ = [
     "Kind",
     "Table",
     "convert_rows",
-    "converter",
 ]
 
 
@@ -111,66 +110,45 @@ REPLACED: tuple[Table, ...] = (_table("settings", "name value", key="name"),)
 SKIPPED: frozenset[str] = frozenset({"schema_migrations"})
 
 
-def _timestamp(text: str) -> datetime:
+def _timestamp(value: Any) -> datetime:
     """SQLite's fixed-width UTC text (``2024-05-01T07:00:00.000000Z``) → an aware datetime.
 
     An offset other than Z is honoured; a naive text is UTC (as ``timestamps.to_ts`` wrote).
     """
-    moment = datetime.fromisoformat(text.removesuffix("Z"))
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _integer(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{value!r} is not an integer")
-    return value
-
-
-def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{value!r} is not text")
-    return value
+    moment = datetime.fromisoformat(value)  # Python 3.11 reads the Z itself
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-Convert = Callable[[Any], Any]
-_CONVERTERS: dict[Kind, Convert] = {
-    Kind.TEXT: _text,
-    Kind.INTEGER: _integer,
-    Kind.TIMESTAMP: lambda value: _timestamp(_text(value)),
-}
-
-
-def converter(kind: Kind) -> Convert:
-    """The function that turns a source value of this kind into the target's (NULL stays)."""
-    return _CONVERTERS[kind]
-
-
-def convert_rows(table: Table, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+def convert_rows(table: Table, rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
     """The rows of ``table`` as the target stores them; a value that does not fit its
-    column is a StateError naming the table, column and row key (the copy stops)."""
-    converts = [converter(kind) for _, kind in table.columns]
-    key_at = [table.names.index(name) for name in table.key]
-    out: list[tuple[Any, ...]] = []
+    column is a StateError naming the table, column and row key (the copy stops).
+
+    Only timestamps change. Text and integers go as they are: SQLite's column affinity
+    already made them text and integers on the way in (a text that is not a number in an
+    integer column stays text, and the target refuses it: the copy is rolled back).
+    """
+    stamps = [i for i, (_, kind) in enumerate(table.columns) if kind is Kind.TIMESTAMP]
+    if not stamps:
+        return list(rows)
+    out: list[Sequence[Any]] = []
     for row in rows:
+        values = list(row)
         try:
-            out.append(
-                tuple(None if v is None else f(v) for f, v in zip(converts, row, strict=True))
-            )
-        except (ValueError, TypeError) as exc:
-            raise StateError(_bad_value(table, row, key_at, exc)) from exc
+            for i in stamps:
+                if values[i] is not None:
+                    values[i] = _timestamp(values[i])
+        except ValueError as exc:
+            raise StateError(_bad_value(table, row, i, exc)) from exc
+        out.append(values)
     return out
 
 
-def _bad_value(table: Table, row: Sequence[Any], key_at: list[int], exc: Exception) -> str:
-    key = ", ".join(f"{table.names[i]}={row[i]!r}" for i in key_at)
-    for (name, kind), value in zip(table.columns, row, strict=True):
-        if value is None:
-            continue
-        try:
-            converter(kind)(value)
-        except (ValueError, TypeError):
-            return (
-                f"cannot copy table {table.name}, row {key}: column {name} holds {value!r}, "
-                f"which is not a valid {kind.value}; fix that row in the source and copy again"
-            )
-    return f"cannot copy table {table.name}, row {key}: {exc}"
+def _bad_value(table: Table, row: Sequence[Any], at: int, exc: Exception) -> str:
+    key = ", ".join(f"{name}={row[table.names.index(name)]!r}" for name in table.key)
+    return (
+        f"cannot copy table {table.name}, row {key}: column {table.names[at]} holds "
+        f"{row[at]!r}, which is not a valid timestamp ({exc}); fix that row in the source "
+        "and copy again"
+    )
