@@ -114,7 +114,9 @@ def main() -> None:
         finally:
             drop(name)
     for table, rows in report.rows.items():
-        print(f"  {table:<22} {rows:>9} rows")
+        took = report.table_seconds[table]
+        rate = f"{rows / took:>9,.0f} rows/s" if rows and took else ""
+        print(f"  {table:<22} {rows:>9} rows {took:6.2f} s {rate}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"copied {report.total:,} rows in {report.seconds:.1f} s (transaction) / {wall:.1f} s "

@@ -22,6 +22,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,8 @@ PgConnection = psycopg.Connection[Any]
 class CopyReport:
     target: str  # host:port/database, never a password
     rows: dict[str, int] = field(default_factory=dict)  # table → rows copied, in copy order
-    seconds: float = 0.0
+    table_seconds: dict[str, float] = field(default_factory=dict)  # table → its COPY + count
+    seconds: float = 0.0  # the whole transaction, commit included
 
     @property
     def total(self) -> int:
@@ -130,14 +132,20 @@ def _copy(source: SqliteSnapshot, conn: PgConnection, target: str) -> CopyReport
         for table in REPLACED:
             keys = [row[: len(table.key)] for batch in source.batches(table) for row in batch]
             _delete_keys(cur, table, keys)
-            report.rows[table.name] = _copy_table(cur, source, table)
+            _timed(report, table, partial(_copy_table, cur, source, table))
         for table in TABLES:
-            report.rows[table.name] = _copy_table(cur, source, table)
+            _timed(report, table, partial(_copy_table, cur, source, table))
         for table in TABLES:
             if table.serial:
                 _set_sequence(cur, table, table.serial)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _timed(report: CopyReport, table: Table, copy: Callable[[], int]) -> None:
+    started = time.monotonic()
+    report.rows[table.name] = copy()
+    report.table_seconds[table.name] = time.monotonic() - started
 
 
 def _refuse_non_empty(cur: psycopg.Cursor[Any], target: str) -> None:
