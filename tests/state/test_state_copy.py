@@ -228,6 +228,27 @@ def test_a_running_daemon_is_refused(site: Site, pg_url: str) -> None:
     assert made == (None,)
 
 
+def test_a_digest_send_delivering_is_refused(site: Site, pg_url: str) -> None:
+    # What `digest send` holds while it delivers without a daemon: the sender lock.
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; "
+         "from statement_feeds.state.lock import SENDER_LOCK, StateLock; "
+         "StateLock(Path(sys.argv[1]), SENDER_LOCK).acquire(); print('held', flush=True); "
+         "time.sleep(60)", str(site.root / "state")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        refused = site.copy(pg_url)
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert refused.exit_code == 2
+    assert f"process {holder.pid} is using the state" in refused.stderr
+    assert site.copy(pg_url).exit_code == 0  # once it is gone: the locks were released
+
+
 def _break(site: Site, sql: str, *params: object) -> None:
     db = sqlite3.connect(site.database)
     try:
