@@ -96,5 +96,23 @@ def test_a_source_table_the_copy_does_not_know_is_refused(tmp_path: Path) -> Non
 
 def test_a_missing_state_is_refused_without_creating_one(tmp_path: Path) -> None:
     with pytest.raises(StateError, match="there is no SQLite state at"):
-        copy_state(tmp_path, "postgresql://nobody@127.0.0.1:1/never-reached")
-    assert not (tmp_path / "state.sqlite").exists()
+        copy_state(tmp_path / "state", "postgresql://nobody@127.0.0.1:1/never-reached")
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgresql://feeds:hunter2@db/statements", "holds a password"),
+        ("postgresql://feeds@db/statements?sslmode=require&password=hunter2", "holds a password"),
+        ("postgresql://feeds@db:5x32/statements", "port that is not a number"),
+        ("db.example.org/statements", "must be a PostgreSQL URL"),
+    ],
+)
+def test_bad_target_urls_are_refused_before_anything_is_opened(
+    tmp_path: Path, url: str, says: str
+) -> None:
+    with pytest.raises(StateError, match=says) as error:
+        copy_state(tmp_path / "state", url)
+    assert "hunter2" not in str(error.value)
+    assert not (tmp_path / "state").exists()

@@ -98,11 +98,10 @@ def _copy(source: Path, temporary: Path) -> None:
 
 
 def _integrity_problems(db: sqlite3.Connection) -> list[str]:
-    """What ``PRAGMA integrity_check`` finds wrong (nothing: an empty list)."""
-    try:
+    """What ``PRAGMA integrity_check`` finds wrong (nothing: an empty list). Damage bad
+    enough to stop the check itself is a StoreError (map_sqlite_errors) saying so."""
+    with map_sqlite_errors("check the integrity of the backup"):
         problems = [str(row[0]) for row in db.execute("PRAGMA integrity_check")]
-    except sqlite3.DatabaseError as exc:  # damage bad enough to stop the check itself
-        return [str(exc)]
     return [] if problems == ["ok"] else problems
 
 

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
 from ..environment import STATE_PASSWORD_ENV, Environ
 from ..errors import LockHeldError, StateError
@@ -64,11 +64,13 @@ def check_target_url(url: str) -> None:
         raise StateError(
             "--to must be a PostgreSQL URL such as postgresql://user@host:5432/database"
         )
+    parts = urlsplit(url)
     try:
-        options = conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        raise StateError("--to is not a valid PostgreSQL URL") from None
-    if options.get("password"):
+        parts.port  # noqa: B018 (urlsplit checks the port only when it is read)
+    except ValueError:
+        raise StateError(f"--to has a port that is not a number: {parts.hostname}") from None
+    in_query = any(name == "password" for name, _ in parse_qsl(parts.query))
+    if parts.password is not None or in_query:
         raise StateError(
             "--to holds a password, which would be kept in shell history and shown in "
             f"process lists: remove it from the URL and set ${STATE_PASSWORD_ENV} "
@@ -79,6 +81,8 @@ def check_target_url(url: str) -> None:
 def copy_state(state_dir: Path, url: str, environ: Environ = None) -> CopyReport:
     """Copy the SQLite state in ``state_dir`` into the empty database at ``url``."""
     check_target_url(url)
+    if not (state_dir / DB_NAME).is_file():  # before the locks, which would make the folder
+        raise StateError(f"there is no SQLite state at {state_dir / DB_NAME}: nothing to copy")
     with _state_locked(state_dir), SqliteSnapshot(state_dir / DB_NAME) as source:
         unknown = sorted(source.tables - {t.name for t in (*TABLES, *REPLACED)} - SKIPPED)
         if unknown:  # a table this code would silently leave behind
