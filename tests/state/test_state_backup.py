@@ -12,6 +12,8 @@ import pytest
 
 from daemon_digest_helpers import DigestSite, until
 from smtp_server import RecordingServer, free_port
+from statement_feeds.state.backup import backup_state
+from statement_feeds.state.sqlite import SqliteStore
 
 READERS = [f"reader{i:03d}@example.com" for i in range(120)]
 
@@ -156,3 +158,16 @@ def test_a_damaged_state_fails_the_check_and_leaves_no_backup(tmp_path: Path) ->
     assert failed.returncode == 2, failed.stdout
     assert "failed its integrity check" in failed.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]  # no backup, no temp file
+
+
+def test_paths_with_uri_characters_are_backed_up(tmp_path: Path) -> None:
+    state = tmp_path / "we?ird #state%20"
+    with SqliteStore.open(state) as store:
+        store.sync_subscribers(["odd@example.com"], datetime(2024, 5, 1, tzinfo=UTC))
+    target = tmp_path / "back?up #1.sqlite"
+
+    report = backup_state(state, target)
+
+    assert report.target == target and report.bytes == target.stat().st_size
+    with sqlite3.connect(target) as db:
+        assert db.execute("SELECT email FROM subscribers").fetchall() == [("odd@example.com",)]

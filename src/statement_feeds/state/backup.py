@@ -73,7 +73,7 @@ def _check_target(target: Path, source: Path, force: bool) -> None:
 def _copy(source: Path, temporary: Path) -> None:
     with map_sqlite_errors("back up the state"):
         # mode=ro: the backup never writes to the state (nor creates it).
-        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=60)
+        src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
         try:
             dst = sqlite3.connect(temporary, isolation_level=None)
             try:

@@ -271,4 +271,4 @@ def _translated_ddl() -> list[str]:
 
 
 # MERGE: replace with postgres_migrations.migrate
-MIGRATE: Callable[[PgConnection], None] = _schema_made_elsewhere
+MIGRATE: Callable[[PgConnection], object] = _schema_made_elsewhere

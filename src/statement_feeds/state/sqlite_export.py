@@ -33,7 +33,9 @@ class SqliteSnapshot:
         self.path = path
         with map_sqlite_errors("open the state to copy it"):
             # mode=rw: never create an empty database where the state was expected.
-            self._db = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None)
+            self._db = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=rw", uri=True, isolation_level=None
+            )
             try:
                 self._db.execute("PRAGMA busy_timeout = 10000")
                 migrate(self._db)
