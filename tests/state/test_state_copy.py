@@ -315,3 +315,70 @@ def test_after_the_copy_a_digest_send_on_postgresql_mails_nobody_again(
     # Only the deferred delivery may go out now (its retry); nobody gets anything twice.
     assert set(new) <= {"later@example.com"}
     assert len(new) == len(set(new))
+
+
+def _big_state(state: Path, subscribers: int) -> None:
+    """A state big enough that its copy takes a moment: subscribers and two editions."""
+    emails = [f"user{i}@example.org" for i in range(subscribers)]
+    with open_store(state) as store:
+        store.sync_subscribers(emails, T0)
+    db = sqlite3.connect(state / "state.sqlite", isolation_level=None)
+    try:
+        db.execute("BEGIN")
+        for edition in (1, 2):
+            due = f"2024-05-0{edition}T07:00:00.000000Z"
+            db.execute(
+                "INSERT INTO editions (id, frequency, due_at, planned_at, deliveries)"
+                " VALUES (?, 'daily', ?, ?, ?)",
+                (edition, due, due, subscribers),
+            )
+            db.executemany(
+                "INSERT INTO deliveries (edition_id, email_key, email, name, lang,"
+                " statement_ids, message_id, state, next_attempt_at, updated_at)"
+                " VALUES (?, ?, ?, 'N', 'en', '[]', ?, 'sent', ?, ?)",
+                ((edition, e, e, f"<{edition}.{e}>", due, due) for e in emails),
+            )
+        db.execute("COMMIT")
+    finally:
+        db.close()
+
+
+def _copying(url: str) -> bool:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND query LIKE 'COPY \"deliveries\"%' AND state = 'active'"
+        ).fetchone()
+    return row is not None and row[0] > 0
+
+
+@pytest.mark.slow
+def test_a_copy_killed_mid_way_leaves_the_target_empty_and_can_be_run_again(
+    tmp_path: Path, make_site: Callable[..., Path], pg_url: str
+) -> None:
+    config = make_site(tmp_path / "site")
+    _big_state(config.parent / "state", 60_000)
+    command = [sys.executable, "-m", "statement_feeds", "--config", str(config), "state", "copy"]
+    copy = subprocess.Popen([*command, "--to", pg_url], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not _copying(pg_url):  # the deliveries are on their way
+            assert copy.poll() is None, copy.stderr.read() if copy.stderr else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        copy.kill()  # SIGKILL: no rollback from the client, the server must do it
+        copy.wait(10)
+    assert copy.returncode == -9
+    until = time.monotonic() + 30
+    while _copying(pg_url):
+        assert time.monotonic() < until
+        time.sleep(0.05)
+
+    assert _all_empty(pg_url)
+    again = subprocess.run(
+        [*command, "--to", pg_url], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert again.returncode == 0, again.stderr
+    assert postgres_count(pg_url, "deliveries") == 120_000
+    assert postgres_count(pg_url, "subscribers") == 60_000
