@@ -26,6 +26,7 @@ from statement_feeds.cli import cli
 from statement_feeds.domain.web_subscribers import Preferences
 from statement_feeds.state.copy_tables import REPLACED, TABLES
 from statement_feeds.state.open import open_store
+from statement_feeds.state.postgres_copy import MIGRATE
 
 T0 = datetime(2024, 5, 1, 7, 0, tzinfo=UTC)
 T1 = T0 + timedelta(days=1)
@@ -286,6 +287,31 @@ def test_a_constraint_the_target_enforces_mid_copy_leaves_it_empty(site: Site, p
     assert failed.exit_code == 2
     assert "cannot copy the state in the state database" in failed.stderr
     assert "SQLSTATE 23503" in failed.stderr  # foreign key violation
+    assert _all_empty(pg_url)
+
+
+def test_rows_the_target_drops_silently_fail_the_count_check(site: Site, pg_url: str) -> None:
+    # A trigger that swallows one row (as a stray rule or trigger on a reused database
+    # could): COPY succeeds, the count before the commit does not.
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        MIGRATE(conn)
+        conn.execute(
+            "CREATE FUNCTION swallow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF NEW.email = 'ok1@example.com' THEN RETURN NULL; END IF; RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER swallow BEFORE INSERT ON subscriber_sightings"
+            " FOR EACH ROW EXECUTE FUNCTION swallow()"
+        )
+    rows = len(sqlite_rows(site.database, "subscriber_sightings", set()))
+
+    failed = site.copy(pg_url)
+
+    assert failed.exit_code == 2
+    assert (
+        f"table subscriber_sightings: the source has {rows} rows, {rows} were sent and the "
+        f"target has {rows - 1}; nothing was copied"
+    ) in failed.stderr
     assert _all_empty(pg_url)
 
 
