@@ -15,7 +15,7 @@ from smtp_server import RecordingServer, free_port
 from statement_feeds.state.backup import backup_state
 from statement_feeds.state.sqlite import SqliteStore
 
-READERS = [f"reader{i:03d}@example.com" for i in range(120)]
+READERS = [f"reader{i:03d}@example.com" for i in range(160)]
 
 
 def _consistent(backup: Path) -> tuple[int, int]:
@@ -33,7 +33,7 @@ def _consistent(backup: Path) -> tuple[int, int]:
 @pytest.mark.slow
 def test_backup_while_the_daemon_sends_then_restore_and_status(tmp_path: Path) -> None:
     with RecordingServer() as server:
-        server.data_delay = 0.02  # an edition that takes a few seconds to send
+        server.data_delay = 0.05  # an edition that takes seconds to send (160 / 2 × 0.05)
         site = DigestSite(tmp_path / "site", server.port, grace="1s")
         site.subscribe(READERS)
         daemon = site.start()
@@ -58,7 +58,10 @@ def test_backup_while_the_daemon_sends_then_restore_and_status(tmp_path: Path) -
                 backups.append(_consistent(target))
             until(lambda: set(site.states().values()) == {"sent"}, 60, daemon)
             final = tmp_path / "final.sqlite"
-            assert site.cli("state", "backup", str(final)).returncode == 0
+            last = site.cli("state", "backup", str(final))
+            assert last.returncode == 0
+            key = site.root / "state" / "secret.key"
+            assert f"keep with it: {key}, {site.config}, {site.root / 'statements'}" in last.stdout
         finally:
             code, _ = daemon.terminate()
         assert code == 0

@@ -31,6 +31,7 @@ def state_backup(ctx: Context, file: Path, force: bool) -> None:
     """
     from ..state.backup import backup_state
     from ..state.postgres_errors import describe_url
+    from ..state.secrets import KEY_FILE
 
     config = ctx.config
     if config.state.url:
@@ -44,6 +45,10 @@ def state_backup(ctx: Context, file: Path, force: bool) -> None:
         f"backed up {report.source} to {report.target} ({report.bytes} bytes, "
         f"integrity ok) in {report.seconds:.2f} s"
     )
+    # What a restore needs besides the database (README: "Backup and restore").
+    key = config.paths.state / KEY_FILE
+    others = [str(p) for p in (key, config.path, config.paths.statements) if p.exists()]
+    click.echo(f"keep with it: {', '.join(others)}")
 
 
 @state.command("copy", short_help="Move the SQLite state into an empty PostgreSQL database.")
