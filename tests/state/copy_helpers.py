@@ -70,11 +70,21 @@ def columns(database: Path, table: str) -> list[str]:
         return [row[1] for row in db.execute(f'PRAGMA table_info("{table}")')]
 
 
-def postgres_rows(url: str, table: str, names: list[str]) -> list[tuple[Any, ...]]:
+def postgres_rows(
+    url: str, table: str, names: list[str], *, stamps: set[str] | None = None, where: str = ""
+) -> list[tuple[Any, ...]]:
+    """The rows of ``table`` (``where``: only the row whose email is this), with the
+    timestamp columns in ``stamps`` as aware UTC datetimes whether stored as
+    timestamptz or as text."""
     listed = ", ".join(f'"{n}"' for n in names)
+    query = f'SELECT {listed} FROM "{table}"' + (" WHERE email = %s" if where else "")
     with psycopg.connect(url) as conn:
-        rows = conn.execute(f'SELECT {listed} FROM "{table}"'.encode()).fetchall()
-    return sorted((tuple(_normal(v, False) for v in row) for row in rows), key=repr)
+        rows = conn.execute(query.encode(), (where,) if where else None).fetchall()
+    stamps = stamps or set()
+    normal = (
+        tuple(_normal(v, n in stamps) for n, v in zip(names, row, strict=True)) for row in rows
+    )
+    return sorted(normal, key=repr)
 
 
 def postgres_count(url: str, table: str) -> int:

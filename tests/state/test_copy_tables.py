@@ -72,6 +72,15 @@ def test_timestamps_become_aware_datetimes_of_the_same_instant() -> None:
     assert rows[0][2].tzinfo is not None
 
 
+def test_timestamps_for_text_columns_become_the_canonical_fixed_width_text() -> None:
+    moment = datetime(2024, 5, 1, 7, 0, 0, 5, tzinfo=UTC)
+    east = moment.astimezone(timezone(timedelta(hours=3))).isoformat()
+
+    rows = convert_rows(KNOWN["rate_events"], [(1, "b", east), (2, "b", None)], frozenset({"at"}))
+
+    assert rows == [[1, "b", "2024-05-01T07:00:00.000005Z"], [2, "b", None]]
+
+
 @pytest.mark.parametrize("value", ["yesterday", 1714546800, "2024-13-01T00:00:00Z"])
 def test_a_timestamp_that_does_not_parse_names_table_row_and_column(value: object) -> None:
     with pytest.raises(StateError) as error:

@@ -27,6 +27,7 @@ from statement_feeds.domain.web_subscribers import Preferences
 from statement_feeds.state.copy_tables import REPLACED, TABLES
 from statement_feeds.state.open import open_store
 from statement_feeds.state.postgres_copy import MIGRATE
+from statement_feeds.state.timestamps import to_ts
 
 T0 = datetime(2024, 5, 1, 7, 0, tzinfo=UTC)
 T1 = T0 + timedelta(days=1)
@@ -121,7 +122,8 @@ def test_every_table_arrives_with_the_same_content(site: Site, pg_url: str) -> N
     for table in (*TABLES, *REPLACED):
         names = columns(site.database, table.name)
         expected = sqlite_rows(site.database, table.name, _stamps(table.name))
-        assert postgres_rows(pg_url, table.name, names) == expected, table.name
+        found = postgres_rows(pg_url, table.name, names, stamps=_stamps(table.name))
+        assert found == expected, table.name
         assert f"copied   {table.name:<22} {len(expected):>9} rows" in done.output
     states = {r[0]: r[1] for r in postgres_rows(pg_url, "deliveries", ["email", "state"])}
     assert states == {
@@ -150,16 +152,63 @@ def test_the_sequences_continue_after_the_copied_ids(site: Site, pg_url: str) ->
     assert highest is not None and made is not None and made[0] == highest[0] + 1
 
 
-def test_timestamps_are_timestamptz_with_the_same_instant(site: Site, pg_url: str) -> None:
-    assert site.copy(pg_url).exit_code == 0
-    with psycopg.connect(pg_url) as conn:
+def _joined_at_as(url: str, kind: str) -> None:
+    """Make the target's schema, then give subscribers.joined_at this type (empty table)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        MIGRATE(conn, url)
+        conn.execute(
+            f"ALTER TABLE subscribers ALTER COLUMN joined_at TYPE {kind}"
+            f" USING joined_at::{kind}".encode()
+        )
+
+
+def _joined(url: str) -> tuple[str, object]:
+    with psycopg.connect(url) as conn:
         kind = conn.execute(
             "SELECT data_type FROM information_schema.columns"
             " WHERE table_name = 'subscribers' AND column_name = 'joined_at'"
         ).fetchone()
         joined = conn.execute("SELECT min(joined_at) FROM subscribers").fetchone()
-    assert kind == ("timestamp with time zone",)
-    assert joined is not None and joined[0] == T0
+    assert kind is not None and joined is not None
+    return kind[0], joined[0]
+
+
+def test_timestamps_go_into_timestamptz_columns_as_the_same_instant(
+    site: Site, pg_url: str
+) -> None:
+    _joined_at_as(pg_url, "timestamptz")
+
+    assert site.copy(pg_url).exit_code == 0
+
+    assert _joined(pg_url) == ("timestamp with time zone", T0)
+
+
+def test_timestamps_go_into_text_columns_as_the_canonical_fixed_width_text(
+    site: Site, pg_url: str
+) -> None:
+    # What the PostgreSQL store may keep (SQLite's text, compared as text).
+    _joined_at_as(pg_url, "text")
+    with sqlite3.connect(site.database) as db:
+        db.execute(  # an offset the store never writes itself: normalised on the way
+            "UPDATE subscribers SET joined_at = '2024-05-01T09:00:00+02:00'"
+            " WHERE email = 'ok1@example.com'"
+        )
+
+    assert site.copy(pg_url).exit_code == 0
+
+    assert _joined(pg_url) == ("text", to_ts(T0))
+    [(text,)] = postgres_rows(pg_url, "subscribers", ["joined_at"], where="ok1@example.com")
+    assert text == "2024-05-01T07:00:00.000000Z"
+
+
+def test_a_timestamp_column_of_another_type_is_refused(site: Site, pg_url: str) -> None:
+    _joined_at_as(pg_url, "date")
+
+    refused = site.copy(pg_url)
+
+    assert refused.exit_code == 2
+    assert "column subscribers.joined_at is date" in refused.stderr
+    assert _all_empty(pg_url)
 
 
 def test_a_non_empty_target_is_refused_and_left_alone(site: Site, pg_url: str) -> None:
@@ -294,7 +343,7 @@ def test_rows_the_target_drops_silently_fail_the_count_check(site: Site, pg_url:
     # A trigger that swallows one row (as a stray rule or trigger on a reused database
     # could): COPY succeeds, the count before the commit does not.
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        MIGRATE(conn)
+        MIGRATE(conn, pg_url)
         conn.execute(
             "CREATE FUNCTION swallow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
             " IF NEW.email = 'ok1@example.com' THEN RETURN NULL; END IF; RETURN NEW; END $$"

@@ -13,7 +13,8 @@ forgotten:
 * :data:`SKIPPED` — never copied: ``schema_migrations`` is each backend's own numbering.
 
 Timestamps are stored by SQLite as fixed-width ISO 8601 UTC text (``state.timestamps``);
-they are converted to aware datetimes here, so the target stores ``timestamptz``.
+they are parsed here (a value that does not parse stops the copy) and become aware
+datetimes for a ``timestamptz`` column, or the same canonical text for a text column.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from enum import Enum
 from typing import Any
 
 from ..errors import StateError
+from .timestamps import to_ts
 
 __all__ = [
     "REPLACED",
@@ -121,24 +123,34 @@ def _timestamp(value: Any) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def convert_rows(table: Table, rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+def convert_rows(
+    table: Table, rows: Sequence[Sequence[Any]], as_text: frozenset[str] = frozenset()
+) -> list[Sequence[Any]]:
     """The rows of ``table`` as the target stores them; a value that does not fit its
     column is a StateError naming the table, column and row key (the copy stops).
 
-    Only timestamps change. Text and integers go as they are: SQLite's column affinity
-    already made them text and integers on the way in (a text that is not a number in an
-    integer column stays text, and the target refuses it: the copy is rolled back).
+    Only timestamps change: to aware datetimes (for a ``timestamptz`` column), or, for the
+    columns named in ``as_text`` (a target that keeps timestamps as text, as SQLite does),
+    to the canonical fixed-width text of ``timestamps.to_ts``, so that text order stays
+    time order. Text and integers go as they are: SQLite's column affinity already made
+    them text and integers on the way in (a text that is not a number in an integer
+    column stays text, and the target refuses it: the copy is rolled back).
     """
-    stamps = [i for i, (_, kind) in enumerate(table.columns) if kind is Kind.TIMESTAMP]
+    stamps = [
+        (i, to_ts if name in as_text else None)
+        for i, (name, kind) in enumerate(table.columns)
+        if kind is Kind.TIMESTAMP
+    ]
     if not stamps:
         return list(rows)
     out: list[Sequence[Any]] = []
     for row in rows:
         values = list(row)
         try:
-            for i in stamps:
+            for i, text in stamps:
                 if values[i] is not None:
-                    values[i] = _timestamp(values[i])
+                    moment = _timestamp(values[i])
+                    values[i] = text(moment) if text else moment
         except ValueError as exc:
             raise StateError(_bad_value(table, row, i, exc)) from exc
         out.append(values)

@@ -93,7 +93,7 @@ def copy_state(state_dir: Path, url: str, environ: Environ = None) -> CopyReport
         conn = connect(url, environ, autocommit=True)
         try:
             with map_postgres_errors("prepare the schema of the target"):
-                MIGRATE(conn)
+                MIGRATE(conn, url)
             return _copy(source, conn, describe_url(url))
         finally:
             conn.close()
@@ -133,12 +133,13 @@ def _copy(source: SqliteSnapshot, conn: PgConnection, target: str) -> CopyReport
         names = sql.SQL(", ").join(sql.Identifier(t.name) for t in (*TABLES, *REPLACED))
         cur.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(names))
         _refuse_non_empty(cur, target)
+        as_text = _text_timestamps(cur)
         for table in REPLACED:
             keys = [row[: len(table.key)] for batch in source.batches(table) for row in batch]
             _delete_keys(cur, table, keys)
-            _timed(report, table, partial(_copy_table, cur, source, table))
+            _timed(report, table, partial(_copy_table, cur, source, table, as_text))
         for table in TABLES:
-            _timed(report, table, partial(_copy_table, cur, source, table))
+            _timed(report, table, partial(_copy_table, cur, source, table, as_text))
         for table in TABLES:
             if table.serial:
                 _set_sequence(cur, table, table.serial)
@@ -177,14 +178,46 @@ def _delete_keys(cur: psycopg.Cursor[Any], table: Table, keys: list[tuple[Any, .
         cur.executemany(query, keys)
 
 
-def _copy_table(cur: psycopg.Cursor[Any], source: SqliteSnapshot, table: Table) -> int:
+def _text_timestamps(cur: psycopg.Cursor[Any]) -> dict[str, frozenset[str]]:
+    """table → its timestamp columns that the target keeps as text (the rest: timestamptz).
+
+    The copy follows the target's schema: the PostgreSQL store may keep SQLite's fixed-width
+    text (compared as text) or use ``timestamptz``; any other type is refused.
+    """
+    cur.execute(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns"
+        " WHERE table_schema = current_schema()"
+    )
+    types = {(str(t), str(c)): str(d) for t, c, d in cur.fetchall()}
+    found: dict[str, frozenset[str]] = {}
+    for table in (*TABLES, *REPLACED):
+        text = set()
+        for column in sorted(table.timestamps):
+            kind = types.get((table.name, column), "missing")
+            if kind in ("text", "character varying"):
+                text.add(column)
+            elif kind != "timestamp with time zone":
+                raise StateError(
+                    f"the target's column {table.name}.{column} is {kind}: state copy "
+                    "writes timestamps into timestamptz or text columns only"
+                )
+        found[table.name] = frozenset(text)
+    return found
+
+
+def _copy_table(
+    cur: psycopg.Cursor[Any],
+    source: SqliteSnapshot,
+    table: Table,
+    as_text: dict[str, frozenset[str]],
+) -> int:
     expected = source.count(table)
     columns = sql.SQL(", ").join(sql.Identifier(name) for name in table.names)
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table.name), columns)
     written = 0
     with cur.copy(statement) as copy:
         for batch in source.batches(table):
-            for row in convert_rows(table, batch):
+            for row in convert_rows(table, batch, as_text[table.name]):
                 copy.write_row(row)
             written += len(batch)
     stored = _target_count(cur, table, source)
@@ -223,12 +256,14 @@ def _set_sequence(cur: psycopg.Cursor[Any], table: Table, column: str) -> None:
 # --- until the PostgreSQL store merges ---------------------------------------------------
 
 
-def _schema_made_elsewhere(conn: PgConnection) -> None:
+def _schema_made_elsewhere(conn: PgConnection, url: str) -> None:
     """The target's tables, translated from the SQLite schema, for the tests of this copy.
 
-    Stands in for the PostgreSQL store's migrations (another branch): same table and column
-    names, timestamps as timestamptz, and what that migration fills itself (the
-    subscriber-id key in ``settings``) and adds (``secrets``), so REPLACED is exercised.
+    Stands in for the PostgreSQL store's migrations (another branch; its ``migrate`` takes
+    the connection and the URL, as this does): same table and column names, timestamps as
+    timestamptz (the copy also fills text ones: see ``_text_timestamps``), and what that
+    migration fills itself (the subscriber-id key in ``settings``) and adds (``secrets``),
+    so REPLACED is exercised.
     """
     with conn.transaction():
         made = conn.execute("SELECT to_regclass('subscribers')").fetchone()
@@ -271,4 +306,4 @@ def _translated_ddl() -> list[str]:
 
 
 # MERGE: replace with postgres_migrations.migrate
-MIGRATE: Callable[[PgConnection], object] = _schema_made_elsewhere
+MIGRATE: Callable[[PgConnection, str], object] = _schema_made_elsewhere
