@@ -81,6 +81,20 @@ def test_timestamps_for_text_columns_become_the_canonical_fixed_width_text() -> 
     assert rows == [[1, "b", "2024-05-01T07:00:00.000005Z"], [2, "b", None]]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-05-01 07:00:00.000005Z",  # the same length, a space for the T
+        "2024-05-01T07:00:00,000005Z",  # a decimal comma
+        "2024-05-01T07:00:00.000005",  # naive: UTC
+        "2024-05-01T07:00:00.000005+00:00",
+    ],
+)
+def test_every_spelling_of_a_time_becomes_the_one_canonical_text(text: str) -> None:
+    [row] = convert_rows(KNOWN["rate_events"], [(1, "b", text)], frozenset({"at"}))
+    assert row[2] == "2024-05-01T07:00:00.000005Z"
+
+
 @pytest.mark.parametrize("value", ["yesterday", 1714546800, "2024-13-01T00:00:00Z"])
 def test_a_timestamp_that_does_not_parse_names_table_row_and_column(value: object) -> None:
     with pytest.raises(StateError) as error:

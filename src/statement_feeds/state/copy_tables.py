@@ -123,6 +123,17 @@ def _timestamp(value: Any) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
+def _canonical(value: Any) -> str:
+    """The fixed-width UTC text of ``timestamps.to_ts`` for a timestamp's text."""
+    moment = _timestamp(value)  # parses (and so checks) every value
+    if len(value) == _CANONICAL_LENGTH and (value[10], value[19], value[-1]) == ("T", ".", "Z"):
+        return str(value)  # what the store writes: already canonical, kept as it is
+    return to_ts(moment)
+
+
+_CANONICAL_LENGTH = len("2024-05-01T07:00:00.000000Z")
+
+
 def convert_rows(
     table: Table, rows: Sequence[Sequence[Any]], as_text: frozenset[str] = frozenset()
 ) -> list[Sequence[Any]]:
@@ -137,7 +148,7 @@ def convert_rows(
     column stays text, and the target refuses it: the copy is rolled back).
     """
     stamps = [
-        (i, to_ts if name in as_text else None)
+        (i, _canonical if name in as_text else None)
         for i, (name, kind) in enumerate(table.columns)
         if kind is Kind.TIMESTAMP
     ]
@@ -149,8 +160,7 @@ def convert_rows(
         try:
             for i, text in stamps:
                 if values[i] is not None:
-                    moment = _timestamp(values[i])
-                    values[i] = text(moment) if text else moment
+                    values[i] = text(values[i]) if text else _timestamp(values[i])
         except ValueError as exc:
             raise StateError(_bad_value(table, row, i, exc)) from exc
         out.append(values)
