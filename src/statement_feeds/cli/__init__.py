@@ -4,7 +4,7 @@ Exit codes (contract): 0 success, 1 some input was invalid (the rest was still
 processed), 2 usage or configuration error.
 
 This module has the group, ``check``, ``build`` and ``run``; the ``digest``,
-``status`` and ``subscribers`` commands are in modules of their own beside it.
+``state``, ``status`` and ``subscribers`` commands are in modules of their own beside it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ..logs import configure_logging
 from .common import EXIT_INVALID_INPUT, EXIT_OK, Context, handles_errors, report_problems
 from .deliveries import deliveries
 from .digest import digest
+from .state import state
 from .status import status
 from .subscribers import subscribers
 
@@ -54,6 +55,7 @@ def cli(
 
 cli.add_command(deliveries)
 cli.add_command(digest)
+cli.add_command(state)
 cli.add_command(status)
 cli.add_command(subscribers)
 
