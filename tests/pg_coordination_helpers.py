@@ -1,0 +1,92 @@
+"""A throw-away PostgreSQL database per test, with the ``daemons`` table coordination uses.
+
+The server is ``$STATEMENT_FEEDS_TEST_PG`` (a base URL; default the local one with trust
+auth). When no server answers, the test is skipped saying so.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+DEFAULT_BASE = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+# MERGE: the PostgresStore's migration 1 creates this table exactly; once state.postgres
+# exists, open the store on the fresh database instead (it migrates) and drop this DDL.
+DAEMONS_DDL = """
+CREATE TABLE daemons (
+    name text PRIMARY KEY,
+    host text NOT NULL,
+    pid integer NOT NULL,
+    started_at timestamptz NOT NULL,
+    heartbeat_at timestamptz NOT NULL,
+    leader boolean NOT NULL DEFAULT false
+)
+"""
+
+
+def base_url() -> str:
+    return os.environ.get("STATEMENT_FEEDS_TEST_PG") or DEFAULT_BASE
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def with_port(url: str, port: int) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = (parts.hostname or "127.0.0.1") + f":{port}"
+    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
+
+
+@contextmanager
+def fresh_database(*, daemons_table: bool = True) -> Iterator[str]:
+    """The URL of a new, empty database (dropped afterwards, connections and all)."""
+    base = base_url()
+    try:
+        admin = psycopg.connect(base, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL server answers at {base} ($STATEMENT_FEEDS_TEST_PG): {exc}")
+    name = f"sf_coord_{secrets.token_hex(6)}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        url = with_database(base, name)
+        try:
+            if daemons_table:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute(DAEMONS_DDL)
+            yield url
+        finally:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def execute(url: str, query: str, params: object = None) -> list[tuple[object, ...]]:
+    """One statement on a connection of its own (the test's view of the database)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        cursor = conn.execute(query, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def leader_backend(url: str) -> int | None:
+    """The server pid of the session holding the leader's advisory lock."""
+    from statement_feeds.state.postgres_coordination import LEADER_KEY
+
+    rows = execute(
+        url,
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND ((classid::bigint << 32) | objid::bigint) = %s",
+        [LEADER_KEY],
+    )
+    return int(rows[0][0]) if rows else None
+
+
+def terminate(url: str, pid: int) -> None:
+    execute(url, "SELECT pg_terminate_backend(%s)", [pid])
