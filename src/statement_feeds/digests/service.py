@@ -247,9 +247,18 @@ class Digests:
 
     # -- the daemon's EditionRunner ----------------------------------------------------
 
-    async def run_edition(self, frequency: str, due_at: datetime, stop: asyncio.Event) -> None:
+    async def run_edition(
+        self,
+        frequency: str,
+        due_at: datetime,
+        stop: asyncio.Event,
+        *,
+        planned: Callable[[], None] | None = None,
+    ) -> None:
         # Planning a big list takes seconds: in a thread (the store opens per call).
         await asyncio.to_thread(self.plan, frequency, due_at)
+        if planned is not None:
+            planned()
         await self.deliver(stop=stop)
 
     async def resume_deliveries(self, stop: asyncio.Event) -> None:
