@@ -12,7 +12,7 @@ from .coordination_api import DEFAULT_HEARTBEAT, Coordinator
 from .postgres_connection import conninfo
 from .postgres_errors import map_connect_errors, map_postgres_errors
 
-__all__ = ["open_coordinator", "ping_database"]
+__all__ = ["open_coordinator", "ping_database", "wake_daemons"]
 
 
 def open_coordinator(config: Config, interval: float = DEFAULT_HEARTBEAT) -> Coordinator | None:
@@ -33,3 +33,18 @@ def ping_database(url: str, timeout: int = 3) -> None:
         conn = psycopg.connect(conninfo(url, connect_timeout=timeout), autocommit=True)
     with conn, map_postgres_errors("answer SELECT 1"):
         conn.execute("SELECT 1").fetchone()
+
+
+def wake_daemons(config: Config) -> int:
+    """``digest send`` with ``[state] url``: NOTIFY the live daemons (on any host) to
+    deliver. Returns how many there are: 0 (none, or SQLite) means deliver yourself."""
+    coordinator = open_coordinator(config)
+    if coordinator is None:
+        return 0
+    try:
+        live = coordinator.live_daemons()
+        if live:
+            coordinator.notify_send()
+    finally:
+        coordinator.close()
+    return len(live)
