@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -27,6 +28,13 @@ def pair(url: str) -> Iterator[tuple[PostgresCoordinator, PostgresCoordinator]]:
     yield a, b
     a.close()
     b.close()
+
+
+def until(check: Callable[[], bool], timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
 
 
 def rows(url: str) -> dict[str, bool]:
@@ -108,7 +116,8 @@ def test_a_terminated_session_loses_leadership_and_reconnects(
     backend = leader_backend(url)
     assert backend is not None
     terminate(url, backend)
-    assert b.heartbeat() is True  # the server released the lock with the session
+    until(lambda: leader_backend(url) != backend)  # the session ends, and its lock with it
+    assert b.heartbeat() is True
     with pytest.raises(StoreError, match="record a heartbeat"):
         a.heartbeat()
     assert a.is_leader is False
@@ -207,3 +216,18 @@ def test_ping_database(url: str) -> None:
     ping_database(url)
     with pytest.raises(StateError, match="cannot connect"):
         ping_database(with_port(url, 1))
+
+
+def test_the_leaders_session_has_server_side_keepalives(
+    url: str, pair: tuple[PostgresCoordinator, ...]
+) -> None:
+    # The server, not only the client, must notice a host that vanished: else the
+    # advisory lock would outlive it by the OS default of two hours.
+    a, _ = pair
+    a.heartbeat()
+    shown = a._run(  # the leader's own session: settings are per session
+        "show keepalives",
+        "SELECT current_setting('tcp_keepalives_idle'), current_setting('tcp_keepalives_count'),"
+        " current_setting('tcp_keepalives_interval'), current_setting('tcp_user_timeout')",
+    )
+    assert shown == [("5", "3", "2", "11000")]

@@ -20,13 +20,15 @@ and made again on the next call. All times are the database server's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any, LiteralString
 
 import psycopg
 from psycopg.rows import TupleRow
 
+from ..errors import StoreError
 from .coordination_api import DEFAULT_HEARTBEAT, MISSED_HEARTBEATS, DaemonInfo
-from .postgres_connection import connect
+from .postgres_connection import KEEPALIVE_LIMIT, connect
 from .postgres_errors import map_postgres_errors
 
 __all__ = ["CHANNEL", "LEADER_KEY", "PostgresCoordinator"]
@@ -36,6 +38,16 @@ __all__ = ["CHANNEL", "LEADER_KEY", "PostgresCoordinator"]
 LEADER_KEY = 0x5346_4C45_4144
 CHANNEL = "statement_feeds_send"
 
+# The client's keepalives (postgres_connection) let *us* notice a dead server; the lock
+# is freed only when the *server* notices that our host is gone, by its own keepalives,
+# which default to the OS's (two hours on Linux). So this session sets them like ours:
+# a vanished host's session ends, and its leadership passes on, within KEEPALIVE_LIMIT.
+_SERVER_KEEPALIVES = f"""
+SELECT set_config('tcp_keepalives_idle', '5', false),
+       set_config('tcp_keepalives_interval', '2', false),
+       set_config('tcp_keepalives_count', '3', false),
+       set_config('tcp_user_timeout', '{KEEPALIVE_LIMIT * 1000}', false)
+"""
 _BEAT = """
 WITH up AS (
     INSERT INTO daemons (name, host, pid, started_at, heartbeat_at, leader)
@@ -56,6 +68,8 @@ WITH up AS (
 )
 SELECT (SELECT count(*) FROM pruned)
 """
+_UNLOCK = "SELECT pg_advisory_unlock(%s)"
+_LEAVE = "DELETE FROM daemons WHERE name = %s"
 _LIVE = """
 SELECT name, host, pid, leader, heartbeat_at, started_at FROM daemons
 WHERE heartbeat_at >= clock_timestamp() - make_interval(secs => %s)
@@ -92,7 +106,14 @@ class PostgresCoordinator:
     def _connection(self) -> psycopg.Connection[TupleRow]:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._drop()
-            self._conn = connect(self._url, autocommit=True)
+            conn = connect(self._url, autocommit=True)
+            try:
+                with map_postgres_errors("set the server's keepalives"):
+                    conn.execute(_SERVER_KEEPALIVES)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
         return self._conn
 
     def _drop(self) -> None:
@@ -139,14 +160,15 @@ class PostgresCoordinator:
         return [_info(row) for row in rows]
 
     def close(self) -> None:
+        """Best effort: a session already gone has let go of the lock itself, and a row
+        left behind is pruned as stale by the others."""
         try:
             if self._me is not None and self._conn is not None and not self._conn.broken:
                 # Unlock first: another daemon may take over before our row is gone.
-                if self._leader:
-                    self._run("give up leadership", "SELECT pg_advisory_unlock(%s)", [LEADER_KEY])
-                self._run(
-                    "remove the daemon", "DELETE FROM daemons WHERE name = %s", [self._me["name"]]
-                )
+                with contextlib.suppress(StoreError):
+                    if self._leader:
+                        self._run("give up leadership", _UNLOCK, [LEADER_KEY])
+                    self._run("remove the daemon", _LEAVE, [self._me["name"]])
         finally:
             self._drop()
             self._drop_listener()
