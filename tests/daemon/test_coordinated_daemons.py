@@ -266,3 +266,22 @@ def test_an_unreachable_database_stops_run_with_exit_2(tmp_path: Path, url: str)
     )
     assert result.returncode == 2, result.stderr
     assert "cannot connect to the state database 127.0.0.1:1/" in result.stderr
+
+
+def test_a_leader_whose_session_is_terminated_stops_scheduling_and_rejoins(
+    tmp_path: Path, url: str, nodes: list[Node]
+) -> None:
+    first = start(nodes, tmp_path, url, "--heartbeat", "0.5")
+    until(first.leads, 10, first)
+    second = start(nodes, tmp_path, url, "--heartbeat", "0.5")
+    until(lambda: second.pid in daemon_rows(url), 10, second)
+    backend = leader_backend(url)
+    assert backend is not None
+    execute(url, "SELECT pg_terminate_backend(%s)", [backend])
+    until(lambda: "leadership lost: scheduling stops" in first.log_text(), 10, first)
+    until(second.leads, 10, second)
+    # The first reconnected and goes on beating, as a follower.
+    until(lambda: daemon_rows(url) == {first.pid: False, second.pid: True}, 10, first, second)
+    assert not first.leads()
+    assert 'event="heartbeat failed"' in first.log_text()
+    assert first.stop() == 0 and second.stop() == 0
