@@ -1,13 +1,15 @@
 """Several daemons on one PostgreSQL database: leader, heartbeats, wake-ups.
 
-Two connections per daemon, both made by :func:`.postgres_connection.connect` (TCP
-keepalives, so the server ends the session of a host that vanished):
+Two connections per daemon, both made by :func:`.postgres_connection.connect` (client
+TCP keepalives, so that we notice a dead server):
 
 * the **heartbeat connection** holds leadership, a session-level
   ``pg_try_advisory_lock(LEADER_KEY)``: the server releases it the moment the session
   ends, whether by ``close``, a crash or kill -9 of the process (the kernel closes the
-  socket), or keepalives giving up on a dead host. Every heartbeat upserts our row in
+  socket), or the server's keepalives (set by this session) giving up on a vanished
+  host. Every heartbeat upserts our row in
   ``daemons``, marks the other rows not leading when we lead, and prunes stale rows;
+* ``notify_send`` uses a short-lived connection of its own (rare: an edition planned);
 * the **listening connection** is only ever read, from the asyncio loop
   (``loop.add_reader`` on its socket), never used by another thread: libpq allows one
   user per connection at a time, and the heartbeat runs in a worker thread.
@@ -177,7 +179,10 @@ class PostgresCoordinator:
     # -- wake-ups --------------------------------------------------------------------------
 
     def notify_send(self) -> None:
-        self._run("wake the senders", f"NOTIFY {CHANNEL}")
+        # A connection of its own: the daemon calls this from another thread than the
+        # heartbeat's, and a failure here must not cost the leadership.
+        with connect(self._url, autocommit=True) as conn, map_postgres_errors("wake the senders"):
+            conn.execute(f"NOTIFY {CHANNEL}")
 
     def _listen(self) -> psycopg.Connection[TupleRow]:
         if self._listener is None or self._listener.closed or self._listener.broken:
