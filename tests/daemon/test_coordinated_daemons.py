@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -206,17 +207,32 @@ def test_sigterm_gives_up_leadership_at_once(tmp_path: Path, url: str, nodes: li
     print(f"\ntakeover after SIGTERM of the leader, --heartbeat 5: {took:.2f} s")
 
 
+def fake_clock(at: str, since: float | None = None) -> dict[str, str]:
+    """A fake start of ``at``, or, ``since`` a monotonic time, where a clock that started
+    at ``at`` then is now: daemons started one after the other share one fake time."""
+    start = datetime.fromisoformat(at)
+    if since is not None:
+        start += timedelta(seconds=time.monotonic() - since)
+    return {"STATEMENT_FEEDS_FAKE_START": start.isoformat()}
+
+
+def seconds_to_due(at: str, since: float) -> float:
+    return (datetime.fromisoformat(DUE) - datetime.fromisoformat(at)).total_seconds() - (
+        time.monotonic() - since
+    )
+
+
 def test_a_frozen_leader_keeps_it_and_its_successor_catches_up_once(
     tmp_path: Path, url: str, nodes: list[Node]
 ) -> None:
     record = tmp_path / "record.jsonl"
-    clock = {"STATEMENT_FEEDS_FAKE_START": "2025-01-15T06:59:56+00:00"}  # due in 4 s
-    first = start(nodes, tmp_path, url, "--heartbeat", "0.5", **clock)
+    at = "2025-01-15T06:59:40+00:00"  # due in 20 s
+    first = start(nodes, tmp_path, url, "--heartbeat", "0.5", **fake_clock(at))
     until(first.leads, 10, first)
-    second = start(nodes, tmp_path, url, "--heartbeat", "0.5", **clock)
+    second = start(nodes, tmp_path, url, "--heartbeat", "0.5", **fake_clock(at, first.started))
     first.proc.send_signal(signal.SIGSTOP)  # its session lives on: it still leads
-    until(lambda: time.monotonic() - second.started > 6, 10, second)  # past 07:00 for both
-    time.sleep(1)
+    assert seconds_to_due(at, first.started) > 0, "the machine is too slow for this test"
+    time.sleep(seconds_to_due(at, first.started) + 2)  # past 07:00 for both
     assert editions(record) == []  # a follower never plans, whatever its clock says
     assert not second.leads()
     first.proc.kill()  # the dead leader's edition is planned by the next one, once
@@ -231,12 +247,13 @@ def test_the_leader_plans_once_and_every_daemon_is_woken_to_send(
     tmp_path: Path, url: str, nodes: list[Node]
 ) -> None:
     record = tmp_path / "record.jsonl"
-    clock = {"STATEMENT_FEEDS_FAKE_START": "2025-01-15T06:59:56+00:00"}
-    first = start(nodes, tmp_path, url, "--heartbeat", "0.5", **clock)
+    at = "2025-01-15T06:59:50+00:00"  # due in 10 s
+    first = start(nodes, tmp_path, url, "--heartbeat", "0.5", **fake_clock(at))
     until(first.leads, 10, first)
-    second = start(nodes, tmp_path, url, "--heartbeat", "0.5", **clock)
+    second = start(nodes, tmp_path, url, "--heartbeat", "0.5", **fake_clock(at, first.started))
+    assert seconds_to_due(at, first.started) > 0.5, "the machine is too slow for this test"
     assert resumes(record, second.pid) == 1  # its start
-    until(lambda: editions(record) != [], 15, first, second)
+    until(lambda: editions(record) != [], 20, first, second)
     # The leader's NOTIFY once it planned: the follower delivers too, at once.
     until(lambda: resumes(record, second.pid) == 2, 5, second)
     time.sleep(1)
