@@ -82,7 +82,9 @@ def leader_backend(url: str) -> int | None:
     rows = execute(
         url,
         "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-        "AND ((classid::bigint << 32) | objid::bigint) = %s",
+        "AND ((classid::bigint << 32) | objid::bigint) = %s "
+        # pg_locks lists every database's locks: other tests run beside this one.
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         [LEADER_KEY],
     )
     return int(rows[0][0]) if rows else None
