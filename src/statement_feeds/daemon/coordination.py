@@ -97,14 +97,14 @@ class Coordination:
     async def _wake_loop(self) -> None:
         while not self._stop.is_set():
             try:
+                # Also returns once listening again after a loss (wake-ups may be missed).
                 await self.coordinator.wait_for_wakeup()
             except StatementFeedsError as exc:
                 event(log, logging.WARNING, "wake-ups lost, listening again", error=str(exc))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self.coordinator.interval)
-                # A wake-up may have come while we were not listening: deliver anyway.
-            else:
-                event(log, logging.INFO, "woken to deliver", source="notify")
+                continue
+            event(log, logging.INFO, "woken to deliver", source="notify")
             if not self._stop.is_set():
                 self._tasks.spawn(self._editions.resume())
 

@@ -79,7 +79,8 @@ class Coordinator(Protocol):
         """Return when a wake-up arrives (at once if one came since the last call).
 
         Integrates with the running asyncio loop (a reader on the listening socket);
-        raises StoreError when the listening connection is lost (call again to re-listen).
+        raises StoreError when the listening connection is lost. Call again to listen
+        again: once that works it returns at once, as wake-ups may have been missed.
         """
 
     def close(self) -> None:

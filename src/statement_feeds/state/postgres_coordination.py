@@ -89,6 +89,7 @@ class PostgresCoordinator:
         self._listener: psycopg.Connection[TupleRow] | None = None
         self._me: dict[str, Any] | None = None  # our row, once started
         self._leader = False
+        self._missed = False  # the listening connection was lost since the last wake-up
         self.pruned = 0  # stale rows this coordinator removed (for the log and tests)
 
     @property
@@ -210,6 +211,7 @@ class PostgresCoordinator:
                 pgconn.consume_input()  # OperationalError once the server has gone
         except BaseException:
             self._drop_listener()
+            self._missed = True  # until listening again, a wake-up would be lost
             raise
         count = 0
         while pgconn.notifies() is not None:
@@ -218,6 +220,9 @@ class PostgresCoordinator:
 
     async def wait_for_wakeup(self) -> None:
         listener = await asyncio.to_thread(self._listen)
+        if self._missed:  # listening again after a loss: deliver what may have been missed
+            self._missed = False
+            return
         if self._drain(listener):
             return
         loop = asyncio.get_running_loop()
