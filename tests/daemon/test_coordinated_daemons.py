@@ -302,3 +302,31 @@ def test_a_leader_whose_session_is_terminated_stops_scheduling_and_rejoins(
     assert not first.leads()
     assert 'event="heartbeat failed"' in first.log_text()
     assert first.stop() == 0 and second.stop() == 0
+
+
+def test_a_lost_listening_connection_is_made_again_and_wakes_still_arrive(
+    tmp_path: Path, url: str, nodes: list[Node]
+) -> None:
+    record = tmp_path / "record.jsonl"
+    node = start(nodes, tmp_path, url, "--heartbeat", "0.5")
+    until(node.leads, 10, node)
+    listening = execute(
+        url,
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        "AND query ILIKE 'LISTEN%%'",
+    )
+    assert len(listening) == 1
+    started = resumes(record, node.pid)
+    execute(url, "SELECT pg_terminate_backend(%s)", [listening[0][0]])
+    until(lambda: 'event="wake-ups lost, listening again"' in node.log_text(), 10, node)
+    # Listening again, it delivers once (a wake-up may have been missed meanwhile) ...
+    until(lambda: resumes(record, node.pid) == started + 1, 10, node)
+    time.sleep(1)
+    assert resumes(record, node.pid) == started + 1
+    # ... and wake-ups reach it again.
+    waker = PostgresCoordinator(url)
+    waker.notify_send()
+    waker.close()
+    until(lambda: resumes(record, node.pid) == started + 2, 5, node)
+    assert node.leads()  # the heartbeat connection was not touched
+    assert node.stop() == 0
