@@ -3,7 +3,7 @@
     .venv/bin/python bench/failover_bench.py                   # --heartbeat 0.5, 1, 5; 5 kills each
     .venv/bin/python bench/failover_bench.py --heartbeats 5 --kills 10 --daemons 3
 
-Real ``statement-feeds run`` processes (feeds only: no subscribers) on one fresh
+Real ``statement-feeds run`` processes (no subscribers) on one fresh
 PostgreSQL database (``$STATEMENT_FEEDS_TEST_PG`` or the local server, trust auth),
 each with a site folder of its own. Each round kills the leader with SIGKILL, times
 until another daemon logs ``leadership acquired`` (polling its log every 10 ms), then
@@ -37,9 +37,12 @@ BASE = os.environ.get("STATEMENT_FEEDS_TEST_PG") or "postgresql://postgres@127.0
 DDL = """CREATE TABLE daemons (name text PRIMARY KEY, host text NOT NULL, pid integer NOT NULL,
 started_at timestamptz NOT NULL, heartbeat_at timestamptz NOT NULL,
 leader boolean NOT NULL DEFAULT false)"""
+# With the digest side (public_url set, nobody subscribed): a daemon without it never leads.
 CONFIG = """[site]
 title = "Failover"
 url = "https://example.org/"
+[http]
+public_url = "https://example.org/news/"
 [state]
 url = "{url}"
 """

@@ -47,14 +47,22 @@ class Node:
     """One ``run`` daemon with a site folder of its own (as on its own host)."""
 
     def __init__(
-        self, root: Path, url: str, record: Path, *args: str, env: dict[str, str] | None = None
+        self,
+        root: Path,
+        url: str,
+        record: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        harness: bool = True,
     ) -> None:
         for name in ("statements", "templates", "subscribers"):
             (root / name).mkdir(parents=True, exist_ok=True)
         self.config = root / "statement-feeds.toml"
         self.config.write_text(CONFIG.format(url=url))
         self.log = root / "daemon.log"
-        command = [sys.executable, str(HARNESS), "--config", str(self.config), "-v"]
+        # Not the harness: the real CLI, whose digest side is off here (no public_url).
+        entry = [str(HARNESS)] if harness else ["-m", "statement_feeds"]
+        command = [sys.executable, *entry, "--config", str(self.config), "-v"]
         self.proc = subprocess.Popen(
             [*command, "run", "--rescan", "600", *args],
             stdout=subprocess.DEVNULL,
@@ -330,3 +338,22 @@ def test_a_lost_listening_connection_is_made_again_and_wakes_still_arrive(
     until(lambda: resumes(record, node.pid) == started + 2, 5, node)
     assert node.leads()  # the heartbeat connection was not touched
     assert node.stop() == 0
+
+
+def test_a_daemon_with_digests_disabled_leaves_leadership_to_one_that_can_plan(
+    tmp_path: Path, url: str, nodes: list[Node]
+) -> None:
+    feeds_only = Node(
+        tmp_path / "feeds-only", url, tmp_path / "record.jsonl", "--heartbeat", "0.5",
+        harness=False,
+    )  # fmt: skip
+    nodes.append(feeds_only)
+    until(feeds_only.ready, 30, feeds_only)
+    until(lambda: feeds_only.pid in daemon_rows(url), 10, feeds_only)
+    time.sleep(1)
+    assert leader_backend(url) is None  # the lock is free, and left free
+    assert "digests disabled" in feeds_only.log_text()
+    planner = start(nodes, tmp_path, url, "--heartbeat", "0.5")
+    until(planner.leads, 10, planner)
+    assert daemon_rows(url) == {feeds_only.pid: False, planner.pid: True}
+    assert feeds_only.stop() == 0 and planner.stop() == 0

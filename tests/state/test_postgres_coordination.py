@@ -234,3 +234,13 @@ def test_the_leaders_session_has_server_side_keepalives(
         " current_setting('tcp_keepalives_interval'), current_setting('tcp_user_timeout')",
     )
     assert shown == [("5", "3", "2", "11000")]
+
+
+def test_a_daemon_that_does_not_contend_never_leads(
+    url: str, pair: tuple[PostgresCoordinator, ...]
+) -> None:
+    a, b = pair
+    assert a.heartbeat(contend=False) is False  # free, but not taken
+    assert leader_backend(url) is None
+    assert rows(url) == {"host-a:1": False}
+    assert b.heartbeat() is True

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -85,7 +86,11 @@ class Coordination:
                 event(log, logging.INFO, "leadership released")
 
     async def _beat(self) -> None:
-        leading = await self._call("heartbeat", self.coordinator.heartbeat) is True
+        # Without a runner (digests disabled here) we could lead but never plan: we would
+        # keep a daemon that can from leading. So such a daemon only beats.
+        contend = self._editions.runner is not None
+        beat = functools.partial(self.coordinator.heartbeat, contend=contend)
+        leading = await self._call("heartbeat", beat) is True
         if leading and not self._leading:
             event(log, logging.INFO, "leadership acquired", pid=os.getpid())
             self._editions.lead()

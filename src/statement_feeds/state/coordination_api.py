@@ -60,11 +60,12 @@ class Coordinator(Protocol):
     def start(self, name: str, host: str, pid: int) -> None:
         """Register this daemon (its row) and start listening for wake-ups."""
 
-    def heartbeat(self) -> bool:
+    def heartbeat(self, *, contend: bool = True) -> bool:
         """Upsert our row, try to take leadership if not held, prune stale rows.
 
         Returns whether we lead now. A lost connection is re-made here (leadership
-        lost with it is tried for again on the new one)."""
+        lost with it is tried for again on the new one). ``contend=False``: a daemon
+        that cannot schedule (digests disabled) beats without trying to lead."""
 
     def leader(self) -> DaemonInfo | None:
         """The live daemon that leads, if any."""

@@ -145,10 +145,10 @@ class PostgresCoordinator:
         self._me = {"name": name, "host": host, "pid": pid, "started": started}
         self._listen()
 
-    def heartbeat(self) -> bool:
+    def heartbeat(self, *, contend: bool = True) -> bool:
         if self._me is None:
             raise RuntimeError("heartbeat before start")
-        if not self._leader:
+        if not self._leader and contend:
             rows = self._run("take leadership", "SELECT pg_try_advisory_lock(%s)", [LEADER_KEY])
             self._leader = bool(rows[0][0])
         params = {**self._me, "leader": self._leader, "stale": self.stale_after}
