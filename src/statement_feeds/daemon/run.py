@@ -34,6 +34,7 @@ from ..errors import LockHeldError
 from ..logs import event
 from ..state.coordination import open_coordinator
 from ..state.lock import SENDER_LOCK, StateLock
+from ..state.open import open_store
 from .coordination import register
 from .editions import FIRST_PAUSE, LONGEST_PAUSE
 from .memory import share_one_malloc_arena
@@ -75,6 +76,8 @@ def run_daemon(
     coordinator = open_coordinator(config, options.heartbeat)
     if coordinator is not None:
         try:
+            # Migrated first: the heartbeats write the store's `daemons` table.
+            open_store(config).close()
             register(coordinator)  # StateError (exit 2) when the database cannot be reached
             daemon = Daemon(config_path, config, clock, runner, options, coordinator=coordinator)
             asyncio.run(daemon.serve())
