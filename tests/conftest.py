@@ -113,7 +113,7 @@ def write_site(
         url=url,
         default_language=default_language,
         timezone=timezone,
-        templates=(templates or REPO / "templates").as_posix(),
+        templates=(templates or REPO / "src" / "statement_feeds" / "templates").as_posix(),
         max_entries=max_entries,
         excerpt_words=excerpt_words,
     )
