@@ -20,6 +20,7 @@ from ..logs import configure_logging
 from .common import EXIT_INVALID_INPUT, EXIT_OK, Context, handles_errors, report_problems
 from .deliveries import deliveries
 from .digest import digest
+from .init import init
 from .status import status
 from .subscribers import subscribers
 
@@ -54,6 +55,7 @@ def cli(
 
 cli.add_command(deliveries)
 cli.add_command(digest)
+cli.add_command(init)
 cli.add_command(status)
 cli.add_command(subscribers)
 
