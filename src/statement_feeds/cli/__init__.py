@@ -60,7 +60,7 @@ cli.add_command(status)
 cli.add_command(subscribers)
 
 
-@cli.command()
+@cli.command(short_help="Validate config, statements, subscribers, templates.")
 @click.pass_obj
 @handles_errors
 def check(ctx: Context) -> None:
@@ -91,7 +91,7 @@ def check(ctx: Context) -> None:
     sys.exit(EXIT_INVALID_INPUT if problems else EXIT_OK)
 
 
-@cli.command()
+@cli.command(short_help="Write every language's feed once.")
 @click.pass_obj
 @handles_errors
 def build(ctx: Context) -> None:
@@ -118,7 +118,7 @@ def main() -> None:
     cli(prog_name="statement-feeds")
 
 
-@cli.command()
+@cli.command(short_help="The daemon: build, watch, schedule, send.")
 @click.option(
     "--rescan",
     "rescan",

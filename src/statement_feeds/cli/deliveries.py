@@ -25,7 +25,7 @@ __all__ = ["deliveries", "reply_parts"]
 _ENHANCED = re.compile(r"(?<![\d.])([245])\.\d{1,3}\.\d{1,3}(?![\d.])")
 
 
-@click.command()
+@click.command(short_help="One line per delivery: state, SMTP reply, retry.")
 @click.option(
     "--edition",
     "edition_id",

@@ -13,7 +13,7 @@ from .common import Context, handles_errors
 __all__ = ["status"]
 
 
-@click.command()
+@click.command(short_help="Feeds, daemon, editions and deliveries now.")
 @click.pass_obj
 @handles_errors
 def status(ctx: Context) -> None:
