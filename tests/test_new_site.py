@@ -70,8 +70,6 @@ def test_init_then_check_and_build_work_at_once(tmp_path: Path) -> None:
     assert '<title>Tom, "Dick" &amp; Harry</title>' in feed
     # With a subscriber the digest templates are tried with this From header too.
     (site / "subscribers" / "subscribers.csv").write_text("email\nreader@example.org\n")
-    text = config.read_text(encoding="utf-8")
-    config.write_text(text.replace('# public_url = ""', 'public_url = "https://e.org/n/"'))
     result = run("--config", str(config), "check")
     assert result.exit_code == 0, result.output
 
@@ -118,3 +116,13 @@ def test_the_example_statement_is_dated_today_in_the_site_zone(tmp_path: Path) -
     late = datetime(2026, 12, 2, 23, 30, tzinfo=UTC)  # already 3 December in Tokyo
     create_site(tmp_path, SiteAnswers(timezone="Asia/Tokyo"), late)
     assert "\ndate: 2026-12-03\n" in (tmp_path / "statements" / "welcome.md").read_text()
+
+
+def test_a_plain_http_site_gets_no_public_url_rather_than_a_refused_one(tmp_path: Path) -> None:
+    assert run("init", str(tmp_path / "https")).exit_code == 0
+    https = load_config(tmp_path / "https" / "statement-feeds.toml")
+    assert https.http.public_url == "https://example.org/newsletter/"
+    result = run("init", str(tmp_path / "http"), "--url", "http://example.net/site")
+    assert result.exit_code == 0, result.output
+    plain = load_config(tmp_path / "http" / "statement-feeds.toml")
+    assert (plain.site.url, plain.http.public_url) == ("http://example.net/site/", "")

@@ -107,9 +107,10 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("http", "listen", '""', DEFAULT,
               'e.g. "127.0.0.1:8080": `run` serves feeds, sign-up and unsubscribe pages there '
               '(behind a reverse proxy); empty: nothing is served.'),
-    ConfigKey("http", "public_url", '""', DEFAULT,
-              'The public https base of subscribe and unsubscribe links, e.g. '
-              '"https://example.org/newsletter/"; required once digests are sent.'),
+    ConfigKey("http", "public_url", "{public_url}", SET,
+              "The public https base of the subscribe and unsubscribe pages (http.listen, behind "
+              "your reverse proxy): every digest's unsubscribe link points there, so serve it "
+              'before mail goes out. Required once there are subscriber files; "": none.'),
     ConfigKey("state", "url", '""', DEFAULT,
               'Empty: SQLite in paths.state. "postgresql://user@host/db": state shared by several '
               'daemons (password: $STATEMENT_FEEDS_STATE_PASSWORD, PGPASSWORD or ~/.pgpass).'),
@@ -204,8 +205,17 @@ def _values(answers: SiteAnswers) -> dict[str, str]:
         "feeds_url": toml_string(url + "feeds/"),
         "language": toml_string(answers.language),
         "timezone": toml_string(answers.timezone),
+        # RFC 8058 one-click unsubscribe needs https: for a plain-http site, left empty.
+        "public_url": toml_string(url + "newsletter/" if _https_or_local(url) else ""),
         "sender": toml_string(f"{_display_name(answers.title)} <statements@{host}>"),
     }
+
+
+def _https_or_local(url: str) -> bool:
+    return (
+        url.startswith("https://")
+        or re.match(r"^http://(127\.0\.0\.1|localhost)[:/]", url) is not None
+    )
 
 
 def _display_name(title: str) -> str:

@@ -357,7 +357,7 @@ class _Run:
             code=exc.code if exc.code is not None else "",
             reply=str(exc),
             attempts=delivery.attempts,
-            next_attempt=next_attempt.isoformat(),
+            next_attempt=next_attempt,
         )
 
     def _report(self) -> None:
