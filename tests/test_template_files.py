@@ -77,3 +77,16 @@ def test_a_broken_base_breaks_the_default_pages_and_is_named(tmp_path: Path) -> 
     result = run(config, "check")
     assert result.exit_code == 2, result.output
     assert str(base) in result.output, result.output
+
+
+def test_check_says_which_templates_are_the_sites_own(tmp_path: Path) -> None:
+    config = site_without_templates(tmp_path)
+    assert "templates:" not in run(config, "check").output
+    (tmp_path / "templates" / "web").mkdir(parents=True)
+    for name in ("digest.txt", "web/notice.html"):
+        (tmp_path / "templates" / name).write_text((DEFAULTS / name).read_text("utf-8"), "utf-8")
+    (tmp_path / "templates" / "web" / "_footer.html").write_text("mine\n", encoding="utf-8")
+    result = run(config, "check")
+    assert result.exit_code == 0, result.output
+    expected = f"templates: digest.txt, web/notice.html from {tmp_path / 'templates'}; "
+    assert expected + "the others are the defaults\n" in result.output

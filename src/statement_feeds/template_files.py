@@ -21,7 +21,7 @@ import jinja2
 
 from .errors import ConfigError
 
-__all__ = ["DEFAULTS", "template_error", "template_loader", "template_path"]
+__all__ = ["DEFAULTS", "overridden", "template_error", "template_loader", "template_path"]
 
 # A plain folder: setuptools installs package data as files, never zipped (wheels are
 # unpacked), so jinja2 can report real paths in its errors and tracebacks.
@@ -40,6 +40,12 @@ def template_path(site_folder: Path, name: str) -> Path:
     """The file that ``name`` (``"web/home.html"``) is loaded from for this site."""
     override = site_folder / name
     return override if override.is_file() else DEFAULTS / name
+
+
+def overridden(site_folder: Path) -> list[str]:
+    """The default templates (``"web/home.html"``) this site replaces with its own file."""
+    names = sorted(p.relative_to(DEFAULTS).as_posix() for p in DEFAULTS.rglob("*") if p.is_file())
+    return [name for name in names if (site_folder / name).is_file()]
 
 
 def template_error(

@@ -84,6 +84,7 @@ def check(ctx: Context) -> None:
         from ..web.templates import load_pages
 
         load_pages(config)  # ConfigError naming file and line: exit 2
+    _print_overrides(config.paths.templates)
     click.echo(
         f"checked {report.statements} statements, {subscribers} subscribers, "
         f"{len(problems)} problems"
@@ -100,6 +101,15 @@ def build(ctx: Context) -> None:
     report_problems(report.problems)
     _print_build(report, ctx.config.paths.output)
     sys.exit(EXIT_INVALID_INPUT if report.problems else EXIT_OK)
+
+
+def _print_overrides(folder: Path) -> None:
+    """Which templates are the site's own: the rest are the package's defaults."""
+    from ..template_files import overridden
+
+    names = overridden(folder)
+    if names:
+        click.echo(f"templates: {', '.join(names)} from {folder}; the others are the defaults")
 
 
 def _print_build(report: BuildReport, output: Path) -> None:
