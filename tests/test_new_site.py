@@ -97,7 +97,7 @@ def test_init_names_every_file_already_there(tmp_path: Path) -> None:
     [
         ("--timezone", "Mars/Olympus", "--timezone"),
         ("--language", "english!", "--language"),
-        ("--url", "example.org", "--url"),
+        ("--url", "example.org", "site.url: must be an absolute http(s) URL"),  # load_config's
         ("--title", "two\nlines", "--title"),
     ],
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 import textwrap
 from dataclasses import dataclass
 from datetime import datetime
@@ -158,8 +159,10 @@ def create_site(folder: Path, answers: SiteAnswers, now: datetime) -> list[Path]
     :class:`SiteExists` naming every file already there, before anything is written;
     :class:`ConfigError` for an answer the configuration refuses (nothing written)."""
     _check_answers(answers)
+    text = config_text(answers)
+    _refuse_what_load_config_would(text)
     files = {
-        folder / DEFAULT_NAME: config_text(answers),
+        folder / DEFAULT_NAME: text,
         folder / "statements" / "welcome.md": _example_statement(answers, now),
         folder / "subscribers" / "subscribers.csv": "email,name,languages,frequency\n",
     }
@@ -170,17 +173,25 @@ def create_site(folder: Path, answers: SiteAnswers, now: datetime) -> list[Path]
             f"init never overwrites a file, and these are there: {names}; "
             "nothing was written (choose another folder, or move them away)"
         )
-    for path, text in files.items():
+    for path, content in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("x", encoding="utf-8") as file:  # "x": never over a file made meanwhile
-            file.write(text)
-    try:
-        load_config(folder / DEFAULT_NAME)
-    except ConfigError:  # an answer the checks above missed: take the site back
-        for path in files:
-            path.unlink()
-        raise
+            file.write(content)
     return list(files)
+
+
+def _refuse_what_load_config_would(text: str) -> None:
+    """Load ``text`` with the real loader, from a scratch folder, before anything is
+    written: whatever `check` would refuse (an answer the checks above let through),
+    ``init`` refuses first, naming the key."""
+    with tempfile.TemporaryDirectory(prefix="statement-feeds-init-") as scratch:
+        path = Path(scratch) / DEFAULT_NAME
+        path.write_text(text, encoding="utf-8")
+        try:
+            load_config(path)
+        except ConfigError as exc:
+            reason = str(exc).removeprefix(f"{path.resolve()}: ")
+            raise ConfigError(f"{reason} (nothing was written)") from None
 
 
 def _key_lines(key: ConfigKey, values: dict[str, str]) -> str:
@@ -191,7 +202,7 @@ def _key_lines(key: ConfigKey, values: dict[str, str]) -> str:
     return comment + (line if key.written == SET else f"# {line}")
 
 
-def toml_string(text: str) -> str:
+def _toml_string(text: str) -> str:
     """A TOML basic string: JSON's escapes are TOML's (\\uXXXX included)."""
     return json.dumps(text, ensure_ascii=False)
 
@@ -200,14 +211,14 @@ def _values(answers: SiteAnswers) -> dict[str, str]:
     url = answers.url if answers.url.endswith("/") else answers.url + "/"
     host = re.sub(r"^https?://([^/:]+).*$", r"\1", url)
     return {
-        "title": toml_string(answers.title),
-        "url": toml_string(url),
-        "feeds_url": toml_string(url + "feeds/"),
-        "language": toml_string(answers.language),
-        "timezone": toml_string(answers.timezone),
+        "title": _toml_string(answers.title),
+        "url": _toml_string(url),
+        "feeds_url": _toml_string(url + "feeds/"),
+        "language": _toml_string(answers.language),
+        "timezone": _toml_string(answers.timezone),
         # RFC 8058 one-click unsubscribe needs https: for a plain-http site, left empty.
-        "public_url": toml_string(url + "newsletter/" if _https_or_local(url) else ""),
-        "sender": toml_string(f"{_display_name(answers.title)} <statements@{host}>"),
+        "public_url": _toml_string(url + "newsletter/" if _https_or_local(url) else ""),
+        "sender": _toml_string(f"{_display_name(answers.title)} <statements@{host}>"),
     }
 
 
@@ -234,8 +245,6 @@ def _check_answers(answers: SiteAnswers) -> None:
             f"--language: not a BCP 47 language tag (e.g. en, pt-BR): {answers.language!r}",
             key="site.default_language",
         )
-    if not re.match(r"^https?://[^/\s]+\S*$", answers.url):
-        raise ConfigError(f"--url: an absolute http(s) URL, got {answers.url!r}", key="site.url")
     try:
         ZoneInfo(answers.timezone)
     except (ZoneInfoNotFoundError, ValueError):
