@@ -17,12 +17,22 @@ _DEFAULTS = SiteAnswers()
 
 @click.command(short_help="Write a new site: config, statements/, subscribers/.")
 @click.argument("folder", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--title", default=_DEFAULTS.title, show_default=True, help="site.title")
-@click.option("--url", default=_DEFAULTS.url, show_default=True, help="site.url")
 @click.option(
-    "--language", default=_DEFAULTS.language, show_default=True, help="site.default_language"
+    "--title", default=_DEFAULTS.title, show_default=True, help="The site's name (site.title)."
 )
-@click.option("--timezone", default=_DEFAULTS.timezone, show_default=True, help="site.timezone")
+@click.option("--url", default=_DEFAULTS.url, show_default=True, help="The public site (site.url).")
+@click.option(
+    "--language",
+    default=_DEFAULTS.language,
+    show_default=True,
+    help="Default language, a BCP 47 tag (site.default_language).",
+)
+@click.option(
+    "--timezone",
+    default=_DEFAULTS.timezone,
+    show_default=True,
+    help="IANA time zone of dates and schedules (site.timezone).",
+)
 @handles_errors
 def init(folder: Path, title: str, url: str, language: str, timezone: str) -> None:
     """Write a new site into DIR (made if missing): a commented statement-feeds.toml with
