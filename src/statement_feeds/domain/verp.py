@@ -68,6 +68,10 @@ class BounceAddress:
     local: str
     domain: str
 
+    @property
+    def email(self) -> str:
+        return f"{self.local}@{self.domain}"
+
     def envelope(self, token: str) -> str:
         return f"{self.local}+{token}@{self.domain}"
 

@@ -25,6 +25,7 @@ from types import TracebackType
 from ..errors import StateError
 from .api import EditionStatus, SubscriberState
 from .batches import CHUNK, chunks
+from .sql_bounces import BounceTables
 from .sqlite_deliveries import DeliveryStateMachine
 from .sqlite_editions import EditionTables
 from .sqlite_errors import map_sqlite_errors, translated
@@ -50,7 +51,7 @@ DB_NAME = "state.sqlite"
 
 
 @translated
-class SqliteStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTables):
+class SqliteStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTables, BounceTables):
     """The SQLite implementation of :class:`statement_feeds.state.api.Store`.
 
     One connection, used from one thread. Transactions are explicit

@@ -1,0 +1,123 @@
+"""Bounce scores in the state database: ``state.bounce_api.BounceLog``.
+
+A mixin of ``sqlite.SqliteStore`` with portable SQL (``?`` placeholders, ``ON CONFLICT
+... DO UPDATE``, ``RETURNING``: SQLite 3.35+ and PostgreSQL alike). The policy (what
+counts, when a score starts again) is in ``bounce_api``'s docstring; the table is
+``bounce_scores`` (migration 6).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from ..domain.subscribers import email_key
+from .bounce_api import BounceScore
+from .sqlite_errors import translated
+from .sqlite_parts import SqliteParts
+from .timestamps import from_ts, to_ts
+
+__all__ = ["BounceTables"]
+
+_UPSERT = (
+    "INSERT INTO bounce_scores (email, score, temporary, last_edition, last_permanent_at,"
+    " last_reason, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (email) DO UPDATE SET score = excluded.score,"
+    " temporary = bounce_scores.temporary + excluded.temporary,"
+    " last_edition = COALESCE(excluded.last_edition, bounce_scores.last_edition),"
+    " last_permanent_at = COALESCE(excluded.last_permanent_at, bounce_scores.last_permanent_at),"
+    " last_reason = excluded.last_reason, updated_at = excluded.updated_at"
+    " RETURNING score, temporary"
+)
+
+
+@translated
+class BounceTables(SqliteParts):
+    if TYPE_CHECKING:  # sqlite_subscribers.SubscriberTables, beside this mixin
+
+        def mark_bounced(self, email: str, at: datetime, reason: str) -> None: ...
+
+    def edition_addresses(self, edition_id: int) -> list[str]:
+        if edition_id == 0:  # a confirmation mail: the sign-ups not yet confirmed
+            rows = self._db.execute("SELECT DISTINCT address FROM pending_confirmations")
+        else:
+            rows = self._db.execute(
+                "SELECT email FROM deliveries WHERE edition_id = ?", (edition_id,)
+            )
+        return [row[0] for row in rows]
+
+    def delivery_for_message_id(self, message_id: str) -> tuple[int, str] | None:
+        # Our Message-IDs start with the edition (domain.tokens): the primary key's range.
+        edition, dot, _ = message_id.strip().lstrip("<").partition(".")
+        if not dot or not edition.isdigit():
+            return None
+        row = self._db.execute(
+            "SELECT edition_id, email FROM deliveries WHERE edition_id = ? AND message_id = ?",
+            (int(edition), message_id.strip()),
+        ).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def record_bounce(
+        self,
+        email: str,
+        edition_id: int,
+        *,
+        permanent: bool,
+        reason: str,
+        now: datetime,
+        threshold: int,
+        reset_after: timedelta,
+    ) -> BounceScore:
+        key, stamp = email_key(email), to_ts(now)
+        with self.transaction() as db:
+            old = db.execute(
+                "SELECT score, last_edition, last_permanent_at FROM bounce_scores WHERE email = ?",
+                (key,),
+            ).fetchone()
+            status = db.execute(
+                "SELECT bounced_at FROM subscribers WHERE email = ?", (key,)
+            ).fetchone()
+            was_bounced = status is not None and status[0] is not None
+            score = old[0] if old else 0
+            if permanent:
+                score = _next_score(
+                    old,
+                    edition_id,
+                    now=now,
+                    reset_after=reset_after,
+                    threshold=threshold,
+                    was_bounced=was_bounced,
+                )
+            score, temporary = db.execute(
+                _UPSERT,
+                (
+                    key,
+                    score,
+                    0 if permanent else 1,
+                    edition_id if permanent else None,
+                    stamp if permanent else None,
+                    reason,
+                    stamp,
+                ),
+            ).fetchone()
+            marked = permanent and score >= threshold and not was_bounced
+            if marked:
+                self.mark_bounced(key, now, f"{reason} ({score} permanent bounces)")
+        return BounceScore(key, int(score), int(temporary), marked)
+
+
+def _next_score(
+    old: tuple[int, int | None, str | None] | None,
+    edition_id: int,
+    *,
+    now: datetime,
+    reset_after: timedelta,
+    threshold: int,
+    was_bounced: bool,
+) -> int:
+    if old is None or old[2] is None or from_ts(old[2]) < now - reset_after:
+        return 1  # the first, or the previous one is too old to still count
+    score, last_edition, _ = old
+    if score >= threshold and not was_bounced:
+        return 1  # an admin cleared the bounce since: start again
+    return score if last_edition == edition_id else score + 1  # one per edition
