@@ -113,3 +113,14 @@ def test_keys_must_be_long_enough() -> None:
         VerpSigner([])
     with pytest.raises(ValueError):
         VerpSigner([NEW]).token(-1, "anna@example.org")
+
+
+def test_the_index_finds_the_address_of_a_token_under_any_key() -> None:
+    signer = VerpSigner([NEW, OLD])
+    emails = [f"user{i}@example.org" for i in range(50)]
+    index = signer.index(4, emails)
+    for key in (NEW, OLD):
+        token = VerpSigner.parse(VerpSigner([key]).token(4, "User7@example.org"))
+        assert token is not None and index[token.mac] == "user7@example.org"
+    other_edition = VerpSigner.parse(signer.token(5, "user7@example.org"))
+    assert other_edition is not None and other_edition.mac not in index

@@ -30,7 +30,7 @@ import binascii
 import hashlib
 import hmac
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .addresses import AddressError, email_key, parse_address
@@ -136,6 +136,11 @@ class VerpSigner:
             hmac.compare_digest(token.mac, self._mac(key, token.edition_id, email))
             for key in self._keys
         )
+
+    def index(self, edition_id: int, emails: Iterable[str]) -> dict[bytes, str]:
+        """MAC → address for an edition's addresses, under every key: one HMAC per address
+        and key, so that many bounces of one edition cost a dictionary look-up each."""
+        return {self._mac(key, edition_id, email): email for email in emails for key in self._keys}
 
     @staticmethod
     def parse(text: str) -> BounceToken | None:
