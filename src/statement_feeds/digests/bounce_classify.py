@@ -33,7 +33,9 @@ _RECIPIENT_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelop
 _COMPLAINTS = frozenset({"abuse", "fraud", "virus", "other"})
 _AUTO_REPLY_HEADERS = ("X-Autoreply", "X-Autorespond")
 
-logging.getLogger("flufl.bounce").setLevel(logging.WARNING)  # it logs every detector run
+# It logs every detector it runs, and a traceback when one trips over a malformed
+# message: that failure is reported by classify itself ("unrecognised").
+logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,8 @@ def classify(raw: bytes) -> Classified:
     returned = list(_returned_headers(message))
     # The returned message's Return-Path is its VERP address, as its receiver saw it:
     # where a feedback loop, which reports to an address of its own, keeps the token.
-    recipients = (*_recipients(message, names=_RECIPIENT_HEADERS), *_recipients(*returned))
+    found = (*_recipients(message, names=_RECIPIENT_HEADERS), *_recipients(*returned))
+    recipients = tuple(dict.fromkeys(found))
     message_ids = tuple(str(h["Message-ID"]).strip() for h in returned if h["Message-ID"])
     kind, detail, detected = _kind(message)
     return Classified(kind, detail, recipients, message_ids, detected)
@@ -107,8 +110,9 @@ def _dsn_detail(message: Message) -> str:
     for part in message.walk():
         if part.get_content_type() == "message/delivery-status":
             fields = _fields(part)
-            status, diagnostic = fields.get("status", ""), fields.get("diagnostic-code", "")
-            return " ".join(x for x in (status, diagnostic.partition(";")[2].strip()) if x)
+            status = fields.get("status", "")
+            diagnostic = fields.get("diagnostic-code", "").partition(";")[2].strip()
+            return diagnostic if status in diagnostic else f"{status} {diagnostic}".strip()
     return ""
 
 
