@@ -27,15 +27,15 @@ FROM_LINE = 'from = "Statements <statements@example.org>"\n'
 T2 = T1 + timedelta(days=1)
 
 
-def enable_verp(site: Site, threshold: int = 1) -> Path:
+def enable_verp(where: Site, threshold: int = 1) -> Path:
     """Set the bounce keys; returns the (empty) Maildir that `bounce_maildir` names."""
-    text = site.config.read_text(encoding="utf-8")
+    text = where.config.read_text(encoding="utf-8")
     keys = (
         f'bounce_address = "bounces@example.org"\nbounce_threshold = {threshold}\n'
         'bounce_maildir = "bounces"\n'
     )
-    site.config.write_text(text.replace(FROM_LINE, FROM_LINE + keys), encoding="utf-8")
-    maildir = site.root / "bounces"
+    where.config.write_text(text.replace(FROM_LINE, FROM_LINE + keys), encoding="utf-8")
+    maildir = where.root / "bounces"
     for folder in ("tmp", "new", "cur"):
         (maildir / folder).mkdir(parents=True, exist_ok=True)
     return maildir
@@ -49,9 +49,9 @@ def sent(site: Site) -> Site:  # noqa: F811 (the fixture imported above)
     return site
 
 
-def returned(site: Site, sample: str, address: str, *, verp: str | None = None) -> bytes:
+def returned(where: Site, sample: str, address: str, *, verp: str | None = None) -> bytes:
     """``sample`` about the last message ``address`` got, as the MTA would return it."""
-    message = site.server.messages_to(address)[-1]
+    message = where.server.messages_to(address)[-1]
     raw = (SAMPLES / sample).read_bytes()
     message_id = str(message.parsed()["Message-ID"])
     for placeholder, value in (
@@ -68,12 +68,12 @@ def deliver_to(maildir: Path, name: str, raw: bytes) -> None:
     (maildir / "tmp" / name).rename(maildir / "new" / name)
 
 
-def process(site: Site, *args: str) -> Result:
-    return site.cli("bounces", "process", *args, at=T1 + timedelta(hours=3))
+def process(where: Site, *args: str) -> Result:
+    return where.cli("bounces", "process", *args, at=T1 + timedelta(hours=3))
 
 
-def subscriber(site: Site, address: str) -> tuple[object, ...] | None:
-    with sqlite3.connect(site.root / "state" / "state.sqlite") as db:
+def subscriber(where: Site, address: str) -> tuple[object, ...] | None:
+    with sqlite3.connect(where.root / "state" / "state.sqlite") as db:
         return db.execute(
             "SELECT bounced_at, unsubscribed_at FROM subscribers WHERE email = ?", (address,)
         ).fetchone()
