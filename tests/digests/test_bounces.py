@@ -16,6 +16,7 @@ import pytest
 from click.testing import Result
 from test_digest_cli import T1, Site, server, site  # noqa: F401 (fixtures)
 
+from imap_server import ImapServer
 from statement_feeds.config import load_config
 from statement_feeds.domain.verp import VerpSigner, parse_bounce_address
 from statement_feeds.errors import ConfigError
@@ -257,3 +258,56 @@ def test_no_mailbox_configured_is_a_configuration_error(site: Site) -> None:  # 
     result = site.cli("bounces", "process", at=T1)
     assert result.exit_code == 2
     assert "digest.bounce_maildir" in result.stderr and "--imap" in result.stderr
+
+
+# --- IMAP ------------------------------------------------------------------------------
+
+
+def test_an_imap_folder_is_processed_and_marked_seen(sent: Site) -> None:
+    dsn = returned(sent, "gmail.eml", "ru@example.com")
+    with ImapServer("bounces", "s3cret", [dsn, b"garbage\r\n"]) as imap:
+        url = f"imap://bounces@127.0.0.1:{imap.port}/INBOX"
+        env = {"STATEMENT_FEEDS_IMAP_PASSWORD": "s3cret"}
+        first = sent.cli("bounces", "process", "--imap", url, at=T1, env=env)
+        again = sent.cli("bounces", "process", "--imap", url, at=T1, env=env)
+
+    assert first.exit_code == 1, first.output  # the garbage is listed
+    assert "marked bounced  ru@example.com" in first.stdout
+    assert "unrecognised    2 " in first.stdout
+    assert imap.flags == {1: {"\\Seen"}, 2: {"\\Seen", "\\Flagged"}}
+    assert again.exit_code == 0 and again.stdout.startswith("0 messages")
+
+
+def test_bad_imap_credentials_are_a_configuration_error(sent: Site) -> None:
+    with ImapServer("bounces", "s3cret", []) as imap:
+        url = f"imap://bounces@127.0.0.1:{imap.port}/"
+        wrong = sent.cli(
+            "bounces",
+            "process",
+            "--imap",
+            url,
+            at=T1,
+            env={"STATEMENT_FEEDS_IMAP_PASSWORD": "guess"},
+        )
+        missing = sent.cli("bounces", "process", "--imap", url, at=T1)
+        folder = sent.cli(
+            "bounces",
+            "process",
+            "--imap",
+            url + "Nope",
+            at=T1,
+            env={"STATEMENT_FEEDS_IMAP_PASSWORD": "s3cret"},
+        )
+
+    assert wrong.exit_code == 2
+    assert "refused the login of 'bounces'" in wrong.stderr
+    assert "guess" not in wrong.output  # the password is never shown
+    assert missing.exit_code == 2 and "STATEMENT_FEEDS_IMAP_PASSWORD" in missing.stderr
+    assert folder.exit_code == 2 and "no IMAP folder 'Nope'" in folder.stderr
+
+
+def test_a_bad_imap_url_or_both_mailboxes_are_refused(sent: Site) -> None:
+    url = sent.cli("bounces", "process", "--imap", "pop3://x@host/", at=T1)
+    assert url.exit_code == 2 and "imaps://USER@HOST" in url.stderr
+    both = sent.cli("bounces", "process", "somewhere", "--imap", "imaps://a@b/", at=T1)
+    assert both.exit_code == 2 and "not both" in both.output
