@@ -13,7 +13,7 @@ import json
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import click
 
@@ -59,27 +59,14 @@ def process(ctx: Context, maildir: Path | None, imap_url: str | None, output_for
     digest.bounce_threshold), temporary ones are counted, complaints unsubscribe;
     handled mail moves to the .processed folder, the rest to .unrecognised (listed).
     """
-    from ..digests.bounces import BounceStore, process_bounces
-    from ..digests.envelope import verp_signer
-    from ..domain.verp import parse_bounce_address
-    from ..state.bounce_api import bounce_log
-    from ..state.open import open_store
+    from ..digests.bounce_service import process_mailbox
     from .bounce_report import json_report, text_report
 
     config = ctx.config
-    bounce = config.digest.bounce_address
     with ExitStack() as stack:
         mailbox = _mailbox(config, maildir, imap_url, stack)
-        store = stack.enter_context(open_store(config))
-        bounce_log(store)  # StateError if this backend keeps no scores
-        report = process_bounces(
-            mailbox,
-            cast(BounceStore, store),
-            verp_signer(config),
-            parse_bounce_address(bounce) if bounce else None,
-            system_clock,  # honours $STATEMENT_FEEDS_FAKE_NOW (tests)
-            threshold=config.digest.bounce_threshold,
-        )
+        # The clock honours $STATEMENT_FEEDS_FAKE_NOW (tests).
+        report = process_mailbox(config, mailbox, system_clock)
     if output_format == "json":
         click.echo(json.dumps(json_report(report), ensure_ascii=False))
     else:
@@ -92,14 +79,14 @@ def _mailbox(
     config: Config, maildir: Path | None, imap_url: str | None, stack: ExitStack
 ) -> Mailbox:
     from ..digests.bounce_mailbox import MaildirMailbox, open_imap
+    from ..digests.bounce_service import configured_maildir
     from ..environment import imap_password
 
     if maildir is not None and imap_url:
         raise click.UsageError("give a MAILDIR or --imap, not both")
     if imap_url:
         return stack.enter_context(open_imap(imap_url, imap_password()))
-    if maildir is None and config.digest.bounce_maildir:
-        maildir = config.path.parent / config.digest.bounce_maildir
+    maildir = maildir or configured_maildir(config)
     if maildir is None:
         raise ConfigError(
             "no mailbox: give a MAILDIR or --imap URL, or set bounce_maildir under [digest]",

@@ -58,7 +58,8 @@ class MaildirMailbox:
         for folder in ("tmp", "new", "cur"):
             (target / folder).mkdir(parents=True, exist_ok=True)
         base = name.partition("/")[2].partition(":2,")[0]  # flags are ours to set now
-        os.rename(self.path / name, target / "cur" / f"{base}:2,S")
+        with suppress(FileNotFoundError):  # another run (the daemon's) moved it first
+            os.rename(self.path / name, target / "cur" / f"{base}:2,S")
 
 
 class ImapMailbox:
