@@ -19,6 +19,7 @@ from test_digest_cli import T1, Site, server, site  # noqa: F401 (fixtures)
 from daemon_digest_helpers import clean_env
 
 pytestmark = pytest.mark.slow
+RUN = ("run", "--rescan", "0.2")
 
 
 def until(check: Callable[[], bool], log: Path, timeout: float = 30) -> None:
