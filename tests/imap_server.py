@@ -7,11 +7,13 @@ answers as RFC 3501 says, so imaplib parses it; anything else gets BAD.
     with ImapServer("bounces", "secret", {"INBOX": [raw, ...]}) as server:
         ...  # imap://bounces@127.0.0.1:{server.port}/INBOX
         server.flags[uid]  # the flags set by the client
+        server.drop_on_fetch = True  # close the connection instead of answering a FETCH
 """
 
 from __future__ import annotations
 
 import re
+import socket
 import socketserver
 import threading
 from typing import Any
@@ -23,7 +25,7 @@ class _Handler(socketserver.StreamRequestHandler):
     server: _Server
 
     def handle(self) -> None:
-        self.selected = False
+        self.selected = self.dropped = False
         self.send("* OK [CAPABILITY IMAP4rev1] test server ready")
         while line := self.rfile.readline():
             tag, _, rest = line.decode("utf-8").rstrip("\r\n").partition(" ")
@@ -51,6 +53,8 @@ class _Handler(socketserver.StreamRequestHandler):
             self.send(f"* {len(owner.messages)} EXISTS")
         elif command == "UID" and self.selected:
             self.uid(tag, args)
+            if self.dropped:
+                return False
         elif command == "LOGOUT":
             self.send("* BYE")
             self.send(f"{tag} OK LOGOUT completed")
@@ -68,6 +72,10 @@ class _Handler(socketserver.StreamRequestHandler):
             unseen = [u for u in owner.messages if "\\Seen" not in owner.flags[u]]
             self.send("* SEARCH " + " ".join(str(u) for u in unseen))
         elif verb.upper() == "FETCH":
+            if owner.drop_on_fetch:  # the connection drops mid-run
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.dropped = True
+                return
             uid = int(rest.split(" ", 1)[0])
             body = owner.messages[uid]
             self.send(f"* {uid} FETCH (UID {uid} BODY[] {{{len(body)}}}".encode() + b"\r\n")
@@ -88,6 +96,7 @@ class ImapServer:
     def __init__(self, user: str, password: str, messages: list[bytes]) -> None:
         self.user, self.password = user, password
         self.folders = {"INBOX"}
+        self.drop_on_fetch = False
         self.messages = dict(enumerate(messages, start=1))
         self.flags: dict[int, set[str]] = {uid: set() for uid in self.messages}
         self._server = _Server(("127.0.0.1", 0), _Handler)

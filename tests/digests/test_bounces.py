@@ -311,3 +311,16 @@ def test_a_bad_imap_url_or_both_mailboxes_are_refused(sent: Site) -> None:
     assert url.exit_code == 2 and "imaps://USER@HOST" in url.stderr
     both = sent.cli("bounces", "process", "somewhere", "--imap", "imaps://a@b/", at=T1)
     assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_a_dropped_imap_connection_ends_the_run_with_nothing_marked(sent: Site) -> None:
+    dsn = returned(sent, "gmail.eml", "ru@example.com")
+    with ImapServer("bounces", "s3cret", [dsn]) as imap:
+        imap.drop_on_fetch = True
+        url = f"imap://bounces@127.0.0.1:{imap.port}/INBOX"
+        env = {"STATEMENT_FEEDS_IMAP_PASSWORD": "s3cret"}
+        result = sent.cli("bounces", "process", "--imap", url, at=T1, env=env)
+
+    assert result.exit_code == 2
+    assert f"the IMAP server 127.0.0.1:{imap.port} failed" in result.stderr
+    assert imap.flags == {1: set()}  # still unseen: the next run reads it

@@ -18,7 +18,7 @@ import ipaddress
 import os
 import ssl
 from collections.abc import Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -65,20 +65,32 @@ class MaildirMailbox:
 class ImapMailbox:
     """An IMAP folder, logged in; use as a context manager (logs out on exit)."""
 
-    def __init__(self, client: imaplib.IMAP4) -> None:
+    def __init__(self, client: imaplib.IMAP4, where: str) -> None:
         self.client = client
+        self.where = where  # host:port, for messages
 
     def messages(self) -> Iterator[tuple[str, bytes]]:
-        _, found = self.client.uid("SEARCH", "UNSEEN")
+        with self._failures():
+            _, found = self.client.uid("SEARCH", "UNSEEN")
         for uid in (found[0] or b"").decode("ascii").split():
-            _, parts = self.client.uid("FETCH", uid, "(BODY.PEEK[])")
+            with self._failures():
+                _, parts = self.client.uid("FETCH", uid, "(BODY.PEEK[])")
             body = next((p[1] for p in parts if isinstance(p, tuple)), None)
             if body is not None:
                 yield uid, bytes(body)
 
     def done(self, name: str, *, recognised: bool) -> None:
         flags = r"(\Seen)" if recognised else r"(\Seen \Flagged)"
-        self.client.uid("STORE", name, "+FLAGS", flags)
+        with self._failures():
+            self.client.uid("STORE", name, "+FLAGS", flags)
+
+    @contextmanager
+    def _failures(self) -> Iterator[None]:
+        """A dropped connection or a refused command ends the run, saying where."""
+        try:
+            yield
+        except (OSError, imaplib.IMAP4.error) as exc:
+            raise ConfigError(f"the IMAP server {self.where} failed: {exc}") from exc
 
     def __enter__(self) -> ImapMailbox:
         return self
@@ -117,7 +129,7 @@ def open_imap(url: str, password: str, *, timeout: float = 60.0) -> ImapMailbox:
     if status != "OK":
         client.logout()
         raise ConfigError(f"no IMAP folder {folder!r} on {where}: {reply[0]!r}")
-    return ImapMailbox(client)
+    return ImapMailbox(client, where)
 
 
 def _connect(scheme: str, host: str, port: int | None, timeout: float) -> imaplib.IMAP4:
