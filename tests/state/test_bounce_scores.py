@@ -74,6 +74,31 @@ def test_after_an_unbounce_the_score_starts_again(store: SqliteStore) -> None:
     assert not store.is_blocked("anna@example.org")
 
 
+def test_a_lowered_threshold_is_no_unbounce(store: SqliteStore) -> None:
+    for edition in (1, 2, 3):  # threshold 3 in bounce(): reached, marked
+        score(store, edition, T0 + timedelta(days=edition))
+    result = store.record_bounce(
+        "anna@example.org",
+        4,
+        permanent=True,
+        reason="x",
+        now=T0 + timedelta(days=4),
+        threshold=2,
+        reset_after=WINDOW,
+    )
+    assert (result.score, result.marked) == (4, False)  # still marked: counts on
+    unmarked = store.record_bounce(
+        "boris@example.org", 1, permanent=True, reason="x", now=T0, threshold=5,
+        reset_after=WINDOW,
+    )  # fmt: skip
+    assert unmarked.score == 1
+    lowered = store.record_bounce(
+        "boris@example.org", 2, permanent=True, reason="x", now=T0, threshold=2,
+        reset_after=WINDOW,
+    )  # fmt: skip
+    assert (lowered.score, lowered.marked) == (2, True)
+
+
 def test_marking_cancels_the_address_pending_deliveries(store: SqliteStore) -> None:
     planned = PlannedDelivery("anna@example.org", "Anna", "en", ("s1",), ("k1",))
     edition = store.plan_edition("daily", T0, T0, [planned], lambda e, a: f"<{e}.x@example.org>")

@@ -21,13 +21,14 @@ __all__ = ["BounceTables"]
 
 _UPSERT = (
     "INSERT INTO bounce_scores (email, score, temporary, last_edition, last_permanent_at,"
-    " last_reason, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " marked_at, last_reason, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (email) DO UPDATE SET score = excluded.score,"
     " temporary = bounce_scores.temporary + excluded.temporary,"
     " last_edition = COALESCE(excluded.last_edition, bounce_scores.last_edition),"
     " last_permanent_at = COALESCE(excluded.last_permanent_at, bounce_scores.last_permanent_at),"
+    " marked_at = excluded.marked_at,"
     " last_reason = excluded.last_reason, updated_at = excluded.updated_at"
-    " RETURNING score, temporary"
+    " RETURNING temporary"
 )
 
 
@@ -71,24 +72,23 @@ class BounceTables(SqliteParts):
         key, stamp = email_key(email), to_ts(now)
         with self.transaction() as db:
             old = db.execute(
-                "SELECT score, last_edition, last_permanent_at FROM bounce_scores WHERE email = ?",
+                "SELECT score, last_edition, last_permanent_at, marked_at FROM bounce_scores"
+                " WHERE email = ?",
                 (key,),
             ).fetchone()
             status = db.execute(
                 "SELECT bounced_at FROM subscribers WHERE email = ?", (key,)
             ).fetchone()
-            was_bounced = status is not None and status[0] is not None
-            score = old[0] if old else 0
+            bounced_now = status is not None and status[0] is not None
+            # Marked by a score once, and not bounced now: an admin cleared it since.
+            cleared = old is not None and old[3] is not None and not bounced_now
             if permanent:
-                score = _next_score(
-                    old,
-                    edition_id,
-                    now=now,
-                    reset_after=reset_after,
-                    threshold=threshold,
-                    was_bounced=was_bounced,
-                )
-            score, temporary = db.execute(
+                score = _next_score(old, edition_id, now=now, window=reset_after, cleared=cleared)
+            else:  # counted apart; the score stays (or restarts after an unbounce)
+                score = 0 if old is None or cleared else old[0]
+            marked = permanent and score >= threshold and not bounced_now
+            marked_at = stamp if marked else (None if cleared or old is None else old[3])
+            (temporary,) = db.execute(
                 _UPSERT,
                 (
                     key,
@@ -96,28 +96,26 @@ class BounceTables(SqliteParts):
                     0 if permanent else 1,
                     edition_id if permanent else None,
                     stamp if permanent else None,
+                    marked_at,
                     reason,
                     stamp,
                 ),
             ).fetchone()
-            marked = permanent and score >= threshold and not was_bounced
             if marked:
                 self.mark_bounced(key, now, f"{reason} ({score} permanent bounces)")
         return BounceScore(key, int(score), int(temporary), marked)
 
 
 def _next_score(
-    old: tuple[int, int | None, str | None] | None,
+    old: tuple[int, int | None, str | None, str | None] | None,
     edition_id: int,
     *,
     now: datetime,
-    reset_after: timedelta,
-    threshold: int,
-    was_bounced: bool,
+    window: timedelta,
+    cleared: bool,
 ) -> int:
-    if old is None or old[2] is None or from_ts(old[2]) < now - reset_after:
-        return 1  # the first, or the previous one is too old to still count
-    score, last_edition, _ = old
-    if score >= threshold and not was_bounced:
-        return 1  # an admin cleared the bounce since: start again
+    """The score after one more permanent bounce of ``edition_id``."""
+    if old is None or cleared or old[2] is None or from_ts(old[2]) < now - window:
+        return 1  # the first; or after an unbounce; or the last one is too old to count
+    score, last_edition = old[0], old[1]
     return score if last_edition == edition_id else score + 1  # one per edition

@@ -321,7 +321,8 @@ def _bounce_scores(conn: sqlite3.Connection) -> None:
     # Bounces processed after the SMTP conversation (state/bounce_api.py): a score per
     # address (the email key). score: permanent bounces of distinct editions within
     # the window; last_edition: the edition last counted (one bounce per edition);
-    # temporary: temporary failures, counted only.
+    # temporary: temporary failures, counted only; marked_at: when the score marked the
+    # address bounced (an address not bounced now despite it was unbounced: start again).
     conn.execute(
         """CREATE TABLE bounce_scores (
             email TEXT PRIMARY KEY,
@@ -329,6 +330,7 @@ def _bounce_scores(conn: sqlite3.Connection) -> None:
             temporary INTEGER NOT NULL DEFAULT 0,
             last_edition INTEGER,
             last_permanent_at TEXT,
+            marked_at TEXT,
             last_reason TEXT,
             updated_at TEXT NOT NULL
         )"""
