@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from statement_feeds.digests.bounce_classify import classify
 
@@ -62,3 +64,18 @@ def test_a_plain_message_is_unrecognised() -> None:
     raw = b"From: someone@example.com\nTo: " + VERP.encode() + b"\nSubject: hi\n\nHello.\n"
     found = classify(raw)
     assert found.kind == "unrecognised" and found.recipients == (VERP,)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=2000))
+def test_classify_never_raises_on_any_bytes(raw: bytes) -> None:
+    found = classify(raw)
+    assert found.kind in ("permanent", "temporary", "complaint", "ignored", "unrecognised")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(min_value=0), st.integers(min_value=1, max_value=200))
+def test_classify_never_raises_on_a_cut_sample(start: int, length: int) -> None:
+    raw = sample("postfix.eml")
+    start %= len(raw)
+    classify(raw[:start] + raw[start + length :])  # a part of it lost: no exception
