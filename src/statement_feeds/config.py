@@ -90,7 +90,7 @@ class DigestConfig:
     retry_lifetime: timedelta = timedelta(days=3)
     bounce_address: str = ""  # VERP (domain/verp.py); "": bounces go to digest.from
     bounce_threshold: int = 3  # permanent bounces (of distinct editions) that mark an address
-    bounce_maildir: str = ""  # as written: relative to the config file's folder
+    bounce_mailbox: str = ""  # a Maildir (relative to the config's folder) or an imap(s):// URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +305,7 @@ def _digest(reader: _Reader, site: SiteConfig) -> DigestConfig:
         retry_lifetime=reader.duration("digest", "retry_lifetime", "3d"),
         bounce_address=_bounce_address(reader),
         bounce_threshold=reader.integer("digest", "bounce_threshold", 3, minimum=1),
-        bounce_maildir=reader.string("digest", "bounce_maildir", ""),
+        bounce_mailbox=reader.string("digest", "bounce_mailbox", ""),
     )
 
 

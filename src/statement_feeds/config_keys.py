@@ -38,7 +38,7 @@ SECTIONS: Mapping[str, frozenset[str]] = {
             "retry_lifetime",
             "bounce_address",
             "bounce_threshold",
-            "bounce_maildir",
+            "bounce_mailbox",
         }
     ),
     # password: known so that config._smtp refuses it with its own message (secrets come

@@ -29,11 +29,11 @@ T2 = T1 + timedelta(days=1)
 
 
 def enable_verp(where: Site, threshold: int = 1) -> Path:
-    """Set the bounce keys; returns the (empty) Maildir that `bounce_maildir` names."""
+    """Set the bounce keys; returns the (empty) Maildir that `bounce_mailbox` names."""
     text = where.config.read_text(encoding="utf-8")
     keys = (
         f'bounce_address = "bounces@example.org"\nbounce_threshold = {threshold}\n'
-        'bounce_maildir = "bounces"\n'
+        'bounce_mailbox = "bounces"\n'
     )
     where.config.write_text(text.replace(FROM_LINE, FROM_LINE + keys), encoding="utf-8")
     maildir = where.root / "bounces"
@@ -257,7 +257,7 @@ def test_an_unreadable_maildir_is_a_configuration_error(sent: Site, tmp_path: Pa
 def test_no_mailbox_configured_is_a_configuration_error(site: Site) -> None:  # noqa: F811
     result = site.cli("bounces", "process", at=T1)
     assert result.exit_code == 2
-    assert "digest.bounce_maildir" in result.stderr and "--imap" in result.stderr
+    assert "digest.bounce_mailbox" in result.stderr and "--imap" in result.stderr
 
 
 # --- IMAP ------------------------------------------------------------------------------
@@ -324,3 +324,20 @@ def test_a_dropped_imap_connection_ends_the_run_with_nothing_marked(sent: Site) 
     assert result.exit_code == 2
     assert f"the IMAP server 127.0.0.1:{imap.port} failed" in result.stderr
     assert imap.flags == {1: set()}  # still unseen: the next run reads it
+
+
+def test_the_configured_mailbox_may_be_an_imap_folder(sent: Site) -> None:
+    dsn = returned(sent, "temporary.eml", "ru@example.com")
+    with ImapServer("bounces", "s3cret", [dsn]) as imap:
+        text = sent.config.read_text(encoding="utf-8").replace(
+            'bounce_mailbox = "bounces"', f'bounce_mailbox = "imap://bounces@127.0.0.1:{imap.port}"'
+        )
+        sent.config.write_text(text, encoding="utf-8")
+        env = {"STATEMENT_FEEDS_IMAP_PASSWORD": "s3cret"}
+        result = sent.cli("bounces", "process", "--format", "json", at=T1, env=env)
+        refused = sent.cli("bounces", "process", at=T1)  # no password in the environment
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["counts"]["temporary"] == 1
+    assert imap.flags == {1: {"\\Seen"}}
+    assert refused.exit_code == 2 and "STATEMENT_FEEDS_IMAP_PASSWORD" in refused.stderr

@@ -1,4 +1,4 @@
-"""The daemon processes `digest.bounce_maildir` at every rescan: a real `run` subprocess
+"""The daemon processes `digest.bounce_mailbox` at every rescan: a real `run` subprocess
 on the site of ``test_bounces`` (edition 2 sent through aiosmtpd with VERP senders)."""
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """``statement-feeds bounces process``: classify the mail returned to the bounce address.
 
-The mailbox is a Maildir (the argument, else ``digest.bounce_maildir``) or an IMAP
-folder (``--imap``). See ``digests.bounces`` for what is done with each message.
+The mailbox is a Maildir (the argument), an IMAP folder (``--imap``), or else the one
+``digest.bounce_mailbox`` names (either). See ``digests.bounces`` for what is done with
+each message.
 Exit 0 when every message was understood, 1 when some were kept as unrecognised
 (listed), 2 for a configuration problem (no mailbox, an unreadable Maildir, a login
 refused).
@@ -53,7 +54,7 @@ def bounces() -> None:
 @click.pass_obj
 @handles_errors
 def process(ctx: Context, maildir: Path | None, imap_url: str | None, output_format: str) -> None:
-    """Classify returned mail in MAILDIR (default: digest.bounce_maildir) or --imap.
+    """Classify returned mail in MAILDIR, --imap, or else digest.bounce_mailbox.
 
     Permanent failures add to the address's bounce score (bounced at
     digest.bounce_threshold), temporary ones are counted, complaints unsubscribe;
@@ -79,18 +80,20 @@ def _mailbox(
     config: Config, maildir: Path | None, imap_url: str | None, stack: ExitStack
 ) -> Mailbox:
     from ..digests.bounce_mailbox import MaildirMailbox, open_imap
-    from ..digests.bounce_service import configured_maildir
+    from ..digests.bounce_service import configured_mailbox
     from ..environment import imap_password
 
     if maildir is not None and imap_url:
         raise click.UsageError("give a MAILDIR or --imap, not both")
     if imap_url:
         return stack.enter_context(open_imap(imap_url, imap_password()))
-    maildir = maildir or configured_maildir(config)
-    if maildir is None:
+    if maildir is not None:
+        return MaildirMailbox(maildir.resolve())
+    configured = configured_mailbox(config, stack)
+    if configured is None:
         raise ConfigError(
-            "no mailbox: give a MAILDIR or --imap URL, or set bounce_maildir under [digest]",
+            "no mailbox: give a MAILDIR or --imap URL, or set bounce_mailbox under [digest]",
             path=str(config.path),
-            key="digest.bounce_maildir",
+            key="digest.bounce_mailbox",
         )
-    return MaildirMailbox(maildir.resolve())
+    return configured

@@ -303,14 +303,16 @@ class Daemon:
             await self._process_bounces()
 
     async def _process_bounces(self) -> None:
-        """``bounces process`` on ``digest.bounce_maildir``, when set, at every rescan."""
-        if not self.config.digest.bounce_maildir:
+        """``bounces process`` on ``digest.bounce_mailbox`` (Maildir or IMAP), when set, at
+        every rescan."""
+        if not self.config.digest.bounce_mailbox:
             return
         from ..digests.bounce_service import process_configured
 
         try:
             report = await asyncio.to_thread(process_configured, self.config, self.clock)
-        except StatementFeedsError as exc:  # an unreadable Maildir: said, then retried
+        except (StatementFeedsError, OSError) as exc:  # said, and tried again at the next
+            # rescan: an unreadable Maildir, an IMAP server down, a refused login
             event(log, logging.ERROR, "bounce processing failed", error=str(exc))
             return
         if report is not None and report.outcomes:  # each message is logged on its own too

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from contextlib import ExitStack
 from typing import cast
 
 from ..clock import Clock
 from ..config import Config
 from ..domain.verp import parse_bounce_address
+from ..environment import imap_password
 from ..state.bounce_api import bounce_log
 from ..state.open import open_store
-from .bounce_mailbox import MaildirMailbox
+from .bounce_mailbox import MaildirMailbox, open_imap
 from .bounces import BounceReport, BounceStore, Mailbox, process_bounces
 from .envelope import verp_signer
 
-__all__ = ["configured_maildir", "process_configured", "process_mailbox"]
+__all__ = ["configured_mailbox", "process_configured", "process_mailbox"]
 
 
-def configured_maildir(config: Config) -> Path | None:
-    """``digest.bounce_maildir``, resolved against the config file's folder; None if unset."""
-    folder = config.digest.bounce_maildir
-    return (config.path.parent / folder).resolve() if folder else None
+def configured_mailbox(config: Config, stack: ExitStack) -> Mailbox | None:
+    """``digest.bounce_mailbox``: an IMAP folder (``imap://``, ``imaps://``; logged in, and
+    out when ``stack`` closes) or a Maildir relative to the config file; None if unset."""
+    where = config.digest.bounce_mailbox
+    if not where:
+        return None
+    if where.partition("://")[0] in ("imap", "imaps"):
+        return stack.enter_context(open_imap(where, imap_password()))
+    return MaildirMailbox((config.path.parent / where).resolve())
 
 
 def process_mailbox(config: Config, mailbox: Mailbox, clock: Clock) -> BounceReport:
@@ -39,6 +45,7 @@ def process_mailbox(config: Config, mailbox: Mailbox, clock: Clock) -> BounceRep
 
 
 def process_configured(config: Config, clock: Clock) -> BounceReport | None:
-    """The daemon's turn: the configured Maildir, if there is one (None: nothing to do)."""
-    folder = configured_maildir(config)
-    return None if folder is None else process_mailbox(config, MaildirMailbox(folder), clock)
+    """The daemon's turn: the configured mailbox, if there is one (None: nothing to do)."""
+    with ExitStack() as stack:
+        mailbox = configured_mailbox(config, stack)
+        return None if mailbox is None else process_mailbox(config, mailbox, clock)
