@@ -60,6 +60,15 @@ def test_a_not_spam_report_is_no_complaint() -> None:
     assert classify(raw).kind == "ignored"
 
 
+def test_a_report_the_detectors_cannot_read_is_kept_not_ignored() -> None:
+    """Auto-submitted like an out-of-office, but a bounce of some kind: for a person."""
+    unreadable = sample("postfix.eml").replace(b"Action: failed", b"Action: relayed")
+    found = classify(unreadable)
+    assert found.kind == "unrecognised" and "neither a bounce" in found.detail
+    daemon = b"From: MAILER-DAEMON@mx.example.net\nAuto-Submitted: auto-replied\n\nSorry.\n"
+    assert classify(daemon).kind == "unrecognised"
+
+
 def test_a_plain_message_is_unrecognised() -> None:
     raw = b"From: someone@example.com\nTo: " + VERP.encode() + b"\nSubject: hi\n\nHello.\n"
     found = classify(raw)

@@ -5,7 +5,8 @@ the formats of Exim, Postfix, Exchange, qmail, Yahoo and others): ``all_failures
 gives the temporary and the permanent failures. A feedback-loop complaint (RFC 5965,
 ``multipart/report; report-type=feedback-report``) is recognised here first, since
 it is no failure at all. An automatic reply (an out-of-office, RFC 3834
-``Auto-Submitted``) goes to the envelope sender too: it is recognised and ignored.
+``Auto-Submitted``) goes to the envelope sender too: it is recognised and ignored,
+unless it looks like a report the detectors could not read (then it is kept).
 
 Which address failed is *not* taken from the detectors' findings (a DSN's text can
 say anything): it comes from the VERP token in the address the report was sent to,
@@ -19,7 +20,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
-from email.utils import getaddresses
+from email.utils import getaddresses, parseaddr
 
 from flufl.bounce import all_failures
 
@@ -76,7 +77,7 @@ def _kind(message: Message) -> tuple[str, str, tuple[str, ...]]:
         found = tuple(sorted(a.decode("ascii", "replace") for a in permanent | temporary))
         kind = "permanent" if permanent else "temporary"
         return kind, _dsn_detail(message) or f"{kind} failure", found
-    if _is_auto_reply(message):
+    if _is_auto_reply(message) and not _looks_like_a_bounce(message):
         return "ignored", "automatic reply, not a bounce", ()
     return "unrecognised", "neither a bounce nor a feedback report", ()
 
@@ -123,6 +124,17 @@ def _is_auto_reply(message: Message) -> bool:
         not submitted.startswith("no")
         or precedence == "auto_reply"
         or any(message.get(name) for name in _AUTO_REPLY_HEADERS)
+    )
+
+
+def _looks_like_a_bounce(message: Message) -> bool:
+    """A report or a mailer daemon's message that the detectors could not read: kept for a
+    person to look at, not ignored as an out-of-office (both are auto-submitted)."""
+    sender = parseaddr(str(message.get("From", "")))[1].partition("@")[0].lower()
+    return (
+        message.get_content_type() == "multipart/report"
+        or sender in ("mailer-daemon", "postmaster")
+        or message.get("X-Failed-Recipients") is not None
     )
 
 
