@@ -50,6 +50,7 @@ CONFIRMATION = 0  # the "edition" of a confirmation mail
 MAX_LOCAL = 64  # RFC 5321 4.5.3.1.1: octets in a local part
 # "+", an edition of up to 10 digits, "-", the MAC: what a VERP local part adds.
 _TOKEN_ROOM = 1 + 10 + 1 + 16
+_EDITIONS = 10**10  # what fits in those 10 digits
 _TOKEN = re.compile(r"(0|[1-9][0-9]{0,9})-([a-z2-7]{16})")
 
 
@@ -123,8 +124,8 @@ class VerpSigner:
 
     def token(self, edition_id: int, email: str) -> str:
         """``<edition>-<mac>`` for this delivery (the same for every spelling of ``email``)."""
-        if edition_id < 0:
-            raise ValueError("an edition number is 0 or more")
+        if not 0 <= edition_id < _EDITIONS:
+            raise ValueError(f"an edition number is 0 to {_EDITIONS - 1}")
         return f"{edition_id}-{_b32(self._mac(self._keys[0], edition_id, email))}"
 
     def envelope(self, bounce: BounceAddress, edition_id: int, email: str) -> str:
