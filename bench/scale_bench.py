@@ -41,6 +41,7 @@ from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from plan_bench import pg_database
 from smtp_bench import Sink, find_tool, free_port, run_smtp_source, write_site
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -155,18 +156,6 @@ def python(*args: str, cwd: Path) -> str:
     if done.returncode != 0:
         raise SystemExit(f"{args[0]} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return done.stdout
-
-
-def pg_database(base_url: str, name: str, *, drop: bool = False) -> str:
-    import psycopg
-
-    with psycopg.connect(base_url, autocommit=True) as conn:
-        if drop:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        else:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    prefix, _, _ = base_url.rpartition("/")
-    return f"{prefix}/{name}"
 
 
 def run_senders(toml: Path, count: int) -> tuple[float, list[float]]:
