@@ -132,9 +132,18 @@ def main() -> None:
     metavar="SECONDS",
     help="Safety-net rescan interval (the watcher is a hint; this catches what it missed).",
 )
+@click.option(
+    "--heartbeat",
+    "heartbeat",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With [state] url: seconds between heartbeats (a dead leader is replaced within one).",
+)
 @click.pass_obj
 @handles_errors
-def run(ctx: Context, rescan: float) -> None:
+def run(ctx: Context, rescan: float, heartbeat: float) -> None:
     """The daemon: build, watch, schedule and send until SIGTERM/SIGINT."""
     from ..daemon.run import DaemonOptions, build_runner, run_daemon
     from ..daemon.triggers import clock_from_env
@@ -142,5 +151,6 @@ def run(ctx: Context, rescan: float) -> None:
     config = ctx.config
     clock = clock_from_env()
     runner = build_runner(config, clock)  # None: digests not wired, feeds only (logged)
-    run_daemon(config.path, config, clock, runner, DaemonOptions(rescan_interval=rescan))
+    options = DaemonOptions(rescan_interval=rescan, heartbeat=heartbeat)
+    run_daemon(config.path, config, clock, runner, options)
     sys.exit(EXIT_OK)

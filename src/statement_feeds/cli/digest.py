@@ -81,6 +81,9 @@ def _send_summary(outcome: SendOutcome) -> str:
         verb = "planned" if outcome.plan.created else "already planned"
         plan = f"edition {edition.id} {verb} ({edition.deliveries} messages); "
     if outcome.summary is None:
+        if outcome.daemons:
+            many = "s deliver" if outcome.daemons > 1 else " delivers"
+            return f"{plan}{outcome.daemons} running daemon{many} it (woken through the database)"
         if not outcome.woken:
             return (
                 f"{plan}the running daemon (pid {outcome.delegated_to}) could not be woken "

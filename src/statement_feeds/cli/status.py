@@ -8,6 +8,7 @@ import click
 
 from ..config import Config
 from ..feeds.build import Publisher
+from ..state.coordination_api import MISSED_HEARTBEATS, Coordinator
 from .common import Context, handles_errors
 
 __all__ = ["status"]
@@ -32,8 +33,12 @@ def status(ctx: Context) -> None:
             f"{last['problems']} problems, {last['written']} files written"
         )
     report = Digests(config).status()
-    daemon = f"running (pid {report.daemon_pid})" if report.daemon_pid else "not running"
-    click.echo(f"daemon   {daemon}")
+    if config.state.url:  # several daemons on one database, on any hosts
+        for line in _daemon_lines(config):
+            click.echo(line)
+    else:
+        daemon = f"running (pid {report.daemon_pid})" if report.daemon_pid else "not running"
+        click.echo(f"daemon   {daemon}")
     for frequency, due in _next_editions(config):
         click.echo(f"next     {frequency:<7} edition due {due:%Y-%m-%d %H:%M %Z}")
     for item in report.editions:
@@ -57,6 +62,32 @@ def status(ctx: Context) -> None:
         f"sending  {c.sending} handed to SMTP with no reply recorded yet"
         + (" (re-sent with the same Message-ID if their sender died)" if c.sending else "")
     )
+
+
+def _daemon_lines(config: Config) -> list[str]:
+    """One line per live daemon sharing the database, the leader first."""
+    from ..state.coordination import open_coordinator
+
+    coordinator = open_coordinator(config)
+    if coordinator is None:
+        return []
+    try:
+        live = coordinator.live_daemons()
+    finally:
+        coordinator.close()
+    if not live:
+        return [f"daemon   none running (no heartbeat in the last {_stale(coordinator)} s)"]
+    zone = config.site.timezone
+    return [
+        f"daemon   {d.host} pid {d.pid} {'leader' if d.leader else 'follower'}, "
+        f"last heartbeat {d.heartbeat_at.astimezone(zone).isoformat(timespec='seconds')}, "
+        f"started {d.started_at.astimezone(zone).isoformat(timespec='seconds')}"
+        for d in live
+    ]
+
+
+def _stale(coordinator: Coordinator) -> str:
+    return f"{coordinator.interval * MISSED_HEARTBEATS:g}"
 
 
 def _next_editions(config: Config) -> list[tuple[str, datetime]]:

@@ -36,6 +36,7 @@ from ..feeds.cache import BuildCache
 from ..locales import load_translations
 from ..logs import event
 from ..state.api import EditionStatus, LedgerCounts, Store
+from ..state.coordination import wake_daemons
 from ..state.lock import LOCK_NAME, SENDER_LOCK, WAKE_SIGNAL, StateLock, live_holder
 from ..state.open import open_store
 from .mailer import make_messenger
@@ -53,6 +54,7 @@ class SendOutcome:
     summary: DeliverySummary | None  # None: another process (the daemon) delivers
     delegated_to: int | None = None
     woken: bool = True  # False: the daemon could not be signalled (it sends at its rescan)
+    daemons: int = 0  # [state] url: the live daemons woken through the database
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +200,10 @@ class Digests:
         if resend_failed:
             with self.store() as store:
                 store.retry_failed(now=self.clock())
+        # [state] url: the daemons on any host deliver, woken through the database.
+        daemons = await asyncio.to_thread(wake_daemons, self.config)
+        if daemons:
+            return SendOutcome(plan, None, daemons=daemons)
         lock = self.sender_lock()
         daemon = await self._acquire_or_find_daemon(lock)
         if daemon is not None:
@@ -246,9 +252,18 @@ class Digests:
 
     # -- the daemon's EditionRunner ----------------------------------------------------
 
-    async def run_edition(self, frequency: str, due_at: datetime, stop: asyncio.Event) -> None:
+    async def run_edition(
+        self,
+        frequency: str,
+        due_at: datetime,
+        stop: asyncio.Event,
+        *,
+        planned: Callable[[], None] | None = None,
+    ) -> None:
         # Planning a big list takes seconds: in a thread (the store opens per call).
         await asyncio.to_thread(self.plan, frequency, due_at)
+        if planned is not None:
+            planned()
         await self.deliver(stop=stop)
 
     async def resume_deliveries(self, stop: asyncio.Event) -> None:
