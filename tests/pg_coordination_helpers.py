@@ -20,6 +20,7 @@ from statement_feeds.state.postgres_migrations import migrate
 
 DEFAULT_BASE = "postgresql://postgres@127.0.0.1:5432/postgres"
 
+
 def base_url() -> str:
     return os.environ.get("STATEMENT_FEEDS_TEST_PG") or DEFAULT_BASE
 
