@@ -4,7 +4,7 @@
   ours outside it.
 * Dependencies point one way: cli → daemon → web → digests → feeds → state → shared →
   domain, where shared is config, config_keys, environment, errors, logs, clock,
-  processes and locales. A package
+  processes, locales, template_files and new_site. A package
   imports only packages to its right.
 * Only ``state/`` knows a database: nothing else imports ``sqlite3`` (the build cache
   ``feeds/cache.py`` is a per-host file of the build, not the state store).
@@ -37,6 +37,8 @@ SHARED = {
     "clock",
     "processes",
     "locales",
+    "template_files",
+    "new_site",
     "__init__",
 }
 FORBIDDEN_IN_DOMAIN = {

@@ -27,7 +27,6 @@ from pg_coordination_helpers import execute, fresh_database
 from smtp_server import RecordingServer
 
 pytestmark = pytest.mark.slow
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 SUBSCRIBERS = [f"reader{i}@example.org" for i in range(20)]
 CONFIG = """\
 [site]
@@ -51,9 +50,6 @@ public_url = "https://example.org/news/"
 
 [state]
 url = "{url}"
-
-[paths]
-templates = "{templates}"
 """
 # Published after the subscribers join (the daemons start at 06:59:45), due at 07:00.
 STATEMENT = '---\ntitle: "News"\ndate: 2025-01-15T06:59:50+00:00\n---\n\nWords.\n'
@@ -72,7 +68,7 @@ def start(root: Path, url: str, smtp: RecordingServer) -> tuple[subprocess.Popen
     (root / "statements" / "news.en.md").write_text(STATEMENT)
     (root / "subscribers" / "list.csv").write_text("email\n" + "\n".join(SUBSCRIBERS) + "\n")
     config = root / "statement-feeds.toml"
-    config.write_text(CONFIG.format(smtp_port=smtp.port, url=url, templates=TEMPLATES.as_posix()))
+    config.write_text(CONFIG.format(smtp_port=smtp.port, url=url))
     log = root / "daemon.log"
     command = [sys.executable, "-m", "statement_feeds", "--config", str(config), "-v", "run"]
     proc = subprocess.Popen(

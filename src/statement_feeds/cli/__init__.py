@@ -3,8 +3,9 @@
 Exit codes (contract): 0 success, 1 some input was invalid (the rest was still
 processed), 2 usage or configuration error.
 
-This module has the group, ``check``, ``build`` and ``run``; the ``digest``,
-``state``, ``status`` and ``subscribers`` commands are in modules of their own beside it.
+This module has the group, ``check``, ``build`` and ``run``; the ``deliveries``,
+``digest``, ``init``, ``state``, ``status`` and ``subscribers`` commands are in modules of
+their own beside it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..logs import configure_logging
 from .common import EXIT_INVALID_INPUT, EXIT_OK, Context, handles_errors, report_problems
 from .deliveries import deliveries
 from .digest import digest
+from .init import init
 from .state import state
 from .status import status
 from .subscribers import subscribers
@@ -55,12 +57,13 @@ def cli(
 
 cli.add_command(deliveries)
 cli.add_command(digest)
+cli.add_command(init)
 cli.add_command(state)
 cli.add_command(status)
 cli.add_command(subscribers)
 
 
-@cli.command()
+@cli.command(short_help="Validate config, statements, subscribers, templates.")
 @click.pass_obj
 @handles_errors
 def check(ctx: Context) -> None:
@@ -88,6 +91,7 @@ def check(ctx: Context) -> None:
         from ..web.templates import load_pages
 
         load_pages(config)  # ConfigError naming file and line: exit 2
+    _print_overrides(config.paths.templates)
     click.echo(
         f"checked {report.statements} statements, {subscribers} subscribers, "
         f"{len(problems)} problems"
@@ -95,7 +99,7 @@ def check(ctx: Context) -> None:
     sys.exit(EXIT_INVALID_INPUT if problems else EXIT_OK)
 
 
-@cli.command()
+@cli.command(short_help="Write every language's feed once.")
 @click.pass_obj
 @handles_errors
 def build(ctx: Context) -> None:
@@ -104,6 +108,15 @@ def build(ctx: Context) -> None:
     report_problems(report.problems)
     _print_build(report, ctx.config.paths.output)
     sys.exit(EXIT_INVALID_INPUT if report.problems else EXIT_OK)
+
+
+def _print_overrides(folder: Path) -> None:
+    """Which templates are the site's own: the rest are the package's defaults."""
+    from ..template_files import overridden
+
+    names = overridden(folder)
+    if names:
+        click.echo(f"templates: {', '.join(names)} from {folder}; the others are the defaults")
 
 
 def _print_build(report: BuildReport, output: Path) -> None:
@@ -122,7 +135,7 @@ def main() -> None:
     cli(prog_name="statement-feeds")
 
 
-@cli.command()
+@cli.command(short_help="The daemon: build, watch, schedule, send.")
 @click.option(
     "--rescan",
     "rescan",

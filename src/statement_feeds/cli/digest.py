@@ -19,12 +19,12 @@ if TYPE_CHECKING:
 __all__ = ["digest"]
 
 
-@click.group()
+@click.group(short_help="Plan, send and preview email digests.")
 def digest() -> None:
     """Plan, send and preview email digests."""
 
 
-@digest.command("send")
+@digest.command("send", short_help="Plan an edition now and deliver it.")
 @click.option(
     "--frequency",
     type=click.Choice(["daily", "weekly"]),
@@ -121,7 +121,7 @@ class _ProgressLine:
             click.echo("", err=True)
 
 
-@digest.command("preview")
+@digest.command("preview", short_help="Render a digest to .txt, .html and .eml files.")
 @click.option("--lang", help="Language of the digest (default: site.default_language).")
 @click.option(
     "--out",

@@ -134,7 +134,7 @@ class Editions:
                 "edition scheduled",
                 frequency=frequency,
                 cron=trigger.expr,
-                next=when.isoformat() if when else "",
+                next=when or "",
             )
 
     def _on_missed(self, missed: JobExecutionEvent) -> None:
@@ -143,7 +143,7 @@ class Editions:
             logging.WARNING,
             "edition missed (later than misfire_grace): statements roll into the next",
             job=missed.job_id,
-            due=(missed.scheduled_run_time + self._offset).isoformat(),
+            due=missed.scheduled_run_time + self._offset,
         )
 
     async def _scheduled_edition(self, frequency: str) -> None:
@@ -185,7 +185,7 @@ class Editions:
                     logging.WARNING,
                     "edition skipped: later than misfire_grace, statements roll into the next",
                     frequency=decision.frequency,
-                    due=decision.due_at.isoformat(),
+                    due=decision.due_at,
                     late_s=int(decision.late.total_seconds()),
                 )
         elif decision.action is not Action.RUN:
@@ -195,12 +195,12 @@ class Editions:
                 "edition check",
                 frequency=decision.frequency,
                 action=decision.action.value,
-                due=decision.due_at.isoformat() if decision.due_at else "",
+                due=decision.due_at or "",
             )
 
     async def _run_edition(self, runner: EditionRunner, frequency: str, due: datetime) -> None:
         started = time.perf_counter()
-        event(log, logging.INFO, "edition start", frequency=frequency, due=due.isoformat())
+        event(log, logging.INFO, "edition start", frequency=frequency, due=due)
         try:
             await runner.run_edition(frequency, due, self._stop, planned=self._planned)
         except Exception as exc:
@@ -211,7 +211,7 @@ class Editions:
             logging.INFO,
             "edition end",
             frequency=frequency,
-            due=due.isoformat(),
+            due=due,
             seconds=round(time.perf_counter() - started, 3),
             interrupted=self._stop.is_set(),
         )

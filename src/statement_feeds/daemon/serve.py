@@ -28,7 +28,7 @@ from ..clock import Clock
 from ..config import Config, load_config
 from ..errors import StatementFeedsError
 from ..feeds.build import BuildReport, Publisher
-from ..logs import event
+from ..logs import event, use_timezone
 from ..state.coordination_api import DEFAULT_HEARTBEAT, Coordinator
 from ..state.lock import WAKE_SIGNAL
 from .coordination import Coordination
@@ -338,6 +338,7 @@ class Daemon:
             return
         self._config_signature = signature
         self.config = config
+        use_timezone(config.site.timezone)
         self.publisher = Publisher(config, self.clock)
         self.editions.reconfigure(config)
         self._watch_stop.set()  # re-arm the watches: paths may differ, the file was replaced

@@ -39,6 +39,7 @@ from ..state.api import EditionStatus, LedgerCounts, Store
 from ..state.coordination import wake_daemons
 from ..state.lock import LOCK_NAME, SENDER_LOCK, WAKE_SIGNAL, StateLock, live_holder
 from ..state.open import open_store
+from ..template_files import template_error
 from .mailer import make_messenger
 from .plan import MANUAL, DryRun, PlanResult, dry_run, plan_edition, sync_subscribers
 from .send import DeliverySummary, Progress, deliver, load_environment
@@ -344,7 +345,7 @@ def _check_templates(config: Config, env: jinja2.Environment, now: datetime) -> 
     try:
         composer.preview(sample.lang, [sample], "reader@example.org", "Reader")
     except jinja2.TemplateError as exc:
-        raise _template_error(config, exc) from None
+        raise template_error(exc, None, config.paths.templates, config.path) from None
 
 
 def _sample_statement(config: Config, now: datetime) -> Statement:
@@ -363,30 +364,6 @@ def _sample_statement(config: Config, now: datetime) -> Statement:
         author=config.site.author,
         draft=False,
         digest="sample",
-    )
-
-
-def _template_frame(exc: BaseException, folder: Path) -> tuple[str | None, int | None]:
-    found: tuple[str | None, int | None] = (None, None)
-    trace = exc.__traceback__
-    while trace is not None:
-        filename = trace.tb_frame.f_code.co_filename
-        if filename.startswith(str(folder)):
-            found = (filename, trace.tb_lineno)
-        trace = trace.tb_next
-    return found
-
-
-def _template_error(config: Config, exc: jinja2.TemplateError) -> ConfigError:
-    name = getattr(exc, "filename", None) or getattr(exc, "name", None)
-    line = getattr(exc, "lineno", None)
-    if name is None:  # a render-time error: jinja2 puts the template's lines in the traceback
-        name, line = _template_frame(exc, config.paths.templates)
-    where = f"{name}:{line}" if line else str(name or "a template")
-    return ConfigError(
-        f"{where}: {exc.message or exc}; fix the template in {config.paths.templates}",
-        path=str(config.path),
-        key="paths.templates",
     )
 
 
