@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
+from statement_feeds.state.postgres import close_pools
 from statement_feeds.state.postgres_migrations import migrate
 
 DEFAULT_BASE = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -56,6 +57,10 @@ def fresh_database(*, daemons_table: bool = True) -> Iterator[str]:
                     migrate(conn, url)
             yield url
         finally:
+            # Stores opened in this process keep pools (and their threads, which would
+            # make later tests' build workers spawn instead of fork): closed with the
+            # database.
+            close_pools()
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 

@@ -78,7 +78,8 @@ def test_forked_render_workers_are_sent_indices_not_documents(
     one, many = tmp_path / "one", tmp_path / "many"
     build(site(one, max_entries=2), monkeypatch, parallel=False)
     monkeypatch.setattr(Document, "__reduce_ex__", refuse, raising=False)
-    assert workers.start_method() == "fork", "a thread is alive: workers would be spawned"
+    alive = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    assert workers.start_method() == "fork", f"threads alive, workers would be spawned: {alive}"
     marks = tmp_path / "marks"
     marks.mkdir()
     monkeypatch.setattr(_Marks, "folder", marks)

@@ -155,7 +155,7 @@ def test_claim_honours_limit_and_next_attempt_at(store: AnyStore) -> None:
     first = store.claim(1, T0)
     assert len(first) == 1
     store.record([], first, T0)
-    later = T0 + timedelta(minutes=10)
+    later = T0 + timedelta(seconds=30)  # before the claim's lease (60 s) ends
     store.mark_deferred(first[0], T0, later, 451, "try later")
     assert store.counts() == LedgerCounts(pending=1, deferred=1)
     [second] = store.claim(5, T0)

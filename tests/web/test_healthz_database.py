@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -25,15 +26,26 @@ from statement_feeds.web.app import start_http
 
 
 class Relay:
-    """Forwards TCP connections from a loopback port to ``target``; ``close`` cuts all."""
+    """Forwards TCP connections from a loopback port to ``target``; ``close`` cuts all.
+
+    It runs its own event loop in a thread: the store connects synchronously (from the
+    web side's loop too), so a relay on that loop could never answer it.
+    """
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
         self.port = free_port()
+        self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
     async def start(self) -> None:
+        self._thread.start()
+        started = asyncio.run_coroutine_threadsafe(self._start(), self._loop)
+        await asyncio.wrap_future(started)
+
+    async def _start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -52,6 +64,14 @@ class Relay:
             writer.close()
 
     async def close(self) -> None:
+        if not self._thread.is_alive():
+            return
+        closed = asyncio.run_coroutine_threadsafe(self._close(), self._loop)
+        await asyncio.wrap_future(closed)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    async def _close(self) -> None:
         if self._server is not None:
             self._server.close()
         for writer in self._writers:
