@@ -1,11 +1,10 @@
 """Configuration: ``statement-feeds.toml`` read into typed, validated settings.
 
-Lookup order: ``--config PATH``, then ``$STATEMENT_FEEDS_CONFIG``, then
-``./statement-feeds.toml``. Relative paths resolve against the config file's
-folder. Secrets come only from the environment (``STATEMENT_FEEDS_SMTP_PASSWORD``, read
-like every environment variable in :mod:`statement_feeds.environment`).
-Every problem raises :class:`ConfigError` naming the key and how to fix it; a section
-or key the code does not know is one too (:mod:`statement_feeds.config_keys`).
+Lookup order: ``--config PATH``, ``$STATEMENT_FEEDS_CONFIG``, ``./statement-feeds.toml``;
+relative paths resolve against the config file's folder. Secrets come only from the
+environment (``STATEMENT_FEEDS_SMTP_PASSWORD``, read in :mod:`statement_feeds.environment`).
+Every problem, an unknown key too (:mod:`statement_feeds.config_keys`), raises
+:class:`ConfigError` naming the key and how to fix it.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .config_keys import SECTIONS, check_keys
 from .domain.langtags import canonical_tag
 from .domain.schedule import plainly_valid_crontab, standard_crontab
+from .domain.verp import parse_bounce_address
 from .environment import CONFIG_ENV, STATE_PASSWORD_ENV, Environ, config_file, smtp_password
 from .errors import ConfigError
 
@@ -88,6 +88,9 @@ class DigestConfig:
     misfire_grace: timedelta = timedelta(hours=6)
     unsubscribe_mailto: str = ""
     retry_lifetime: timedelta = timedelta(days=3)
+    bounce_address: str = ""  # VERP (domain/verp.py); "": bounces go to digest.from
+    bounce_threshold: int = 3  # permanent bounces (of distinct editions) that mark an address
+    bounce_mailbox: str = ""  # a Maildir (relative to the config's folder) or an imap(s):// URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +131,7 @@ class Config:
 
 def find_config(explicit: str | None, cwd: Path | None = None) -> Path:
     """Where the configuration is, by the documented lookup order."""
-    if explicit:
-        return Path(explicit)
-    env = config_file()
-    if env:
-        return Path(env)
-    return (cwd or Path.cwd()) / DEFAULT_NAME
+    return Path(explicit or config_file() or (cwd or Path.cwd()) / DEFAULT_NAME)
 
 
 def load_config(path: Path, environ: Environ = None) -> Config:
@@ -305,7 +303,18 @@ def _digest(reader: _Reader, site: SiteConfig) -> DigestConfig:
         misfire_grace=reader.duration("digest", "misfire_grace", "6h"),
         unsubscribe_mailto=reader.string("digest", "unsubscribe_mailto", ""),
         retry_lifetime=reader.duration("digest", "retry_lifetime", "3d"),
+        bounce_address=_bounce_address(reader),
+        bounce_threshold=reader.integer("digest", "bounce_threshold", 3, minimum=1),
+        bounce_mailbox=reader.string("digest", "bounce_mailbox", ""),
     )
+
+
+def _bounce_address(reader: _Reader) -> str:
+    text = reader.string("digest", "bounce_address", "")
+    try:
+        return parse_bounce_address(text).email if text else ""
+    except ValueError as exc:
+        raise reader.error("digest.bounce_address", f"{exc}, got {text!r}") from None
 
 
 def _check_cron(reader: _Reader, key: str, expr: str, tz: ZoneInfo) -> None:

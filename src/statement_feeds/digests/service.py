@@ -38,6 +38,7 @@ from ..logs import event
 from ..state.api import EditionStatus, LedgerCounts, Store
 from ..state.lock import LOCK_NAME, SENDER_LOCK, WAKE_SIGNAL, StateLock, live_holder
 from ..state.open import open_store
+from .envelope import envelope_sender
 from .mailer import make_messenger
 from .plan import MANUAL, DryRun, PlanResult, dry_run, plan_edition, sync_subscribers
 from .send import DeliverySummary, Progress, deliver, load_environment
@@ -168,7 +169,7 @@ class Digests:
                     messenger,
                     composer,
                     self.clock,
-                    sender=self.settings().sender_address,
+                    sender=envelope_sender(self.config, self.settings().sender_address),
                     concurrency=self.config.smtp.concurrency,
                     retry_lifetime=self.config.digest.retry_lifetime,
                     stop=stop,
