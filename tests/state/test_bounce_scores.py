@@ -1,30 +1,28 @@
-"""The bounce log of the SQLite store (state/sql_bounces.py): real SQLite files."""
+"""The bounce log of both stores (state/sql_bounces.py): real SQLite files and a real
+PostgreSQL database (the ``backend`` fixture runs each test on both)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
+from pg_helpers import AnyStore
 
 from statement_feeds.errors import StateError
 from statement_feeds.state.api import PlannedDelivery
 from statement_feeds.state.bounce_api import BounceLog, BounceScore, bounce_log
-from statement_feeds.state.sqlite import SqliteStore
 
 T0 = datetime(2024, 5, 1, 7, 0, tzinfo=UTC)
 WINDOW = timedelta(days=30)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    with SqliteStore.open(tmp_path) as opened:
-        yield opened
+def store(backend: AnyStore) -> AnyStore:
+    return backend
 
 
 def bounce(
-    store: SqliteStore, edition: int, at: datetime, *, permanent: bool = True
+    store: AnyStore, edition: int, at: datetime, *, permanent: bool = True
 ) -> BounceScore:
     return store.record_bounce(
         "Anna@Example.org",
@@ -37,18 +35,18 @@ def bounce(
     )
 
 
-def score(store: SqliteStore, edition: int, at: datetime, **kw: bool) -> tuple[int, int, bool]:
+def score(store: AnyStore, edition: int, at: datetime, **kw: bool) -> tuple[int, int, bool]:
     result = bounce(store, edition, at, **kw)
     return result.score, result.temporary, result.marked
 
 
-def test_the_store_is_a_bounce_log(store: SqliteStore) -> None:
+def test_the_store_is_a_bounce_log(store: AnyStore) -> None:
     assert isinstance(store, BounceLog) and bounce_log(store) is store
     with pytest.raises(StateError, match="keeps no bounce scores"):
         bounce_log(object())
 
 
-def test_one_per_edition_until_the_threshold_marks_the_address(store: SqliteStore) -> None:
+def test_one_per_edition_until_the_threshold_marks_the_address(store: AnyStore) -> None:
     assert score(store, 1, T0) == (1, 0, False)
     assert score(store, 1, T0 + timedelta(hours=1)) == (1, 0, False)  # the same message
     assert score(store, 2, T0 + timedelta(days=1), permanent=False) == (1, 1, False)
@@ -60,13 +58,13 @@ def test_one_per_edition_until_the_threshold_marks_the_address(store: SqliteStor
     assert score(store, 4, T0 + timedelta(days=3)) == (4, 1, False)  # already marked
 
 
-def test_a_stale_score_starts_again(store: SqliteStore) -> None:
+def test_a_stale_score_starts_again(store: AnyStore) -> None:
     score(store, 1, T0)
     score(store, 2, T0 + timedelta(days=1))
     assert score(store, 3, T0 + timedelta(days=40)) == (1, 0, False)
 
 
-def test_after_an_unbounce_the_score_starts_again(store: SqliteStore) -> None:
+def test_after_an_unbounce_the_score_starts_again(store: AnyStore) -> None:
     for edition in (1, 2, 3):
         score(store, edition, T0 + timedelta(days=edition))
     assert store.clear_bounce("anna@example.org")
@@ -74,7 +72,7 @@ def test_after_an_unbounce_the_score_starts_again(store: SqliteStore) -> None:
     assert not store.is_blocked("anna@example.org")
 
 
-def test_a_lowered_threshold_is_no_unbounce(store: SqliteStore) -> None:
+def test_a_lowered_threshold_is_no_unbounce(store: AnyStore) -> None:
     for edition in (1, 2, 3):  # threshold 3 in bounce(): reached, marked
         score(store, edition, T0 + timedelta(days=edition))
     result = store.record_bounce(
@@ -99,7 +97,7 @@ def test_a_lowered_threshold_is_no_unbounce(store: SqliteStore) -> None:
     assert (lowered.score, lowered.marked) == (2, True)
 
 
-def test_marking_cancels_the_address_pending_deliveries(store: SqliteStore) -> None:
+def test_marking_cancels_the_address_pending_deliveries(store: AnyStore) -> None:
     planned = PlannedDelivery("anna@example.org", "Anna", "en", ("s1",), ("k1",))
     edition = store.plan_edition("daily", T0, T0, [planned], lambda e, a: f"<{e}.x@example.org>")
     for number in (1, 2, 3):
@@ -108,7 +106,7 @@ def test_marking_cancels_the_address_pending_deliveries(store: SqliteStore) -> N
     assert row.state == "cancelled"
 
 
-def test_deliveries_are_found_by_edition_and_message_id(store: SqliteStore) -> None:
+def test_deliveries_are_found_by_edition_and_message_id(store: AnyStore) -> None:
     people = [
         PlannedDelivery(email, "", "en", ("s1",), ("k1",))
         for email in ("anna@example.org", "boris@example.org")

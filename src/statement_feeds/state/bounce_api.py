@@ -60,6 +60,6 @@ def bounce_log(store: object) -> BounceLog:
     if not isinstance(store, BounceLog):
         raise StateError(
             f"this state backend ({type(store).__name__}) keeps no bounce scores; "
-            "bounces can be processed with the SQLite state only"
+            "bounces cannot be processed with it"
         )
     return store

@@ -52,6 +52,7 @@ from .postgres_connection import connect, conninfo
 from .postgres_errors import describe_url, map_connect_errors, map_postgres_errors
 from .postgres_migrations import migrate
 from .secrets import configured_keys, new_key
+from .sql_bounces import BounceTables
 from .sql_connection import translate_methods
 from .sql_deliveries import DeliveryStateMachine
 from .sql_editions import EditionTables
@@ -135,7 +136,9 @@ def close_pools() -> None:
         pool.close()
 
 
-class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTables):
+class PostgresStore(
+    DeliveryStateMachine, EditionTables, SubscriberTables, WebTables, BounceTables
+):
     """The PostgreSQL implementation of :class:`statement_feeds.state.api.Store`."""
 
     _db: PgConnection
