@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pg_helpers import AnyStore
 
+from pg_helpers import AnyStore
 from statement_feeds.errors import StateError
 from statement_feeds.state.api import PlannedDelivery
 from statement_feeds.state.bounce_api import BounceLog, BounceScore, bounce_log
@@ -21,9 +21,7 @@ def store(backend: AnyStore) -> AnyStore:
     return backend
 
 
-def bounce(
-    store: AnyStore, edition: int, at: datetime, *, permanent: bool = True
-) -> BounceScore:
+def bounce(store: AnyStore, edition: int, at: datetime, *, permanent: bool = True) -> BounceScore:
     return store.record_bounce(
         "Anna@Example.org",
         edition,

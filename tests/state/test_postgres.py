@@ -234,7 +234,9 @@ def test_check_migrates_a_reachable_database(tmp_path: Path, make_site: Any, pg_
     result = check(tmp_path, make_site, pg_url)
     assert result.exit_code == 0, result.output
     with psycopg.connect(pg_url) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone() == (len(MIGRATIONS),)
+        assert conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone() == (
+            len(MIGRATIONS),
+        )
 
 
 @pytest.mark.parametrize(

@@ -136,9 +136,7 @@ def close_pools() -> None:
         pool.close()
 
 
-class PostgresStore(
-    DeliveryStateMachine, EditionTables, SubscriberTables, WebTables, BounceTables
-):
+class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTables, BounceTables):
     """The PostgreSQL implementation of :class:`statement_feeds.state.api.Store`."""
 
     _db: PgConnection
