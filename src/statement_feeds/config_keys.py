@@ -1,6 +1,6 @@
 """Which sections and keys ``statement-feeds.toml`` may hold, checked before any value.
 
-:data:`SECTIONS` is the one list of what the code reads: ``config._Reader`` refuses to read
+:data:`SECTIONS` is the one list of what the code reads: ``config_reader.Reader`` refuses to read
 a key that is not declared here, so a new key cannot be added to the code and forgotten
 here (every test that loads a configuration would fail). Anything else in the file is a
 :class:`ConfigError` naming the file, the line, the dotted key and the nearest known key:
