@@ -3,6 +3,7 @@ PostgreSQL database (the ``backend`` fixture runs each test on both)."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from pg_helpers import AnyStore
 from statement_feeds.errors import StateError
 from statement_feeds.state.api import PlannedDelivery
 from statement_feeds.state.bounce_api import BounceLog, BounceScore, bounce_log
+from statement_feeds.state.postgres import PostgresStore
 
 T0 = datetime(2024, 5, 1, 7, 0, tzinfo=UTC)
 WINDOW = timedelta(days=30)
@@ -118,3 +120,24 @@ def test_deliveries_are_found_by_edition_and_message_id(store: AnyStore) -> None
     assert found == (edition.id, "boris@example.org")
     for unknown in (f"<{edition.id}.carl@example.org>", "<x.boris@example.org>", "", "<7>"):
         assert store.delivery_for_message_id(unknown) is None
+
+
+def test_two_processes_counting_at_once_on_postgresql_lose_no_bounce(pg_url: str) -> None:
+    # Daemons sharing a PostgreSQL state may count bounces of one address at the same
+    # time: the second waits for the first's row and counts on from its score.
+    results: list[BounceScore] = []
+
+    def other_process() -> None:
+        with PostgresStore(pg_url) as other:
+            results.append(bounce(other, 3, T0 + timedelta(days=2)))
+
+    with PostgresStore(pg_url) as first:
+        bounce(first, 1, T0)
+        with first.transaction():
+            assert bounce(first, 2, T0 + timedelta(days=1)).score == 2
+            thread = threading.Thread(target=other_process)
+            thread.start()
+            thread.join(0.5)
+            assert thread.is_alive()  # waiting for the first's transaction
+        thread.join(10)
+    assert [(r.score, r.marked) for r in results] == [(3, True)]

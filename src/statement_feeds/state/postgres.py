@@ -144,6 +144,7 @@ class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTa
     _temp_schema = "pg_temp"
     _table_options = ""
     _claim_lock = " FOR UPDATE OF d SKIP LOCKED"
+    _row_lock = " FOR UPDATE"
     # synchronous_commit of ``record``'s transactions ("on": wait for the WAL flush;
     # bench/pg_record_commit.py compares the two).
     confirm_commit = "off"

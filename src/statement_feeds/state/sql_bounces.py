@@ -70,9 +70,18 @@ class BounceTables(SqlParts):
     ) -> BounceScore:
         key, stamp = email_key(email), to_ts(now)
         with self.transaction() as db:
+            # Two processes counting bounces of one address at once (daemons sharing a
+            # PostgreSQL state) must not both start from the same score: make the row
+            # (an empty row counts as none) and lock it before reading it. SQLite's
+            # BEGIN IMMEDIATE already serialises writers.
+            db.execute(
+                "INSERT INTO bounce_scores (email, updated_at) VALUES (?, ?)"
+                " ON CONFLICT (email) DO NOTHING",
+                (key, stamp),
+            )
             old = db.execute(
                 "SELECT score, last_edition, last_permanent_at, marked_at FROM bounce_scores"
-                " WHERE email = ?",
+                " WHERE email = ?" + self._row_lock,
                 (key,),
             ).fetchone()
             status = db.execute(
@@ -80,13 +89,13 @@ class BounceTables(SqlParts):
             ).fetchone()
             bounced_now = status is not None and status[0] is not None
             # Marked by a score once, and not bounced now: an admin cleared it since.
-            cleared = old is not None and old[3] is not None and not bounced_now
+            cleared = old[3] is not None and not bounced_now
             if permanent:
                 score = _next_score(old, edition_id, now=now, window=reset_after, cleared=cleared)
             else:  # counted apart; the score stays (or restarts after an unbounce)
-                score = 0 if old is None or cleared else old[0]
+                score = 0 if cleared else old[0]
             marked = permanent and score >= threshold and not bounced_now
-            marked_at = stamp if marked else (None if cleared or old is None else old[3])
+            marked_at = stamp if marked else (None if cleared else old[3])
             (temporary,) = db.execute(
                 _UPSERT,
                 (
@@ -106,7 +115,7 @@ class BounceTables(SqlParts):
 
 
 def _next_score(
-    old: tuple[int, int | None, str | None, str | None] | None,
+    old: tuple[int, int | None, str | None, str | None],
     edition_id: int,
     *,
     now: datetime,
@@ -114,7 +123,7 @@ def _next_score(
     cleared: bool,
 ) -> int:
     """The score after one more permanent bounce of ``edition_id``."""
-    if old is None or cleared or old[2] is None or from_ts(old[2]) < now - window:
+    if cleared or old[2] is None or from_ts(old[2]) < now - window:
         return 1  # the first; or after an unbounce; or the last one is too old to count
     score, last_edition = old[0], old[1]
     return score if last_edition == edition_id else score + 1  # one per edition
