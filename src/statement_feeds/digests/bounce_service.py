@@ -7,13 +7,12 @@ from typing import cast
 
 from ..clock import Clock
 from ..config import Config
-from ..domain.verp import parse_bounce_address
+from ..domain.verp import VerpSigner, parse_bounce_address
 from ..environment import imap_password
 from ..state.bounce_api import bounce_log
 from ..state.open import open_store
 from .bounce_mailbox import MaildirMailbox, open_imap
 from .bounces import BounceReport, BounceStore, Mailbox, process_bounces
-from .envelope import verp_signer
 
 __all__ = ["configured_mailbox", "process_configured", "process_mailbox"]
 
@@ -37,7 +36,7 @@ def process_mailbox(config: Config, mailbox: Mailbox, clock: Clock) -> BounceRep
         return process_bounces(
             mailbox,
             cast(BounceStore, store),  # a Store (SubscriberStore) that is a BounceLog too
-            verp_signer(config),
+            VerpSigner(store.signing_keys()),  # the keys the senders signed with
             parse_bounce_address(bounce) if bounce else None,
             clock,
             threshold=config.digest.bounce_threshold,

@@ -169,7 +169,9 @@ class Digests:
                     messenger,
                     composer,
                     self.clock,
-                    sender=envelope_sender(self.config, self.settings().sender_address),
+                    sender=envelope_sender(
+                        self.config, self.settings().sender_address, store.signing_keys()
+                    ),
                     concurrency=self.config.smtp.concurrency,
                     retry_lifetime=self.config.digest.retry_lifetime,
                     stop=stop,

@@ -199,7 +199,8 @@ class SignUp(ServiceBase):
         """
         try:
             plain = parseaddr(self.config.digest.sender)[1]
-            sender = confirmation_sender(self.config, plain, address.email)  # VERP if set
+            # VERP if set, signed with the store's keys (as the Signer's links are)
+            sender = confirmation_sender(self.config, plain, address.email, self.signer.keys)
             await self.messenger.send(sender, address.email, message)
             event(log, logging.INFO, "web.confirmation_sent")
         except DeliveryError as exc:
