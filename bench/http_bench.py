@@ -62,7 +62,10 @@ def make_site(root: Path, statements: int, port: int) -> Path:
         text = f"---\ntitle: Statement {n}\ndate: 2020-01-{1 + n % 28:02d}\n---\n\n{words}\n"
         (folder / f"s{n:05d}.en.md").write_text(text, encoding="utf-8")
     config = root / "statement-feeds.toml"
-    config.write_text(CONFIG.format(templates=REPO / "templates", port=port), encoding="utf-8")
+    config.write_text(
+        CONFIG.format(templates=REPO / "src" / "statement_feeds" / "templates", port=port),
+        encoding="utf-8",
+    )
     return config
 
 

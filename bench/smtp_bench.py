@@ -119,7 +119,6 @@ def write_site(root: Path, count: int, port: int, now: datetime) -> Path:
             published = now - timedelta(hours=3 - n)
             text = statement_text(key, lang, published, rng)
             (root / "statements" / f"{key}.{lang}.md").write_text(text, encoding="utf-8")
-    shutil.copytree(REPO / "templates", root / "templates")
     (root / "subscribers").mkdir()
     with (root / "subscribers" / "list.csv").open("w", encoding="utf-8") as out:
         out.write("email,name,languages,frequency\n")

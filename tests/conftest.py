@@ -100,7 +100,7 @@ def write_site(
 
     ``statements`` maps paths relative to the statements folder (subfolders allowed)
     to text or raw bytes. ``extra_toml`` is appended to the config, e.g. to set a bad
-    value. Templates default to the repository's ``templates/``.
+    value. Templates default to the package's defaults (``src/statement_feeds/templates/``).
     """
     root.mkdir(parents=True, exist_ok=True)
     folder = root / "statements"
@@ -113,7 +113,7 @@ def write_site(
         url=url,
         default_language=default_language,
         timezone=timezone,
-        templates=(templates or REPO / "templates").as_posix(),
+        templates=(templates or REPO / "src" / "statement_feeds" / "templates").as_posix(),
         max_entries=max_entries,
         excerpt_words=excerpt_words,
     )

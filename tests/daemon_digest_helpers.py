@@ -113,7 +113,7 @@ class DigestSite:
         self.config = root / "statement-feeds.toml"
         self.config.write_text(
             CONFIG.format(
-                templates=(REPO / "templates").as_posix(),
+                templates=(REPO / "src" / "statement_feeds" / "templates").as_posix(),
                 grace=grace,
                 smtp_port=smtp_port,
                 concurrency=concurrency,

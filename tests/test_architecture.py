@@ -3,8 +3,8 @@
 * ``domain/`` is pure: no I/O, asyncio, sqlite, sockets or subprocesses, and nothing of
   ours outside it.
 * Dependencies point one way: cli → daemon → web → digests → feeds → state → shared →
-  domain, where shared is config, config_keys, config_reader, environment, errors, logs, clock,
-  processes and locales. A package
+  domain, where shared is config, config_keys, config_reader, environment, errors, logs,
+  clock, processes, locales, template_files and new_site. A package
   imports only packages to its right.
 * Only ``state/`` knows a database: nothing else imports ``sqlite3`` (the build cache
   ``feeds/cache.py`` is a per-host file of the build, not the state store).
@@ -38,6 +38,8 @@ SHARED = {
     "clock",
     "processes",
     "locales",
+    "template_files",
+    "new_site",
     "__init__",
 }
 FORBIDDEN_IN_DOMAIN = {

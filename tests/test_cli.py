@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from statement_feeds.cli import cli
+from statement_feeds.template_files import DEFAULTS
 
 MakeSite = Callable[..., Path]
 MakeText = Callable[..., str]
@@ -57,7 +58,7 @@ def feed(config: Path, lang: str) -> feedparser.FeedParserDict:
 
 
 def copy_example(tmp_path: Path) -> Path:
-    """The example site, copied with the folders its config points at (../../templates).
+    """The example site, copied with the folder its config points at (../../subscribers).
 
     Without what running the demo leaves (``scripts/example-digest.sh`` adds statements
     under ``statements/demo/``): the tests see the seed's four statements.
@@ -65,8 +66,7 @@ def copy_example(tmp_path: Path) -> Path:
     site = tmp_path / "examples" / "site"
     ignore = shutil.ignore_patterns("public", "state", "outbox", "demo")
     shutil.copytree(EXAMPLE_CONFIG.parent, site, ignore=ignore)
-    for name in ("templates", "subscribers"):
-        shutil.copytree(REPO / name, tmp_path / name)
+    shutil.copytree(REPO / "subscribers", tmp_path / "subscribers")
     return site / "statement-feeds.toml"
 
 
@@ -449,7 +449,7 @@ def _site_with_subscribers(root: Path, csv: str, http: str) -> Path:
     (root / "subscribers").mkdir()
     (root / "subscribers" / "list.csv").write_text(csv, encoding="utf-8")
     templates = root / "templates"
-    shutil.copytree(Path(__file__).resolve().parents[1] / "templates", templates)
+    shutil.copytree(DEFAULTS, templates)
     text = config.read_text(encoding="utf-8") + '[paths]\ntemplates = "templates"\n' + http
     config.write_text(text.replace('[paths]\noutput = "public"\n', "", 1), encoding="utf-8")
     return config

@@ -7,6 +7,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,29 @@ def test_bad_state_url_is_refused(tmp_path: Path, url: str, says: str) -> None:
     error = _load(tmp_path, BASE + f'[state]\nurl = "{url}"\n')
     assert error.key == "state.url" and says in str(error)
     assert "hunter2" not in str(error)  # a password put in the file is never echoed
+
+
+def test_state_lease_is_read_and_defaults_to_a_minute(tmp_path: Path) -> None:
+    path = tmp_path / "statement-feeds.toml"
+    path.write_text(BASE)
+    assert load_config(path).state.lease == timedelta(seconds=60)
+    path.write_text(BASE + '[state]\nlease = "2m"\n')
+    assert load_config(path).state.lease == timedelta(minutes=2)
+
+
+@pytest.mark.parametrize(
+    ("lease", "says"),
+    [("2s", "at least 3s"), ("soon", "is not a duration"), ("10", "not a duration")],
+)
+def test_bad_state_lease_is_refused(tmp_path: Path, lease: str, says: str) -> None:
+    error = _load(tmp_path, BASE + f'[state]\nlease = "{lease}"\n')
+    assert error.key == "state.lease" and says in str(error)
+
+
+def test_open_store_takes_the_configured_lease(tmp_path: Path) -> None:
+    from statement_feeds.state.open import open_store
+
+    path = tmp_path / "statement-feeds.toml"
+    path.write_text(BASE + '[state]\nlease = "7s"\n')
+    with open_store(load_config(path)) as store:
+        assert store.lease == timedelta(seconds=7)

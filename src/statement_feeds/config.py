@@ -116,6 +116,9 @@ class StateConfig:
     # Empty: SQLite in paths.state. "postgresql://user@host/db": the shared store; the
     # password comes from the environment (environment.state_password), never the file.
     url: str = ""
+    # How long a sender's claim on a delivery holds without renewal (renewed every third
+    # of it): a killed daemon's claimed deliveries go to the others once it lapses.
+    lease: timedelta = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,8 +312,13 @@ def _http(reader: Reader) -> HttpConfig:
 
 def _state(reader: Reader) -> StateConfig:
     url = reader.string("state", "url", "")
+    lease = reader.duration("state", "lease", "60s")
+    if lease < timedelta(seconds=3):
+        raise reader.error(
+            "state.lease", "must be at least 3s (it is renewed every third of it); e.g. 60s"
+        )
     if not url:
-        return StateConfig()
+        return StateConfig(lease=lease)
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in ("postgresql", "postgres") or not rest:
         raise reader.error(
@@ -325,4 +333,4 @@ def _state(reader: Reader) -> StateConfig:
             "holds a password; remove it from the file and set $"
             f"{STATE_PASSWORD_ENV} (or PGPASSWORD, or ~/.pgpass) instead",
         )
-    return StateConfig(url=url)
+    return StateConfig(url=url, lease=lease)

@@ -47,7 +47,7 @@ SECTIONS: Mapping[str, frozenset[str]] = {
         {"host", "port", "security", "username", "password", "concurrency", "timeout"}
     ),
     "http": frozenset({"listen", "public_url"}),
-    "state": frozenset({"url"}),
+    "state": frozenset({"url", "lease"}),
 }
 
 # [languages.<tag>]: one table per language tag (the tags are checked by config.py).

@@ -6,12 +6,23 @@ import json
 import logging
 import re
 import sys
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-__all__ = ["configure_logging", "event"]
+from .clock import iso_time
+
+__all__ = ["configure_logging", "event", "use_timezone"]
 
 _SECRET_KEYS = re.compile(r"(password|token|secret|auth)", re.IGNORECASE)
 _BASE = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
+# Times in log lines (the line's own and datetime fields) are shown in the site's zone
+# once the configuration is read (None until then: the host's zone, with its offset).
+_zone: list[tzinfo | None] = [None]
+
+
+def use_timezone(zone: tzinfo | None) -> None:
+    """Show log times in ``zone`` from now on (``site.timezone``)."""
+    _zone[0] = zone
 
 
 def event(logger: logging.Logger, level: int, name: str, **fields: Any) -> None:
@@ -22,7 +33,7 @@ def event(logger: logging.Logger, level: int, name: str, **fields: Any) -> None:
 class _KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         parts = [
-            f"time={self.formatTime(record, '%Y-%m-%dT%H:%M:%S')}",
+            f"time={_time(record)}",
             f"level={record.levelname.lower()}",
             f"event={_quote(record.getMessage())}",
         ]
@@ -35,7 +46,7 @@ class _KeyValueFormatter(logging.Formatter):
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": _time(record),
             "level": record.levelname.lower(),
             "event": record.getMessage(),
             **_fields(record),
@@ -45,9 +56,21 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False, default=str)
 
 
+def _time(record: logging.LogRecord) -> str:
+    return iso_time(datetime.fromtimestamp(record.created, UTC), _zone[0])
+
+
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     fields = dict(getattr(record, "fields", {}) or {})
-    return {k: ("***" if _SECRET_KEYS.search(k) else v) for k, v in fields.items()}
+    return {k: _field_value(k, v) for k, v in fields.items()}
+
+
+def _field_value(key: str, value: Any) -> Any:
+    if _SECRET_KEYS.search(key):
+        return "***"
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return iso_time(value, _zone[0])  # the same format as the line's own time
+    return value
 
 
 def _quote(value: Any) -> str:

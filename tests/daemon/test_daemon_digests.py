@@ -349,7 +349,7 @@ def test_deferred_deliveries_are_resumed_by_a_restart_past_their_retry_time(
         assert daemon.terminate()[0] == 0
     status = site.cli("status")
     assert status.returncode == 0, status.stderr
-    assert "deferred 5" in status.stdout and "next retry 2025-01-15 07:0" in status.stdout
+    assert "deferred 5" in status.stdout and "next retry 2025-01-15T07:0" in status.stdout
     retry_at = max(
         datetime.fromisoformat(str(t))
         for (t,) in site.ledger("SELECT next_attempt_at FROM deliveries")

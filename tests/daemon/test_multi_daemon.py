@@ -45,6 +45,7 @@ DUE = datetime(2025, 1, 15, 7, 0, tzinfo=UTC)  # the daily edition (07:00, site 
 SUBSCRIBERS = 5000
 CONCURRENCY = 4
 KILLS = 4
+LEASE = 5
 
 
 def readers(count: int) -> list[str]:
@@ -58,7 +59,8 @@ class PgSite(DigestSite):
         super().__init__(root, smtp_port, concurrency=CONCURRENCY)
         self.url = url
         with self.config.open("a", encoding="utf-8") as out:
-            out.write(f'\n[state]\nurl = "{url}"\n')
+            # A short lease: a killed daemon's claims go to the others within seconds.
+            out.write(f'\n[state]\nurl = "{url}"\nlease = "{LEASE}s"\n')
 
     def ledger(self, sql: str, *params: object) -> list[tuple[object, ...]]:
         with psycopg.connect(self.url) as conn:

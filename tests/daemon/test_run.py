@@ -403,6 +403,7 @@ class RecordingRunner:
 
     def _write(self, **record: Any) -> None:
         record["at"] = self.clock().isoformat()
+        record["pid"] = os.getpid()  # several daemons may share one record (a ledger)
         with self.path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
 
@@ -411,8 +412,17 @@ class RecordingRunner:
             return []
         return [json.loads(line) for line in self.path.read_text().splitlines() if line]
 
-    async def run_edition(self, frequency: str, due_at: datetime, stop: asyncio.Event) -> None:
+    async def run_edition(
+        self,
+        frequency: str,
+        due_at: datetime,
+        stop: asyncio.Event,
+        *,
+        planned: Callable[[], None] | None = None,
+    ) -> None:
         self._write(call="run_edition", frequency=frequency, due_at=due_at.isoformat())
+        if planned is not None:
+            planned()
         seconds = float(os.environ.get("EDITION_SECONDS", "0"))
         try:
             await asyncio.wait_for(stop.wait(), seconds)

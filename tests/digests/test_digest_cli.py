@@ -450,7 +450,7 @@ def test_status_shows_editions_and_counts(site: Site) -> None:
     assert result.exit_code == 0, result.output
     editions = [line for line in result.output.splitlines() if line.startswith("edition")]
     assert len(editions) == 2  # the one at T0 (nothing to send) and this one
-    assert "due 2024-05-02 07:00" in editions[0]
+    assert "due 2024-05-02T08:00:00+01:00" in editions[0]  # 07:00 UTC: 08:00 in London (BST)
     assert "messages 4: sent 3, pending 0, sending 0, deferred 0, failed 1" in editions[0]
     assert "messages 0:" in editions[1]
     assert "ledger   sent 3, pending 0, deferred 0, failed 1" in result.output
@@ -512,7 +512,7 @@ def test_server_down_defers_then_a_later_run_delivers(site: Site) -> None:
     assert "sent 0, deferred 4, failed 0" in down.output
     assert set(site.states().values()) == {"deferred"}
     status = site.cli("status", at=T1)
-    assert "deferred 4" in status.output and "next retry 2024-05-02 07:0" in status.output
+    assert "deferred 4" in status.output and "next retry 2024-05-02T08:0" in status.output
 
     site.server.start()
     # Not due yet (backoff is at least 48 s): a plain run at the same time sends nothing.

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.utils import getaddresses
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -21,8 +20,9 @@ from statement_feeds.domain.statements import Statement
 from statement_feeds.domain.tokens import Signer, subscriber_id
 from statement_feeds.locales import load_translations
 from statement_feeds.state.api import Delivery
+from statement_feeds.template_files import DEFAULTS
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+TEMPLATES = DEFAULTS
 ID_KEY = b"i" * 32
 SIGNER = Signer([b"k" * 32], id_key=ID_KEY)
 SETTINGS = DigestSettings(

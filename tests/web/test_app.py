@@ -820,7 +820,10 @@ def test_merge_web_subscribers_into_the_csv_list() -> None:
 
 
 def test_every_page_string_is_translated() -> None:
-    sources = [*(REPO / "templates" / "web").glob("*.html"), REPO / "templates" / "confirm.txt"]
+    sources = [
+        *(REPO / "src" / "statement_feeds" / "templates" / "web").glob("*.html"),
+        REPO / "src" / "statement_feeds" / "templates" / "confirm.txt",
+    ]
     web = REPO / "src" / "statement_feeds" / "web"  # the flows' modules
     code = "\n".join(path.read_text(encoding="utf-8") for path in sorted(web.glob("*.py")))
     msgids = {m for path in sources for m in re.findall(r"_\('([^']+)'", path.read_text())}

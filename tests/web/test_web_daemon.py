@@ -48,7 +48,7 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float = 15) -> No
 
 def run_daemon_site(tmp_path: Path, scenario: Callable[[Running], Awaitable[None]]) -> None:
     templates = tmp_path / "templates"
-    shutil.copytree(REPO / "templates", templates)
+    shutil.copytree(REPO / "src" / "statement_feeds" / "templates", templates)
     port = free_port()
     config_path = write_site(
         tmp_path / "site",

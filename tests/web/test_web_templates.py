@@ -17,7 +17,7 @@ TRANSLATE = load_translations("en").for_language("en").text
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    shutil.copytree(REPO / "templates", tmp_path / "templates")
+    shutil.copytree(REPO / "src" / "statement_feeds" / "templates", tmp_path / "templates")
     return tmp_path / "templates"
 
 
@@ -61,10 +61,36 @@ def test_a_broken_template_is_named_with_its_line(
     assert expected in str(raised.value) and raised.value.key == "paths.templates"
 
 
-def test_a_missing_template_is_refused(folder: Path) -> None:
+def test_a_template_missing_from_the_site_comes_from_the_package(folder: Path) -> None:
     (folder / "web" / "confirm.html").unlink()
-    with pytest.raises(ConfigError, match=r"web/confirm\.html"):
+    pages = load(folder)
+    html = pages.render("web/confirm.html", token="t.k", **_BASE)
+    assert 'value="t.k"' in html
+
+
+def test_a_template_extending_a_missing_one_is_refused(folder: Path) -> None:
+    (folder / "web" / "confirm.html").write_text('{% extends "web/nosuch.html" %}\n', "utf-8")
+    with pytest.raises(ConfigError, match=r"web/nosuch\.html") as raised:
         load(folder)
+    assert str(folder / "web" / "confirm.html") in str(raised.value)
+
+
+def test_a_broken_site_file_is_named_by_its_full_path(folder: Path) -> None:
+    (folder / "web" / "home.html").write_text("{% block main %}{{ oops(\n", "utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load(folder)
+    message = str(raised.value)
+    assert f"{folder / 'web' / 'home.html'}:1" in message
+    assert "fix that file, or delete it" in message and "fix the template in" not in message
+
+
+_BASE = {
+    "lang": "en",
+    "_": TRANSLATE,
+    "site_title": "S",
+    "site_url": "https://example.org/",
+    "language_names": {},
+}
 
 
 def test_files_changed_after_loading_are_not_used(folder: Path) -> None:

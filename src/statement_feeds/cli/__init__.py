@@ -3,8 +3,9 @@
 Exit codes (contract): 0 success, 1 some input was invalid (the rest was still
 processed), 2 usage or configuration error.
 
-This module has the group, ``check``, ``build`` and ``run``; the ``digest``,
-``state``, ``status`` and ``subscribers`` commands are in modules of their own beside it.
+This module has the group, ``check``, ``build`` and ``run``; the ``deliveries``,
+``digest``, ``init``, ``state``, ``status`` and ``subscribers`` commands are in modules of
+their own beside it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .bounces import bounces
 from .common import EXIT_INVALID_INPUT, EXIT_OK, Context, handles_errors, report_problems
 from .deliveries import deliveries
 from .digest import digest
+from .init import init
 from .state import state
 from .status import status
 from .subscribers import subscribers
@@ -57,12 +59,13 @@ def cli(
 cli.add_command(bounces)
 cli.add_command(deliveries)
 cli.add_command(digest)
+cli.add_command(init)
 cli.add_command(state)
 cli.add_command(status)
 cli.add_command(subscribers)
 
 
-@cli.command()
+@cli.command(short_help="Validate config, statements, subscribers, templates.")
 @click.pass_obj
 @handles_errors
 def check(ctx: Context) -> None:
@@ -90,6 +93,7 @@ def check(ctx: Context) -> None:
         from ..web.templates import load_pages
 
         load_pages(config)  # ConfigError naming file and line: exit 2
+    _print_overrides(config.paths.templates)
     click.echo(
         f"checked {report.statements} statements, {subscribers} subscribers, "
         f"{len(problems)} problems"
@@ -97,7 +101,7 @@ def check(ctx: Context) -> None:
     sys.exit(EXIT_INVALID_INPUT if problems else EXIT_OK)
 
 
-@cli.command()
+@cli.command(short_help="Write every language's feed once.")
 @click.pass_obj
 @handles_errors
 def build(ctx: Context) -> None:
@@ -106,6 +110,15 @@ def build(ctx: Context) -> None:
     report_problems(report.problems)
     _print_build(report, ctx.config.paths.output)
     sys.exit(EXIT_INVALID_INPUT if report.problems else EXIT_OK)
+
+
+def _print_overrides(folder: Path) -> None:
+    """Which templates are the site's own: the rest are the package's defaults."""
+    from ..template_files import overridden
+
+    names = overridden(folder)
+    if names:
+        click.echo(f"templates: {', '.join(names)} from {folder}; the others are the defaults")
 
 
 def _print_build(report: BuildReport, output: Path) -> None:
@@ -124,7 +137,7 @@ def main() -> None:
     cli(prog_name="statement-feeds")
 
 
-@cli.command()
+@cli.command(short_help="The daemon: build, watch, schedule, send.")
 @click.option(
     "--rescan",
     "rescan",
@@ -134,9 +147,18 @@ def main() -> None:
     metavar="SECONDS",
     help="Safety-net rescan interval (the watcher is a hint; this catches what it missed).",
 )
+@click.option(
+    "--heartbeat",
+    "heartbeat",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With [state] url: seconds between heartbeats (a dead leader is replaced within one).",
+)
 @click.pass_obj
 @handles_errors
-def run(ctx: Context, rescan: float) -> None:
+def run(ctx: Context, rescan: float, heartbeat: float) -> None:
     """The daemon: build, watch, schedule and send until SIGTERM/SIGINT."""
     from ..daemon.run import DaemonOptions, build_runner, run_daemon
     from ..daemon.triggers import clock_from_env
@@ -144,5 +166,6 @@ def run(ctx: Context, rescan: float) -> None:
     config = ctx.config
     clock = clock_from_env()
     runner = build_runner(config, clock)  # None: digests not wired, feeds only (logged)
-    run_daemon(config.path, config, clock, runner, DaemonOptions(rescan_interval=rescan))
+    options = DaemonOptions(rescan_interval=rescan, heartbeat=heartbeat)
+    run_daemon(config.path, config, clock, runner, options)
     sys.exit(EXIT_OK)

@@ -29,12 +29,12 @@ if TYPE_CHECKING:
 __all__ = ["bounces"]
 
 
-@click.group()
+@click.group(short_help="Process the bounces that come back after sending.")
 def bounces() -> None:
     """Bounces that arrive after the SMTP conversation (DSNs, feedback-loop reports)."""
 
 
-@bounces.command("process")
+@bounces.command("process", short_help="Read returned mail: score bounces, unsubscribe complaints.")
 @click.argument("maildir", required=False, type=click.Path(path_type=Path))
 @click.option(
     "--imap",

@@ -15,6 +15,7 @@ import click
 from ..config import Config, find_config, load_config
 from ..environment import check_environment
 from ..errors import StatementFeedsError
+from ..logs import use_timezone
 
 __all__ = [
     "EXIT_BROKEN_PIPE",
@@ -46,6 +47,7 @@ class Context:
             # of every command, as a bad key is, not a crash somewhere later.
             check_environment()
             self._config = load_config(find_config(self.config_option))
+            use_timezone(self._config.site.timezone)  # log times in the site's zone
         return self._config
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from ..clock import iso_time
 from ..state.api import DELIVERY_FILTERS, DeliveryRow
 from .common import Context, handles_errors
 
@@ -25,7 +26,7 @@ __all__ = ["deliveries", "reply_parts"]
 _ENHANCED = re.compile(r"(?<![\d.])([245])\.\d{1,3}\.\d{1,3}(?![\d.])")
 
 
-@click.command()
+@click.command(short_help="One line per delivery: state, SMTP reply, retry.")
 @click.option(
     "--edition",
     "edition_id",
@@ -96,7 +97,7 @@ def reply_parts(row: DeliveryRow) -> tuple[int | None, str | None, str | None]:
 
 def _local(moment: datetime | None, zone: tzinfo) -> str | None:
     """ISO 8601 with the offset, in the site's time zone (as the admin reads the site)."""
-    return None if moment is None else moment.astimezone(zone).isoformat(timespec="seconds")
+    return None if moment is None else iso_time(moment, zone)
 
 
 def _shown_state(row: DeliveryRow) -> str:

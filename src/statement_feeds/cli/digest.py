@@ -19,12 +19,12 @@ if TYPE_CHECKING:
 __all__ = ["digest"]
 
 
-@click.group()
+@click.group(short_help="Plan, send and preview email digests.")
 def digest() -> None:
     """Plan, send and preview email digests."""
 
 
-@digest.command("send")
+@digest.command("send", short_help="Plan an edition now and deliver it.")
 @click.option(
     "--frequency",
     type=click.Choice(["daily", "weekly"]),
@@ -81,6 +81,9 @@ def _send_summary(outcome: SendOutcome) -> str:
         verb = "planned" if outcome.plan.created else "already planned"
         plan = f"edition {edition.id} {verb} ({edition.deliveries} messages); "
     if outcome.summary is None:
+        if outcome.daemons:
+            many = "s deliver" if outcome.daemons > 1 else " delivers"
+            return f"{plan}{outcome.daemons} running daemon{many} it (woken through the database)"
         if not outcome.woken:
             return (
                 f"{plan}the running daemon (pid {outcome.delegated_to}) could not be woken "
@@ -118,7 +121,7 @@ class _ProgressLine:
             click.echo("", err=True)
 
 
-@digest.command("preview")
+@digest.command("preview", short_help="Render a digest to .txt, .html and .eml files.")
 @click.option("--lang", help="Language of the digest (default: site.default_language).")
 @click.option(
     "--out",

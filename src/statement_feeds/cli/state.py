@@ -66,9 +66,9 @@ def state_copy(ctx: Context, url: str) -> None:
     """Move the SQLite state in paths.state into an empty PostgreSQL database.
 
     Every table (subscribers, unsubscribes, bounces, web sign-ups, preferences,
-    editions, the delivery ledger, ...) in one transaction, row counts checked before
-    the commit. Refused while a daemon or `digest send` uses the state, and when the
-    target holds data. Then set [state] url to the same URL.
+    editions, the delivery ledger and the rest) in one transaction, row counts checked
+    before the commit. Refused while a daemon or `digest send` uses the state, and when
+    the target holds data. Then set [state] url to the same URL.
     """
     from ..state.postgres_copy import copy_state
 

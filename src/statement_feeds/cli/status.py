@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 import click
 
+from ..clock import iso_time
 from ..config import Config
 from ..feeds.build import Publisher
+from ..state.coordination_api import MISSED_HEARTBEATS, Coordinator
 from .common import Context, handles_errors
 
 __all__ = ["status"]
 
 
-@click.command()
+@click.command(short_help="Feeds, daemon, editions and deliveries now.")
 @click.pass_obj
 @handles_errors
 def status(ctx: Context) -> None:
@@ -21,31 +23,36 @@ def status(ctx: Context) -> None:
     from ..digests.service import Digests
 
     config = ctx.config
+    zone = config.site.timezone
     feeds = sorted((config.paths.output / "feeds").glob("*.atom"))
     for feed in feeds:
-        stamp = datetime.fromtimestamp(feed.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        stamp = iso_time(datetime.fromtimestamp(feed.stat().st_mtime, UTC), zone)
         click.echo(f"feed     {feed.name:<12} {feed.stat().st_size:>9} bytes  written {stamp}")
     last = Publisher(config).last_build()
     if last:
         click.echo(
-            f"build    last {last['at']}: {last['statements']} statements, "
+            f"build    last {_stored_time(last['at'], zone)}: {last['statements']} statements, "
             f"{last['problems']} problems, {last['written']} files written"
         )
     report = Digests(config).status()
-    daemon = f"running (pid {report.daemon_pid})" if report.daemon_pid else "not running"
-    click.echo(f"daemon   {daemon}")
+    if config.state.url:  # several daemons on one database, on any hosts
+        for line in _daemon_lines(config):
+            click.echo(line)
+    else:
+        daemon = f"running (pid {report.daemon_pid})" if report.daemon_pid else "not running"
+        click.echo(f"daemon   {daemon}")
     for frequency, due in _next_editions(config):
-        click.echo(f"next     {frequency:<7} edition due {due:%Y-%m-%d %H:%M %Z}")
+        click.echo(f"next     {frequency:<7} edition due {iso_time(due, zone)}")
     for item in report.editions:
         e, c = item.edition, item.counts
         click.echo(
-            f"edition  {e.id:>4} {e.frequency:<7} due {e.due_at:%Y-%m-%d %H:%M}  "
+            f"edition  {e.id:>4} {e.frequency:<7} due {iso_time(e.due_at, zone)}  "
             f"messages {e.deliveries}: sent {c.sent}, pending {c.pending}, "
             f"sending {c.sending}, deferred {c.deferred}, failed {c.failed}, "
             f"cancelled {c.cancelled}"
         )
     c = report.counts
-    retry = f", next retry {report.next_retry_at:%Y-%m-%d %H:%M}Z" if report.next_retry_at else ""
+    retry = f", next retry {iso_time(report.next_retry_at, zone)}" if report.next_retry_at else ""
     click.echo(
         f"ledger   sent {c.sent}, pending {c.pending}, deferred {c.deferred}, "
         f"failed {c.failed}{retry}"
@@ -57,6 +64,41 @@ def status(ctx: Context) -> None:
         f"sending  {c.sending} handed to SMTP with no reply recorded yet"
         + (" (re-sent with the same Message-ID if their sender died)" if c.sending else "")
     )
+
+
+def _daemon_lines(config: Config) -> list[str]:
+    """One line per live daemon sharing the database, the leader first."""
+    from ..state.coordination import open_coordinator
+
+    coordinator = open_coordinator(config)
+    if coordinator is None:
+        return []
+    try:
+        live = coordinator.live_daemons()
+    finally:
+        coordinator.close()
+    if not live:
+        return [f"daemon   none running (no heartbeat in the last {_stale(coordinator)} s)"]
+    zone = config.site.timezone
+    return [
+        f"daemon   {d.host} pid {d.pid} {'leader' if d.leader else 'follower'}, "
+        f"last heartbeat {iso_time(d.heartbeat_at, zone)}, "
+        f"started {iso_time(d.started_at, zone)}"
+        for d in live
+    ]
+
+
+def _stale(coordinator: Coordinator) -> str:
+    return f"{coordinator.interval * MISSED_HEARTBEATS:g}"
+
+
+def _stored_time(text: str, zone: tzinfo) -> str:
+    """A time the build cache stored as ISO 8601 text, shown like every other."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:  # written by some other version: show it as it is
+        return text
+    return iso_time(moment, zone) if moment.tzinfo is not None else text
 
 
 def _next_editions(config: Config) -> list[tuple[str, datetime]]:

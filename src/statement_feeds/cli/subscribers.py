@@ -20,7 +20,7 @@ from .common import (
 __all__ = ["subscribers"]
 
 
-@click.group()
+@click.group(short_help="List, export or unbounce subscribers.")
 def subscribers() -> None:
     """Subscribers from the CSV files and the web sign-up, as planning sees them."""
 
@@ -52,7 +52,7 @@ def _merged_subscribers(config: Config) -> tuple[list[Any], list[Any], dict[str,
     )
 
 
-@subscribers.command("list")
+@subscribers.command("list", short_help="One line per subscriber, with source and state.")
 @click.option("--all", "show_all", is_flag=True, help="Include unsubscribed and bounced addresses.")
 @click.pass_obj
 @handles_errors
@@ -78,7 +78,7 @@ def subscribers_list(ctx: Context, show_all: bool) -> None:
     sys.exit(EXIT_INVALID_INPUT if problems else EXIT_OK)
 
 
-@subscribers.command("export")
+@subscribers.command("export", short_help="CSV of the subscribers on stdout.")
 @click.option("--all", "show_all", is_flag=True, help="Include unsubscribed and bounced addresses.")
 @click.pass_obj
 @handles_errors
@@ -103,7 +103,7 @@ def subscribers_export(ctx: Context, show_all: bool) -> None:
     sys.exit(EXIT_INVALID_INPUT if problems else EXIT_OK)
 
 
-@subscribers.command("unbounce")
+@subscribers.command("unbounce", short_help="Let a bounced address get digests again.")
 @click.argument("email")
 @click.pass_obj
 @handles_errors

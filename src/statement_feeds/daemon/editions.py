@@ -49,8 +49,14 @@ class Editions:
         stop: asyncio.Event,
         timers: Timers,
         tasks: Tasks,
+        leading: bool = True,
+        planned: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
+        # Only the leader schedules and plans (several daemons on one database: the
+        # coordination says when we lead); alone, a daemon always leads.
+        self.leading = leading
+        self._planned = planned  # called once an edition is planned: wake other senders
         self.runner = runner
         self._clock = clock
         self._offset = offset  # how far the daemon's clock is ahead of real time
@@ -60,12 +66,24 @@ class Editions:
         self.work_lock = asyncio.Lock()  # one runner call at a time
         self._skips_reported: set[tuple[str, datetime]] = set()
         self._scheduler: AsyncIOScheduler | None = None
+        self._started = False
         self._failed_runs = 0  # consecutive runner calls that raised
         self._paused_until: datetime | None = None
 
     def start(self) -> None:
         if self.runner is None:
             event(log, logging.WARNING, "digests disabled: no edition runner, no scheduling")
+            return
+        self._started = True
+        if self.leading:
+            self.lead()
+        self._tasks.spawn(self.resume())
+
+    def lead(self) -> None:
+        """Schedule, and catch up on what is due (also after taking over a leader that
+        died: the ledger's unique key makes a second plan of one due time harmless)."""
+        self.leading = True
+        if self.runner is None or not self._started or self._scheduler is not None:
             return
         self._scheduler = AsyncIOScheduler(timezone="UTC")
         self._scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED)
@@ -76,11 +94,16 @@ class Editions:
         # missed for good.
         horizon = max(self.config.digest.misfire_grace, timedelta(days=8))
         self._tasks.spawn(self.check(horizon))
-        self._tasks.spawn(self.resume())
+
+    def follow(self) -> None:
+        """Leadership lost: stop scheduling (deliveries go on)."""
+        self.leading = False
+        self.stop()
 
     def stop(self) -> None:
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
 
     def reconfigure(self, config: Config) -> None:
         """A reloaded configuration: the cron expressions or the zone may differ."""
@@ -111,7 +134,7 @@ class Editions:
                 "edition scheduled",
                 frequency=frequency,
                 cron=trigger.expr,
-                next=when.isoformat() if when else "",
+                next=when or "",
             )
 
     def _on_missed(self, missed: JobExecutionEvent) -> None:
@@ -120,7 +143,7 @@ class Editions:
             logging.WARNING,
             "edition missed (later than misfire_grace): statements roll into the next",
             job=missed.job_id,
-            due=(missed.scheduled_run_time + self._offset).isoformat(),
+            due=missed.scheduled_run_time + self._offset,
         )
 
     async def _scheduled_edition(self, frequency: str) -> None:
@@ -138,7 +161,7 @@ class Editions:
         if runner is None:
             return
         async with self.work_lock:
-            if self._stop.is_set():
+            if self._stop.is_set() or not self.leading:
                 return
             now = self._clock() + slack
             expr = getattr(self.config.digest, frequency)
@@ -162,7 +185,7 @@ class Editions:
                     logging.WARNING,
                     "edition skipped: later than misfire_grace, statements roll into the next",
                     frequency=decision.frequency,
-                    due=decision.due_at.isoformat(),
+                    due=decision.due_at,
                     late_s=int(decision.late.total_seconds()),
                 )
         elif decision.action is not Action.RUN:
@@ -172,14 +195,14 @@ class Editions:
                 "edition check",
                 frequency=decision.frequency,
                 action=decision.action.value,
-                due=decision.due_at.isoformat() if decision.due_at else "",
+                due=decision.due_at or "",
             )
 
     async def _run_edition(self, runner: EditionRunner, frequency: str, due: datetime) -> None:
         started = time.perf_counter()
-        event(log, logging.INFO, "edition start", frequency=frequency, due=due.isoformat())
+        event(log, logging.INFO, "edition start", frequency=frequency, due=due)
         try:
-            await runner.run_edition(frequency, due, self._stop)
+            await runner.run_edition(frequency, due, self._stop, planned=self._planned)
         except Exception as exc:
             event(log, logging.ERROR, "edition failed", frequency=frequency, error=repr(exc))
             return
@@ -188,7 +211,7 @@ class Editions:
             logging.INFO,
             "edition end",
             frequency=frequency,
-            due=due.isoformat(),
+            due=due,
             seconds=round(time.perf_counter() - started, 3),
             interrupted=self._stop.is_set(),
         )

@@ -3,6 +3,7 @@
 Structure (one asyncio loop, one process, one lock per state folder)::
 
     run_daemon ── StateLock(<state>/daemon.lock) ── asyncio.run(Daemon.serve)
+    run_daemon ── [state] url: register in the database ── asyncio.run(Daemon.serve)
 
 The parts, each in its own module:
 
@@ -10,6 +11,7 @@ The parts, each in its own module:
 * :mod:`.editions` — the cron schedule, catch-up after downtime, retry timers;
 * :mod:`.runner` — :class:`EditionRunner`, the digest side as the daemon sees it;
 * :mod:`.timers` — named wake-ups and the tasks the shutdown waits for;
+* :mod:`.coordination` — several daemons on one database: leader, heartbeats, wake-ups;
 * :mod:`.notify` — systemd's ``sd_notify``.
 
 ``cli`` looks :func:`build_runner` up here at call time, so a test entry point can
@@ -30,7 +32,10 @@ from ..clock import Clock
 from ..config import Config
 from ..errors import LockHeldError
 from ..logs import event
+from ..state.coordination import open_coordinator
 from ..state.lock import SENDER_LOCK, StateLock
+from ..state.open import open_store
+from .coordination import register
 from .editions import FIRST_PAUSE, LONGEST_PAUSE
 from .memory import share_one_malloc_arena
 from .notify import sd_notify
@@ -60,16 +65,31 @@ def run_daemon(
     runner: EditionRunner | None,
     options: DaemonOptions | None = None,
 ) -> None:
-    """Lock the state folder (LockHeldError if taken), then serve until stopped."""
+    """Lock the state folder (LockHeldError if taken), then serve until stopped.
+
+    With ``[state] url`` several daemons share the database: no folder lock, the
+    coordination (leader, heartbeats, wake-ups through the database) instead."""
     # Before any thread exists: builds run in threads, and an arena per thread let
     # RSS creep under churn (adapters/memory.py).
     share_one_malloc_arena()
+    options = options or DaemonOptions()
+    coordinator = open_coordinator(config, options.heartbeat)
+    if coordinator is not None:
+        try:
+            # Migrated first: the heartbeats write the store's `daemons` table.
+            open_store(config).close()
+            register(coordinator)  # StateError (exit 2) when the database cannot be reached
+            daemon = Daemon(config_path, config, clock, runner, options, coordinator=coordinator)
+            asyncio.run(daemon.serve())
+        finally:
+            coordinator.close()  # normally done already, on the way out of serve
+        return
     # The sender lock too, for the daemon's whole life: `digest send` run beside it then
     # only plans, and wakes us (WAKE_SIGNAL) to deliver, so one process sends at a time.
     with StateLock(config.paths.state) as lock:
         event(log, logging.INFO, "lock acquired", path=str(lock.path), pid=os.getpid())
         with _sender_lock(config.paths.state):
-            daemon = Daemon(config_path, config, clock, runner, options or DaemonOptions())
+            daemon = Daemon(config_path, config, clock, runner, options)
             asyncio.run(daemon.serve())
 
 

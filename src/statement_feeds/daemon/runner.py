@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
@@ -29,10 +30,18 @@ class EditionRunner(Protocol):
     made under the daemon's work lock, never concurrently with another.
     """
 
-    async def run_edition(self, frequency: str, due_at: datetime, stop: asyncio.Event) -> None:
+    async def run_edition(
+        self,
+        frequency: str,
+        due_at: datetime,
+        stop: asyncio.Event,
+        *,
+        planned: Callable[[], None] | None = None,
+    ) -> None:
         """Plan the edition due at ``due_at`` (idempotent per frequency + due_at: the
-        store's unique constraint) and deliver it. When ``stop`` is set: send nothing
-        new, finish or abandon-and-record the messages in flight, return promptly."""
+        store's unique constraint), call ``planned`` (the daemon wakes the other
+        senders), and deliver it. When ``stop`` is set: send nothing new, finish or
+        abandon-and-record the messages in flight, return promptly."""
 
     async def resume_deliveries(self, stop: asyncio.Event) -> None:
         """After a restart or at a retry wake-up: recover unknown outcomes, send what is

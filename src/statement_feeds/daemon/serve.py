@@ -28,8 +28,10 @@ from ..clock import Clock
 from ..config import Config, load_config
 from ..errors import StatementFeedsError
 from ..feeds.build import BuildReport, Publisher
-from ..logs import event
+from ..logs import event, use_timezone
+from ..state.coordination_api import DEFAULT_HEARTBEAT, Coordinator
 from ..state.lock import WAKE_SIGNAL
+from .coordination import Coordination
 from .editions import Editions
 from .notify import sd_notify
 from .reloading import reload_templates
@@ -58,6 +60,7 @@ class DaemonOptions:
     debounce_ms: int = 400  # a batch is handed on at the latest after this long
     stable_interval: float = 0.05  # changed files must keep size+mtime this long
     shutdown_timeout: float = 8.0  # then exit anyway (systemd's TimeoutStopSec is 15)
+    heartbeat: float = DEFAULT_HEARTBEAT  # seconds; several daemons on one database only
 
 
 class Daemon:
@@ -68,6 +71,8 @@ class Daemon:
         clock: Clock,
         runner: EditionRunner | None,
         options: DaemonOptions,
+        *,
+        coordinator: Coordinator | None = None,
     ) -> None:
         self.config_path = config_path
         self.config = config
@@ -93,6 +98,13 @@ class Daemon:
             stop=self._stop,
             timers=self.timers,
             tasks=self.tasks,
+            leading=coordinator is None,  # with others: once the coordination says so
+            planned=self._planned if coordinator is not None else None,
+        )
+        self.coordination = (
+            Coordination(coordinator, self.editions, self._stop, self.tasks)
+            if coordinator is not None
+            else None
         )
         self._rescans = 0
         self._http: HttpHandle | None = None  # the web side, once serving
@@ -121,6 +133,8 @@ class Daemon:
         await self.editions.subscribers_changed()
         http = self._http = await self._start_http()
         self.editions.start()
+        if self.coordination is not None:
+            self.coordination.start()
         workers = [
             watcher,
             asyncio.create_task(self._build_loop(), name="build"),
@@ -130,6 +144,8 @@ class Daemon:
         event(log, logging.INFO, "daemon ready", rescan_s=self.options.rescan_interval)
         self._mark_dirty("armed")
         await self._stop.wait()
+        if self.coordination is not None:  # leadership first: another daemon takes over
+            await self.coordination.stopped()
         if http is not None:
             await http.close()  # no new requests first; then the in-flight work
         await self._shutdown(workers)
@@ -155,6 +171,10 @@ class Daemon:
         """`digest send` planned an edition while we hold the sender lock: deliver it."""
         event(log, logging.INFO, "woken to deliver", signal=WAKE_SIGNAL.name)
         self.tasks.spawn(self.editions.resume())
+
+    def _planned(self) -> None:
+        if self.coordination is not None:
+            self.coordination.planned()
 
     def _on_stop_signal(self, sig: signal.Signals) -> None:
         if self._stop.is_set():
@@ -304,8 +324,9 @@ class Daemon:
 
     async def _process_bounces(self) -> None:
         """``bounces process`` on ``digest.bounce_mailbox`` (Maildir or IMAP), when set, at
-        every rescan."""
-        if not self.config.digest.bounce_mailbox:
+        every rescan; with several daemons on one database, by the leader only (one reader
+        of a shared mailbox: two would race to move the same messages)."""
+        if not self.config.digest.bounce_mailbox or not self.editions.leading:
             return
         from ..digests.bounce_service import process_configured
 
@@ -343,6 +364,7 @@ class Daemon:
             return
         self._config_signature = signature
         self.config = config
+        use_timezone(config.site.timezone)
         self.publisher = Publisher(config, self.clock)
         self.editions.reconfigure(config)
         self._watch_stop.set()  # re-arm the watches: paths may differ, the file was replaced

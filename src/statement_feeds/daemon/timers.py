@@ -38,7 +38,7 @@ class Timers:
         # The extra 10 ms makes sure "now" is past ``when`` when the timer fires.
         delay = max(0.0, (when - self._clock()).total_seconds()) + 0.01
         self._handles[name] = asyncio.get_running_loop().call_later(delay, callback)
-        event(log, logging.DEBUG, "timer armed", timer=name, at=when.isoformat(), delay_s=delay)
+        event(log, logging.DEBUG, "timer armed", timer=name, at=when, delay_s=delay)
 
     def cancel_all(self) -> None:
         for handle in self._handles.values():

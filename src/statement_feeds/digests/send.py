@@ -87,10 +87,12 @@ class DeliverySummary:
 
 
 def load_environment(templates: Path) -> jinja2.Environment:
-    """The jinja2 Environment for ``templates/digest.txt`` and ``digest.html``."""
+    """The jinja2 Environment for ``digest.txt`` and ``digest.html``: the site's
+    ``templates`` folder over the package's defaults."""
     from ..domain.digest import template_environment
+    from ..template_files import template_loader
 
-    return template_environment(jinja2.FileSystemLoader(str(templates)))
+    return template_environment(template_loader(templates))
 
 
 def backoff(attempts: int, email: str) -> timedelta:
@@ -374,7 +376,7 @@ class _Run:
             code=exc.code if exc.code is not None else "",
             reply=str(exc),
             attempts=delivery.attempts,
-            next_attempt=next_attempt.isoformat(),
+            next_attempt=next_attempt,
         )
 
     def _report(self) -> None:

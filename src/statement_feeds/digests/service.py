@@ -36,8 +36,10 @@ from ..feeds.cache import BuildCache
 from ..locales import load_translations
 from ..logs import event
 from ..state.api import EditionStatus, LedgerCounts, Store
+from ..state.coordination import wake_daemons
 from ..state.lock import LOCK_NAME, SENDER_LOCK, WAKE_SIGNAL, StateLock, live_holder
 from ..state.open import open_store
+from ..template_files import template_error
 from .envelope import envelope_sender
 from .mailer import make_messenger
 from .plan import MANUAL, DryRun, PlanResult, dry_run, plan_edition, sync_subscribers
@@ -54,6 +56,7 @@ class SendOutcome:
     summary: DeliverySummary | None  # None: another process (the daemon) delivers
     delegated_to: int | None = None
     woken: bool = True  # False: the daemon could not be signalled (it sends at its rescan)
+    daemons: int = 0  # [state] url: the live daemons woken through the database
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +204,10 @@ class Digests:
         if resend_failed:
             with self.store() as store:
                 store.retry_failed(now=self.clock())
+        # [state] url: the daemons on any host deliver, woken through the database.
+        daemons = await asyncio.to_thread(wake_daemons, self.config)
+        if daemons:
+            return SendOutcome(plan, None, daemons=daemons)
         lock = self.sender_lock()
         daemon = await self._acquire_or_find_daemon(lock)
         if daemon is not None:
@@ -249,9 +256,18 @@ class Digests:
 
     # -- the daemon's EditionRunner ----------------------------------------------------
 
-    async def run_edition(self, frequency: str, due_at: datetime, stop: asyncio.Event) -> None:
+    async def run_edition(
+        self,
+        frequency: str,
+        due_at: datetime,
+        stop: asyncio.Event,
+        *,
+        planned: Callable[[], None] | None = None,
+    ) -> None:
         # Planning a big list takes seconds: in a thread (the store opens per call).
         await asyncio.to_thread(self.plan, frequency, due_at)
+        if planned is not None:
+            planned()
         await self.deliver(stop=stop)
 
     async def resume_deliveries(self, stop: asyncio.Event) -> None:
@@ -332,7 +348,7 @@ def _check_templates(config: Config, env: jinja2.Environment, now: datetime) -> 
     try:
         composer.preview(sample.lang, [sample], "reader@example.org", "Reader")
     except jinja2.TemplateError as exc:
-        raise _template_error(config, exc) from None
+        raise template_error(exc, None, config.paths.templates, config.path) from None
 
 
 def _sample_statement(config: Config, now: datetime) -> Statement:
@@ -351,30 +367,6 @@ def _sample_statement(config: Config, now: datetime) -> Statement:
         author=config.site.author,
         draft=False,
         digest="sample",
-    )
-
-
-def _template_frame(exc: BaseException, folder: Path) -> tuple[str | None, int | None]:
-    found: tuple[str | None, int | None] = (None, None)
-    trace = exc.__traceback__
-    while trace is not None:
-        filename = trace.tb_frame.f_code.co_filename
-        if filename.startswith(str(folder)):
-            found = (filename, trace.tb_lineno)
-        trace = trace.tb_next
-    return found
-
-
-def _template_error(config: Config, exc: jinja2.TemplateError) -> ConfigError:
-    name = getattr(exc, "filename", None) or getattr(exc, "name", None)
-    line = getattr(exc, "lineno", None)
-    if name is None:  # a render-time error: jinja2 puts the template's lines in the traceback
-        name, line = _template_frame(exc, config.paths.templates)
-    where = f"{name}:{line}" if line else str(name or "a template")
-    return ConfigError(
-        f"{where}: {exc.message or exc}; fix the template in {config.paths.templates}",
-        path=str(config.path),
-        key="paths.templates",
     )
 
 

@@ -4,4 +4,6 @@
 configured backend: ``sqlite`` (the embedded one) or ``postgres`` (``[state] url``),
 each with its own migrations, both built on the shared SQL of the ``sql_*`` mixins.
 Only ``state/`` (and the tests) name a backend.
+``coordination_api`` and ``coordination.open_coordinator``: several daemons on one
+PostgreSQL database.
 """

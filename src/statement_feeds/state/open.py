@@ -19,12 +19,15 @@ from .sqlite import SqliteStore
 __all__ = ["open_store"]
 
 
-def open_store(where: Config | Path, *, lease: timedelta = CLAIM_LEASE) -> Store:
+def open_store(where: Config | Path, *, lease: timedelta | None = None) -> Store:
     """The state store of this configuration (or of this state directory), migrated.
 
-    ``lease``: how long a sender's claim holds without renewal. Close the store when
-    done (or use it in a ``with`` block).
+    ``lease``: how long a sender's claim holds without renewal (default: the
+    configuration's ``state.lease``). Close the store when done (or use it in a
+    ``with`` block).
     """
+    if lease is None:
+        lease = where.state.lease if isinstance(where, Config) else CLAIM_LEASE
     if isinstance(where, Config) and where.state.url:
         return PostgresStore(where.state.url, lease=lease)
     state_dir = where if isinstance(where, Path) else where.paths.state

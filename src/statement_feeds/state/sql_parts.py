@@ -21,7 +21,7 @@ __all__ = ["BLOCKED", "CLAIM_LEASE", "SqlParts"]
 # Whether the subscribers row ``s`` is unsubscribed or bounced (nothing more is sent).
 BLOCKED = "(s.unsubscribed_at IS NOT NULL OR s.bounced_at IS NOT NULL)"
 # How long a claim reserves a delivery for its sender (``open_store(lease=...)``).
-CLAIM_LEASE = timedelta(minutes=10)
+CLAIM_LEASE = timedelta(seconds=60)  # as config.StateConfig.lease
 
 
 class SqlParts:

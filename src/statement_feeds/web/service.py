@@ -125,7 +125,7 @@ class WebService(SignUp, Subscriptions):
     # -- health and metrics -----------------------------------------------------------------
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
-        return await health(self.store, self.front, self.feeds)
+        return await health(self.store, self.front, self.feeds, self.config.state.url)
 
     async def metrics(self) -> str:
         return await metrics(self.store, self.front, self.feeds)

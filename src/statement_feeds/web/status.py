@@ -11,12 +11,15 @@ is parsed, and nothing planted in ``feeds/`` is counted.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
+from ..errors import StatementFeedsError
 from ..feeds.front_page import FrontPageFile
 from ..logs import event
 from ..state.api import Store
+from ..state.coordination import ping_database
 from .feed_files import FeedFiles
 from .metrics import render_metrics
 from .store_thread import StoreThread
@@ -29,10 +32,13 @@ _DELIVERY_STATES = ("pending", "sending", "sent", "deferred", "failed", "cancell
 
 
 async def health(
-    store: StoreThread, front: FrontPageFile, feeds: FeedFiles
+    store: StoreThread, front: FrontPageFile, feeds: FeedFiles, database_url: str = ""
 ) -> tuple[bool, dict[str, Any]]:
-    """(ready, body). Live whenever it answers; ready with the store and an index."""
+    """(ready, body). Live whenever it answers; ready with the store and an index (and,
+    with ``[state] url``, the database answering ``SELECT 1``)."""
     checks = {"store": await _store_check(store), "feeds": _feeds_check(front)}
+    if database_url:
+        checks["database"] = await _database_check(database_url)
     page = front.current()
     built = feeds.last_written(page.tags) if page else None
     ready = all(v == "ok" for v in checks.values())
@@ -50,6 +56,17 @@ async def _store_check(store: StoreThread) -> str:
         await store.run(lambda s: s.edition_count())
     except Exception as exc:  # any failure, sqlite3's included: readiness answers, not crashes
         event(log, logging.ERROR, "web.health_store_failed", error=f"{type(exc).__name__}: {exc}")
+        return "error"
+    return "ok"
+
+
+async def _database_check(url: str) -> str:
+    try:
+        # A connection of its own, in a thread: the probe never waits behind the store's
+        # work, and a server that does not answer costs the probe ping_database's timeout.
+        await asyncio.to_thread(ping_database, url)
+    except StatementFeedsError as exc:  # the message names host:port/db, never a password
+        event(log, logging.ERROR, "web.health_database_failed", error=str(exc))
         return "error"
     return "ok"
 

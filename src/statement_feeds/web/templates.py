@@ -9,7 +9,6 @@ only then used, from memory, until the next successful :meth:`PageTemplates.load
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,8 @@ import jinja2
 from ..config import Config
 from ..domain.digest import template_environment
 from ..domain.i18n import Translations
-from ..errors import ConfigError
 from ..locales import load_translations
+from ..template_files import template_error, template_loader
 
 __all__ = ["PAGES", "PageTemplates", "load_pages"]
 
@@ -44,9 +43,10 @@ class PageTemplates:
 
     @classmethod
     def load(cls, folder: Path, translate: Translate, config_path: Path) -> PageTemplates:
-        """Compile and try every page; :class:`ConfigError` naming file and line if any
-        fails (``translate`` is the default language's ``Messages.text``)."""
-        env = template_environment(jinja2.FileSystemLoader(str(folder)))
+        """Compile and try every page (the site's ``folder`` over the package's defaults);
+        :class:`ConfigError` naming file and line if any fails (``translate`` is the
+        default language's ``Messages.text``)."""
+        env = template_environment(template_loader(folder))
         # Never look at the files again: a template saved later is used only once a
         # new load() has checked it (base.html, loaded while rendering, stays cached).
         env.auto_reload = False
@@ -58,7 +58,7 @@ class PageTemplates:
                 for context in _samples(name, translate):
                     template.render(**context)
         except Exception as exc:  # a template can raise anything when rendered
-            raise _error(exc, name, folder, config_path) from None
+            raise template_error(exc, name, folder, config_path) from None
         return cls(templates)
 
     def render(self, name: str, **context: Any) -> str:
@@ -130,24 +130,3 @@ def _samples(name: str, translate: Translate) -> list[dict[str, Any]]:
         "confirm.txt": [{"confirm_url": "https://example.org/newsletter/confirm", "hours": 48}],
     }
     return [{**base, **context} for context in pages[name]]
-
-
-def _error(exc: Exception, name: str, folder: Path, config_path: Path) -> ConfigError:
-    """Where it broke: jinja2 gives file and line for syntax errors; for render-time
-    errors the template's own frame is in the traceback."""
-    where = getattr(exc, "filename", None) or getattr(exc, "name", None)
-    line = getattr(exc, "lineno", None)
-    if where is None or line is None:
-        for frame in traceback.extract_tb(exc.__traceback__):
-            if frame.filename.startswith(str(folder)):
-                where, line = frame.filename, frame.lineno
-    if isinstance(exc, jinja2.TemplateError):
-        message = exc.message or str(exc)
-    else:  # from an expression in the template: "KeyError: 'name'" says more than "'name'"
-        message = f"{type(exc).__name__}: {exc}"
-    place = f"{where or name}:{line}" if line else str(where or name)
-    return ConfigError(
-        f"{place}: {message}; fix the template in {folder}",
-        path=str(config_path),
-        key="paths.templates",
-    )
