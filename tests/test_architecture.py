@@ -3,8 +3,8 @@
 * ``domain/`` is pure: no I/O, asyncio, sqlite, sockets or subprocesses, and nothing of
   ours outside it.
 * Dependencies point one way: cli → daemon → web → digests → feeds → state → shared →
-  domain, where shared is config, config_keys, environment, errors, logs, clock,
-  processes, locales, template_files and new_site. A package
+  domain, where shared is config, config_keys, config_reader, environment, errors, logs,
+  clock, processes, locales, template_files and new_site. A package
   imports only packages to its right.
 * Only ``state/`` knows a database: nothing else imports ``sqlite3`` (the build cache
   ``feeds/cache.py`` is a per-host file of the build, not the state store).
@@ -31,6 +31,7 @@ LAYERS = ["cli", "daemon", "web", "digests", "feeds", "state", "shared", "domain
 SHARED = {
     "config",
     "config_keys",
+    "config_reader",
     "environment",
     "errors",
     "logs",

@@ -1,11 +1,10 @@
 """Configuration: ``statement-feeds.toml`` read into typed, validated settings.
 
-Lookup order: ``--config PATH``, then ``$STATEMENT_FEEDS_CONFIG``, then
-``./statement-feeds.toml``. Relative paths resolve against the config file's
-folder. Secrets come only from the environment (``STATEMENT_FEEDS_SMTP_PASSWORD``, read
-like every environment variable in :mod:`statement_feeds.environment`).
-Every problem raises :class:`ConfigError` naming the key and how to fix it; a section
-or key the code does not know is one too (:mod:`statement_feeds.config_keys`).
+Lookup order: ``--config PATH``, ``$STATEMENT_FEEDS_CONFIG``, ``./statement-feeds.toml``;
+relative paths resolve against the config file's folder. Secrets come only from the
+environment (``STATEMENT_FEEDS_SMTP_PASSWORD``, read in :mod:`statement_feeds.environment`).
+Every problem, an unknown key too (:mod:`statement_feeds.config_keys`), raises
+:class:`ConfigError` naming the key and how to fix it.
 """
 
 from __future__ import annotations
@@ -19,9 +18,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .config_keys import SECTIONS, check_keys
+from .config_keys import check_keys
+from .config_reader import Reader, base_url, parse_duration
 from .domain.langtags import canonical_tag
 from .domain.schedule import plainly_valid_crontab, standard_crontab
+from .domain.verp import parse_bounce_address
 from .environment import CONFIG_ENV, STATE_PASSWORD_ENV, Environ, config_file, smtp_password
 from .errors import ConfigError
 
@@ -88,6 +89,9 @@ class DigestConfig:
     misfire_grace: timedelta = timedelta(hours=6)
     unsubscribe_mailto: str = ""
     retry_lifetime: timedelta = timedelta(days=3)
+    bounce_address: str = ""  # VERP (domain/verp.py); "": bounces go to digest.from
+    bounce_threshold: int = 3  # permanent bounces (of distinct editions) that mark an address
+    bounce_mailbox: str = ""  # a Maildir (relative to the config's folder) or an imap(s):// URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,12 +135,7 @@ class Config:
 
 def find_config(explicit: str | None, cwd: Path | None = None) -> Path:
     """Where the configuration is, by the documented lookup order."""
-    if explicit:
-        return Path(explicit)
-    env = config_file()
-    if env:
-        return Path(env)
-    return (cwd or Path.cwd()) / DEFAULT_NAME
+    return Path(explicit or config_file() or (cwd or Path.cwd()) / DEFAULT_NAME)
 
 
 def load_config(path: Path, environ: Environ = None) -> Config:
@@ -159,7 +158,7 @@ def load_config(path: Path, environ: Environ = None) -> Config:
 
 
 def _build(path: Path, raw: dict[str, Any], environ: Environ) -> Config:
-    reader = _Reader(str(path), raw)
+    reader = Reader(str(path), raw)
     site = _site(reader)
     return Config(
         path=path,
@@ -179,63 +178,9 @@ def _build(path: Path, raw: dict[str, Any], environ: Environ) -> Config:
     )
 
 
-class _Reader:
-    """Typed access to the TOML tables with errors that name the key."""
-
-    def __init__(self, path: str, raw: dict[str, Any]) -> None:
-        self.path = path
-        self.raw = raw
-
-    def table(self, name: str) -> dict[str, Any]:
-        value = self.raw.get(name, {})
-        if not isinstance(value, dict):
-            raise ConfigError(f"[{name}] must be a table", path=self.path, key=name)
-        return value
-
-    def value(self, table: str, key: str, default: Any) -> Any:
-        if key not in SECTIONS.get(table, ()):
-            # A programming error: check_keys would refuse this key in every file.
-            raise LookupError(f"{table}.{key} is read but not declared in config_keys.SECTIONS")
-        return self.table(table).get(key, default)
-
-    def string(self, table: str, key: str, default: str | None = None) -> str:
-        value = self.value(table, key, default)
-        if value is None:
-            raise ConfigError(
-                f'required; add {key} = "..." under [{table}]', path=self.path, key=f"{table}.{key}"
-            )
-        if not isinstance(value, str):
-            raise ConfigError("must be a string", path=self.path, key=f"{table}.{key}")
-        return value
-
-    def integer(
-        self, table: str, key: str, default: int, *, minimum: int = 0, maximum: int | None = None
-    ) -> int:
-        value = self.value(table, key, default)
-        too_big = maximum is not None and isinstance(value, int) and value > maximum
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum or too_big:
-            upto = "" if maximum is None else f" and <= {maximum}"
-            raise ConfigError(
-                f"must be a whole number >= {minimum}{upto}, got {value!r}",
-                path=self.path,
-                key=f"{table}.{key}",
-            )
-        return value
-
-    def duration(self, table: str, key: str, default: str) -> timedelta:
-        text = self.string(table, key, default)
-        try:
-            return parse_duration(text)
-        except ValueError as exc:
-            raise ConfigError(str(exc), path=self.path, key=f"{table}.{key}") from None
-
-    def error(self, key: str, message: str) -> ConfigError:
-        return ConfigError(message, path=self.path, key=key)
-
-
-def _site(reader: _Reader) -> SiteConfig:
-    url = _base_url(reader, "site", "url", reader.string("site", "url"))
-    feeds_url = _base_url(
+def _site(reader: Reader) -> SiteConfig:
+    url = base_url(reader, "site", "url", reader.string("site", "url"))
+    feeds_url = base_url(
         reader, "site", "feeds_url", reader.string("site", "feeds_url", url + "feeds/")
     )
     tz_name = reader.string("site", "timezone", "UTC")
@@ -256,11 +201,11 @@ def _site(reader: _Reader) -> SiteConfig:
         default_language=default_language,
         timezone=timezone,
         language_titles=_language_titles(reader),
-        id_base=_base_url(reader, "site", "id_base", reader.string("site", "id_base", url)),
+        id_base=base_url(reader, "site", "id_base", reader.string("site", "id_base", url)),
     )
 
 
-def _language_titles(reader: _Reader) -> dict[str, str]:
+def _language_titles(reader: Reader) -> dict[str, str]:
     titles: dict[str, str] = {}
     for tag, table in reader.table("languages").items():
         canonical = canonical_tag(tag)
@@ -274,13 +219,7 @@ def _language_titles(reader: _Reader) -> dict[str, str]:
     return titles
 
 
-def _base_url(reader: _Reader, table: str, key: str, value: str) -> str:
-    if not re.match(r"^https?://[^/\s]+", value):
-        raise reader.error(f"{table}.{key}", f"must be an absolute http(s) URL, got {value!r}")
-    return value if value.endswith("/") else value + "/"
-
-
-def _paths(reader: _Reader, base: Path) -> PathsConfig:
+def _paths(reader: Reader, base: Path) -> PathsConfig:
     def resolve(key: str, default: str) -> Path:
         return (base / reader.string("paths", key, default)).resolve()
 
@@ -294,7 +233,7 @@ def _paths(reader: _Reader, base: Path) -> PathsConfig:
     )
 
 
-def _digest(reader: _Reader, site: SiteConfig) -> DigestConfig:
+def _digest(reader: Reader, site: SiteConfig) -> DigestConfig:
     daily = reader.string("digest", "daily", "0 7 * * *")
     weekly = reader.string("digest", "weekly", "0 7 * * mon")
     for key, expr in (("daily", daily), ("weekly", weekly)):
@@ -308,10 +247,21 @@ def _digest(reader: _Reader, site: SiteConfig) -> DigestConfig:
         misfire_grace=reader.duration("digest", "misfire_grace", "6h"),
         unsubscribe_mailto=reader.string("digest", "unsubscribe_mailto", ""),
         retry_lifetime=reader.duration("digest", "retry_lifetime", "3d"),
+        bounce_address=_bounce_address(reader),
+        bounce_threshold=reader.integer("digest", "bounce_threshold", 3, minimum=1),
+        bounce_mailbox=reader.string("digest", "bounce_mailbox", ""),
     )
 
 
-def _check_cron(reader: _Reader, key: str, expr: str, tz: ZoneInfo) -> None:
+def _bounce_address(reader: Reader) -> str:
+    text = reader.string("digest", "bounce_address", "")
+    try:
+        return parse_bounce_address(text).email if text else ""
+    except ValueError as exc:
+        raise reader.error("digest.bounce_address", f"{exc}, got {text!r}") from None
+
+
+def _check_cron(reader: Reader, key: str, expr: str, tz: ZoneInfo) -> None:
     if plainly_valid_crontab(expr):
         return  # decided without importing APScheduler: every command loads the config
     from apscheduler.triggers.cron import CronTrigger
@@ -322,7 +272,7 @@ def _check_cron(reader: _Reader, key: str, expr: str, tz: ZoneInfo) -> None:
         raise reader.error(key, f'not a cron expression ({exc}); e.g. "0 7 * * mon"') from None
 
 
-def _smtp(reader: _Reader, environ: Environ) -> SmtpConfig:
+def _smtp(reader: Reader, environ: Environ) -> SmtpConfig:
     security = reader.string("smtp", "security", "starttls")
     if security not in ("none", "starttls", "tls"):
         raise reader.error("smtp.security", f"must be none, starttls or tls, got {security!r}")
@@ -341,14 +291,14 @@ def _smtp(reader: _Reader, environ: Environ) -> SmtpConfig:
     )
 
 
-def _http(reader: _Reader) -> HttpConfig:
+def _http(reader: Reader) -> HttpConfig:
     listen = reader.string("http", "listen", "")
     port = re.fullmatch(r"[^\s]+:(\d{1,5})", listen)
     if listen and (port is None or not 0 < int(port.group(1)) <= 65535):
         raise reader.error("http.listen", f"must be HOST:PORT, got {listen!r}")
     public_url = reader.string("http", "public_url", "")
     if public_url:
-        public_url = _base_url(reader, "http", "public_url", public_url)
+        public_url = base_url(reader, "http", "public_url", public_url)
         # RFC 8058 one-click unsubscribe needs https; plain http only for local testing.
         local = re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])[:/]", public_url)
         if public_url.startswith("http://") and not local:
@@ -360,11 +310,7 @@ def _http(reader: _Reader) -> HttpConfig:
     return HttpConfig(listen=listen, public_url=public_url)
 
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def _state(reader: _Reader) -> StateConfig:
+def _state(reader: Reader) -> StateConfig:
     url = reader.string("state", "url", "")
     lease = reader.duration("state", "lease", "60s")
     if lease < timedelta(seconds=3):
@@ -388,11 +334,3 @@ def _state(reader: _Reader) -> StateConfig:
             f"{STATE_PASSWORD_ENV} (or PGPASSWORD, or ~/.pgpass) instead",
         )
     return StateConfig(url=url, lease=lease)
-
-
-def parse_duration(text: str) -> timedelta:
-    """``"30d"`` → 30 days. Units: s, m, h, d, w."""
-    match = _DURATION.match(text)
-    if match is None:
-        raise ValueError(f"{text!r} is not a duration; write a number and a unit, e.g. 6h or 30d")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})

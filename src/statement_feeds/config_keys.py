@@ -1,6 +1,6 @@
 """Which sections and keys ``statement-feeds.toml`` may hold, checked before any value.
 
-:data:`SECTIONS` is the one list of what the code reads: ``config._Reader`` refuses to read
+:data:`SECTIONS` is the one list of what the code reads: ``config_reader.Reader`` refuses to read
 a key that is not declared here, so a new key cannot be added to the code and forgotten
 here (every test that loads a configuration would fail). Anything else in the file is a
 :class:`ConfigError` naming the file, the line, the dotted key and the nearest known key:
@@ -36,6 +36,9 @@ SECTIONS: Mapping[str, frozenset[str]] = {
             "misfire_grace",
             "unsubscribe_mailto",
             "retry_lifetime",
+            "bounce_address",
+            "bounce_threshold",
+            "bounce_mailbox",
         }
     ),
     # password: known so that config._smtp refuses it with its own message (secrets come
@@ -51,12 +54,10 @@ SECTIONS: Mapping[str, frozenset[str]] = {
 LANGUAGE_KEYS = frozenset({"title"})
 
 # In the December 2026 contract (DESIGN.md) but not implemented by this version. Someone
-# who sets them expects PostgreSQL state, WebSub pings, VERP bounces or corrections: they
+# who sets them expects PostgreSQL state, WebSub pings or corrections: they
 # are refused with that said plainly, neither ignored nor called typos. A section name
 # alone (``pages``) stands for every key in it. Move a key to SECTIONS when it is built.
-NOT_YET_SUPPORTED = frozenset(
-    {"feeds.websub_hubs", "digest.bounce_address", "digest.corrections", "pages"}
-)
+NOT_YET_SUPPORTED = frozenset({"feeds.websub_hubs", "digest.corrections", "pages"})
 _CONTRACT_ONLY_SECTIONS: dict[str, frozenset[str]] = {}
 
 

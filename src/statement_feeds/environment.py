@@ -20,6 +20,7 @@ __all__ = [
     "CONFIG_ENV",
     "FAKE_NOW_ENV",
     "FAKE_START_ENV",
+    "IMAP_PASSWORD_ENV",
     "METRICS_TOKEN_ENV",
     "NOTIFY_SOCKET_ENV",
     "PASSWORD_ENV",
@@ -30,6 +31,7 @@ __all__ = [
     "config_file",
     "fake_now",
     "fake_start",
+    "imap_password",
     "metrics_token",
     "notify_socket",
     "smtp_password",
@@ -43,6 +45,7 @@ TRUSTED_PROXIES_ENV = "STATEMENT_FEEDS_TRUSTED_PROXIES"
 METRICS_TOKEN_ENV = "STATEMENT_FEEDS_METRICS_TOKEN"
 SECRET_KEY_ENV = "STATEMENT_FEEDS_SECRET_KEY"
 STATE_PASSWORD_ENV = "STATEMENT_FEEDS_STATE_PASSWORD"
+IMAP_PASSWORD_ENV = "STATEMENT_FEEDS_IMAP_PASSWORD"
 FAKE_NOW_ENV = "STATEMENT_FEEDS_FAKE_NOW"
 FAKE_START_ENV = "STATEMENT_FEEDS_FAKE_START"
 # systemd's, not ours; read here all the same, so that one module knows the environment.
@@ -83,6 +86,11 @@ def state_password(environ: Environ = None) -> str:
     """The PostgreSQL password of ``[state] url``: never in the file. Empty: libpq's own
     ways apply (``PGPASSWORD``, ``~/.pgpass``, trust or peer authentication)."""
     return _get(STATE_PASSWORD_ENV, environ)
+
+
+def imap_password(environ: Environ = None) -> str:
+    """The password of the mailbox ``bounces process --imap`` reads: never in the file."""
+    return _get(IMAP_PASSWORD_ENV, environ)
 
 
 def trusted_proxies(environ: Environ = None) -> int:

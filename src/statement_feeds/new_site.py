@@ -90,6 +90,14 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
               'A delivery failing temporarily (4xx) is given up after this long.'),
     ConfigKey("digest", "unsubscribe_mailto", '""', DEFAULT,
               'e.g. "unsubscribe@example.org": adds a mailto to List-Unsubscribe.'),
+    ConfigKey("digest", "bounce_address", '""', DEFAULT,
+              'e.g. "bounces@example.org": every message gets a VERP envelope sender '
+              '(bounces+<token>@example.org) so a bounce arriving later maps to its delivery.'),
+    ConfigKey("digest", "bounce_threshold", "3", DEFAULT,
+              'Permanent bounces (of distinct editions) that mark an address bounced.'),
+    ConfigKey("digest", "bounce_mailbox", '""', DEFAULT,
+              'What `bounces process` (and run, at each rescan) reads: a Maildir folder, or '
+              'imap[s]://user@host/folder (password: $STATEMENT_FEEDS_IMAP_PASSWORD).'),
     ConfigKey("smtp", "host", '""', SET,
               'Your mail relay (it signs with DKIM); empty: digests go to the Maildir at '
               'paths.outbox.'),

@@ -44,9 +44,10 @@ def test_the_versions_are_1_to_n_without_gaps() -> None:
 
 @pytest.mark.parametrize("version", [len(MIGRATIONS), len(MIGRATIONS) + 2])
 def test_a_duplicate_or_a_gap_cannot_be_registered(version: int) -> None:
+    before = len(MIGRATIONS)
     with pytest.raises(ValueError, match="registered where"):
         migration(version)(lambda conn: None)
-    assert len(MIGRATIONS) == len(OLD_NUMBERS)
+    assert len(MIGRATIONS) == before
 
 
 def test_a_fully_migrated_old_database_is_renumbered_and_nothing_reapplied(
@@ -62,7 +63,8 @@ def test_a_fully_migrated_old_database_is_renumbered_and_nothing_reapplied(
         key = db.execute("SELECT value FROM settings").fetchone()
     store = SqliteStore(path)
     store.close()
-    assert recorded(path) == [(new, f"{STAMP}#{old}") for old, new in OLD_NUMBERS.items()]
+    renumbered = recorded(path)[: len(OLD_NUMBERS)]  # later migrations are applied now
+    assert renumbered == [(new, f"{STAMP}#{old}") for old, new in OLD_NUMBERS.items()]
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT value FROM settings").fetchone() == key  # not made again
         assert db.execute("SELECT email FROM web_subscribers").fetchall() == [("a@x.org",)]
@@ -76,7 +78,7 @@ def test_an_old_database_from_before_the_hardening_gets_the_missing_migrations(
     SqliteStore(path).close()
     versions = recorded(path)
     assert versions[:2] == [(1, f"{STAMP}#1"), (2, f"{STAMP}#5")]
-    assert [version for version, _ in versions] == [1, 2, 3, 4, 5]
+    assert [version for version, _ in versions] == list(range(1, len(MIGRATIONS) + 1))
     with sqlite3.connect(path) as db:
         columns = {row[1] for row in db.execute("PRAGMA table_info(deliveries)")}
         assert {"claimed_by", "claim_until"} <= columns  # 3 (6 once) applied now
@@ -88,9 +90,9 @@ def test_renumbering_happens_once(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite"
     old_database(path, [1, 5])
     db = sqlite3.connect(path, isolation_level=None)
-    assert migrate(db) == [3, 4, 5]
+    assert migrate(db) == list(range(3, len(MIGRATIONS) + 1))
     assert migrate(db) == []
-    assert applied_versions(db) == [1, 2, 3, 4, 5]
+    assert applied_versions(db) == list(range(1, len(MIGRATIONS) + 1))
     db.close()
 
 

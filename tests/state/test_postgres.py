@@ -5,6 +5,7 @@ one's), SKIP LOCKED claims, shared signing keys, and ``check`` against a bad ser
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from statement_feeds.errors import StateError
 from statement_feeds.state.api import Delivery, LedgerCounts, PlannedDelivery
 from statement_feeds.state.postgres import PostgresStore
 from statement_feeds.state.postgres_migrations import MIGRATIONS
+from statement_feeds.state.sqlite import SqliteStore
 
 T0 = datetime(2024, 6, 1, 7, tzinfo=UTC)
 LEASE = timedelta(minutes=1)
@@ -234,7 +236,9 @@ def test_check_migrates_a_reachable_database(tmp_path: Path, make_site: Any, pg_
     result = check(tmp_path, make_site, pg_url)
     assert result.exit_code == 0, result.output
     with psycopg.connect(pg_url) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone() == (1,)
+        assert conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone() == (
+            len(MIGRATIONS),
+        )
 
 
 @pytest.mark.parametrize(
@@ -339,3 +343,27 @@ def test_an_unsubscribe_that_hits_a_deadlock_is_retried(pg_url: str) -> None:
         worker.join()
         assert outcome == [True]  # the retry went through
         assert store.counts() == LedgerCounts(pending=1, cancelled=1)
+
+
+def test_bounce_scores_has_sqlites_columns_with_byte_order_text(
+    pg_url: str, tmp_path: Path
+) -> None:
+    PostgresStore(pg_url).close()
+    with psycopg.connect(pg_url) as conn:
+        found = conn.execute(
+            "SELECT column_name, data_type, is_nullable, column_default, collation_name"
+            " FROM information_schema.columns WHERE table_name = 'bounce_scores'"
+            " ORDER BY ordinal_position"
+        ).fetchall()
+    SqliteStore.open(tmp_path).close()
+    with sqlite3.connect(tmp_path / "state.sqlite") as db:
+        info = db.execute("PRAGMA table_info(bounce_scores)").fetchall()
+    assert [(c, n == "YES") for c, _, n, _, _ in found] == [
+        (r[1], not r[3] and not r[5]) for r in info
+    ]
+    kinds = {c: (t, d, collation) for c, t, _, d, collation in found}
+    assert kinds["email"] == ("text", None, "C")
+    assert kinds["score"] == kinds["temporary"] == ("integer", "0", None)
+    assert kinds["last_edition"] == ("bigint", None, None)
+    for stamp in ("last_permanent_at", "marked_at", "updated_at"):
+        assert kinds[stamp] == ("text", None, "C"), stamp

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -26,6 +27,7 @@ from statement_feeds.cli import cli
 from statement_feeds.domain.web_subscribers import Preferences
 from statement_feeds.state.copy_tables import REPLACED, TABLES
 from statement_feeds.state.open import open_store
+from statement_feeds.state.postgres import PostgresStore
 from statement_feeds.state.postgres_copy import MIGRATE
 from statement_feeds.state.timestamps import to_ts
 
@@ -109,6 +111,25 @@ def _web_side(state: Path) -> None:
         for minute in range(3):
             store.hit_rate_limit("bucket", T0 + timedelta(minutes=minute), timedelta(hours=1), 9)
         assert store.unsubscribe("leaver@example.com", T0 + timedelta(minutes=5))
+    _bounces(state)
+
+
+BOUNCE_WINDOW = timedelta(days=30)
+
+
+def _bounce(store: Any, email: str, edition: int, at: datetime, permanent: bool = True) -> Any:
+    return store.record_bounce(
+        email, edition, permanent=permanent, reason="5.1.1 no such user", now=at,
+        threshold=3, reset_after=BOUNCE_WINDOW,
+    )  # fmt: skip
+
+
+def _bounces(state: Path) -> None:
+    """Bounce scores, as `bounces process` records them: two permanent, one temporary."""
+    with open_store(state) as store:
+        _bounce(store, "ok1@example.com", 1, T0 + timedelta(minutes=10))
+        _bounce(store, "ok1@example.com", 2, T0 + timedelta(minutes=20))
+        assert _bounce(store, "ok2@example.com", 1, T0, permanent=False).temporary == 1
 
 
 def _stamps(name: str) -> set[str]:
@@ -138,6 +159,18 @@ def test_every_table_arrives_with_the_same_content(site: Site, pg_url: str) -> N
     assert postgres_count(pg_url, "pending_confirmations") == 2
     assert postgres_count(pg_url, "rate_events") == 3
     assert postgres_count(pg_url, "assigned") >= len(SENT)  # sent translation keys
+
+
+def test_bounce_scores_survive_the_copy_and_count_on(site: Site, pg_url: str) -> None:
+    assert site.copy(pg_url).exit_code == 0
+
+    rows = postgres_rows(pg_url, "bounce_scores", ["email", "score", "temporary", "last_edition"])
+    assert sorted(rows) == [("ok1@example.com", 2, 0, 2), ("ok2@example.com", 0, 1, None)]
+    with PostgresStore(pg_url) as store:  # the third edition's bounce reaches the threshold
+        third = _bounce(store, "ok1@example.com", 3, T1)
+        assert (third.score, third.temporary, third.marked) == (3, 0, True)
+        assert store.is_blocked("ok1@example.com")
+        assert _bounce(store, "ok2@example.com", 3, T1, permanent=False).temporary == 2
 
 
 def test_the_sequences_continue_after_the_copied_ids(site: Site, pg_url: str) -> None:

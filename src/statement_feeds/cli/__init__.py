@@ -18,6 +18,7 @@ import click
 from .. import __version__
 from ..feeds.build import BuildReport, Publisher
 from ..logs import configure_logging
+from .bounces import bounces
 from .common import EXIT_INVALID_INPUT, EXIT_OK, Context, handles_errors, report_problems
 from .deliveries import deliveries
 from .digest import digest
@@ -55,6 +56,7 @@ def cli(
     ctx.obj = Context(config_path)
 
 
+cli.add_command(bounces)
 cli.add_command(deliveries)
 cli.add_command(digest)
 cli.add_command(init)

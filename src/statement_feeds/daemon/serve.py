@@ -320,6 +320,32 @@ class Daemon:
                 await self._reload("config changed (rescan)")
             await self.editions.check(self.config.digest.misfire_grace)
             self.editions.arm_retry()
+            await self._process_bounces()
+
+    async def _process_bounces(self) -> None:
+        """``bounces process`` on ``digest.bounce_mailbox`` (Maildir or IMAP), when set, at
+        every rescan; with several daemons on one database, by the leader only (one reader
+        of a shared mailbox: two would race to move the same messages)."""
+        if not self.config.digest.bounce_mailbox or not self.editions.leading:
+            return
+        from ..digests.bounce_service import process_configured
+
+        try:
+            report = await asyncio.to_thread(process_configured, self.config, self.clock)
+        except (StatementFeedsError, OSError) as exc:  # said, and tried again at the next
+            # rescan: an unreadable Maildir, an IMAP server down, a refused login
+            event(log, logging.ERROR, "bounce processing failed", error=str(exc))
+            return
+        if report is not None and report.outcomes:  # each message is logged on its own too
+            event(
+                log,
+                logging.INFO,
+                "bounces processed",
+                messages=len(report.outcomes),
+                marked_bounced=len(report.marked),
+                unsubscribed=len(report.unsubscribed),
+                unrecognised=len(report.unrecognised),
+            )
 
     # ---- configuration -----------------------------------------------------------------
 

@@ -112,7 +112,7 @@ async def deliver(
     compose: Callable[[Delivery], bytes],
     clock: Clock,
     *,
-    sender: str,
+    sender: str | Callable[[Delivery], str],
     concurrency: int = 4,
     batch: int = 500,
     retry_lifetime: timedelta = timedelta(days=3),
@@ -123,7 +123,8 @@ async def deliver(
 ) -> DeliverySummary:
     """Send everything due now; return when nothing more is due or ``stop`` is set.
 
-    ``sender`` is the envelope sender (bounces go there). Raises ``ConfigError`` when
+    ``sender`` is the envelope sender (bounces go there), or a function giving each
+    delivery its own (VERP, ``digests.envelope``). Raises ``ConfigError`` when
     the run cannot send at all (e.g. STARTTLS missing) and ``StateError`` when the
     ledger cannot be written; deliveries claimed but not handed to the server are
     released back to the ledger (when it can still be written).
@@ -180,7 +181,7 @@ class _Run:
         messenger: Messenger,
         compose: Callable[[Delivery], bytes],
         clock: Clock,
-        sender: str,
+        sender: str | Callable[[Delivery], str],
         retry_lifetime: timedelta,
         progress: Callable[[Progress], None] | None,
         same_refusal_limit: int | None = None,
@@ -275,7 +276,8 @@ class _Run:
 
     async def _send(self, delivery: Delivery, message: bytes) -> None:
         try:
-            await self.messenger.send(self.sender, delivery.email, message)
+            sender = self.sender if isinstance(self.sender, str) else self.sender(delivery)
+            await self.messenger.send(sender, delivery.email, message)
         except ConfigError as exc:
             # Nothing was sent: the hand-over is undone when this turn is recorded.
             self.records.add(Outcome(delivery, "released"))

@@ -40,6 +40,7 @@ from ..state.coordination import wake_daemons
 from ..state.lock import LOCK_NAME, SENDER_LOCK, WAKE_SIGNAL, StateLock, live_holder
 from ..state.open import open_store
 from ..template_files import template_error
+from .envelope import envelope_sender
 from .mailer import make_messenger
 from .plan import MANUAL, DryRun, PlanResult, dry_run, plan_edition, sync_subscribers
 from .send import DeliverySummary, Progress, deliver, load_environment
@@ -171,7 +172,9 @@ class Digests:
                     messenger,
                     composer,
                     self.clock,
-                    sender=self.settings().sender_address,
+                    sender=envelope_sender(
+                        self.config, self.settings().sender_address, store.signing_keys()
+                    ),
                     concurrency=self.config.smtp.concurrency,
                     retry_lifetime=self.config.digest.retry_lifetime,
                     stop=stop,

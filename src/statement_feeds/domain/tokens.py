@@ -83,6 +83,11 @@ class Signer:
         self._keys = tuple(keys)
         self._id_key = id_key
 
+    @property
+    def keys(self) -> tuple[bytes, ...]:
+        """The signing keys (the newest first), for signers of other tokens (VERP)."""
+        return self._keys
+
     def subscriber_id(self, email: str) -> str:
         if self._id_key is None:
             raise ValueError("no subscriber id key: open the state store to get it")

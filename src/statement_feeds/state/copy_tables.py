@@ -102,6 +102,12 @@ TABLES: tuple[Table, ...] = (
     ),
     _table("rate_events", "id:int bucket at:ts", key="id", serial="id"),
     _table("subscriber_ids", "id email", key="id"),
+    _table(
+        "bounce_scores",
+        "email score:int temporary:int last_edition:int last_permanent_at:ts marked_at:ts"
+        " last_reason updated_at:ts",
+        key="email",
+    ),
     _table("subscriber_sightings", "email source first_seen:ts", key="email source"),
 )
 

@@ -52,6 +52,7 @@ from .postgres_connection import connect, conninfo
 from .postgres_errors import describe_url, map_connect_errors, map_postgres_errors
 from .postgres_migrations import migrate
 from .secrets import configured_keys, new_key
+from .sql_bounces import BounceTables
 from .sql_connection import translate_methods
 from .sql_deliveries import DeliveryStateMachine
 from .sql_editions import EditionTables
@@ -135,7 +136,7 @@ def close_pools() -> None:
         pool.close()
 
 
-class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTables):
+class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTables, BounceTables):
     """The PostgreSQL implementation of :class:`statement_feeds.state.api.Store`."""
 
     _db: PgConnection
@@ -143,6 +144,7 @@ class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTa
     _temp_schema = "pg_temp"
     _table_options = ""
     _claim_lock = " FOR UPDATE OF d SKIP LOCKED"
+    _row_lock = " FOR UPDATE"
     # synchronous_commit of ``record``'s transactions ("on": wait for the WAL flush;
     # bench/pg_record_commit.py compares the two).
     confirm_commit = "off"

@@ -202,3 +202,21 @@ _TABLES = (
     " started_at timestamptz not null, heartbeat_at timestamptz not null,"
     " leader boolean not null default false)",
 )
+
+
+@migration(2)
+def _bounce_scores(conn: psycopg.Connection[Any]) -> None:
+    # SQLite's migration 6 (see there, and state/bounce_api.py): a bounce score per
+    # address (the email key). Keys and timestamps COLLATE "C" as in migration 1.
+    conn.execute(
+        f"""CREATE TABLE bounce_scores (
+            email {T} PRIMARY KEY,
+            score INTEGER NOT NULL DEFAULT 0,
+            temporary INTEGER NOT NULL DEFAULT 0,
+            last_edition BIGINT,
+            last_permanent_at {T},
+            marked_at {T},
+            last_reason TEXT,
+            updated_at {T} NOT NULL
+        )"""
+    )

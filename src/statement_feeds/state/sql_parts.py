@@ -30,6 +30,7 @@ class SqlParts:
     _temp_schema = "temp"  # where TEMP tables live (PostgreSQL: pg_temp)
     _table_options = " WITHOUT ROWID"  # after a key-only table's columns ("" on PostgreSQL)
     _claim_lock = ""  # after claim's SELECT (PostgreSQL: FOR UPDATE OF d SKIP LOCKED)
+    _row_lock = ""  # after a read-then-write SELECT (PostgreSQL: FOR UPDATE)
     # Whether claim takes over another sender's lapsed ``sending`` rows (senders share
     # the ledger and renew their leases; a single SQLite sender recovers at start).
     shared = False

@@ -27,6 +27,7 @@ from ..errors import StateError
 from .api import EditionStatus, SubscriberState
 from .batches import CHUNK, chunks
 from .secrets import load_keys
+from .sql_bounces import BounceTables
 from .sql_deliveries import DeliveryStateMachine
 from .sql_editions import EditionTables
 from .sql_parts import CLAIM_LEASE
@@ -53,7 +54,7 @@ DB_NAME = "state.sqlite"
 
 
 @translated
-class SqliteStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTables):
+class SqliteStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTables, BounceTables):
     """The SQLite implementation of :class:`statement_feeds.state.api.Store`.
 
     One connection, used from one thread. Transactions are explicit

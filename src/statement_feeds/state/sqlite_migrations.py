@@ -314,3 +314,24 @@ def _subscriber_sightings(conn: sqlite3.Connection) -> None:
         )"""
         " WITHOUT ROWID"  # key-only lookups by email: one B-tree (PostgreSQL's DDL omits it)
     )
+
+
+@migration(6)
+def _bounce_scores(conn: sqlite3.Connection) -> None:
+    # Bounces processed after the SMTP conversation (state/bounce_api.py): a score per
+    # address (the email key). score: permanent bounces of distinct editions within
+    # the window; last_edition: the edition last counted (one bounce per edition);
+    # temporary: temporary failures, counted only; marked_at: when the score marked the
+    # address bounced (an address not bounced now despite it was unbounced: start again).
+    conn.execute(
+        """CREATE TABLE bounce_scores (
+            email TEXT PRIMARY KEY,
+            score INTEGER NOT NULL DEFAULT 0,
+            temporary INTEGER NOT NULL DEFAULT 0,
+            last_edition INTEGER,
+            last_permanent_at TEXT,
+            marked_at TEXT,
+            last_reason TEXT,
+            updated_at TEXT NOT NULL
+        )"""
+    )

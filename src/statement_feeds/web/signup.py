@@ -15,6 +15,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any
 
+from ..digests.envelope import confirmation_sender
 from ..digests.mailer import reply_status
 from ..domain.addresses import Address, header_address
 from ..domain.subscribers import email_key
@@ -197,7 +198,9 @@ class SignUp(ServiceBase):
         (for those only the reply code and enhanced status are logged).
         """
         try:
-            sender = parseaddr(self.config.digest.sender)[1]
+            plain = parseaddr(self.config.digest.sender)[1]
+            # VERP if set, signed with the store's keys (as the Signer's links are)
+            sender = confirmation_sender(self.config, plain, address.email, self.signer.keys)
             await self.messenger.send(sender, address.email, message)
             event(log, logging.INFO, "web.confirmation_sent")
         except DeliveryError as exc:
