@@ -84,11 +84,19 @@ def child_plan(toml: Path) -> None:
     print(f"planned edition {result.edition.id}: {result.edition.deliveries} deliveries")
 
 
-def child_deliver(toml: Path) -> None:
+def child_deliver(toml: Path, profile: Path | None = None) -> None:
     from statement_feeds.config import load_config
     from statement_feeds.digests.service import Digests
 
-    summary = asyncio.run(Digests(load_config(toml)).deliver())
+    digests = Digests(load_config(toml))
+    if profile is None:
+        summary = asyncio.run(digests.deliver())
+    else:  # --profile: where a sender's time goes (cProfile, one file per process)
+        import cProfile
+
+        profiler = cProfile.Profile()
+        summary = profiler.runcall(asyncio.run, digests.deliver())
+        profiler.dump_stats(profile / f"deliver-{toml.parent.name}-{os.getpid()}.prof")
     print(f"pid {os.getpid()}: {summary}")
 
 
@@ -158,12 +166,14 @@ def python(*args: str, cwd: Path) -> str:
     return done.stdout
 
 
-def run_senders(toml: Path, count: int) -> tuple[float, list[float]]:
+def run_senders(toml: Path, count: int, profile: Path | None) -> tuple[float, list[float]]:
     started = time.perf_counter()
     children = []
     for n in range(count):
         log = (toml.parent / f"deliver{n}.log").open("w")
         command = [sys.executable, __file__, "--child-deliver", str(toml)]
+        if profile is not None:
+            command += ["--profile", str(profile.resolve())]
         child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=toml.parent)
         children.append((child, log, n))
     rss = []
@@ -189,7 +199,7 @@ def run_mode(mode: Mode, args: argparse.Namespace, sink: Sink, port: int, base: 
     try:
         python("--child-plan", str(toml), cwd=site)
         before = sink.count()
-        wall, rss = run_senders(toml, mode.senders)
+        wall, rss = run_senders(toml, mode.senders, args.profile)
         time.sleep(0.2)
         received = sink.count() - before
         sent, total, size = (int(x) for x in python("--child-report", str(toml), cwd=site).split())
@@ -213,15 +223,17 @@ def main() -> None:
     parser.add_argument("--modes", default="sqlite:1,pg:1,pg:2,pg:3")
     parser.add_argument("--runs", type=int, default=1, help="rounds over every mode")
     parser.add_argument("--pg", default=os.environ.get("STATEMENT_FEEDS_TEST_PG", DEFAULT_PG))
+    parser.add_argument(
+        "--profile", type=Path, help="write each sender's cProfile stats into this folder"
+    )
     parser.add_argument("--child-plan", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-deliver", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-report", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    for flag, job in (
-        (args.child_plan, child_plan),
-        (args.child_deliver, child_deliver),
-        (args.child_report, child_report),
-    ):
+    if args.child_deliver is not None:
+        child_deliver(args.child_deliver, args.profile)
+        return
+    for flag, job in ((args.child_plan, child_plan), (args.child_report, child_report)):
         if flag is not None:
             job(flag)
             return

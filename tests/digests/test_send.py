@@ -423,3 +423,57 @@ def test_every_deferral_failure_and_bounce_is_logged_with_its_reply(
     failed = logged["delivery failed"]
     assert (failed["to"], failed["code"]) == ("full@example.org", 552)
     assert "ok@example.org" not in caplog.text  # a success is counted, not logged
+
+
+REFUSE_WRITES = """
+CREATE TABLE refuse_writes (on_purpose boolean);
+CREATE FUNCTION refuse_writes() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM refuse_writes) THEN
+        RAISE EXCEPTION 'writes refused on purpose';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_writes BEFORE UPDATE ON deliveries
+    FOR EACH ROW EXECUTE FUNCTION refuse_writes();
+"""
+
+
+def test_a_shared_ledger_that_refuses_writes_mid_edition_loses_nothing(
+    pg_url: str, server: RecordingServer
+) -> None:
+    # On PostgreSQL the sender writes in a thread of its own while the loop sends; a
+    # write failing there must stop the hand-overs just as on SQLite (the full disk
+    # test above): nothing sent that is not in the ledger, bar the messages in flight.
+    import psycopg
+
+    from statement_feeds.state.postgres import PostgresStore
+
+    emails = [f"u{i:03}@example.org" for i in range(200)]
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        with PostgresStore(pg_url) as store:
+            plan(store, emails)
+            admin.execute(REFUSE_WRITES)
+
+            def refuse_at_the_fifth(received: int) -> None:
+                if received == 5:
+                    admin.execute("INSERT INTO refuse_writes VALUES (true)")
+
+            server.handler.after_data = refuse_at_the_fifth
+            with pytest.raises(StateError, match="writes refused on purpose"):
+                run(store, smtp(server), FakeClock(), batch=10)
+            counts = store.counts()
+        received = recipients(server)
+        assert 0 < len(received) < len(emails), "the writes must fail mid-edition"
+        assert len(received) - counts.sent <= 3  # the messages in flight (3 connections)
+        assert counts.sending <= 3
+
+        admin.execute("DELETE FROM refuse_writes")  # writable again: the next run (once
+        clock = FakeClock()  # the dead run's leases lapsed) sends the rest
+        clock.now = START + timedelta(hours=1)
+        server.handler.after_data = None
+        with PostgresStore(pg_url) as store:
+            run(store, smtp(server), clock)
+            assert store.counts() == LedgerCounts(sent=len(emails))
+    assert set(recipients(server)) == set(emails)
+    assert len(recipients(server)) - len(emails) <= 3  # at most the in-flight window

@@ -23,7 +23,7 @@ from statement_feeds.config import SmtpConfig
 from statement_feeds.digests.mailer import SmtpMessenger
 from statement_feeds.digests.send import deliver
 from statement_feeds.errors import StateError
-from statement_feeds.state.api import Delivery, LedgerCounts, PlannedDelivery
+from statement_feeds.state.api import Delivery, LedgerCounts, Outcome, PlannedDelivery
 from statement_feeds.state.postgres import PostgresStore
 from statement_feeds.state.postgres_migrations import MIGRATIONS
 from statement_feeds.state.sqlite import SqliteStore
@@ -367,3 +367,47 @@ def test_bounce_scores_has_sqlites_columns_with_byte_order_text(
     assert kinds["last_edition"] == ("bigint", None, None)
     for stamp in ("last_permanent_at", "marked_at", "updated_at"):
         assert kinds[stamp] == ("text", None, "C"), stamp
+
+
+# A sequence is not rolled back with the transaction that failed: "once" holds.
+FAIL_ONCE = """
+CREATE TABLE fail_once (email text PRIMARY KEY, code text NOT NULL);
+CREATE SEQUENCE fail_count;
+CREATE FUNCTION fail_once() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE wanted text;
+BEGIN
+    SELECT code INTO wanted FROM fail_once WHERE email = NEW.email_key;
+    IF wanted IS NOT NULL AND nextval('fail_count') = 1 THEN
+        RAISE EXCEPTION 'injected failure' USING ERRCODE = wanted;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER fail_once BEFORE UPDATE ON deliveries FOR EACH ROW EXECUTE FUNCTION fail_once();
+"""
+
+
+@pytest.mark.parametrize(("code", "retried"), [("40P01", True), ("40001", True), ("P0001", False)])
+def test_a_pipelined_record_that_fails_leaves_the_store_usable(
+    pg_url: str, code: str, retried: bool
+) -> None:
+    # record() sends a whole transaction in one pipeline; a statement failing in it
+    # (the server's trigger, here) must roll it back whole: retried when it was a
+    # deadlock or serialization failure, else a StateError, and the connection clean.
+    with PostgresStore(pg_url, lease=LEASE) as store:
+        emails = plan(store, 2)
+        [first, second] = store.claim(2, T0)
+        assert store.record([], [first], T0) == [True]
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(FAIL_ONCE)
+            admin.execute("INSERT INTO fail_once VALUES (%s, %s)", (second.email, code))
+        outcome = [Outcome(first, "sent")]
+        if retried:
+            assert store.record(outcome, [second], T0) == [True]
+        else:
+            with pytest.raises(StateError, match="injected failure"):
+                store.record(outcome, [second], T0)
+            # Nothing of the failed transaction stayed: the outcome is not recorded.
+            assert store.counts() == LedgerCounts(pending=1, sending=1)
+            assert store.record(outcome, [second], T0) == [True]  # the same store goes on
+        assert store.counts() == LedgerCounts(sent=1, sending=1)
+        assert sorted(emails) == sorted(d.email for d in (first, second))

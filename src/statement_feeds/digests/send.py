@@ -164,7 +164,7 @@ async def deliver(
     finally:
         if renewing is not None:
             renewing.cancel()
-        run.finish()
+        await run.finish()
     if run.fatal is not None:
         raise run.fatal
     run.summary.stopped = run.stop.is_set() and not run.exhausted
@@ -206,10 +206,13 @@ class _Run:
         self.refusal_status: tuple[int, str | None] | None = None
         self.refusals: list[tuple[str, bool]] = []  # (address, bounced) in the streak
 
-    def _next(self) -> Delivery | None:
-        # Claiming is synchronous, so two workers can never claim at once.
+    async def _next(self) -> Delivery | None:
         if not self.claimed and not self.exhausted:
-            self.records.flush()  # keep the ledger's view fresh before the next transaction
+            # Keep the ledger's view fresh (and no write in flight) before the claim.
+            await self.records.drain()
+            if self.claimed or self.exhausted:  # another worker claimed meanwhile
+                return self.claimed.popleft() if self.claimed else None
+            # Claiming is synchronous, so two workers can never claim at once.
             taken = self.ledger.claim(self.batch, self.clock())
             self.claimed.extend(taken)
             self.exhausted = len(taken) < self.batch  # a short batch: nothing more is due
@@ -218,7 +221,7 @@ class _Run:
     async def worker(self) -> None:
         while not self.stop.is_set() and self.fatal is None:
             try:
-                delivery = self._next()
+                delivery = await self._next()
             except StateError as exc:
                 self.fatal = self.fatal or exc
                 return
@@ -232,14 +235,16 @@ class _Run:
         period = self.ledger.lease.total_seconds() / 3
         while True:
             await asyncio.sleep(period)
+            await self.records.drain()  # the store serves one thread at a time
             try:
                 self.ledger.renew_claims(self.clock())
             except StateError as exc:  # the workers stop at their next transaction
                 log.warning("cannot renew the delivery leases: %s", exc)
 
-    def finish(self) -> None:
+    async def finish(self) -> None:
         """At the end of the run: record what is left, release what was never handed over."""
-        self.records.flush()
+        await self.records.drain()
+        self.records.close()
         if self.records.unrecorded:
             log.error(
                 "%d outcomes could not be recorded: those messages will be sent again "

@@ -45,6 +45,7 @@ from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
+from ..domain.subscribers import email_key
 from ..environment import Environ
 from ..errors import StateError, StoreError
 from .api import Delivery, Outcome
@@ -56,10 +57,11 @@ from .sql_bounces import BounceTables
 from .sql_connection import translate_methods
 from .sql_deliveries import DeliveryStateMachine
 from .sql_editions import EditionTables
-from .sql_parts import CLAIM_LEASE
+from .sql_parts import BLOCKED, CLAIM_LEASE
 from .sql_subscriber_ids import load_id_key
 from .sql_subscribers import SubscriberTables
 from .sql_web import WebTables
+from .timestamps import to_ts
 
 __all__ = ["POOL_SIZE", "PgConnection", "PostgresStore", "close_pools"]
 
@@ -134,6 +136,38 @@ def close_pools() -> None:
         _POOLS.clear()
     for pool in pools:
         pool.close()
+
+
+# ``record``'s usual turn in one statement (autocommit: its own transaction). The same
+# conditions as sql_deliveries' _SENT and _START; set_config(..., true) applies to this
+# statement's transaction only, and is evaluated (an init plan) before any row changes.
+_SENT_AND_STARTED = (
+    """
+WITH cfg AS MATERIALIZED (SELECT set_config('synchronous_commit', %(commit)s, true) AS v),
+sent AS (
+    UPDATE deliveries d SET state = 'sent', last_code = NULL, last_error = NULL,
+        claimed_by = NULL, updated_at = %(stamp)s
+    FROM unnest(%(sent_keys)s::text[], %(sent_editions)s::bigint[]) AS v(k, e)
+    WHERE (SELECT v FROM cfg) IS NOT NULL
+        AND d.email_key = v.k AND d.edition_id = v.e AND d.claimed_by = %(me)s
+        AND d.state IN ('pending', 'deferred', 'sending')
+),
+started AS (
+    UPDATE deliveries d SET state = 'sending', attempts = d.attempts + 1,
+        first_attempt_at = COALESCE(d.first_attempt_at, %(stamp)s), updated_at = %(stamp)s
+    FROM unnest(%(start_keys)s::text[], %(start_editions)s::bigint[]) AS v(k, e)
+    WHERE (SELECT v FROM cfg) IS NOT NULL
+        AND d.email_key = v.k AND d.edition_id = v.e AND d.claimed_by = %(me)s
+        AND d.state IN ('pending', 'deferred')
+        AND NOT EXISTS (SELECT 1 FROM subscribers s
+                        WHERE s.email = d.email_key AND """
+    + BLOCKED
+    + """)
+    RETURNING d.email_key, d.edition_id
+)
+SELECT email_key, edition_id FROM started
+"""
+)
 
 
 class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTables, BounceTables):
@@ -247,14 +281,45 @@ class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTa
         self, outcomes: Sequence[Outcome], start: Sequence[Delivery], now: datetime
     ) -> list[bool]:
         """As ``sql_deliveries``, committed without waiting for the WAL flush (see the
-        module docstring for the window this opens), retried on a deadlock."""
+        module docstring for the window this opens) and retried on a deadlock.
 
-        def attempt() -> list[bool]:
-            with self.transaction() as db:
+        The sender's usual turn (messages sent, others handed over) is one statement
+        (``_SENT_AND_STARTED``): a round trip and a parse instead of five or more.
+        """
+        stamp = to_ts(now)
+        keys = [(email_key(d.email), d.edition_id) for d in start]
+        if not self._depth and all(o.state == "sent" for o in outcomes):
+            sent = [(email_key(o.delivery.email), o.delivery.edition_id) for o in outcomes]
+            if not set(sent) & set(keys):
+                started = self._retrying(lambda: self._sent_and_started(sent, keys, stamp))
+                return self._cancel_refused(keys, [key in started for key in keys], stamp)
+        cursors = self._retrying(lambda: self._confirm(outcomes, keys, stamp, now))
+        return self._cancel_refused(keys, [cursor.rowcount > 0 for cursor in cursors], stamp)
+
+    def _sent_and_started(
+        self, sent: list[tuple[str, int]], keys: list[tuple[str, int]], stamp: str
+    ) -> set[tuple[str, int]]:
+        with map_postgres_errors("write"):
+            rows = self._db.raw.execute(
+                _SENT_AND_STARTED,
+                {
+                    "commit": self.confirm_commit,
+                    "stamp": stamp,
+                    "me": self.claimant,
+                    "sent_keys": [k for k, _ in sent],
+                    "sent_editions": [e for _, e in sent],
+                    "start_keys": [k for k, _ in keys],
+                    "start_editions": [e for _, e in keys],
+                },
+            ).fetchall()
+        return {(str(k), int(e)) for k, e in rows}
+
+    @contextmanager
+    def _confirming(self) -> Iterator[PgConnection]:
+        with self.transaction() as db:
+            if self._depth == 1:  # a transaction of its own: its commit may be asynchronous
                 db.execute(f"SET LOCAL synchronous_commit = {self.confirm_commit}")
-                return DeliveryStateMachine.record(self, outcomes, start, now)
-
-        return self._retrying(attempt)
+            yield db
 
     def unsubscribe(self, email: str, at: datetime) -> bool:
         return self._retrying(lambda: SubscriberTables.unsubscribe(self, email, at))

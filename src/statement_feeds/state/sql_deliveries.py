@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -209,17 +210,36 @@ class DeliveryStateMachine(SqlParts):
         cancelled) or when this sender no longer holds the claim.
         """
         stamp = to_ts(now)
-        with self.transaction():
+        keys = [(email_key(d.email), d.edition_id) for d in start]
+        started = self._confirm(outcomes, keys, stamp, now)
+        return self._cancel_refused(keys, [cursor.rowcount > 0 for cursor in started], stamp)
+
+    def _confirm(
+        self, outcomes: Sequence[Outcome], keys: list[tuple[str, int]], stamp: str, now: datetime
+    ) -> list[Any]:
+        """``record``'s one transaction; the cursors of the hand-overs, whose row counts
+        say which were allowed."""
+        with self._confirming():
             for outcome in outcomes:
                 self._store_outcome(outcome, stamp, now)
-            return [self._start(delivery, stamp) for delivery in start]
+            return [self._db.execute(_START, (stamp, stamp, *k, self.claimant)) for k in keys]
 
-    def _start(self, delivery: Delivery, stamp: str) -> bool:
-        key = (email_key(delivery.email), delivery.edition_id)
-        if self._db.execute(_START, (stamp, stamp, *key, self.claimant)).rowcount:
-            return True
-        self._db.execute(_CANCEL_CLAIMED, (stamp, *key, self.claimant))
-        return False
+    def _confirming(self) -> AbstractContextManager[Any]:
+        """The transaction ``record`` confirms in (PostgreSQL: an asynchronous commit)."""
+        return self.transaction()
+
+    def _cancel_refused(
+        self, keys: list[tuple[str, int]], allowed: list[bool], stamp: str
+    ) -> list[bool]:
+        """Cancel the hand-overs refused (in a transaction of its own: a refused one was
+        never handed over, so a crash between the two leaves it claimed, for its lease
+        to free); returns ``allowed``."""
+        refused = [key for key, ok in zip(keys, allowed, strict=True) if not ok]
+        if refused:  # unsubscribed or bounced since the claim: never to be sent
+            with self.transaction():
+                for key in refused:
+                    self._db.execute(_CANCEL_CLAIMED, (stamp, *key, self.claimant))
+        return allowed
 
     def _store_outcome(self, outcome: Outcome, stamp: str, now: datetime) -> None:
         delivery = outcome.delivery
