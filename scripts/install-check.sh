@@ -120,7 +120,10 @@ step "the systemd unit, with this venv's program (systemd-analyze verify)"
 if command -v systemd-analyze > /dev/null; then
   sed "s|/opt/statement-feeds/venv|$work/venv|" "$repo/contrib/statement-feeds.service" \
     > "$work/statement-feeds.service"
-  systemd-analyze verify "$work/statement-feeds.service"
+  # It exits 0 on a setting it ignores, saying so: any word from it is a problem.
+  said=$(systemd-analyze verify "$work/statement-feeds.service" 2>&1) \
+    || { echo "$said" >&2; exit 1; }
+  [ -z "$said" ] || { echo "systemd-analyze verify: $said" >&2; exit 1; }
 else
   echo "systemd-analyze not found: the unit is not verified"
 fi
