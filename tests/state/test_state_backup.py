@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -109,6 +110,20 @@ def test_an_existing_file_is_kept_without_force(tmp_path: Path) -> None:
     assert forced.returncode == 0, forced.stderr
     with sqlite3.connect(target) as db:
         assert db.execute("SELECT email FROM subscribers").fetchall() == [("someone@example.com",)]
+
+
+def test_the_backup_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    # It holds every subscriber's address: 0600 whatever the umask and the file replaced.
+    site = _site(tmp_path)
+    target = tmp_path / "backup.sqlite"
+    target.write_text("old")
+    target.chmod(0o644)
+
+    done = site.cli("state", "backup", "--force", str(target))
+
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert (site.root / "state" / "state.sqlite").stat().st_mode & 0o044  # not by umask alone
 
 
 def test_with_a_postgresql_state_it_says_to_use_pg_dump(tmp_path: Path) -> None:

@@ -9,8 +9,9 @@ on a busy state.
 The copy is written to a temporary file beside ``FILE``, checked with ``PRAGMA
 integrity_check``, switched to rollback-journal mode (one self-contained file, no
 ``-wal`` beside it), synced, and only then renamed over ``FILE``: a crash or a failed
-check leaves ``FILE`` as it was. Restore: stop the daemon, copy the file into a state
-folder as ``state.sqlite`` (see the README's "Backup and restore").
+check leaves ``FILE`` as it was. ``FILE`` is readable by its owner only (mode 0600).
+Restore: stop the daemon, copy the file into a state folder as ``state.sqlite`` (see the
+README's "Backup and restore").
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ def backup_state(state_dir: Path, target: Path, *, force: bool = False) -> Backu
     started = time.monotonic()
     temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
+        # Made first, readable by its owner only (SQLite keeps an existing file's mode, and
+        # gives its journal the same): the backup holds every subscriber's address.
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         _copy(source, temporary)
         os.replace(temporary, target)
     except OSError as exc:
