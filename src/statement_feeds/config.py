@@ -301,11 +301,7 @@ def _websub_hubs(reader: Reader) -> tuple[str, ...]:
     """``feeds.websub_hubs``: absolute https URLs, each once (plain http only on this
     machine, 127.0.0.1/localhost/[::1], for testing: a ping names the feed in the clear)."""
     key = "feeds.websub_hubs"
-    value = reader.value("feeds", "websub_hubs", [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise reader.error(
-            key, 'must be a list of URLs, e.g. websub_hubs = ["https://hub.example.org/"]'
-        )
+    value = reader.strings("feeds", "websub_hubs", '["https://hub.example.org/"]')
     for url in value:
         if not re.match(r"^https://[^/\s?#]+(/[^\s#]*)?$", url) and not _LOCAL_HTTP.match(url):
             raise reader.error(
