@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 FIRST_RETRY = timedelta(seconds=30)
 LONGEST_RETRY = timedelta(hours=1)
-MAX_ATTEMPTS = 8  # 30 s, 1, 2, 4, 8, 16, 32 min, 1 h: given up about 2 h after the first
+MAX_ATTEMPTS = 9  # pauses 30 s, 1, 2, 4, 8, 16, 32 min, 1 h: given up about 2 h after the first
 TIMEOUT = 10.0  # seconds for one ping, connecting included
 _RETRIED = frozenset({408, 429})  # 4xx answers that mean "not now" rather than "no"
 
