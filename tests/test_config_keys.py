@@ -98,7 +98,6 @@ def test_no_suggestion_when_nothing_is_close(
 @pytest.mark.parametrize(
     ("addition", "key", "line"),
     [
-        ('websub_hubs = ["https://hub.example.org/"]\n', "feeds.websub_hubs", 7),
         ("[digest]\ncorrections = true\n", "digest.corrections", 8),
         ("[pages]\nsize = 20\n", "pages", 7),
     ],

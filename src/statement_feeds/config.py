@@ -78,6 +78,8 @@ class FeedsConfig:
     # A bigger statement file is reported and skipped: one huge file would otherwise
     # swell the build's memory and a feed past what readers (and lxml) accept.
     max_statement_bytes: int = DEFAULT_MAX_STATEMENT_BYTES
+    # WebSub hubs (absolute https URLs): linked rel="hub" in every feed, pinged by `run`.
+    websub_hubs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +172,7 @@ def _build(path: Path, raw: dict[str, Any], environ: Environ) -> Config:
             max_statement_bytes=reader.integer(
                 "feeds", "max_statement_bytes", DEFAULT_MAX_STATEMENT_BYTES, minimum=1
             ),
+            websub_hubs=_websub_hubs(reader),
         ),
         digest=_digest(reader, site),
         smtp=_smtp(reader, environ),
@@ -289,6 +292,27 @@ def _smtp(reader: Reader, environ: Environ) -> SmtpConfig:
         concurrency=reader.integer("smtp", "concurrency", 4, minimum=1),
         timeout=float(reader.integer("smtp", "timeout", 60, minimum=1)),
     )
+
+
+_LOCAL_HTTP = re.compile(r"^http://(127\.0\.0\.1|localhost|\[::1\])[:/]")
+
+
+def _websub_hubs(reader: Reader) -> tuple[str, ...]:
+    """``feeds.websub_hubs``: absolute https URLs, each once (plain http only on this
+    machine, 127.0.0.1/localhost/[::1], for testing: a ping names the feed in the clear)."""
+    key = "feeds.websub_hubs"
+    value = reader.strings("feeds", "websub_hubs", '["https://hub.example.org/"]')
+    for url in value:
+        if not re.match(r"^https://[^/\s?#]+(/[^\s#]*)?$", url) and not _LOCAL_HTTP.match(url):
+            raise reader.error(
+                key,
+                f"{url!r} is not an absolute https:// URL; write the hub's full address, "
+                'e.g. "https://hub.example.org/"',
+            )
+    if len(set(value)) != len(value):
+        twice = sorted({v for v in value if value.count(v) > 1})
+        raise reader.error(key, f"{twice[0]!r} is listed twice; list each hub once")
+    return tuple(value)
 
 
 def _http(reader: Reader) -> HttpConfig:

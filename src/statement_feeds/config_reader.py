@@ -45,6 +45,17 @@ class Reader:
             raise ConfigError("must be a string", path=self.path, key=f"{table}.{key}")
         return value
 
+    def strings(self, table: str, key: str, example: str) -> list[str]:
+        """A list of strings (default: empty); ``example`` shows the form in the error."""
+        value = self.value(table, key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(
+                f"must be a list of strings, e.g. {key} = {example}",
+                path=self.path,
+                key=f"{table}.{key}",
+            )
+        return value
+
     def integer(
         self, table: str, key: str, default: int, *, minimum: int = 0, maximum: int | None = None
     ) -> int:

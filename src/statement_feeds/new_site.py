@@ -75,6 +75,9 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
               "Words of a statement's excerpt when it has no `summary`."),
     ConfigKey("feeds", "max_statement_bytes", "2097152", DEFAULT,
               'A bigger statement file is reported and skipped (2 MiB).'),
+    ConfigKey("feeds", "websub_hubs", "[]", DEFAULT,
+              'WebSub hubs, e.g. ["https://pubsubhubbub.appspot.com/"]: every feed links them '
+              '(rel="hub") and `run` pings them after each build that changed a feed.'),
     ConfigKey("digest", "from", "{sender}", SET,
               'The From header of digests and confirmation emails.'),
     ConfigKey("digest", "daily", '"0 7 * * *"', DEFAULT,

@@ -40,6 +40,7 @@ state = "state"
 
 [feeds]
 max_entries = 3
+websub_hubs = ["https://hub.example.org/", "https://pubsubhubbub.example.net/publish"]
 
 [digest]
 from = "S <s@example.org>"

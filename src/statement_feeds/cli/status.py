@@ -34,6 +34,8 @@ def status(ctx: Context) -> None:
             f"build    last {_stored_time(last['at'], zone)}: {last['statements']} statements, "
             f"{last['problems']} problems, {last['written']} files written"
         )
+    for line in _websub_lines(config):
+        click.echo(line)
     report = Digests(config).status()
     if config.state.url:  # several daemons on one database, on any hosts
         for line in _daemon_lines(config):
@@ -64,6 +66,25 @@ def status(ctx: Context) -> None:
         f"sending  {c.sending} handed to SMTP with no reply recorded yet"
         + (" (re-sent with the same Message-ID if their sender died)" if c.sending else "")
     )
+
+
+def _websub_lines(config: Config) -> list[str]:
+    """One line per WebSub hub: what the daemon's publish pings did (``websub.json``)."""
+    from ..feeds.hub_record import load_records
+
+    zone = config.site.timezone
+    lines = []
+    for hub, r in load_records(config.paths.state, config.feeds.websub_hubs).items():
+        ok = iso_time(r.last_ok, zone) if r.last_ok else "never"
+        failed = iso_time(r.last_failure, zone) if r.last_failure else "never"
+        due = min((p.next_at for p in r.pending.values()), default=None)
+        retry = f", next try {iso_time(due, zone)}" if due else ""
+        lines.append(
+            f"websub   {hub} last ok {ok}, last failure {failed}, "
+            f"last status {r.last_status or 'none'}, pending {len(r.pending)}{retry}, "
+            f"given up {r.given_up}"
+        )
+    return lines
 
 
 def _daemon_lines(config: Config) -> list[str]:

@@ -39,6 +39,7 @@ from .runner import EditionRunner
 from .timers import Tasks, Timers
 from .triggers import clock_offset
 from .watch import Change, WatchRoots, wait_stable, watch_changes
+from .websub import WebSub
 
 if TYPE_CHECKING:
     from ..web.app import HttpHandle
@@ -108,6 +109,7 @@ class Daemon:
         )
         self._rescans = 0
         self._http: HttpHandle | None = None  # the web side, once serving
+        self.websub = WebSub(config, clock, self.timers, self.tasks)  # pings never block a build
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -232,6 +234,7 @@ class Daemon:
             event(log, logging.ERROR, "build failed", error=repr(exc), reason=",".join(reasons))
             return
         self._report_build(report, reasons, time.perf_counter() - started)
+        self.websub.built(report.changed_urls)
         # Rebuild when the next embargoed statement becomes public: no file event comes.
         self.timers.arm("embargo", report.next_embargo, lambda: self._mark_dirty("embargo"))
 
@@ -367,6 +370,7 @@ class Daemon:
         use_timezone(config.site.timezone)
         self.publisher = Publisher(config, self.clock)
         self.editions.reconfigure(config)
+        self.websub.reconfigure(config)
         self._watch_stop.set()  # re-arm the watches: paths may differ, the file was replaced
         self._mark_dirty("reload")
         event(log, logging.INFO, "config reloaded", reason=reason, config=str(self.config_path))

@@ -99,6 +99,8 @@ def _render(
     feed.language(document.lang)
     feed.author({"name": clean(settings.author)})
     feed.link(href=document.self_url, rel="self", type=ATOM.media_type)
+    for hub in settings.hubs:  # WebSub discovery (W3C WebSub 4): beside the self link
+        feed.link(href=hub, rel="hub")
     feed.link(href=settings.site_url, rel="alternate", type="text/html")
     for rel, href in document.links:
         feed.link(href=href, rel=rel, type=ATOM.media_type)

@@ -61,6 +61,9 @@ class BuildReport:
     problems: list[Problem] = field(default_factory=list)
     feeds: list[FeedReport] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    # The self URL of every document (feed or archive page) whose bytes were written:
+    # what the daemon pings the WebSub hubs about.
+    changed_urls: list[str] = field(default_factory=list)
     statements: int = 0
     next_embargo: datetime | None = None
 
@@ -92,6 +95,7 @@ def feed_settings(config: Config) -> FeedSettings:
         language_titles=dict(sorted(site.language_titles.items())),
         max_entries=config.feeds.max_entries,
         generator_version=__version__,
+        hubs=config.feeds.websub_hubs,
     )
 
 
@@ -197,6 +201,7 @@ class Publisher:
         ]
         written = dict(zip((job.document.path for job in jobs), render_all(jobs), strict=True))
         sync_folders({job.path.parent for job in jobs if written[job.document.path]})
+        report.changed_urls = [j.document.self_url for j in jobs if written[j.document.path]]
         for document in documents:
             if not document.archive:
                 report.feeds.append(

@@ -32,6 +32,7 @@ class FeedSettings:
     # statement's fields follow from its file's bytes, path and these: fingerprints
     # then need only the bytes' digest and the identity, not every field.
     parsed_with: str = ""
+    hubs: tuple[str, ...] = ()  # WebSub hubs (feeds.websub_hubs): a rel="hub" link each
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+
+from ..feeds.hub_record import HubRecord
 
 __all__ = ["render_metrics"]
 
@@ -16,6 +18,7 @@ def render_metrics(
     editions: int,
     deliveries: Mapping[str, int],
     last_build: datetime | None,
+    hubs: Sequence[HubRecord] = (),
 ) -> str:
     """Prometheus text exposition format 0.0.4."""
     lines: list[str] = []
@@ -54,7 +57,54 @@ def render_metrics(
         "When a language feed was last written (Unix time; 0: never).",
         [("", stamp)],
     )
+    if hubs:
+        _websub(metric, hubs)
     return "\n".join(lines) + "\n"
+
+
+def _websub(
+    metric: Callable[[str, str, str, list[tuple[str, float]]], None], hubs: Sequence[HubRecord]
+) -> None:
+    """Per hub of ``feeds.websub_hubs``: what the daemon's publish pings did."""
+
+    def per_hub(value: Callable[[HubRecord], float]) -> list[tuple[str, float]]:
+        return [(f'{{hub="{_label(r.hub)}"}}', value(r)) for r in hubs]
+
+    metric(
+        "websub_pending",
+        "gauge",
+        "WebSub publish pings queued or waiting to be retried, by hub.",
+        per_hub(lambda r: len(r.pending)),
+    )
+    metric(
+        "websub_given_up_total",
+        "counter",
+        "WebSub publish pings dropped (refused with a 4xx, or out of retries), by hub.",
+        per_hub(lambda r: r.given_up),
+    )
+    metric(
+        "websub_last_success_timestamp_seconds",
+        "gauge",
+        "When the hub last answered a ping with 2xx (Unix time; 0: never).",
+        per_hub(lambda r: r.last_ok.timestamp() if r.last_ok else 0),
+    )
+    metric(
+        "websub_last_failure_timestamp_seconds",
+        "gauge",
+        "When a ping to the hub last failed (Unix time; 0: never).",
+        per_hub(lambda r: r.last_failure.timestamp() if r.last_failure else 0),
+    )
+    metric(
+        "websub_last_status",
+        "gauge",
+        "The hub's last HTTP status (0: no answer: timeout or connection error).",
+        per_hub(lambda r: int(r.last_status) if r.last_status.isdigit() else 0),
+    )
+
+
+def _label(value: str) -> str:
+    """A Prometheus label value: backslash, double quote and line feed escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _number(value: float) -> str:

@@ -128,4 +128,4 @@ class WebService(SignUp, Subscriptions):
         return await health(self.store, self.front, self.feeds, self.config.state.url)
 
     async def metrics(self) -> str:
-        return await metrics(self.store, self.front, self.feeds)
+        return await metrics(self.store, self.front, self.feeds, self.config)

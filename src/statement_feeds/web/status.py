@@ -15,8 +15,10 @@ import asyncio
 import logging
 from typing import Any
 
+from ..config import Config
 from ..errors import StatementFeedsError
 from ..feeds.front_page import FrontPageFile
+from ..feeds.hub_record import HubRecord, load_records
 from ..logs import event
 from ..state.api import Store
 from ..state.coordination import ping_database
@@ -78,7 +80,9 @@ def _feeds_check(front: FrontPageFile) -> str:
     return "error" if front.problem else "not built"
 
 
-async def metrics(store: StoreThread, front: FrontPageFile, feeds: FeedFiles) -> str:
+async def metrics(
+    store: StoreThread, front: FrontPageFile, feeds: FeedFiles, config: Config | None = None
+) -> str:
     def read(state: Store) -> tuple[Any, int, dict[str, int]]:
         return state.counts(), state.edition_count(), state.subscriber_totals()
 
@@ -92,4 +96,13 @@ async def metrics(store: StoreThread, front: FrontPageFile, feeds: FeedFiles) ->
         editions=editions,
         deliveries={state: getattr(counts, state) for state in _DELIVERY_STATES},
         last_build=feeds.last_written(item.lang for item in languages),
+        hubs=await _hubs(config),
     )
+
+
+async def _hubs(config: Config | None) -> list[HubRecord]:
+    """The WebSub ping record the daemon writes (``daemon.websub``), for its hubs."""
+    if config is None or not config.feeds.websub_hubs:
+        return []
+    state, hubs = config.paths.state, config.feeds.websub_hubs
+    return list((await asyncio.to_thread(load_records, state, hubs)).values())
