@@ -387,10 +387,10 @@ CREATE TRIGGER fail_once BEFORE UPDATE ON deliveries FOR EACH ROW EXECUTE FUNCTI
 
 
 @pytest.mark.parametrize(("code", "retried"), [("40P01", True), ("40001", True), ("P0001", False)])
-def test_a_pipelined_record_that_fails_leaves_the_store_usable(
+def test_a_record_that_fails_in_the_database_leaves_the_store_usable(
     pg_url: str, code: str, retried: bool
 ) -> None:
-    # record() sends a whole transaction in one pipeline; a statement failing in it
+    # record() sends the usual turn as one statement; a row failing in it
     # (the server's trigger, here) must roll it back whole: retried when it was a
     # deadlock or serialization failure, else a StateError, and the connection clean.
     with PostgresStore(pg_url, lease=LEASE) as store:
