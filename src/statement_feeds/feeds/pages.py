@@ -1,0 +1,194 @@
+"""The HTML pages as another writer of the build: planned, rendered, written like the feeds.
+
+``domain.pages.plan_pages`` says which pages exist and what each shows;
+``page_render.PageRenderer`` renders one (in the build's worker processes, through
+``render.render_all``, as the feeds are); files are written atomically and only when
+their bytes change. Which pages the last build wrote is in the build cache (keys
+``page:<path>``, with each page's fingerprint): an unchanged page is not rendered again,
+and a page no longer planned (its statement removed, unpublished, or given its own
+``url``; ``[pages] enabled = false``) is deleted, with folders left empty. Nothing else
+in ``<output>`` is ever deleted. ``sitemap.xml`` (``sitemaps/<n>.xml`` for a big site) and
+``robots.txt`` are written with them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import Config
+from ..domain.catalog import Catalog
+from ..domain.pages import Page, PageSettings, plan_pages
+from ..domain.sitemap import robots_txt, sitemap_files
+from ..domain.statements import Statement
+from ..errors import ConfigError
+from ..template_files import template_error
+from .output import sync_folders, write_if_changed
+from .page_render import (
+    TEMPLATES,
+    PageRenderer,
+    TemplateFailure,
+    page_context,
+    page_environment,
+    templates_version,
+)
+from .parse import ContentRef, SpoolReader
+from .render import RenderJob, entry_content, render_all
+
+__all__ = ["KEY_PREFIX", "PagesReport", "PagesStage", "page_settings"]
+
+KEY_PREFIX = "page:"  # of the build cache's document keys for pages
+
+Refs = Callable[[tuple[Statement, ...]], dict[str, ContentRef]]
+
+
+@dataclass(slots=True)
+class PagesReport:
+    pages: int = 0
+    written: list[str] = field(default_factory=list)  # relative to the output folder
+    removed: list[str] = field(default_factory=list)
+
+
+def page_settings(config: Config) -> PageSettings:
+    site = config.site
+    public = config.http.public_url
+    return PageSettings(
+        site_title=site.title,
+        site_url=site.url,
+        feeds_url=site.feeds_url,
+        default_language=site.default_language,
+        language_titles=dict(sorted(site.language_titles.items())),
+        per_page=config.pages.per_page,
+        # The sign-up form is the web side's start page: linked when it is served.
+        subscribe_url=public if public and config.http.listen else "",
+        version=templates_version(config.paths.templates),
+    )
+
+
+class PagesStage:
+    """Writes the pages of one site (``Publisher`` runs it after the feeds)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.renderer = PageRenderer(config.paths.templates)
+
+    def run(
+        self, catalog: Catalog, previous: Mapping[str, str], spool: str, refs: Refs
+    ) -> tuple[dict[str, str], PagesReport]:
+        """Write what changed, remove what went; the cache entries to keep."""
+        output = self.config.paths.output
+        report = PagesReport()
+        if not self.config.pages.enabled:
+            report.removed = _remove(output, _previous_paths(previous), keep=set())
+            return {}, report
+        settings = page_settings(self.config)
+        self._check_templates(settings.version)
+        pages = plan_pages(catalog, settings)
+        fingerprints = {KEY_PREFIX + page.path: page.fingerprint for page in pages}
+        jobs = [
+            RenderJob(
+                self.renderer,
+                page,
+                settings,
+                self.config.paths.statements,
+                refs((page.statement,)) if page.statement is not None else {},
+                spool,
+                output / page.path,
+            )
+            for page in pages
+            if previous.get(KEY_PREFIX + page.path) != page.fingerprint
+            or not (output / page.path).is_file()
+        ]
+        try:
+            written = render_all(jobs)
+        except TemplateFailure as failure:
+            raise self._template_error(failure, jobs) from None
+        folders = {job.path.parent for job, done in zip(jobs, written, strict=True) if done}
+        report.written = [job.document.path for job, done in zip(jobs, written, strict=True) if done]
+        extras = {**sitemap_files(pages, settings.site_url), "robots.txt": robots_txt(settings.site_url)}
+        for path, data in extras.items():
+            if write_if_changed(output / path, data, folders):
+                report.written.append(path)
+            fingerprints[KEY_PREFIX + path] = hashlib.blake2b(data, digest_size=16).hexdigest()
+        sync_folders(folders)
+        report.pages = len(pages)
+        current = {key.removeprefix(KEY_PREFIX) for key in fingerprints}
+        report.removed = _remove(output, _previous_paths(previous), keep=current)
+        return fingerprints, report
+
+    def _check_templates(self, version: str) -> None:
+        """Every page template compiles (a syntax error names its file and line)."""
+        folder = self.config.paths.templates
+        env = page_environment(folder, version)
+        for name in TEMPLATES.values():
+            try:
+                env.get_template(name)
+            except Exception as exc:
+                raise template_error(exc, name, folder, self.config.path) from None
+
+    def _template_error(self, failure: TemplateFailure, jobs: list[RenderJob]) -> ConfigError:
+        """The error of a template that failed while rendering, found again here (a worker
+        process's traceback does not come back) so that it names file and line."""
+        folder = self.config.paths.templates
+        for job in jobs:
+            if TEMPLATES[job.document.kind] != failure.name:
+                continue
+            try:
+                page_environment(folder, job.settings.version).get_template(failure.name).render(
+                    **_context_of(job, self.config.paths.statements)
+                )
+            except Exception as exc:
+                return template_error(exc, failure.name, folder, self.config.path)
+        return template_error(failure, failure.name, folder, self.config.path)
+
+
+def _context_of(job: RenderJob, root: Path) -> dict[str, object]:
+    reader = SpoolReader(job.spool)
+    try:
+        return page_context(
+            job.document,
+            job.settings,
+            lambda s: entry_content(root, job.refs, reader, s),
+        )
+    finally:
+        reader.close()
+
+
+def _previous_paths(previous: Mapping[str, str]) -> list[str]:
+    return sorted(key.removeprefix(KEY_PREFIX) for key in previous if key.startswith(KEY_PREFIX))
+
+
+def _remove(output: Path, paths: list[str], keep: set[str]) -> list[str]:
+    """Delete the files of ``paths`` not in ``keep`` (regular files only, never outside
+    ``output``), then the folders this leaves empty."""
+    removed: list[str] = []
+    for relative in paths:
+        if relative in keep or not _safe(relative):
+            continue
+        path = output / relative
+        if path.is_symlink() or not path.is_file():
+            continue
+        path.unlink()
+        removed.append(relative)
+        folder = path.parent
+        while folder != output and folder.is_relative_to(output):
+            with contextlib.suppress(OSError):  # not empty: something else lives there
+                folder.rmdir()
+            if folder.exists():
+                break
+            folder = folder.parent
+    return removed
+
+
+def _safe(relative: str) -> bool:
+    parts = relative.split("/")
+    return (
+        not relative.startswith("/")
+        and all(part not in ("", ".", "..") for part in parts)
+        and os.sep not in relative.replace("/", "")
+        and "\0" not in relative
+    )
