@@ -16,8 +16,7 @@ __all__ = ["MAX_URLS", "robots_txt", "sitemap_files"]
 
 MAX_URLS = 50_000
 _NS = (
-    'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
-    'xmlns:xhtml="http://www.w3.org/1999/xhtml"'
+    'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" xmlns:xhtml="http://www.w3.org/1999/xhtml"'
 )
 
 

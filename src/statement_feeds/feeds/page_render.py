@@ -26,7 +26,7 @@ from ..domain.digest import template_environment
 from ..domain.i18n import Messages, Translations, native_name
 from ..domain.pages import CHOOSER, INDEX, STATEMENT, Page, PageSettings
 from ..domain.statements import Statement
-from ..locales import load_translations
+from ..locales import load_translations, po_sources
 from ..template_files import template_loader
 
 __all__ = [
@@ -62,9 +62,11 @@ class TemplateFailure(Exception):
 
 
 def templates_version(folder: Path) -> str:
-    """The package version and the bytes of the site's own page templates: any change
-    to either changes every page's fingerprint."""
+    """The package version, its catalogs and the bytes of the site's own page templates:
+    any change to these changes every page's fingerprint."""
     digest = hashlib.blake2b(__version__.encode(), digest_size=16)
+    for lang, source in sorted(po_sources().items()):  # the pages' labels
+        digest.update(lang.encode() + b"\0" + source + b"\0")
     for name in [_BASE, *TEMPLATES.values()]:
         path = folder / name
         if path.is_file():
@@ -120,7 +122,9 @@ def page_context(
         "_": messages.text,
         "site_title": settings.site_title,
         "site_url": settings.site_url,
-        "home_url": settings.site_url if page.kind == CHOOSER else f"{settings.site_url}{page.lang}/",
+        "home_url": settings.site_url
+        if page.kind == CHOOSER
+        else f"{settings.site_url}{page.lang}/",
         "description": _cut(" ".join(page.description.split()), _DESCRIPTION),
         "og_locale": og_locale(page.lang),
         "og_alternates": sorted(
@@ -158,7 +162,7 @@ def _statement(
             "iso_updated": statement.updated.isoformat(),
             "corrected": messages.date(statement.updated.date()) if corrected else "",
             # Sanitised when it was rendered for the feed (domain.sanitizing).
-            "content": Markup(html(statement)),  # noqa: S704
+            "content": Markup(html(statement)),
         },
         "translations": [
             _link(link.lang, link.url, link.title)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..domain.catalog import Catalog
-from ..domain.pages import Page, PageSettings, plan_pages
+from ..domain.pages import PageSettings, plan_pages
 from ..domain.sitemap import robots_txt, sitemap_files
 from ..domain.statements import Statement
 from ..errors import ConfigError
@@ -108,8 +108,13 @@ class PagesStage:
         except TemplateFailure as failure:
             raise self._template_error(failure, jobs) from None
         folders = {job.path.parent for job, done in zip(jobs, written, strict=True) if done}
-        report.written = [job.document.path for job, done in zip(jobs, written, strict=True) if done]
-        extras = {**sitemap_files(pages, settings.site_url), "robots.txt": robots_txt(settings.site_url)}
+        report.written = [
+            job.document.path for job, done in zip(jobs, written, strict=True) if done
+        ]
+        extras = {
+            **sitemap_files(pages, settings.site_url),
+            "robots.txt": robots_txt(settings.site_url),
+        }
         for path, data in extras.items():
             if write_if_changed(output / path, data, folders):
                 report.written.append(path)

@@ -22,6 +22,7 @@ from ..domain.tokens import Signer
 from ..feeds.front_page import FrontPageFile
 from .feed_files import FeedFiles
 from .links import SubscriberLinks
+from .page_files import PageFiles
 from .store_thread import StoreThread
 from .templates import PageTemplates
 
@@ -79,6 +80,7 @@ class ServiceBase:
     pages: PageTemplates
     limits: RateLimits
     feeds: FeedFiles
+    page_files: PageFiles | None  # None: [pages] enabled = false
     front: FrontPageFile
     links: SubscriberLinks
     _mail_tasks: set[asyncio.Task[None]]
