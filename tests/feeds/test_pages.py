@@ -393,3 +393,21 @@ def test_a_broken_page_template_is_a_clear_error_after_the_feeds(
     (templates / "pages" / "statement.html").unlink()
     build(config)
     assert (config.paths.output / "en/a/index.html").is_file()
+
+
+def test_check_tries_the_page_templates_and_writes_nothing(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    (templates / "pages").mkdir(parents=True)
+    (templates / "pages" / "index.html").write_text(_RUNTIME, "utf-8")
+    path = write_site(tmp_path, {"a.md": statement_md(title="A", date="2024-01-01")})
+    text_ = path.read_text("utf-8")
+    text_ = text_.replace(
+        text_.split("templates = ")[1].split("\n")[0], f'"{templates.as_posix()}"'
+    )
+    path.write_text(text_, "utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(path), "check"])
+    assert result.exit_code == 2 and "pages/index.html:3" in result.output
+    (templates / "pages" / "index.html").unlink()
+    result = CliRunner().invoke(cli, ["--config", str(path), "check"])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "public").exists()

@@ -147,6 +147,7 @@ class Publisher:
 
     def check(self) -> BuildReport:
         catalog = self.load(cache=None)
+        self._pages.check(catalog)  # the page templates: ConfigError naming file and line
         return BuildReport(problems=list(catalog.problems), statements=len(catalog.statements))
 
     def build(self, *, verify: bool = False) -> BuildReport:

@@ -18,11 +18,12 @@ import hashlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from ..config import Config
 from ..domain.catalog import Catalog
-from ..domain.pages import PageSettings, plan_pages
+from ..domain.pages import Page, PageSettings, plan_pages
 from ..domain.sitemap import robots_txt, sitemap_files
 from ..domain.statements import Statement
 from ..errors import ConfigError
@@ -125,6 +126,25 @@ class PagesStage:
         report.removed = _remove(output, _previous_paths(previous), keep=current)
         return fingerprints, report
 
+    def check(self, catalog: Catalog) -> None:
+        """What ``check`` does for the pages: every template compiles, and renders one
+        page of each kind from the catalog (nothing is written); ConfigError naming file
+        and line otherwise."""
+        if not self.config.pages.enabled:
+            return
+        settings = page_settings(self.config)
+        self._check_templates(settings.version)
+        samples: dict[str, Page] = {}
+        for page in plan_pages(catalog, settings):
+            samples.setdefault(page.kind, page)
+        root = self.config.paths.statements
+        for page in samples.values():
+            job = RenderJob(self.renderer, page, settings, root, {}, "", Path(page.path))
+            try:
+                self.renderer.render(page, settings, partial(_content, root))
+            except TemplateFailure as failure:
+                raise self._template_error(failure, [job]) from None
+
     def _check_templates(self, version: str) -> None:
         """Every page template compiles (a syntax error names its file and line)."""
         folder = self.config.paths.templates
@@ -149,6 +169,11 @@ class PagesStage:
             except Exception as exc:
                 return template_error(exc, failure.name, folder, self.config.path)
         return template_error(failure, failure.name, folder, self.config.path)
+
+
+def _content(root: Path, statement: Statement) -> str:
+    reader = SpoolReader("")  # no refs: never read; the content comes from the file
+    return entry_content(root, {}, reader, statement)
 
 
 def _context_of(job: RenderJob, root: Path) -> dict[str, object]:
