@@ -411,3 +411,19 @@ def test_check_tries_the_page_templates_and_writes_nothing(tmp_path: Path) -> No
     result = CliRunner().invoke(cli, ["--config", str(path), "check"])
     assert result.exit_code == 0, result.output
     assert not (tmp_path / "public").exists()
+
+
+def test_the_bodys_headings_stay_below_the_title(tmp_path: Path) -> None:
+    body = "# Part one\n\nText.\n\n## Detail\n\nMore.\n\n###### Deep\n\n<h1>raw</h1>\n"
+    config = site(tmp_path, {"a.md": statement_md(title="A", date="2024-01-01", body=body)})
+    build(config)
+    tree = parse((config.paths.output / "en/a/index.html").read_bytes())
+    headings = [(e.tag.removeprefix(HTML), text(e)) for e in tree.iter() if e.tag[-2:-1] == "h"]
+    assert [h for h in headings if h[0] in {"h1", "h2", "h3", "h6"}][:4] == [
+        ("h1", "A"),
+        ("h2", "Part one"),
+        ("h3", "Detail"),
+        ("h6", "Deep"),
+    ]
+    feed = (config.paths.output / "feeds/en.atom").read_text("utf-8")
+    assert "&lt;h1&gt;Part one&lt;/h1&gt;" in feed  # the feed keeps the author's levels

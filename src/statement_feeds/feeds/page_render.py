@@ -33,6 +33,7 @@ __all__ = [
     "TEMPLATES",
     "PageRenderer",
     "TemplateFailure",
+    "demote_headings",
     "og_locale",
     "page_context",
     "page_environment",
@@ -162,7 +163,7 @@ def _statement(
             "iso_updated": statement.updated.isoformat(),
             "corrected": messages.date(statement.updated.date()) if corrected else "",
             # Sanitised when it was rendered for the feed (domain.sanitizing).
-            "content": Markup(html(statement)),
+            "content": Markup(demote_headings(html(statement))),
         },
         "translations": [
             _link(link.lang, link.url, link.title)
@@ -171,6 +172,15 @@ def _statement(
         ],
         "list_url": f"{settings.site_url}{statement.lang}/",
     }
+
+
+_HEADING = re.compile(r"<(/?)h([1-6])(?=[\s>])")
+
+
+def demote_headings(html: str) -> str:
+    """The content's headings one level down (``h1`` → ``h2``, ``h6`` stays): the page's
+    ``h1`` is the statement's title, so its body's ``# Heading`` is a section of it."""
+    return _HEADING.sub(lambda m: f"<{m[1]}h{min(int(m[2]) + 1, 6)}", html)
 
 
 def _entry(statement: Statement, messages: Messages) -> dict[str, Any]:
