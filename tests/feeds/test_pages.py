@@ -264,6 +264,13 @@ def test_identical_input_gives_identical_bytes_and_a_rebuild_writes_nothing(tmp_
     report = build(first)
     assert report.pages.written == [] and report.pages.removed == []
     assert {p: p.stat().st_mtime_ns for p in first.paths.output.rglob("*.html")} == times
+    sitemap = (first.paths.output / "sitemap.xml").read_bytes()
+    (first.paths.output / "sitemap.xml").unlink()
+    (first.paths.output / "en/a/index.html").unlink()
+    report = build(first)
+    assert sorted(report.pages.written) == ["en/a/index.html", "sitemap.xml"]
+    assert pages(first.paths.output) == pages(second.paths.output)
+    assert (first.paths.output / "sitemap.xml").read_bytes() == sitemap
     corrected = parse((first.paths.output / "en/b/index.html").read_bytes())
     assert "corrected on February 1, 2024" in text(find(corrected, "main")[0])
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from .catalog import Catalog, Translation
 from .statements import Statement
@@ -29,6 +29,7 @@ __all__ = [
     "Page",
     "PageLink",
     "PageSettings",
+    "page_fingerprints",
     "page_path",
     "plan_pages",
     "statement_page_path",
@@ -81,7 +82,6 @@ class Page:
     count: int = 1  # INDEX: how many pages the list has
     newer: str = ""  # INDEX: the URL of the page before (newer statements)
     older: str = ""  # INDEX: the URL of the page after (older statements)
-    fingerprint: str = ""
 
     @property
     def direction(self) -> str:
@@ -130,7 +130,6 @@ def plan_pages(catalog: Catalog, settings: PageSettings) -> list[Page]:
             if path is not None:
                 group = translations.get(statement.translation_key, ())
                 pages.append(_statement_page(settings, statement, path, group, languages))
-    pages = [replace(p, fingerprint=_fingerprint(p, settings, translations)) for p in pages]
     return sorted(pages, key=lambda page: page.path)
 
 
@@ -214,17 +213,29 @@ def _statement_page(
     )
 
 
-def _fingerprint(
-    page: Page, settings: PageSettings, translations: Mapping[str, Sequence[Translation]]
-) -> str:
-    """Hash of everything the page's bytes depend on (the statement's file by its digest)."""
-    head = replace(page, entries=(), statement=None, fingerprint="")
-    parts = [repr((settings, head))]
-    items = page.entries if page.statement is None else (page.statement,)
-    for s in items:
-        parts += (s.digest, s.source, s.id, s.url, s.title, s.summary, s.author, s.lang)
-        parts += (s.published.isoformat(), s.updated.isoformat())
-    if page.statement is not None:
-        group = translations.get(page.statement.translation_key, ())
-        parts += (f"{t.lang}\x1f{t.url}\x1f{t.title}" for t in group)
-    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
+def page_fingerprints(pages: Sequence[Page], settings: PageSettings) -> list[str]:
+    """A hash per page of everything its bytes depend on (its statements' files by their
+    digests; ``settings.version`` stands for the templates and catalogs). Plain string
+    joins: ``repr`` of dataclasses per page was most of a no-change rebuild's time."""
+    common = repr(settings)
+    links: dict[tuple[PageLink, ...], str] = {}
+
+    def joined(items: tuple[PageLink, ...]) -> str:
+        found = links.get(items)
+        if found is None:
+            found = links[items] = "\x1e".join(f"{t.lang}\x1f{t.url}\x1f{t.title}" for t in items)
+        return found
+
+    out = []
+    for page in pages:
+        parts = [common, page.path, page.kind, page.lang, page.url, page.title]
+        parts += (page.description, page.x_default, page.feed_url, page.newer, page.older)
+        parts += (str(page.number), str(page.count))
+        parts += (joined(page.alternates), joined(page.languages))
+        items = page.entries if page.statement is None else (page.statement,)
+        for s in items:
+            parts += (s.digest, s.source, s.id, s.url, s.title, s.summary, s.author, s.lang)
+            parts += (s.published.isoformat(), s.updated.isoformat())
+        digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16)
+        out.append(digest.hexdigest())
+    return out

@@ -8,7 +8,7 @@ URLs: a bigger site gets ``sitemap.xml`` as a sitemap index of ``sitemaps/<n>.xm
 from __future__ import annotations
 
 from collections.abc import Sequence
-from xml.sax.saxutils import escape, quoteattr
+from html import escape
 
 from .pages import STATEMENT, Page
 
@@ -38,21 +38,27 @@ def sitemap_files(pages: Sequence[Page], site_url: str, size: int = MAX_URLS) ->
 
 def _urlset(pages: Sequence[Page]) -> bytes:
     lines = ['<?xml version="1.0" encoding="UTF-8"?>', f"<urlset {_NS}>"]
+    # Every version of a statement lists the same alternates: made once per group.
+    groups: dict[tuple[object, ...], str] = {}
     for page in pages:
         lines.append(f"<url><loc>{escape(page.url)}</loc>")
         if page.kind == STATEMENT and page.statement is not None:
             lines.append(f"<lastmod>{page.statement.updated.isoformat()}</lastmod>")
-        for link in page.alternates:
-            lines.append(_alternate(link.lang, link.url))
-        if page.alternates and page.x_default:
-            lines.append(_alternate("x-default", page.x_default))
+        if page.alternates:
+            key = (page.alternates, page.x_default)
+            block = groups.get(key)
+            if block is None:
+                links = [(link.lang, link.url) for link in page.alternates]
+                links += [("x-default", page.x_default)] if page.x_default else []
+                block = groups[key] = "\n".join(_alternate(lang, url) for lang, url in links)
+            lines.append(block)
         lines.append("</url>")
     lines.append("</urlset>")
     return ("\n".join(lines) + "\n").encode()
 
 
 def _alternate(lang: str, url: str) -> str:
-    return f'<xhtml:link rel="alternate" hreflang={quoteattr(lang)} href={quoteattr(url)}/>'
+    return f'<xhtml:link rel="alternate" hreflang="{escape(lang)}" href="{escape(url)}"/>'
 
 
 def robots_txt(site_url: str) -> bytes:

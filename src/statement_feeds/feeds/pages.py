@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..domain.catalog import Catalog
-from ..domain.pages import Page, PageSettings, plan_pages
+from ..domain.pages import Page, PageSettings, page_fingerprints, plan_pages
 from ..domain.sitemap import robots_txt, sitemap_files
 from ..domain.statements import Statement
 from ..errors import ConfigError
@@ -89,7 +89,9 @@ class PagesStage:
         settings = page_settings(self.config)
         self._check_templates(settings.version)
         pages = plan_pages(catalog, settings)
-        fingerprints = {KEY_PREFIX + page.path: page.fingerprint for page in pages}
+        prints = page_fingerprints(pages, settings)
+        fingerprints = {KEY_PREFIX + p.path: fp for p, fp in zip(pages, prints, strict=True)}
+        root = str(output)
         jobs = [
             RenderJob(
                 self.renderer,
@@ -100,9 +102,9 @@ class PagesStage:
                 spool,
                 output / page.path,
             )
-            for page in pages
-            if previous.get(KEY_PREFIX + page.path) != page.fingerprint
-            or not (output / page.path).is_file()
+            for page, fingerprint in zip(pages, prints, strict=True)
+            if previous.get(KEY_PREFIX + page.path) != fingerprint
+            or not os.path.isfile(os.path.join(root, page.path))
         ]
         try:
             written = render_all(jobs)
@@ -112,19 +114,42 @@ class PagesStage:
         report.written = [
             job.document.path for job, done in zip(jobs, written, strict=True) if done
         ]
-        extras = {
-            **sitemap_files(pages, settings.site_url),
-            "robots.txt": robots_txt(settings.site_url),
-        }
-        for path, data in extras.items():
-            if write_if_changed(output / path, data, folders):
-                report.written.append(path)
-            fingerprints[KEY_PREFIX + path] = hashlib.blake2b(data, digest_size=16).hexdigest()
+        fingerprints.update(
+            self._extras(pages, prints, settings, previous, folders=folders, report=report)
+        )
         sync_folders(folders)
         report.pages = len(pages)
         current = {key.removeprefix(KEY_PREFIX) for key in fingerprints}
         report.removed = _remove(output, _previous_paths(previous), keep=current)
         return fingerprints, report
+
+    def _extras(
+        self,
+        pages: list[Page],
+        prints: list[str],
+        settings: PageSettings,
+        previous: Mapping[str, str],
+        *,
+        folders: set[Path],
+        report: PagesReport,
+    ) -> dict[str, str]:
+        """The sitemaps and robots.txt, made again only when a page changed (a sitemap
+        holds nothing its pages' fingerprints do not cover), or a file is missing."""
+        output = self.config.paths.output
+        key = hashlib.blake2b("\x1f".join(prints).encode(), digest_size=16).hexdigest()
+        before = {name: value for name, value in previous.items() if _is_extra(name)}
+        if before and all(
+            value == key and (output / _path(name)).is_file() for name, value in before.items()
+        ):
+            return before
+        files = {
+            **sitemap_files(pages, settings.site_url),
+            "robots.txt": robots_txt(settings.site_url),
+        }
+        for path, data in files.items():
+            if write_if_changed(output / path, data, folders):
+                report.written.append(path)
+        return {KEY_PREFIX + path: key for path in files}
 
     def check(self, catalog: Catalog) -> None:
         """What ``check`` does for the pages: every template compiles, and renders one
@@ -186,6 +211,17 @@ def _context_of(job: RenderJob, root: Path) -> dict[str, object]:
         )
     finally:
         reader.close()
+
+
+def _is_extra(key: str) -> bool:
+    name = _path(key)
+    return key.startswith(KEY_PREFIX) and (
+        name in ("sitemap.xml", "robots.txt") or name.startswith("sitemaps/")
+    )
+
+
+def _path(key: str) -> str:
+    return key.removeprefix(KEY_PREFIX)
 
 
 def _previous_paths(previous: Mapping[str, str]) -> list[str]:

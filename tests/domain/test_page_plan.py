@@ -14,6 +14,7 @@ from statement_feeds.domain.pages import (
     INDEX,
     STATEMENT,
     PageSettings,
+    page_fingerprints,
     plan_pages,
     statement_page_path,
     text_direction,
@@ -109,12 +110,15 @@ def test_plan_lists_pages_of_each_kind_with_reciprocal_alternates() -> None:
     assert (first.older, second.newer, second.older) == (SITE + "en/page/2/", SITE + "en/", "")
     assert second.alternates == () and first.x_default == SITE
     assert by_path["ru/index.html"].title == "Сайт"
-    # Same input, same plan (fingerprints included); a changed title changes its pages'.
+    # Same input, same plan and fingerprints; a changed title changes its pages'.
     again = plan_pages(build_catalog(statements, [], NOW), SETTINGS)
     assert again == pages
+    before = dict(zip(by_path, page_fingerprints(list(by_path.values()), SETTINGS), strict=True))
+    assert page_fingerprints(again, SETTINGS) == page_fingerprints(pages, SETTINGS)
     changed = [replace(statements[0], title="New"), *statements[1:]]
-    after = {p.path: p.fingerprint for p in plan_pages(build_catalog(changed, [], NOW), SETTINGS)}
-    differ = sorted(path for path, fp in after.items() if by_path[path].fingerprint != fp)
+    planned = plan_pages(build_catalog(changed, [], NOW), SETTINGS)
+    after = dict(zip((p.path for p in planned), page_fingerprints(planned, SETTINGS), strict=True))
+    differ = sorted(path for path, fp in after.items() if before[path] != fp)
     assert differ == ["en/a/index.html", "en/page/2/index.html", "ru/a/index.html"]
 
 
