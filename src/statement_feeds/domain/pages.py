@@ -53,6 +53,9 @@ class PageSettings:
     per_page: int
     subscribe_url: str = ""  # the web side's sign-up page ("": none)
     version: str = ""  # part of every fingerprint: the templates and the package
+    # As FeedSettings.parsed_with: set when every statement's fields follow from its
+    # file's bytes, path and these, so a fingerprint needs only its digest and identity.
+    parsed_with: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,24 +221,28 @@ def page_fingerprints(pages: Sequence[Page], settings: PageSettings) -> list[str
     digests; ``settings.version`` stands for the templates and catalogs). Plain string
     joins: ``repr`` of dataclasses per page was most of a no-change rebuild's time."""
     common = repr(settings)
-    links: dict[tuple[PageLink, ...], str] = {}
+    short = bool(settings.parsed_with)  # it is part of ``common``
+    languages: dict[int, str] = {}  # every page shares one tuple of languages
 
     def joined(items: tuple[PageLink, ...]) -> str:
-        found = links.get(items)
-        if found is None:
-            found = links[items] = "\x1e".join(f"{t.lang}\x1f{t.url}\x1f{t.title}" for t in items)
-        return found
+        return "\x1e".join(f"{t.lang}\x1f{t.url}\x1f{t.title}" for t in items)
 
     out = []
     for page in pages:
         parts = [common, page.path, page.kind, page.lang, page.url, page.title]
         parts += (page.description, page.x_default, page.feed_url, page.newer, page.older)
-        parts += (str(page.number), str(page.count))
-        parts += (joined(page.alternates), joined(page.languages))
+        parts += (str(page.number), str(page.count), joined(page.alternates))
+        found = languages.get(id(page.languages))
+        if found is None:
+            found = languages[id(page.languages)] = joined(page.languages)
+        parts.append(found)
         items = page.entries if page.statement is None else (page.statement,)
         for s in items:
-            parts += (s.digest, s.source, s.id, s.url, s.title, s.summary, s.author, s.lang)
-            parts += (s.published.isoformat(), s.updated.isoformat())
+            # id and url are not always the file's: a renamed file keeps its old identity.
+            parts += (s.digest, s.source, s.id, s.url, s.translation_key)
+            if not short:
+                parts += (s.title, s.summary, s.author, s.lang)
+                parts += (s.published.isoformat(), s.updated.isoformat())
         digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16)
         out.append(digest.hexdigest())
     return out

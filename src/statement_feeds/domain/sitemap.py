@@ -38,20 +38,22 @@ def sitemap_files(pages: Sequence[Page], site_url: str, size: int = MAX_URLS) ->
 
 def _urlset(pages: Sequence[Page]) -> bytes:
     lines = ['<?xml version="1.0" encoding="UTF-8"?>', f"<urlset {_NS}>"]
-    # Every version of a statement lists the same alternates: made once per group.
-    groups: dict[tuple[object, ...], str] = {}
+    # Every version of a statement lists the same alternates: each line made once.
+    made: dict[tuple[str, str], str] = {}
+
+    def alternate(lang: str, url: str) -> str:
+        line = made.get((lang, url))
+        if line is None:
+            line = made[lang, url] = _alternate(lang, url)
+        return line
+
     for page in pages:
         lines.append(f"<url><loc>{escape(page.url)}</loc>")
         if page.kind == STATEMENT and page.statement is not None:
             lines.append(f"<lastmod>{page.statement.updated.isoformat()}</lastmod>")
-        if page.alternates:
-            key = (page.alternates, page.x_default)
-            block = groups.get(key)
-            if block is None:
-                links = [(link.lang, link.url) for link in page.alternates]
-                links += [("x-default", page.x_default)] if page.x_default else []
-                block = groups[key] = "\n".join(_alternate(lang, url) for lang, url in links)
-            lines.append(block)
+        lines += (alternate(link.lang, link.url) for link in page.alternates)
+        if page.alternates and page.x_default:
+            lines.append(alternate("x-default", page.x_default))
         lines.append("</url>")
     lines.append("</urlset>")
     return ("\n".join(lines) + "\n").encode()

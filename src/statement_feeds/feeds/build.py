@@ -121,7 +121,7 @@ class Publisher:
         paths = config.paths
         limit = config.feeds.max_statement_bytes  # larger files: reported, not read
         self._parse = ParseStage(paths.statements, self.defaults, parsed_with, limit)
-        self._pages = PagesStage(config)
+        self._pages = PagesStage(config, parsed_with)
 
     def load(
         self, cache: BuildCache | None, *, verify: bool = False, spool: Spool | None = None

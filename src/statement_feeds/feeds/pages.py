@@ -54,7 +54,7 @@ class PagesReport:
     removed: list[str] = field(default_factory=list)
 
 
-def page_settings(config: Config) -> PageSettings:
+def page_settings(config: Config, parsed_with: str = "") -> PageSettings:
     site = config.site
     public = config.http.public_url
     return PageSettings(
@@ -67,14 +67,16 @@ def page_settings(config: Config) -> PageSettings:
         # The sign-up form is the web side's start page: linked when it is served.
         subscribe_url=public if public and config.http.listen else "",
         version=templates_version(config.paths.templates),
+        parsed_with=parsed_with,
     )
 
 
 class PagesStage:
     """Writes the pages of one site (``Publisher`` runs it after the feeds)."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, parsed_with: str = "") -> None:
         self.config = config
+        self.parsed_with = parsed_with  # as FeedSettings.parsed_with
         self.renderer = PageRenderer(config.paths.templates)
 
     def run(
@@ -86,7 +88,7 @@ class PagesStage:
         if not self.config.pages.enabled:
             report.removed = _remove(output, _previous_paths(previous), keep=set())
             return {}, report
-        settings = page_settings(self.config)
+        settings = page_settings(self.config, self.parsed_with)
         self._check_templates(settings.version)
         pages = plan_pages(catalog, settings)
         prints = page_fingerprints(pages, settings)
@@ -157,7 +159,7 @@ class PagesStage:
         and line otherwise."""
         if not self.config.pages.enabled:
             return
-        settings = page_settings(self.config)
+        settings = page_settings(self.config, self.parsed_with)
         self._check_templates(settings.version)
         samples: dict[str, Page] = {}
         for page in plan_pages(catalog, settings):
