@@ -13,6 +13,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -158,10 +159,10 @@ def _statement(
         "statement": {
             "title": statement.title,
             "author": statement.author,
-            "date": messages.date(statement.published.date()),
+            "date": _date(messages, statement.published.date()),
             "iso_published": statement.published.isoformat(),
             "iso_updated": statement.updated.isoformat(),
-            "corrected": messages.date(statement.updated.date()) if corrected else "",
+            "corrected": _date(messages, statement.updated.date()) if corrected else "",
             # Sanitised when it was rendered for the feed (domain.sanitizing).
             "content": Markup(demote_headings(html(statement))),
         },
@@ -187,14 +188,24 @@ def _entry(statement: Statement, messages: Messages) -> dict[str, Any]:
     return {
         "title": statement.title,
         "url": statement.url,
-        "date": messages.date(statement.published.date()),
+        "date": _date(messages, statement.published.date()),
         "iso_date": statement.published.date().isoformat(),
         "paragraphs": [p.strip() for p in re.split(r"\n\s*\n", statement.summary) if p.strip()],
     }
 
 
 def _link(lang: str, url: str, title: str) -> dict[str, str]:
-    return {"lang": lang, "url": url, "title": title, "name": native_name(lang)}
+    return {"lang": lang, "url": url, "title": title, "name": _native_name(lang)}
+
+
+@lru_cache(maxsize=256)
+def _native_name(lang: str) -> str:
+    return native_name(lang)  # babel parses the locale each time: once per tag here
+
+
+@lru_cache(maxsize=4096)
+def _date(messages: Messages, day: date) -> str:
+    return messages.date(day)
 
 
 def _title(settings: PageSettings, lang: str) -> str:
@@ -209,6 +220,7 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+@lru_cache(maxsize=256)
 def og_locale(tag: str) -> str:
     """OpenGraph's ``language_TERRITORY`` for a tag: ``ru`` → ``ru_RU``, ``en`` → ``en_US``."""
     parts = tag.replace("-", "_").split("_")
