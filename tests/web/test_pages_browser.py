@@ -61,7 +61,10 @@ def test_pages_in_chromium_russian_list_arabic_statement_and_a_phone(tmp_path: P
     ARTIFACTS.mkdir(exist_ok=True)
     shots = {
         "pages-ru-index.png": (output / "ru/index.html", {"width": 1024, "height": 768}),
-        "pages-ar-statement.png": (output / "ar/belarus/index.html", {"width": 1024, "height": 768}),
+        "pages-ar-statement.png": (
+            output / "ar/belarus/index.html",
+            {"width": 1024, "height": 768},
+        ),
         "pages-ru-statement-phone.png": (
             output / "ru/belarus/index.html",
             {"width": 390, "height": 844},
