@@ -99,7 +99,6 @@ def test_no_suggestion_when_nothing_is_close(
     ("addition", "key", "line"),
     [
         ("[digest]\ncorrections = true\n", "digest.corrections", 8),
-        ("[pages]\nsize = 20\n", "pages", 7),
     ],
 )
 def test_contract_keys_not_built_yet_are_refused_as_such(
@@ -111,6 +110,18 @@ def test_contract_keys_not_built_yet_are_refused_as_such(
         error
     )
     assert "unknown" not in str(error) and "did you mean" not in str(error)
+
+
+def test_an_unknown_pages_key_is_named_with_the_nearest(tmp_path: Path) -> None:
+    error = _load(tmp_path, BASE + "[pages]\nperpage = 20\n")
+    assert (error.key, error.line) == ("pages.perpage", 8)
+    assert "unknown key in [pages]; did you mean `pages.per_page`?" in str(error)
+
+
+def test_pages_enabled_must_be_a_boolean(tmp_path: Path) -> None:
+    error = _load(tmp_path, BASE + '[pages]\nenabled = "no"\n')
+    assert error.key == "pages.enabled"
+    assert "must be true or false" in str(error)
 
 
 def test_a_typo_of_a_contract_only_section_key_is_a_typo(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "DigestConfig",
     "FeedsConfig",
     "HttpConfig",
+    "PagesConfig",
     "PathsConfig",
     "SiteConfig",
     "SmtpConfig",
@@ -124,6 +125,13 @@ class StateConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PagesConfig:
+    # The static HTML pages (feeds/pages.py): per language, per statement, a chooser.
+    enabled: bool = True
+    per_page: int = 10  # statements per page of a language's list
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     site: SiteConfig
@@ -133,6 +141,7 @@ class Config:
     smtp: SmtpConfig
     http: HttpConfig
     state: StateConfig = StateConfig()
+    pages: PagesConfig = PagesConfig()
 
 
 def find_config(explicit: str | None, cwd: Path | None = None) -> Path:
@@ -178,6 +187,10 @@ def _build(path: Path, raw: dict[str, Any], environ: Environ) -> Config:
         smtp=_smtp(reader, environ),
         http=_http(reader),
         state=_state(reader),
+        pages=PagesConfig(
+            enabled=reader.boolean("pages", "enabled", True),
+            per_page=reader.integer("pages", "per_page", 10, minimum=1),
+        ),
     )
 
 
