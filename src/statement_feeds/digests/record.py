@@ -59,6 +59,7 @@ class GroupCommit:
         # A shared ledger: writes in this thread, one at a time (see above).
         self._thread = ThreadPoolExecutor(1, "ledger-write") if ledger.shared else None
         self._writing: asyncio.Future[list[bool]] | None = None
+        self._draining = 0  # drains waiting: no new write starts (they would starve)
         # Set when a write failed: no further hand-over is allowed in this run.
         self.error: StateError | None = None
 
@@ -100,6 +101,8 @@ class GroupCommit:
             self._timer = None
         if self._writing is not None or (not self._outcomes and not self._starts):
             return
+        if self._draining and self._thread is not None:
+            return  # the drain writes what is collected once the write in flight is done
         outcomes, self._outcomes = self._outcomes, []
         starts, self._starts = self._starts, []
         if self._thread is not None:
@@ -148,9 +151,15 @@ class GroupCommit:
     async def drain(self) -> None:
         """Write everything collected (once more after an error, as ``flush``) and wait
         until no write is in flight: before any other call on the ledger (claims,
-        lease renewals, the end of the run)."""
-        await self._idle()
-        self.flush()
+        lease renewals, the end of the run). New writes wait meanwhile, so a steady
+        stream of replies cannot keep a drain (a lease renewal) waiting for ever."""
+        self._draining += 1
+        try:
+            await self._idle()
+        finally:
+            self._draining -= 1
+        if self._draining == 0:
+            self.flush()
         await self._idle()
 
     async def _idle(self) -> None:

@@ -56,6 +56,7 @@ from .secrets import configured_keys, new_key
 from .sql_bounces import BounceTables
 from .sql_connection import translate_methods
 from .sql_deliveries import DeliveryStateMachine
+from .sql_dialect import POSTGRES
 from .sql_editions import EditionTables
 from .sql_parts import BLOCKED, CLAIM_LEASE
 from .sql_subscriber_ids import load_id_key
@@ -178,6 +179,7 @@ class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTa
     _temp_schema = "pg_temp"
     _table_options = ""
     _claim_lock = " FOR UPDATE OF d SKIP LOCKED"
+    _dialect = POSTGRES
     _row_lock = " FOR UPDATE"
     # synchronous_commit of ``record``'s transactions ("on": wait for the WAL flush;
     # bench/pg_record_commit.py compares the two).
@@ -313,6 +315,15 @@ class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTa
                 },
             ).fetchall()
         return {(str(k), int(e)) for k, e in rows}
+
+    def _insert_rows(
+        self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+    ) -> None:
+        # COPY instead of one INSERT per row: planning 1,000,000 deliveries (bench/plan_bench.py).
+        statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        with self._db.raw.cursor().copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
 
     @contextmanager
     def _confirming(self) -> Iterator[PgConnection]:

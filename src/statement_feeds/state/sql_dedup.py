@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from .batches import chunks as _chunks
 from .sql_connection import Connection
+from .sql_dialect import SQLITE, Dialect
 
 __all__ = ["SeenTable", "SightingsTable"]
 
@@ -21,9 +22,10 @@ __all__ = ["SeenTable", "SightingsTable"]
 class SeenTable:
     """:class:`domain.duplicates.SeenAddresses` in a table of the connection."""
 
-    def __init__(self, db: Connection, table: str) -> None:
+    def __init__(self, db: Connection, table: str, dialect: Dialect = SQLITE) -> None:
         self._db = db
         self._table = table
+        self._dialect = dialect
 
     def first_places(self, entries: Sequence[tuple[str, int]]) -> list[int]:
         first: dict[str, int] = {}
@@ -31,15 +33,15 @@ class SeenTable:
             first.setdefault(key, place)
         known: dict[str, int] = {}
         for chunk in _chunks(list(first)):
-            marks = ",".join("?" * len(chunk))
+            where, params = self._dialect.in_list("email", chunk)
             known.update(
-                self._db.execute(
-                    f"SELECT email, place FROM {self._table} WHERE email IN ({marks})", chunk
-                )
+                self._db.execute(f"SELECT email, place FROM {self._table} WHERE {where}", params)
             )
         # Key order makes the B-tree inserts sequential within the batch.
-        self._db.executemany(
-            f"INSERT INTO {self._table} (email, place) VALUES (?, ?)",
+        self._dialect.insert_many(
+            self._db,
+            self._table,
+            (("email", "text"), ("place", "int8")),
             sorted(item for item in first.items() if item[0] not in known),
         )
         return [known.get(key, first[key]) for key, _ in entries]
@@ -53,28 +55,32 @@ class SightingsTable:
     (``--dry-run``, ``subscribers list``). Writes join the caller's transaction.
     """
 
-    def __init__(self, db: Connection, stamp: str, *, record: bool) -> None:
+    def __init__(
+        self, db: Connection, stamp: str, *, record: bool, dialect: Dialect = SQLITE
+    ) -> None:
         self._db = db
         self._stamp = stamp
         self._record = record
+        self._dialect = dialect
 
     def first_seen(self, pairs: Sequence[tuple[str, str]]) -> Mapping[str, Mapping[str, str]]:
         found: dict[str, dict[str, str]] = {}
         for chunk in _chunks(sorted({key for key, _ in pairs})):
-            marks = ",".join("?" * len(chunk))
+            where, params = self._dialect.in_list("email", chunk)
             for key, source, seen_at in self._db.execute(
-                "SELECT email, source, first_seen FROM subscriber_sightings"
-                f" WHERE email IN ({marks})",
-                chunk,
+                f"SELECT email, source, first_seen FROM subscriber_sightings WHERE {where}",
+                params,
             ):
                 found.setdefault(key, {})[source] = seen_at
         new = sorted({pair for pair in pairs if pair[1] not in found.get(pair[0], {})})
         for key, source in new:
             found.setdefault(key, {})[source] = self._stamp
         if self._record:
-            self._db.executemany(
-                "INSERT INTO subscriber_sightings (email, source, first_seen) VALUES (?, ?, ?)"
-                " ON CONFLICT (email, source) DO NOTHING",
+            self._dialect.insert_many(
+                self._db,
+                "subscriber_sightings",
+                (("email", "text"), ("source", "text"), ("first_seen", "text")),
                 [(key, source, self._stamp) for key, source in new],
+                "ON CONFLICT (email, source) DO NOTHING",
             )
         return found

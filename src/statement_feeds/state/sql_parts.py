@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from .sql_connection import Connection
+from .sql_dialect import SQLITE, Dialect
 from .sql_subscriber_ids import remember_ids
 
 __all__ = ["BLOCKED", "CLAIM_LEASE", "SqlParts"]
@@ -29,6 +30,7 @@ class SqlParts:
     # Dialect hooks, set by the backend.
     _temp_schema = "temp"  # where TEMP tables live (PostgreSQL: pg_temp)
     _table_options = " WITHOUT ROWID"  # after a key-only table's columns ("" on PostgreSQL)
+    _dialect: Dialect = SQLITE  # many rows at once (sql_dialect)
     _claim_lock = ""  # after claim's SELECT (PostgreSQL: FOR UPDATE OF d SKIP LOCKED)
     _row_lock = ""  # after a read-then-write SELECT (PostgreSQL: FOR UPDATE)
     # Whether claim takes over another sender's lapsed ``sending`` rows (senders share
@@ -52,4 +54,4 @@ class SqlParts:
 
     def _remember_ids(self, keys: Sequence[str]) -> None:
         """Map the subscriber ids of these email keys, in the caller's transaction."""
-        remember_ids(self._db, self._id_key, keys)
+        remember_ids(self._db, self._id_key, keys, self._dialect)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from ..domain.tokens import subscriber_id
 from .sql_connection import Connection
+from .sql_dialect import SQLITE, Dialect
 
 __all__ = ["address_for_id", "load_id_key", "remember_ids"]
 
@@ -26,14 +27,18 @@ def load_id_key(conn: Connection) -> bytes:
     return bytes.fromhex(str(row[0]))
 
 
-def remember_ids(conn: Connection, id_key: bytes, email_keys: Sequence[str]) -> None:
+def remember_ids(
+    conn: Connection, id_key: bytes, email_keys: Sequence[str], dialect: Dialect = SQLITE
+) -> None:
     """Map the ids of these (case-folded) addresses; known ones are left as they are."""
-    if email_keys:
-        # Sorted: ids are random, and B-tree inserts in key order are far cheaper.
-        conn.executemany(
-            "INSERT INTO subscriber_ids (id, email) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
-            sorted((subscriber_id(id_key, key), key) for key in email_keys),
-        )
+    # Sorted: ids are random, and B-tree inserts in key order are far cheaper.
+    dialect.insert_many(
+        conn,
+        "subscriber_ids",
+        (("id", "text"), ("email", "text")),
+        sorted((subscriber_id(id_key, key), key) for key in email_keys),
+        "ON CONFLICT (id) DO NOTHING",
+    )
 
 
 def address_for_id(conn: Connection, sid: str) -> str | None:

@@ -37,19 +37,19 @@ class SubscriberTables(SqlParts):
         stamp = to_ts(now)
         with self.transaction() as db:
             for chunk in chunks(email_key(e) for e in emails):
-                marks = ",".join("?" * len(chunk))
+                where, params = self._dialect.in_list("email", chunk)
                 known = {
                     row[0]
-                    for row in db.execute(
-                        f"SELECT email FROM subscribers WHERE email IN ({marks})", chunk
-                    )
+                    for row in db.execute(f"SELECT email FROM subscribers WHERE {where}", params)
                 }
                 # Only first sightings are written (and get their subscriber id).
                 new = [key for key in dict.fromkeys(chunk) if key not in known]
-                db.executemany(
-                    "INSERT INTO subscribers (email, joined_at) VALUES (?, ?)"
-                    " ON CONFLICT (email) DO NOTHING",
+                self._dialect.insert_many(
+                    db,
+                    "subscribers",
+                    (("email", "text"), ("joined_at", "text")),
                     [(key, stamp) for key in new],
+                    "ON CONFLICT (email) DO NOTHING",
                 )
                 self._remember_ids(new)
 
@@ -69,7 +69,7 @@ class SubscriberTables(SqlParts):
             " (email TEXT PRIMARY KEY, place INTEGER NOT NULL)" + self._table_options
         )
         try:
-            yield SeenTable(self._db, f"{self._temp_schema}.{name}")
+            yield SeenTable(self._db, f"{self._temp_schema}.{name}", self._dialect)
         finally:
             self._drop_temp(f"{self._temp_schema}.{name}")
 
@@ -79,7 +79,7 @@ class SubscriberTables(SqlParts):
         ``record=False`` only reads (a dry run). Who keeps an address listed twice:
         see ``domain.duplicates``.
         """
-        return SightingsTable(self._db, to_ts(now), record=record)
+        return SightingsTable(self._db, to_ts(now), record=record, dialect=self._dialect)
 
     def subscriber_states(
         self, emails: Sequence[str], translation_keys: Collection[str]
@@ -93,11 +93,10 @@ class SubscriberTables(SqlParts):
         found: dict[str, tuple[str, bool]] = {}
         assigned: dict[str, set[str]] = {}
         for chunk in chunks(keys):
-            marks = ",".join("?" * len(chunk))
+            where, params = self._dialect.in_list("s.email", chunk)
             for email, joined, blocked in self._db.execute(
-                "SELECT s.email, s.joined_at, " + _BLOCKED + " FROM subscribers s"
-                f" WHERE s.email IN ({marks})",
-                chunk,
+                "SELECT s.email, s.joined_at, " + _BLOCKED + f" FROM subscribers s WHERE {where}",
+                params,
             ):
                 found[email] = (joined, bool(blocked))
             if wanted:
@@ -115,13 +114,11 @@ class SubscriberTables(SqlParts):
     def _assigned_into(
         self, assigned: dict[str, set[str]], emails: list[str], wanted: list[str]
     ) -> None:
+        by_email, email_params = self._dialect.in_list("email_key", emails)
         for keys in chunks(wanted, CHUNK):
-            sql = (
-                "SELECT email_key, translation_key FROM assigned"
-                f" WHERE email_key IN ({','.join('?' * len(emails))})"
-                f" AND translation_key IN ({','.join('?' * len(keys))})"
-            )
-            for email, key in self._db.execute(sql, [*emails, *keys]):
+            by_key, key_params = self._dialect.in_list("translation_key", keys)
+            sql = f"SELECT email_key, translation_key FROM assigned WHERE {by_email} AND {by_key}"
+            for email, key in self._db.execute(sql, [*email_params, *key_params]):
                 assigned.setdefault(email, set()).add(key)
 
     def joined_at(self, email: str) -> datetime | None:
@@ -199,11 +196,11 @@ class SubscriberTables(SqlParts):
         """email key → (joined_at, "active" | "unsubscribed" | "bounced") for known ones."""
         out: dict[str, tuple[datetime, str]] = {}
         for chunk in chunks([email_key(e) for e in emails]):
-            marks = ",".join("?" * len(chunk))
+            where, params = self._dialect.in_list("email", chunk)
             for key, joined, unsub, bounced in self._db.execute(
                 "SELECT email, joined_at, unsubscribed_at, bounced_at FROM subscribers"
-                f" WHERE email IN ({marks})",
-                chunk,
+                f" WHERE {where}",
+                params,
             ):
                 state = "bounced" if bounced else "unsubscribed" if unsub else "active"
                 out[key] = (from_ts(joined), state)
