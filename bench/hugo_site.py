@@ -88,7 +88,8 @@ BASEOF = """\
 {{- end }}
 </nav></header>
 <main>{{ block "main" . }}{{ end }}</main>
-<footer><p><a href="{{ with .Site.Home.OutputFormats.Get "rss" }}{{ .RelPermalink }}{{ end }}">Feed</a></p></footer>
+<footer><p><a href="
+{{- with .Site.Home.OutputFormats.Get "rss" }}{{ .RelPermalink }}{{ end }}">Feed</a></p></footer>
 </body>
 </html>
 """
@@ -100,7 +101,8 @@ INDEX = """\
 {{- range $pager.Pages }}
 <article>
 <h2><a href="{{ .RelPermalink }}">{{ .Title }}</a></h2>
-<p><time datetime="{{ .Date.Format "2006-01-02" }}">{{ .Date | time.Format ":date_long" }}</time></p>
+<p><time datetime="{{ .Date.Format "2006-01-02" }}">
+{{- .Date | time.Format ":date_long" }}</time></p>
 <p>{{ .Summary | plainify }}{{ if .Truncated }} …{{ end }}</p>
 <p><a href="{{ .RelPermalink }}">Full statement<span hidden>: {{ .Title }}</span></a></p>
 </article>
@@ -122,7 +124,8 @@ SINGLE = """\
 {{- with .Translations }}
 <nav aria-label="Translations"><ul>
 {{- range . }}
-<li><a hreflang="{{ .Lang }}" href="{{ .RelPermalink }}">{{ .Title }} ({{ .Language.LanguageName }})</a></li>
+<li><a hreflang="{{ .Lang }}" href="{{ .RelPermalink }}">
+{{- .Title }} ({{ .Language.LanguageName }})</a></li>
 {{- end }}
 </ul></nav>
 {{- end }}
