@@ -372,6 +372,7 @@ _RUNTIME = "{% extends 'pages/base.html' %}\n{% block main %}\n{{ nothing.here }
         (_SYNTAX, "statement.html:1", 1),
         (_RUNTIME, "statement.html:3", 1),
         (_RUNTIME, "statement.html:3", 40),  # rendered in worker processes
+        (_RUNTIME, "statement.html:3", 80),  # staged (render._STAGE_FROM): none left over
     ],
 )
 def test_a_broken_page_template_is_a_clear_error_after_the_feeds(
@@ -394,12 +395,14 @@ def test_a_broken_page_template_is_a_clear_error_after_the_feeds(
     assert expected in message and "paths.templates" in message
     assert "fix that file, or delete it" in message
     assert (config.paths.output / "feeds/en.atom").is_file()
+    assert not list(config.paths.output.rglob("*.tmp"))  # no staged or temp file left
     result = CliRunner().invoke(cli, ["--config", str(path), "build"])
     assert result.exit_code == 2 and expected in result.output
     # Fixed: the next build writes the pages.
     (templates / "pages" / "statement.html").unlink()
-    build(config)
+    report = build(config)
     assert (config.paths.output / "en/a/index.html").is_file()
+    assert len(report.pages.written) > count and not list(config.paths.output.rglob("*.tmp"))
 
 
 def test_check_tries_the_page_templates_and_writes_nothing(tmp_path: Path) -> None:

@@ -126,12 +126,12 @@ class _Marks:
     render = rendering._render_shared
 
 
-def _marked_render(index: int) -> bool:
+def _marked_render(index: int, token: str = "") -> bool:
     """``_render_shared`` leaving a file ``<pid>-<index>`` in ``_Marks.folder``: workers
     are other processes, a file is how they can tell the test. (Module level: the pool
     pickles the function by name; forked workers see the test's settings.)"""
     (_Marks.folder / f"{os.getpid()}-{index}").touch()
-    return _Marks.render(index)
+    return _Marks.render(index, token)
 
 
 @multicore

@@ -29,7 +29,7 @@ from .cache import BuildCache
 from .formats import Document, FeedFormat, FeedSettings
 from .front_page import write_front_page
 from .front_page_index import describe
-from .output import remove_stale, sync_folders
+from .output import remove_stale
 from .pages import PagesReport, PagesStage
 from .parse import Spool
 from .parse_stage import ParseStage
@@ -218,7 +218,6 @@ class Publisher:
             if previous.get(d.path) != d.fingerprint or not (output / d.path).is_file()
         ]
         written = dict(zip((job.document.path for job in jobs), render_all(jobs), strict=True))
-        sync_folders({job.path.parent for job in jobs if written[job.document.path]})
         report.changed_urls = [j.document.self_url for j in jobs if written[j.document.path]]
         for document in documents:
             if not document.archive:

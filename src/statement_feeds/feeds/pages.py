@@ -112,7 +112,7 @@ class PagesStage:
             written = render_all(jobs)
         except TemplateFailure as failure:
             raise self._template_error(failure, jobs) from None
-        folders = {job.path.parent for job, done in zip(jobs, written, strict=True) if done}
+        folders: set[Path] = set()  # of the extras below (render_all synced the pages')
         report.written = [
             job.document.path for job, done in zip(jobs, written, strict=True) if done
         ]

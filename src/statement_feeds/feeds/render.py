@@ -7,6 +7,7 @@ entries' content from the build's spool, or renders it from the statement's file
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import Callable, Mapping
 from functools import partial
 from html import escape as html_escape
@@ -15,13 +16,18 @@ from typing import Any, NamedTuple, Protocol, TypedDict
 
 from ..domain.statements import Statement, statement_body
 from .formats import FeedFormat
-from .output import write_if_changed
+from .output import discard_staged, publish_staged, stage_if_changed, sync_folders, write_if_changed
 from .parse import ContentRef, SpoolReader, content_html
 from .workers import process_map, start_method
 
 __all__ = ["RenderJob", "Renderer", "entry_content", "render_all"]
 
 _RENDER_PARALLEL_FROM = 16  # documents to write before worker processes pay off
+# Documents in one batch from which they are staged and published together (two
+# filesystem syncs, see output.publish_staged) rather than each fsynced with its folder:
+# a cold build's pages. A rebuild's few files keep their own fsyncs (a filesystem sync
+# would also wait for whatever else the machine is writing).
+_STAGE_FROM = 64
 
 
 class Renderer(Protocol):
@@ -54,29 +60,49 @@ class _PoolOptions(TypedDict):
 
 
 def render_all(jobs: list[RenderJob]) -> list[bool]:
-    """Run ``_render_job`` for every job, in worker processes when there are many.
+    """Run ``_render_job`` for every job, in worker processes when there are many; each
+    written file is on disk, folder entry included, when this returns.
 
-    Workers render and write (each file fsynced): twice as many as cores, so that one
-    waiting for its fsync leaves the core to another. Forked workers inherit ``jobs``
-    and are sent indices: pickling the documents (50 statements each, with their
-    translations) to them cost ~0.5 s of CPU in a cold build of 10,000 statements.
+    Workers render and write: twice as many as cores, so that one waiting for the disk
+    leaves the core to another. Forked workers inherit ``jobs`` and are sent indices:
+    pickling the documents (50 statements each, with their translations) to them cost
+    ~0.5 s of CPU in a cold build of 10,000 statements. From ``_STAGE_FROM`` jobs the
+    files are staged and published together (``output.publish_staged``).
     """
-    pool = _PoolOptions(parallel_from=_RENDER_PARALLEL_FROM, window=16, chunksize=1, per_core=2)
-    if start_method() != "fork":
-        return list(process_map(_render_job, iter(jobs), **pool))
+    token = secrets.token_hex(8) if len(jobs) >= _STAGE_FROM else ""
+    # Staged writes do not wait for the disk: fewer workers, and chunks of jobs (one
+    # message per job to and from the workers was a third of a cold build's CPU).
+    pool = (
+        _PoolOptions(parallel_from=_RENDER_PARALLEL_FROM, window=64, chunksize=16, per_core=1)
+        if token
+        else _PoolOptions(parallel_from=_RENDER_PARALLEL_FROM, window=16, chunksize=1, per_core=2)
+    )
     try:
-        indices = iter(range(len(jobs)))
-        return list(
-            process_map(
-                _render_shared,
-                indices,
-                **pool,
-                initializer=_share_jobs,
-                initargs=(jobs,),
-            )
-        )
-    finally:
-        _share_jobs([])  # when they ran here
+        if start_method() != "fork":
+            written = list(process_map(partial(_render_job, token=token), iter(jobs), **pool))
+        else:
+            try:
+                written = list(
+                    process_map(
+                        partial(_render_shared, token=token),
+                        iter(range(len(jobs))),
+                        **pool,
+                        initializer=_share_jobs,
+                        initargs=(jobs,),
+                    )
+                )
+            finally:
+                _share_jobs([])  # when they ran here
+    except BaseException:
+        if token:
+            discard_staged((job.path for job in jobs), token)
+        raise
+    paths = [job.path for job, done in zip(jobs, written, strict=True) if done]
+    if token:
+        publish_staged(paths, token)
+    else:
+        sync_folders({path.parent for path in paths})
+    return written
 
 
 class _Shared:
@@ -93,17 +119,18 @@ def _share_jobs(jobs: list[RenderJob]) -> None:
     _shared.jobs = jobs
 
 
-def _render_shared(index: int) -> bool:
-    return _render_job(_shared.jobs[index])
+def _render_shared(index: int, token: str) -> bool:
+    return _render_job(_shared.jobs[index], token)
 
 
-def _render_job(job: RenderJob) -> bool:
-    """Render one document and write it (atomically, if its bytes changed): written?
+def _render_job(job: RenderJob, token: str = "") -> bool:
+    """Render one document and write it if its bytes changed: written?
 
     Entries parsed in this build were rendered then (their content is in the spool);
     any other is rendered from its file here: only documents being written pay for
-    that, and memory holds one document. The folder's own fsync is left to the
-    caller, once per folder.
+    that, and memory holds one document. Without ``token`` the file is written
+    atomically and fsynced, its folder's fsync left to the caller; with one it is
+    staged for ``output.publish_staged``.
     """
     reader = SpoolReader(job.spool)
     try:
@@ -111,6 +138,8 @@ def _render_job(job: RenderJob) -> bool:
         data = job.fmt.render(job.document, job.settings, html)
     finally:
         reader.close()
+    if token:
+        return stage_if_changed(job.path, data, token)
     return write_if_changed(job.path, data, folders=set())
 
 
