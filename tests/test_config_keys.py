@@ -98,7 +98,6 @@ def test_no_suggestion_when_nothing_is_close(
 @pytest.mark.parametrize(
     ("addition", "key", "line"),
     [
-        ("[digest]\ncorrections = true\n", "digest.corrections", 8),
         ("[pages]\nsize = 20\n", "pages", 7),
     ],
 )
@@ -169,7 +168,8 @@ def test_the_shipped_configurations_load(tmp_path: Path, name: str) -> None:
     [
         ("excerpt_word = 3\n", ":7: feeds.excerpt_word: unknown key in [feeds]; did you mean"),
         ("[feed]\nx = 1\n", ":7: feed: unknown section; did you mean `[feeds]`?"),
-        ("[digest]\ncorrections = true\n", ":8: digest.corrections: `digest.corrections` is part"),
+        ("[pages]\nsize = 20\n", ":7: pages: the [pages] section is part"),
+        ('[digest]\ncorrections = "no"\n', ": digest.corrections: must be true or false (no quotes)"),
     ],
 )
 def test_check_exits_2_with_the_message(tmp_path: Path, addition: str, expected: str) -> None:

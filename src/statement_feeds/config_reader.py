@@ -70,6 +70,16 @@ class Reader:
             )
         return value
 
+    def boolean(self, table: str, key: str, default: bool) -> bool:
+        value = self.value(table, key, default)
+        if not isinstance(value, bool):
+            raise ConfigError(
+                f"must be true or false (no quotes), got {value!r}",
+                path=self.path,
+                key=f"{table}.{key}",
+            )
+        return value
+
     def duration(self, table: str, key: str, default: str) -> timedelta:
         text = self.string(table, key, default)
         try:
