@@ -169,7 +169,7 @@ def test_the_shipped_configurations_load(tmp_path: Path, name: str) -> None:
         ("excerpt_word = 3\n", ":7: feeds.excerpt_word: unknown key in [feeds]; did you mean"),
         ("[feed]\nx = 1\n", ":7: feed: unknown section; did you mean `[feeds]`?"),
         ("[pages]\nsize = 20\n", ":7: pages: the [pages] section is part"),
-        ('[digest]\ncorrections = "no"\n', ": digest.corrections: must be true or false (no quotes)"),
+        ('[digest]\ncorrections = "no"\n', ": digest.corrections: must be true or false"),
     ],
 )
 def test_check_exits_2_with_the_message(tmp_path: Path, addition: str, expected: str) -> None:
