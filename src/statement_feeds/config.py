@@ -32,6 +32,7 @@ __all__ = [
     "DigestConfig",
     "FeedsConfig",
     "HttpConfig",
+    "PagesConfig",
     "PathsConfig",
     "SiteConfig",
     "SmtpConfig",
@@ -125,6 +126,13 @@ class StateConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PagesConfig:
+    # The static HTML pages (feeds/pages.py): per language, per statement, a chooser.
+    enabled: bool = True
+    per_page: int = 10  # statements per page of a language's list
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     site: SiteConfig
@@ -134,6 +142,7 @@ class Config:
     smtp: SmtpConfig
     http: HttpConfig
     state: StateConfig = StateConfig()
+    pages: PagesConfig = PagesConfig()
 
 
 def find_config(explicit: str | None, cwd: Path | None = None) -> Path:
@@ -179,6 +188,10 @@ def _build(path: Path, raw: dict[str, Any], environ: Environ) -> Config:
         smtp=_smtp(reader, environ),
         http=_http(reader),
         state=_state(reader),
+        pages=PagesConfig(
+            enabled=reader.boolean("pages", "enabled", True),
+            per_page=reader.integer("pages", "per_page", 10, minimum=1),
+        ),
     )
 
 

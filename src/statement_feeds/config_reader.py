@@ -74,9 +74,7 @@ class Reader:
         value = self.value(table, key, default)
         if not isinstance(value, bool):
             raise ConfigError(
-                f"must be true or false (no quotes), got {value!r}",
-                path=self.path,
-                key=f"{table}.{key}",
+                f"must be true or false, got {value!r}", path=self.path, key=f"{table}.{key}"
             )
         return value
 

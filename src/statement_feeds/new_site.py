@@ -133,6 +133,13 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
               "How long a sender's claim on a delivery holds without renewal (renewed every "
               "third of it; at least 3s): a killed daemon's claimed deliveries go to the "
               "others once it lapses."),
+    ConfigKey("pages", "enabled", "true", DEFAULT,
+              "`build` writes the HTML pages into paths.output: <lang>/index.html (the "
+              "statements, newest first), <lang>/<slug>/index.html for each statement without "
+              "its own `url`, index.html, sitemap.xml and robots.txt; false: none (and the ones "
+              "written before are removed)."),
+    ConfigKey("pages", "per_page", "10", DEFAULT,
+              "Statements per page of a language's list; older ones on <lang>/page/<n>/."),
 )
 # fmt: on
 

@@ -158,10 +158,15 @@ def test_new_edit_delete_rename_reach_the_feed(site: Site, running: Daemon) -> N
     assert "First statement" in site.feed_text()
     site.write("second.md", statement("Second statement", "2024-02-01"))
     until(lambda: "Second statement" in site.feed_text(), daemon=running)
+    # The pages follow in the same build: the feed's "Full statement" link lands.
+    until(lambda: "Second statement" in _page(site, "en/second/"), daemon=running)
     site.write("second.md", statement("Second statement, corrected", "2024-02-01"))
     until(lambda: "Second statement, corrected" in site.feed_text(), daemon=running)
+    until(lambda: "Second statement, corrected" in _page(site, "en/second/"), daemon=running)
+    assert "First statement" in _page(site, "en/first/")
     (site.statements / "first.md").unlink()
     until(lambda: "First statement" not in site.feed_text(), daemon=running)
+    until(lambda: not (site.root / "public/en/first").exists(), daemon=running)
     before = site.feed_text()
     (site.statements / "2024").mkdir()
     os.rename(site.statements / "second.md", site.statements / "2024" / "renamed.md")
@@ -174,6 +179,13 @@ def test_new_edit_delete_rename_reach_the_feed(site: Site, running: Daemon) -> N
     assert _entry_ids(site.feed_text()) == _entry_ids(before)  # same id, same url
     assert "/en/second/" in site.feed_text()
     assert running.stop() == 0
+
+
+def _page(site: Site, path: str) -> str:
+    try:
+        return (site.root / "public" / path / "index.html").read_text("utf-8")
+    except FileNotFoundError:
+        return ""
 
 
 def _recorded_sources(site: Site) -> set[str]:
@@ -246,7 +258,9 @@ def test_embargo_is_published_on_time_without_a_file_event(tmp_path: Path) -> No
         daemon.wait_ready()
         assert "Public already" in site.feed_text()
         assert "Embargoed" not in site.feed_text()
+        assert _page(site, "en/later/") == ""
         until(lambda: "Embargoed" in site.feed_text(), 15, daemon)
+        until(lambda: "Embargoed" in _page(site, "en/later/"), 2, daemon)
         appeared = time.monotonic() - spawned
         # The fake clock starts a little after the spawn, so "5 s" is at least 5 s here.
         assert 5.0 <= appeared < 8.0, appeared

@@ -79,9 +79,12 @@ def build(config: Config, now: datetime = NOW) -> BuildReport:
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
+    """The feed files (the pages beside them: tests/feeds/test_pages.py)."""
     public = root / "public"
     return {
-        str(p.relative_to(public)): p.read_bytes() for p in sorted(public.rglob("*")) if p.is_file()
+        str(p.relative_to(public)): p.read_bytes()
+        for p in sorted((public / "feeds").rglob("*"))
+        if p.is_file()
     }
 
 

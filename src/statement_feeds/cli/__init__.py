@@ -127,6 +127,12 @@ def _print_build(report: BuildReport, output: Path) -> None:
         click.echo(f"{feed.lang:<8} {feed.entries:>6} entries  {state:<9}  {output / feed.path}")
     for removed in report.removed:
         click.echo(f"removed  {output / removed}")
+    pages = report.pages
+    if pages.pages or pages.removed:
+        click.echo(
+            f"pages    {pages.pages} pages, {len(pages.written)} files written, "
+            f"{len(pages.removed)} removed  {output}"
+        )
     click.echo(
         f"{report.statements} statements, {len(report.feeds)} feeds "
         f"({report.written} written), {len(report.problems)} problems"

@@ -21,6 +21,7 @@ __all__ = [
     "Catalog",
     "Messages",
     "Translations",
+    "native_name",
     "parse_po",
 ]
 
@@ -186,3 +187,13 @@ class Translations:
             if len(self._cache) < CACHED_LANGUAGES:
                 self._cache[lang] = messages
         return messages
+
+
+def native_name(tag: str) -> str:
+    """A language's name in that language, capitalised ("Русский"); the tag if unknown."""
+    try:
+        locale = Locale.parse(tag.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        return tag
+    name = locale.get_display_name(locale) or tag
+    return str(name[:1].upper() + name[1:])

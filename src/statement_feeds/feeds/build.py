@@ -6,6 +6,8 @@
     content; in workers: domain.statements.parse_statement, content spooled)
     → domain.catalog.build_catalog → plan.plan_feeds, for each format in FORMATS
     → render.render_all (the format renders; output.write_if_changed)
+    → pages.PagesStage.run (domain.pages.plan_pages; page_render.PageRenderer, through
+      render.render_all too)
     → front_page.write_front_page
 """
 
@@ -28,6 +30,7 @@ from .formats import Document, FeedFormat, FeedSettings
 from .front_page import write_front_page
 from .front_page_index import describe
 from .output import remove_stale, sync_folders
+from .pages import PagesReport, PagesStage
 from .parse import Spool
 from .parse_stage import ParseStage
 from .plan import plan_feeds
@@ -66,6 +69,7 @@ class BuildReport:
     changed_urls: list[str] = field(default_factory=list)
     statements: int = 0
     next_embargo: datetime | None = None
+    pages: PagesReport = field(default_factory=PagesReport)
 
     @property
     def written(self) -> int:
@@ -121,6 +125,7 @@ class Publisher:
         paths = config.paths
         limit = config.feeds.max_statement_bytes  # larger files: reported, not read
         self._parse = ParseStage(paths.statements, self.defaults, parsed_with, limit)
+        self._pages = PagesStage(config, parsed_with)
 
     def load(
         self, cache: BuildCache | None, *, verify: bool = False, spool: Spool | None = None
@@ -146,6 +151,7 @@ class Publisher:
 
     def check(self) -> BuildReport:
         catalog = self.load(cache=None)
+        self._pages.check(catalog)  # the page templates: ConfigError naming file and line
         return BuildReport(problems=list(catalog.problems), statements=len(catalog.statements))
 
     def build(self, *, verify: bool = False) -> BuildReport:
@@ -170,7 +176,19 @@ class Publisher:
             # good feeds instead.
             return report
         plans = [(fmt, plan_feeds(catalog, self.settings, fmt)) for fmt in self.formats]
-        self._publish(plans, cache, spool, report)
+        previous = cache.fingerprints()
+        fingerprints = self._publish(plans, previous, spool, report)
+        try:
+            # After the feeds: the pages link to them.
+            pages, report.pages = self._pages.run(
+                catalog, previous, spool.path, self._parse.content_refs
+            )
+        except BaseException:
+            # The feeds are written: keep their record, and the pages' as they were.
+            kept = {k: v for k, v in previous.items() if k.startswith("page:")}
+            cache.store_fingerprints({**fingerprints, **kept})
+            raise
+        cache.store_fingerprints({**fingerprints, **pages})
         # After the feeds: the web side's index never names a feed not yet written.
         write_front_page(self.config.paths.state, describe(plans[0][1]))
         cache.store_last_build(
@@ -186,12 +204,12 @@ class Publisher:
     def _publish(
         self,
         plans: list[tuple[FeedFormat, list[Document]]],
-        cache: BuildCache,
+        previous: dict[str, str],
         spool: Spool,
         report: BuildReport,
-    ) -> None:
+    ) -> dict[str, str]:
+        """Write the feeds that changed, remove the stale; their fingerprints."""
         output = self.config.paths.output
-        previous = cache.fingerprints()
         documents = [d for _, planned in plans for d in planned]
         jobs = [
             self._job(fmt, d, spool)
@@ -218,7 +236,7 @@ class Publisher:
             for fmt in self.formats
             for path in remove_stale(output / "feeds", keep, f"*{fmt.suffix}")
         ]
-        cache.store_fingerprints({d.path: d.fingerprint for d in documents})
+        return {d.path: d.fingerprint for d in documents}
 
     def _job(self, fmt: FeedFormat, document: Document, spool: Spool) -> RenderJob:
         paths = self.config.paths

@@ -7,29 +7,39 @@ entries' content from the build's spool, or renders it from the statement's file
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from html import escape as html_escape
 from pathlib import Path
-from typing import NamedTuple, TypedDict
+from typing import Any, NamedTuple, Protocol, TypedDict
 
 from ..domain.statements import Statement, statement_body
-from .formats import Document, FeedFormat, FeedSettings
+from .formats import FeedFormat
 from .output import write_if_changed
 from .parse import ContentRef, SpoolReader, content_html
 from .workers import process_map, start_method
 
-__all__ = ["RenderJob", "entry_content", "render_all"]
+__all__ = ["RenderJob", "Renderer", "entry_content", "render_all"]
 
 _RENDER_PARALLEL_FROM = 16  # documents to write before worker processes pay off
+
+
+class Renderer(Protocol):
+    """What renders a planned document to bytes: a feed format (``formats.FeedFormat``,
+    its ``Document`` and ``FeedSettings``) or the pages (``page_render.PageRenderer``,
+    a ``domain.pages.Page`` and ``PageSettings``)."""
+
+    def render(self, document: Any, settings: Any, html: Callable[[Statement], str]) -> bytes:
+        """The bytes of one document. ``html`` gives a statement's sanitised HTML."""
+        ...
 
 
 class RenderJob(NamedTuple):
     """One document to render and write, with what its entries' content comes from."""
 
-    fmt: FeedFormat
-    document: Document
-    settings: FeedSettings
+    fmt: Renderer | FeedFormat
+    document: Any  # formats.Document for a feed format, domain.pages.Page for pages
+    settings: Any  # FeedSettings, PageSettings
     root: Path  # the statements folder
     refs: Mapping[str, ContentRef]  # source → its content in the spool
     spool: str  # the spool folder

@@ -1,4 +1,5 @@
-"""The HTTP interface (aiohttp): feeds, start page, sign-up, unsubscribe, health, metrics.
+"""The HTTP interface (aiohttp): feeds, pages, start page, sign-up, unsubscribe, health,
+metrics.
 
 Handlers only translate between HTTP and :class:`statement_feeds.web.service.WebService`.
 The page handlers are in :mod:`.page_handlers`, the feeds' (ETag, 304, gzip) in
@@ -30,7 +31,7 @@ from .. import environment
 from ..clock import Clock
 from ..config import Config
 from ..logs import event
-from .feed_handler import ATOM_TYPE, feed
+from .feed_handler import ATOM_TYPE, feed, page
 from .handling import CSRF_COOKIE, PROXIES, SERVICE, page_language, page_response, service_of
 from .page_handlers import (
     confirm,
@@ -135,6 +136,10 @@ def build_app(service: WebService, trusted_proxies: int = 0) -> web.Application:
     prefix = route_prefix(service.config.http.public_url)
     for base in dict.fromkeys((prefix, "")):
         _routes(app.router, base)
+    # Last: the pages `build` wrote, under the site's root (site.url's path). A path the
+    # web side answers itself (its start page at "/" when both roots are the same) is
+    # matched first.
+    app.router.add_get(route_prefix(service.config.site.url) + "/{path:.*}", page)
     return app
 
 

@@ -1,4 +1,5 @@
-"""Serving the Atom feeds: ETag and Last-Modified, 304 Not Modified, gzip when accepted."""
+"""Serving the Atom feeds and the pages: ETag and Last-Modified, 304 Not Modified, gzip
+when accepted."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from aiohttp import web
 
 from .feed_files import FeedFile
 from .handling import service_of
+from .page_files import media_type
 
-__all__ = ["ATOM_TYPE", "feed"]
+__all__ = ["ATOM_TYPE", "feed", "page", "send_file"]
 
 ATOM_TYPE = "application/atom+xml"
 
@@ -20,13 +22,34 @@ async def feed(request: web.Request) -> web.StreamResponse:
     found = await service_of(request).feeds.get(request.match_info["path"])
     if found is None:
         raise web.HTTPNotFound()
+    return send_file(request, found, ATOM_TYPE, max_age=60)
+
+
+async def page(request: web.Request) -> web.StreamResponse:
+    """A page, the sitemap or robots.txt (``page_files``); ``/en`` redirects to ``/en/``."""
+    files = service_of(request).page_files
+    path = request.match_info.get("path", "")
+    found = None if files is None else await files.get(path)
+    if found is None:
+        folder = files is not None and path and not path.endswith("/")
+        if folder and files is not None and await files.get(path + "/") is not None:
+            raise web.HTTPPermanentRedirect(request.path + "/")
+        raise web.HTTPNotFound()
+    relative, file = found
+    return send_file(request, file, media_type(relative), max_age=60)
+
+
+def send_file(
+    request: web.Request, found: FeedFile, media_type: str, *, max_age: int
+) -> web.StreamResponse:
+    """A published file with its validators: 304 when the client has it, gzip when accepted."""
     gzipped = _accepts_gzip(request.headers.get("Accept-Encoding", ""))
     etag = found.etag_gzip if gzipped else found.etag
     headers = {
         "ETag": etag,
         "Last-Modified": format_datetime(found.last_modified, usegmt=True),
         "Vary": "Accept-Encoding",
-        "Cache-Control": "public, max-age=60",
+        "Cache-Control": f"public, max-age={max_age}",
         "X-Content-Type-Options": "nosniff",
     }
     if _not_modified(request, found):
@@ -34,7 +57,7 @@ async def feed(request: web.Request) -> web.StreamResponse:
     body = found.gzipped if gzipped else found.body
     if gzipped:
         headers["Content-Encoding"] = "gzip"
-    headers["Content-Type"] = f"{ATOM_TYPE}; charset=utf-8"
+    headers["Content-Type"] = f"{media_type}; charset=utf-8"
     return web.Response(body=body, headers=headers)
 
 

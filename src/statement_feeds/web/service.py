@@ -37,6 +37,7 @@ from ..locales import load_translations
 from ..state.open import open_store
 from .feed_files import FeedFiles
 from .links import SubscriberLinks
+from .page_files import PageFiles
 from .service_base import CSRF_TTL, DEFAULT_LIMITS, INVALID_LINK, Page, RateLimits, route_prefix
 from .signup import CHECK_INBOX, CONFIRM_TTL, CONFIRMED, TRY_LATER, Outcome, SignUp
 from .status import health, metrics
@@ -85,6 +86,7 @@ class WebService(SignUp, Subscriptions):
         self.pages = pages
         self.limits = limits
         self.feeds = FeedFiles(config.paths.output / "feeds")
+        self.page_files = PageFiles(config.paths.output) if config.pages.enabled else None
         self.front = FrontPageFile(config.paths.state)
         self.links = SubscriberLinks(signer, store, self.now)
         self._mail_tasks: set[asyncio.Task[None]] = set()

@@ -14,16 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from babel import Locale, UnknownLocaleError
-
 from ..clock import Clock
 from ..config import Config
 from ..digests.mailer import Messenger
-from ..domain.i18n import Messages, Translations
+from ..domain.i18n import Messages, Translations, native_name
 from ..domain.tokens import Signer
 from ..feeds.front_page import FrontPageFile
 from .feed_files import FeedFiles
 from .links import SubscriberLinks
+from .page_files import PageFiles
 from .store_thread import StoreThread
 from .templates import PageTemplates
 
@@ -81,6 +80,7 @@ class ServiceBase:
     pages: PageTemplates
     limits: RateLimits
     feeds: FeedFiles
+    page_files: PageFiles | None  # None: [pages] enabled = false
     front: FrontPageFile
     links: SubscriberLinks
     _mail_tasks: set[asyncio.Task[None]]
@@ -149,12 +149,3 @@ class ServiceBase:
 
     def invalid_link(self, lang: str) -> Page:
         return self.notice(lang, 400, "Invalid link", INVALID_LINK)
-
-
-def native_name(tag: str) -> str:
-    try:
-        locale = Locale.parse(tag.replace("-", "_"))
-    except (UnknownLocaleError, ValueError):
-        return tag
-    name = locale.get_display_name(locale) or tag
-    return str(name[:1].upper() + name[1:])

@@ -1,0 +1,248 @@
+"""Which HTML pages a site has, and what each shows: pure, from the catalog.
+
+The pages (``feeds.pages`` renders and writes them) are:
+
+* ``index.html`` — the language chooser, at ``site.url``;
+* ``<lang>/index.html`` and ``<lang>/page/<n>/index.html`` — a language's statements,
+  newest first, ``per_page`` to a page (the seed's statements page);
+* ``<lang>/<slug>/index.html`` — one statement, only where its ``url`` is the default one
+  (``site.url`` + ``<lang>/<slug>/``): a statement with its own ``url`` lives there.
+
+Every page knows its canonical URL and its ``hreflang`` alternates (the chooser is the
+``x-default``), which the sitemap (:mod:`.sitemap`) repeats.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .catalog import Catalog, Translation
+from .statements import Statement
+
+__all__ = [
+    "CHOOSER",
+    "INDEX",
+    "STATEMENT",
+    "Page",
+    "PageLink",
+    "PageSettings",
+    "page_fingerprints",
+    "page_path",
+    "plan_pages",
+    "statement_page_path",
+]
+
+CHOOSER, INDEX, STATEMENT = "chooser", "index", "statement"
+# One path segment as slugify writes it (word characters and "-"): never ".", "..",
+# a slash or a query, whatever an explicit `url` holds.
+_SLUG = re.compile(r"[\w-]+")
+_RTL = frozenset({"ar", "arc", "ckb", "dv", "fa", "he", "ps", "sd", "ug", "ur", "yi"})
+_RTL_SCRIPTS = frozenset({"Arab", "Hebr", "Thaa", "Syrc", "Nkoo", "Adlm", "Rohg"})
+
+
+@dataclass(frozen=True, slots=True)
+class PageSettings:
+    site_title: str
+    site_url: str  # ends with "/"
+    feeds_url: str  # ends with "/"
+    default_language: str
+    language_titles: Mapping[str, str]
+    per_page: int
+    subscribe_url: str = ""  # the web side's sign-up page ("": none)
+    version: str = ""  # part of every fingerprint: the templates and the package
+    # As FeedSettings.parsed_with: set when every statement's fields follow from its
+    # file's bytes, path and these, so a fingerprint needs only its digest and identity.
+    parsed_with: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PageLink:
+    lang: str
+    url: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One HTML page to write."""
+
+    path: str  # relative to the output folder, "/"-separated, ends with index.html
+    kind: str  # CHOOSER, INDEX or STATEMENT
+    lang: str  # the page's language ("" for the chooser: the default language's)
+    url: str  # canonical
+    title: str
+    description: str
+    alternates: tuple[PageLink, ...]  # hreflang versions, this one included, by tag
+    x_default: str
+    feed_url: str  # the language's Atom feed ("" for the chooser)
+    languages: tuple[PageLink, ...]  # every language's list page, by tag
+    entries: tuple[Statement, ...] = ()  # INDEX: newest first
+    statement: Statement | None = None  # STATEMENT
+    number: int = 1  # INDEX: which page of the list
+    count: int = 1  # INDEX: how many pages the list has
+    newer: str = ""  # INDEX: the URL of the page before (newer statements)
+    older: str = ""  # INDEX: the URL of the page after (older statements)
+
+    @property
+    def direction(self) -> str:
+        return text_direction(self.lang)
+
+
+def text_direction(lang: str) -> str:
+    """``rtl`` for languages written right to left (Arabic, Hebrew, Persian, ...)."""
+    parts = lang.split("-")
+    if any(part in _RTL_SCRIPTS for part in parts[1:]):
+        return "rtl"
+    latin = any(len(part) == 4 and part not in _RTL_SCRIPTS for part in parts[1:])
+    return "rtl" if parts[0] in _RTL and not latin else "ltr"
+
+
+def page_path(url: str, site_url: str) -> str:
+    """The file a page URL under ``site_url`` is written to: ``en/x/`` → ``en/x/index.html``."""
+    return url.removeprefix(site_url) + "index.html"
+
+
+def statement_page_path(statement: Statement, site_url: str) -> str | None:
+    """Where the statement's page goes, or None: its url is not ``<site>/<lang>/<slug>/``."""
+    prefix = f"{site_url}{statement.lang}/"
+    if not statement.url.startswith(prefix) or not statement.url.endswith("/"):
+        return None
+    slug = statement.url[len(prefix) : -1]
+    if not _SLUG.fullmatch(slug) or (slug == "page"):
+        return None  # "page" would be the list's pagination folder
+    return f"{statement.lang}/{slug}/index.html"
+
+
+def plan_pages(catalog: Catalog, settings: PageSettings) -> list[Page]:
+    """Every page of the published catalog, sorted by path (the same catalog and
+    settings give the same list, fingerprints included)."""
+    by_language = catalog.by_language()
+    translations = catalog.translations()
+    languages = tuple(
+        PageLink(lang, f"{settings.site_url}{lang}/", _language_title(settings, lang))
+        for lang in by_language
+    )
+    pages = [_chooser(settings, languages)]
+    for lang, newest in by_language.items():
+        pages.extend(_index_pages(settings, lang, newest, languages))
+        for statement in newest:
+            path = statement_page_path(statement, settings.site_url)
+            if path is not None:
+                group = translations.get(statement.translation_key, ())
+                pages.append(_statement_page(settings, statement, path, group, languages))
+    return sorted(pages, key=lambda page: page.path)
+
+
+def _language_title(settings: PageSettings, lang: str) -> str:
+    return settings.language_titles.get(lang, settings.site_title)
+
+
+def _chooser(settings: PageSettings, languages: tuple[PageLink, ...]) -> Page:
+    return Page(
+        path="index.html",
+        kind=CHOOSER,
+        lang=settings.default_language,
+        url=settings.site_url,
+        title=settings.site_title,
+        description=settings.site_title,
+        alternates=languages,
+        x_default=settings.site_url,
+        feed_url="",
+        languages=languages,
+    )
+
+
+def _index_pages(
+    settings: PageSettings, lang: str, newest: list[Statement], languages: tuple[PageLink, ...]
+) -> list[Page]:
+    size = settings.per_page
+    count = max(1, -(-len(newest) // size))
+    first = f"{settings.site_url}{lang}/"
+
+    def url(number: int) -> str:
+        return first if number == 1 else f"{first}page/{number}/"
+
+    pages = []
+    for number in range(1, count + 1):
+        title = _language_title(settings, lang)
+        pages.append(
+            Page(
+                path=page_path(url(number), settings.site_url),
+                kind=INDEX,
+                lang=lang,
+                url=url(number),
+                title=title,
+                description=title,
+                # Only the first pages correspond across languages; page 3 of one
+                # list is not a translation of page 3 of another.
+                alternates=languages if number == 1 else (),
+                x_default=settings.site_url if number == 1 else "",
+                feed_url=f"{settings.feeds_url}{lang}.atom",
+                languages=languages,
+                entries=tuple(newest[(number - 1) * size : number * size]),
+                number=number,
+                count=count,
+                newer=url(number - 1) if number > 1 else "",
+                older=url(number + 1) if number < count else "",
+            )
+        )
+    return pages
+
+
+def _statement_page(
+    settings: PageSettings,
+    statement: Statement,
+    path: str,
+    group: Sequence[Translation],
+    languages: tuple[PageLink, ...],
+) -> Page:
+    alternates = tuple(PageLink(t.lang, t.url, t.title) for t in group)
+    default = next((t.url for t in group if t.lang == settings.default_language), None)
+    return Page(
+        path=path,
+        kind=STATEMENT,
+        lang=statement.lang,
+        url=statement.url,
+        title=statement.title,
+        description=statement.summary,
+        alternates=alternates,
+        x_default=default or settings.site_url,
+        feed_url=f"{settings.feeds_url}{statement.lang}.atom",
+        languages=languages,
+        statement=statement,
+    )
+
+
+def page_fingerprints(pages: Sequence[Page], settings: PageSettings) -> list[str]:
+    """A hash per page of everything its bytes depend on (its statements' files by their
+    digests; ``settings.version`` stands for the templates and catalogs). Plain string
+    joins: ``repr`` of dataclasses per page was most of a no-change rebuild's time."""
+    common = repr(settings)
+    short = bool(settings.parsed_with)  # it is part of ``common``
+    languages: dict[int, str] = {}  # every page shares one tuple of languages
+
+    def joined(items: tuple[PageLink, ...]) -> str:
+        return "\x1e".join(f"{t.lang}\x1f{t.url}\x1f{t.title}" for t in items)
+
+    out = []
+    for page in pages:
+        parts = [common, page.path, page.kind, page.lang, page.url, page.title]
+        parts += (page.description, page.x_default, page.feed_url, page.newer, page.older)
+        parts += (str(page.number), str(page.count), joined(page.alternates))
+        found = languages.get(id(page.languages))
+        if found is None:
+            found = languages[id(page.languages)] = joined(page.languages)
+        parts.append(found)
+        items = page.entries if page.statement is None else (page.statement,)
+        for s in items:
+            # id and url are not always the file's: a renamed file keeps its old identity.
+            parts += (s.digest, s.source, s.id, s.url, s.translation_key)
+            if not short:
+                parts += (s.title, s.summary, s.author, s.lang)
+                parts += (s.published.isoformat(), s.updated.isoformat())
+        digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16)
+        out.append(digest.hexdigest())
+    return out
