@@ -95,6 +95,7 @@ class DigestConfig:
     bounce_address: str = ""  # VERP (domain/verp.py); "": bounces go to digest.from
     bounce_threshold: int = 3  # permanent bounces (of distinct editions) that mark an address
     bounce_mailbox: str = ""  # a Maildir (relative to the config's folder) or an imap(s):// URL
+    corrections: bool = True  # re-mail a corrected statement to who got it (domain/corrections)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +267,7 @@ def _digest(reader: Reader, site: SiteConfig) -> DigestConfig:
         bounce_address=_bounce_address(reader),
         bounce_threshold=reader.integer("digest", "bounce_threshold", 3, minimum=1),
         bounce_mailbox=reader.string("digest", "bounce_mailbox", ""),
+        corrections=reader.boolean("digest", "corrections", True),
     )
 
 

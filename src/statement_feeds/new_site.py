@@ -101,6 +101,9 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("digest", "bounce_mailbox", '""', DEFAULT,
               'What `bounces process` (and run, at each rescan) reads: a Maildir folder, or '
               'imap[s]://user@host/folder (password: $STATEMENT_FEEDS_IMAP_PASSWORD).'),
+    ConfigKey("digest", "corrections", "true", DEFAULT,
+              'A statement whose `updated` moves later is mailed again, in a "Corrected" '
+              'section, to everyone who got it.'),
     ConfigKey("smtp", "host", '""', SET,
               'Your mail relay (it signs with DKIM); empty: digests go to the Maildir at '
               'paths.outbox.'),

@@ -13,7 +13,9 @@ What must hold (DESIGN.md, "Delivery guarantees"):
 * at most the messages in flight per kill: one per connection (``smtp.concurrency``),
   as Postfix promises, so at most kills x concurrency duplicates in all;
 * the ledger ends with everything ``sent``;
-* a kill while planning leaves no trace of the edition.
+* a kill while planning leaves no trace of the edition;
+* a corrected statement goes once more to everyone who got it, once per ``updated``
+  value, whatever the kills (issue 14).
 """
 
 from __future__ import annotations
@@ -98,9 +100,9 @@ def make_crash_site(
     return config, emails
 
 
-def start_send(config: Path, *args: str) -> subprocess.Popen[bytes]:
+def start_send(config: Path, *args: str, now: datetime = T1) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STATEMENT_FEEDS_")}
-    env["STATEMENT_FEEDS_FAKE_NOW"] = T1.isoformat()
+    env["STATEMENT_FEEDS_FAKE_NOW"] = now.isoformat()
     return subprocess.Popen(
         [sys.executable, "-m", "statement_feeds", "--config", str(config), "digest", "send", *args],
         env=env,
@@ -277,3 +279,59 @@ def wait_for_write_lock(database: Path, process: subprocess.Popen[bytes]) -> boo
             db.close()
         time.sleep(0.002)
     return False
+
+
+def test_sigkill_while_mailing_a_correction_mails_it_once_per_updated_value(
+    tmp_path: Path, make_site: MakeSite, statement_md: MakeText, server: Server
+) -> None:
+    config, emails = make_crash_site(tmp_path, make_site, statement_md, server)
+    finish(start_send(config))  # the first version, to everyone
+    first = len(server.log.settled().messages)
+    assert first == SUBSCRIBERS
+    path = config.parent / "statements" / "crash.en.md"
+
+    def correct(updated: str, title: str = "Crash course") -> None:
+        text = statement_md(title=title, date="2024-05-01T09:00:00Z", updated=updated)
+        path.write_text(text, encoding="utf-8")
+
+    correct("2024-05-02T10:00:00Z")
+    t2 = T1 + timedelta(days=1)
+    rng = random.Random(SEED + 14)
+    kills: list[set[str]] = []  # per kill: the unknown ones (handed over, not confirmed)
+    for _ in range(5):
+        process = start_send(config, now=t2)
+        deadline = time.monotonic() + rng.uniform(0.2, 1.2)
+        while time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.005)
+        if not kill(process):
+            break
+        server.log.settled()
+        sending = ledger(config, "SELECT email FROM deliveries WHERE state = 'sending'")
+        kills.append({str(e) for (e,) in sending})
+    finish(start_send(config, now=t2))
+
+    copies = Counter(rcpt for rcpt, _ in server.log.settled().messages[first:])
+    print(f"\ncorrection crash test: {len(kills)} kills, {sum(copies.values())} messages")
+    assert len(kills) >= 2  # the kills landed before the edition was done
+    assert set(copies) == set(emails)  # everyone got the correction
+    for rcpt, count in copies.items():
+        assert count <= 1 + sum(rcpt in unknown for unknown in kills), rcpt
+    assert ledger(config, "SELECT COUNT(*), COUNT(DISTINCT email_key) FROM corrections") == [
+        (SUBSCRIBERS, SUBSCRIBERS)
+    ]
+    assert ledger(
+        config,
+        "SELECT COUNT(*) FROM deliveries WHERE edition_id = 2 AND state = 'sent'"
+        " AND corrected_ids <> '[]' AND statement_ids = '[]'",
+    ) == [(SUBSCRIBERS,)]
+
+    # A typo fix (updated unchanged) reaches nobody; moving updated again reaches everyone.
+    correct("2024-05-02T10:00:00Z", title="Crash course, typo fixed")
+    finish(start_send(config, now=t2 + timedelta(days=1)))
+    second = len(server.log.settled().messages)
+    assert second == first + sum(copies.values())
+    correct("2024-05-04T10:00:00Z")
+    finish(start_send(config, now=t2 + timedelta(days=2)))
+    again = Counter(rcpt for rcpt, _ in server.log.settled().messages[second:])
+    assert again == Counter(emails)
+    assert ledger(config, "SELECT COUNT(*) FROM corrections") == [(2 * SUBSCRIBERS,)]

@@ -634,3 +634,37 @@ def test_a_state_database_of_a_newer_statement_feeds_exits_2(site: Site) -> None
     assert result.exit_code == 2, result.output
     assert "has schema version 99" in result.output
     assert "upgrade statement-feeds" in result.output
+
+
+# --- corrections (issue 14) ---------------------------------------------------------
+
+
+def test_a_corrected_statement_goes_again_to_who_got_it(site: Site) -> None:
+    assert site.cli("digest", "send", at=T1).exit_code == 0
+    first = len(site.server.messages)
+    # Bravo is corrected (updated moves); the Russian Браво is not.
+    fixed_at = T1 + timedelta(hours=2)
+    site.publish("b.en.md", "Bravo", T0 + timedelta(hours=2), updated=stamp(fixed_at))
+    t2 = T1 + timedelta(days=1)
+
+    shown = site.cli("digest", "send", "--frequency", "daily", "--dry-run", at=t2)
+    assert shown.exit_code == 0, shown.output
+    assert "en@example.com  [en]  corrected: Bravo (en)" in shown.output
+
+    result = site.cli("digest", "send", "--frequency", "daily", at=t2)
+    assert result.exit_code == 0, result.output
+    fresh = site.server.messages[first:]
+    # ruonly@ gets Альфа (no longer embargoed); en@ the correction; ru@ got Браво: nothing.
+    assert sorted(r for m in fresh for r in m.recipients) == [
+        "en@example.com",
+        "ruonly@example.com",
+    ]
+    message = parsed(next(m for m in fresh if m.recipients == ("en@example.com",)))
+    assert message["Subject"] == "Socialism From Below: 1 corrected statement"
+    plain, html = text_of(message)
+    for body in (plain, html):
+        assert "Bravo" in body and "Corrected on May 2, 2024" in body
+    # Once per updated value: the next edition has nothing for en@.
+    again = site.cli("digest", "send", "--frequency", "daily", at=t2 + timedelta(days=1))
+    assert again.exit_code == 0
+    assert not any(m.recipients == ("en@example.com",) for m in site.server.messages[first + 2 :])

@@ -4,6 +4,10 @@ backends (SQLite; PostgreSQL: one database for the run, emptied for each example
 Invariants checked at every step and after draining at the end:
 
 - never two confirmed sends of one statement (any translation) to one subscriber;
+- never two confirmed sends of one correction (a statement's ``updated`` value) to one
+  subscriber, and corrections only to who was mailed that statement;
+- after draining, everyone mailed a statement has been planned its latest correction
+  (``updated`` moved; a typo fix without moving it is no correction);
 - never a delivery claimed, or handed over to SMTP, for an address after it
   unsubscribed or bounced (a claim made before still stops at the hand-over);
 - when the server is healthy, everything due is eventually sent (nothing lost
@@ -13,6 +17,8 @@ Invariants checked at every step and after draining at the end:
 from __future__ import annotations
 
 import atexit
+import dataclasses
+import json
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -69,7 +75,7 @@ def statement(key: str, lang: str, published: datetime) -> Statement:
 _PG_DATABASE: list[str] = []  # made on first use, dropped at exit
 _TABLES = (
     "subscribers, editions, deliveries, assigned, web_subscribers, preference_overrides,"
-    " pending_confirmations, rate_events, subscriber_ids, subscriber_sightings"
+    " pending_confirmations, rate_events, subscriber_ids, subscriber_sightings, corrections"
 )
 
 
@@ -105,6 +111,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.claimed: list[Delivery] = []  # reserved, not handed over yet
         self.in_flight: list[Delivery] = []  # handed over to SMTP, no reply yet
         self.confirmed: set[tuple[str, str]] = set()
+        self.corrections_confirmed: set[tuple[str, str, str]] = set()  # email, key, updated
 
     def tick(self, minutes: int = 30) -> None:
         self.clock += timedelta(minutes=minutes)
@@ -141,6 +148,24 @@ class LedgerMachine(RuleBasedStateMachine):
     def publish(self, key: str, langs: set[str]) -> None:
         for lang in sorted(langs):
             self.statements.setdefault((key, lang), statement(key, lang, self.clock))
+        self.tick()
+
+    @rule(pick=st.integers(0, 30))
+    def correct(self, pick: int) -> None:
+        """``updated`` moves to now: everyone mailed this version gets it once more."""
+        where = sorted(self.statements)[pick % len(self.statements)]
+        old = self.statements[where]
+        if self.clock > old.published:
+            digest = old.digest + "'"
+            self.statements[where] = dataclasses.replace(old, updated=self.clock, digest=digest)
+        self.tick()
+
+    @rule(pick=st.integers(0, 30))
+    def fix_typo(self, pick: int) -> None:
+        """The text changes, ``updated`` does not: nobody is told."""
+        where = sorted(self.statements)[pick % len(self.statements)]
+        old = self.statements[where]
+        self.statements[where] = dataclasses.replace(old, digest=old.digest + "~")
         self.tick()
 
     @rule()
@@ -221,13 +246,34 @@ class LedgerMachine(RuleBasedStateMachine):
                 sent = (delivery.email.lower(), key)
                 assert sent not in self.confirmed, f"{key} confirmed twice to {delivery.email}"
                 self.confirmed.add(sent)
+            for statement_id in delivery.corrected_ids:
+                key = statement_id.rsplit("-", 1)[0]
+                assert (delivery.email.lower(), key) in self.confirmed or self.planned(
+                    delivery.email.lower(), key
+                ), f"correction of {key} to {delivery.email}, who was never mailed it"
+                [(updated,)] = self.backend.sql(
+                    "SELECT statement_updated_at FROM corrections"
+                    " WHERE email_key = ? AND translation_key = ? AND edition_id = ?",
+                    delivery.email.lower(),
+                    key,
+                    delivery.edition_id,
+                )
+                fixed = (delivery.email.lower(), key, str(updated))
+                assert fixed not in self.corrections_confirmed, f"{fixed} confirmed twice"
+                self.corrections_confirmed.add(fixed)
+
+    def planned(self, email: str, key: str) -> bool:
+        rows = self.backend.sql(
+            "SELECT 1 FROM assigned WHERE email_key = ? AND translation_key = ?", email, key
+        )
+        return bool(rows)
 
     @invariant()
     def one_delivery_per_key_and_subscriber(self) -> None:
         rows = self.backend.sql("SELECT email_key, statement_ids FROM deliveries")
         seen: set[tuple[str, str]] = set()
         for email, ids in rows:
-            for key in {i.rsplit("-", 1)[0] for i in ids.strip("[]").replace('"', "").split(",")}:
+            for key in {i.rsplit("-", 1)[0] for i in json.loads(ids)}:
                 assert (email, key) not in seen
                 seen.add((email, key))
 
@@ -248,6 +294,7 @@ class LedgerMachine(RuleBasedStateMachine):
             self.confirm(self.started(batch))
         counts = self.store.counts()
         event(f"confirmed sends: {min(len(self.confirmed), 10)}+")
+        event(f"corrections confirmed: {min(len(self.corrections_confirmed), 3)}+")
         event(f"cancelled: {counts.cancelled > 0}, failed: {counts.failed > 0}")
         assert counts.pending == counts.sending == counts.deferred == 0
         leftovers = self.backend.sql(
@@ -255,6 +302,26 @@ class LedgerMachine(RuleBasedStateMachine):
         )
         # Only deliveries to blocked addresses may have been cancelled.
         assert all(email in self.blocked and state == "cancelled" for email, state in leftovers)
+        self.check_corrections_planned()
+
+    def check_corrections_planned(self) -> None:
+        """Whoever was mailed a version (delivery sent) was planned its latest correction,
+        unless blocked or the correction is older than digest.max_age."""
+        by_id = {s.id: s for s in self.statements.values()}
+        rows = self.backend.sql(
+            "SELECT a.email_key, a.statement_id, a.statement_updated_at FROM assigned a"
+            " JOIN deliveries d ON d.edition_id = a.edition_id AND d.email_key = a.email_key"
+            " WHERE d.state = 'sent'"
+        )
+        oldest = self.clock - timedelta(days=30) - timedelta(minutes=30)
+        for email, statement_id, mailed in rows:
+            current = by_id[statement_id].updated
+            if email in self.blocked or current < oldest:
+                continue
+            event("corrections checked")
+            assert current <= datetime.fromisoformat(str(mailed).replace("Z", "+00:00")), (
+                f"{email} never planned the correction of {statement_id} at {current}"
+            )
 
 
 LedgerMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,34 @@ def test_an_old_numbering_with_an_unknown_version_is_refused_not_renumbered(
     with pytest.raises(StateError, match="has schema version 9"):
         SqliteStore(path)
     assert [version for version, _ in recorded(path)] == [1, 5, 9]
+
+
+def test_corrections_migration_keeps_older_rows_usable(tmp_path: Path) -> None:
+    # Issue 14: a state of version 6 with an edition mailed; after migration 7 its rows
+    # have no recorded version (NULL: planning falls back to the delivery and edition).
+    path = tmp_path / "state.sqlite"
+    db = sqlite3.connect(path, isolation_level=None)
+    applied_versions(db)
+    for version, function in MIGRATIONS[:6]:
+        function(db)
+        db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, STAMP))
+    stamp = "2024-06-01T07:00:00.000000Z"
+    db.execute(
+        "INSERT INTO editions (frequency, due_at, planned_at) VALUES ('daily', ?, ?)",
+        (stamp, stamp),
+    )
+    db.execute(
+        "INSERT INTO deliveries (edition_id, email_key, email, name, lang, statement_ids,"
+        " message_id, state, next_attempt_at, updated_at)"
+        " VALUES (1, 'a@x.org', 'a@x.org', '', 'en', '[\"k-en\"]', '<m>', 'pending', ?, ?)",
+        (stamp, stamp),
+    )
+    db.execute("INSERT INTO assigned VALUES ('a@x.org', 'k', 1)")
+    assert migrate(db) == [7]
+    assert db.execute("SELECT statement_id, statement_updated_at FROM assigned").fetchall() == [
+        (None, None)
+    ]
+    db.close()
+    with SqliteStore.open(tmp_path) as store:
+        [claimed] = store.claim(5, datetime(2024, 6, 2, tzinfo=UTC))
+        assert (claimed.statement_ids, claimed.corrected_ids) == (("k-en",), ())

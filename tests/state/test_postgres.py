@@ -411,3 +411,31 @@ def test_a_record_that_fails_in_the_database_leaves_the_store_usable(
             assert store.record(outcome, [second], T0) == [True]  # the same store goes on
         assert store.counts() == LedgerCounts(sent=1, sending=1)
         assert sorted(emails) == sorted(d.email for d in (first, second))
+
+
+def test_corrections_migration_upgrades_a_version_2_database(pg_url: str) -> None:
+    # Issue 14 (migration 3): older rows stay usable, with no recorded version (NULL).
+    from statement_feeds.state.postgres_migrations import applied_versions, migrate
+
+    stamp = "2024-06-01T07:00:00.000000Z"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        applied_versions(conn)
+        for version, function in MIGRATIONS[:2]:
+            function(conn)
+            conn.execute("INSERT INTO schema_migrations VALUES (%s, 'then')", (version,))
+        conn.execute(
+            "INSERT INTO editions (frequency, due_at, planned_at) VALUES ('daily', %s, %s)",
+            (stamp, stamp),
+        )
+        conn.execute(
+            "INSERT INTO deliveries (edition_id, email_key, email, name, lang, statement_ids,"
+            " message_id, state, next_attempt_at, updated_at)"
+            " VALUES (1, 'a@x.org', 'a@x.org', '', 'en', '[\"k-en\"]', '<m>', 'sent', %s, %s)",
+            (stamp, stamp),
+        )
+        conn.execute("INSERT INTO assigned VALUES ('a@x.org', 'k', 1)")
+        assert migrate(conn, pg_url) == [3]
+        rows = conn.execute("SELECT statement_id, statement_updated_at FROM assigned").fetchall()
+        assert rows == [(None, None)]
+        fixed = conn.execute("SELECT corrected_ids FROM deliveries").fetchall()
+        assert fixed == [("[]",)]

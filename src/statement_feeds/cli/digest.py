@@ -46,6 +46,9 @@ def digest_send(ctx: Context, frequency: str | None, dry_run: bool, resend_faile
         report_problems(shown.problems)
         for delivery in shown.planned:
             titles = "; ".join(shown.labels.get(i, i) for i in delivery.statement_ids)
+            fixed = "; ".join(shown.labels.get(c.statement_id, "?") for c in delivery.corrections)
+            if fixed:
+                titles = f"{titles}  corrected: {fixed}" if titles else f"corrected: {fixed}"
             click.echo(f"{delivery.email}  [{delivery.lang}]  {titles}")
         click.echo(
             f"dry run: {len(shown.planned)} messages would be sent; nothing was sent or recorded"

@@ -6,7 +6,8 @@ Data path::
         store.seen_addresses, a TEMP table; the row first seen, store.sightings, wins)
     → store.sync_subscribers (first sighting = join time)
     → store.subscriber_states (join time, blocked, keys already assigned)
-    → core.selection.Selector.choose → ledger.PlannedDelivery
+    → core.selection.Selector.choose (+ domain.corrections.CorrectionFinder.choose)
+    → ledger.PlannedDelivery
     → store.plan_edition (one transaction: edition, deliveries, assigned keys)
 
 Everything from syncing join times to the last delivery runs inside the single
@@ -24,6 +25,7 @@ from datetime import datetime
 
 from ..config import Config
 from ..domain.catalog import Catalog
+from ..domain.corrections import CorrectionFinder
 from ..domain.problems import Problem
 from ..domain.selection import Selector
 from ..domain.subscribers import Subscriber, email_key
@@ -72,7 +74,7 @@ def plan_edition(  # noqa: PLR0917 - the positional order is the agreed interfac
     if existing is not None:
         return PlanResult(existing, (), created=False)
     problems: list[Problem] = []
-    selector = Selector(catalog.published, now, config.digest.max_age)
+    selector = _selector(config, catalog, now)
     diagnosis = _diagnosis(config, catalog, frequency)
     consumed: list[bool] = []  # the store iterates the deliveries only if it plans anew
 
@@ -100,12 +102,26 @@ def preview_edition(  # noqa: PLR0917 - the positional order is the agreed inter
     subscribers get nothing is counted into ``diagnosis`` if given.
     """
     problems: list[Problem] = []
-    selector = Selector(catalog.published, now, config.digest.max_age)
+    selector = _selector(config, catalog, now)
     diagnosis = diagnosis or _diagnosis(config, catalog, frequency)
     planned = list(
         _deliveries(config, store, selector, diagnosis, now=now, problems=problems, record=False)
     )
     return planned, problems
+
+
+@dataclass(frozen=True, slots=True)
+class _Selection:
+    new: Selector
+    corrections: CorrectionFinder
+
+
+def _selector(config: Config, catalog: Catalog, now: datetime) -> _Selection:
+    max_age = config.digest.max_age
+    return _Selection(
+        Selector(catalog.published, now, max_age),
+        CorrectionFinder(catalog.published, now, max_age, enabled=config.digest.corrections),
+    )
 
 
 def _diagnosis(config: Config, catalog: Catalog, frequency: str) -> Diagnosis:
@@ -129,7 +145,7 @@ def dry_run(
     diagnosis = _diagnosis(config, catalog, frequency)
     planned, problems = preview_edition(config, store, catalog, frequency, now, diagnosis)
     # Ids mean nothing to a reader: the catalog planning used has the titles.
-    wanted = {i for delivery in planned for i in delivery.statement_ids}
+    wanted = {i for d in planned for i in (*d.statement_ids, *_corrected_ids(d))}
     labels = {s.id: f"{s.title} ({s.lang})" for s in catalog.statements if s.id in wanted}
     return DryRun(planned, problems, diagnosis, labels)
 
@@ -176,17 +192,17 @@ def _valid(
 def _deliveries(
     config: Config,
     store: Store,
-    selector: Selector,
+    selector: _Selection,
     diagnosis: Diagnosis,
     *,
     now: datetime,
     problems: list[Problem],
     record: bool,
 ) -> Iterator[PlannedDelivery]:
-    keys = selector.translation_keys
+    keys, corrected = selector.new.translation_keys, selector.corrections.translation_keys
     for chunk in chunks(_valid(config, problems, store, now, record=record)):
         # Every frequency is read and synced: joining is about the list, not the schedule.
-        states = store.subscriber_states([s.email for s in chunk], keys)
+        states = store.subscriber_states([s.email for s in chunk], keys, corrected)
         if record:
             # Only first sightings are written: a million no-op upserts cost seconds.
             unseen = [s.email for s in chunk if email_key(s.email) not in states]
@@ -198,7 +214,7 @@ def _deliveries(
 
 
 def _delivery(
-    selector: Selector,
+    selector: _Selection,
     diagnosis: Diagnosis,
     subscriber: Subscriber,
     states: Mapping[str, SubscriberState],
@@ -215,9 +231,10 @@ def _delivery(
     if state.blocked:
         diagnosis.blocked += 1
         return None
-    choices = selector.choose(subscriber.languages, state.joined_at, state.assigned)
-    if not choices:
-        diagnosis.empty(selector, subscriber.languages, state.joined_at)
+    choices = selector.new.choose(subscriber.languages, state.joined_at, state.assigned)
+    corrections = selector.corrections.choose(state.mailed) if state.mailed else ()
+    if not choices and not corrections:
+        diagnosis.empty(selector.new, subscriber.languages, state.joined_at)
         return None
     return PlannedDelivery(
         email=subscriber.email,
@@ -225,4 +242,10 @@ def _delivery(
         lang=subscriber.languages[0],
         statement_ids=tuple(c.statement_id for c in choices),
         translation_keys=tuple(c.translation_key for c in choices),
+        updated=tuple(c.updated or c.published for c in choices),
+        corrections=corrections,
     )
+
+
+def _corrected_ids(delivery: PlannedDelivery) -> tuple[str, ...]:
+    return tuple(c.statement_id for c in delivery.corrections)

@@ -346,7 +346,8 @@ def _check_templates(config: Config, env: jinja2.Environment, now: datetime) -> 
     )
     sample = _sample_statement(config, now)
     try:
-        composer.preview(sample.lang, [sample], "reader@example.org", "Reader")
+        # With a "Corrected" section too, so that its block is checked as well.
+        composer.preview(sample.lang, [sample], "reader@example.org", "Reader", [sample])
     except jinja2.TemplateError as exc:
         raise template_error(exc, None, config.paths.templates, config.path) from None
 

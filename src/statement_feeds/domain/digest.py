@@ -59,6 +59,8 @@ __all__ = [
     "template_environment",
 ]
 
+# A bundle: message language, new statements, corrected statements (ids).
+_BundleKey = tuple[str, tuple[str, ...], tuple[str, ...]]
 TEXT_TEMPLATE = "digest.txt"
 HTML_TEMPLATE = "digest.html"
 
@@ -76,6 +78,8 @@ class Recipient(Protocol):
     def statement_ids(self) -> tuple[str, ...]: ...
     @property
     def message_id(self) -> str: ...
+    @property
+    def corrected_ids(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,13 +152,13 @@ class Composer:
         self._statements = statements
         self._date = date
         self._cache_size = cache_size
-        self._cache: OrderedDict[tuple[str, tuple[str, ...]], MessageTemplate] = OrderedDict()
+        self._cache: OrderedDict[_BundleKey, MessageTemplate] = OrderedDict()
 
     def __call__(self, recipient: Recipient) -> bytes:
         return self.compose(recipient)
 
     def compose(self, recipient: Recipient) -> bytes:
-        template = self.template(recipient.lang, recipient.statement_ids)
+        template = self.template(recipient.lang, recipient.statement_ids, recipient.corrected_ids)
         return self._fill(
             template, recipient.lang, recipient.email, recipient.name, recipient.message_id
         )
@@ -189,12 +193,18 @@ class Composer:
             value += f",\r\n <mailto:{mailto}?subject=unsubscribe%20{token}>"
         return value.encode("ascii")
 
-    def template(self, lang: str, statement_ids: tuple[str, ...]) -> MessageTemplate:
-        """The rendered bundle for this language and statement list (LRU-cached)."""
-        key = (lang, statement_ids)
+    def template(
+        self, lang: str, statement_ids: tuple[str, ...], corrected_ids: tuple[str, ...] = ()
+    ) -> MessageTemplate:
+        """The rendered bundle for this language and statement lists (LRU-cached)."""
+        key = (lang, statement_ids, corrected_ids)
         template = self._cache.get(key)
         if template is None:
-            template = self._build(lang, [self._statements[i] for i in statement_ids])
+            template = self._build(
+                lang,
+                [self._statements[i] for i in statement_ids],
+                [self._statements[i] for i in corrected_ids],
+            )
             self._cache[key] = template
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
@@ -203,10 +213,16 @@ class Composer:
         return template
 
     def render(
-        self, lang: str, statements: Sequence[Statement], greeting: str, url: str
+        self,
+        lang: str,
+        statements: Sequence[Statement],
+        greeting: str,
+        url: str,
+        corrected: Sequence[Statement] = (),
     ) -> tuple[str, str]:
         """Text and HTML bodies with real values (for preview, and to check the fast path)."""
         context = self._context(lang, statements, greeting, url)
+        context.update(self._corrected_context(lang, statements, corrected))
         return (
             self._env.get_template(TEXT_TEMPLATE).render(context),
             self._env.get_template(HTML_TEMPLATE).render(context),
@@ -230,6 +246,24 @@ class Composer:
             "unsubscribe_url": url,
         }
 
+    def _corrected_context(
+        self, lang: str, statements: Sequence[Statement], corrected: Sequence[Statement]
+    ) -> dict[str, object]:
+        """The "Corrected" section; its heading heads the digest when nothing is new."""
+        messages = self._translations.for_language(lang)
+        heading = messages.plural(i18n.CORRECTED_COUNT, len(corrected))
+        items = []
+        for statement in corrected:
+            item = self._item(statement, messages)
+            when = statement.updated.astimezone(self._settings.timezone)
+            item["corrected"] = messages.text(i18n.CORRECTED_AT, time=messages.moment(when))
+            item["iso_corrected"] = when.isoformat(timespec="minutes")
+            items.append(item)
+        extra: dict[str, object] = {"corrected_heading": heading, "corrected_items": items}
+        if corrected and not statements:
+            extra["heading"] = heading
+        return extra
+
     def _item(self, statement: Statement, messages: i18n.Messages) -> dict[str, object]:
         local = statement.published.astimezone(self._settings.timezone)
         paragraphs = [p.strip() for p in re.split(r"\n\s*\n", statement.summary) if p.strip()]
@@ -243,13 +277,17 @@ class Composer:
             "lang": statement.lang,
         }
 
-    def _build(self, lang: str, statements: Sequence[Statement]) -> MessageTemplate:
-        hashed = bundle_hash(lang, statements)
+    def _build(
+        self, lang: str, statements: Sequence[Statement], corrected: Sequence[Statement] = ()
+    ) -> MessageTemplate:
+        hashed = bundle_hash(lang, statements, corrected)
         markers = Markers.for_bundle(hashed)
-        text, html_body = self.render(lang, statements, markers.greeting, markers.unsubscribe)
+        text, html_body = self.render(
+            lang, statements, markers.greeting, markers.unsubscribe, corrected
+        )
         boundary = f"=_sf_{hashed[:32]}".encode("ascii")
         pieces = Pieces()
-        self._headers(pieces, lang, len(statements), boundary)
+        self._headers(pieces, lang, (len(statements), len(corrected)), boundary)
         for content_type, body, is_html in (("plain", text, False), ("html", html_body, True)):
             pieces.add(
                 b"--"
@@ -265,9 +303,14 @@ class Composer:
         pieces.add(b"--" + boundary + b"--\r\n")
         return MessageTemplate(pieces.items, markers)
 
-    def _headers(self, pieces: Pieces, lang: str, count: int, boundary: bytes) -> None:
+    def _headers(self, pieces: Pieces, lang: str, counts: tuple[int, int], boundary: bytes) -> None:
         messages = self._translations.for_language(lang)
-        subject = messages.plural(i18n.SUBJECT, count, title=self._settings.title_for(lang))
+        title = self._settings.title_for(lang)
+        new, corrected = counts
+        if new or not corrected:
+            subject = messages.plural(i18n.SUBJECT, new, title=title)
+        else:  # only corrections
+            subject = messages.plural(i18n.CORRECTED_SUBJECT, corrected, title=title)
         pieces.add(static_headers([("From", self._settings.sender)]))
         pieces.add(b"To: ")
         pieces.add(TO_SLOT)
@@ -288,11 +331,18 @@ class Composer:
             + b'"\r\n\r\n'
         )
 
-    def preview(self, lang: str, statements: Sequence[Statement], email: str, name: str) -> Preview:
+    def preview(
+        self,
+        lang: str,
+        statements: Sequence[Statement],
+        email: str,
+        name: str,
+        corrected: Sequence[Statement] = (),
+    ) -> Preview:
         """What ``digest preview`` writes: the text, the HTML and the whole message."""
         text, html_body = self.render(
-            lang, statements, self.greeting(lang, name), self.unsubscribe_link(email)
+            lang, statements, self.greeting(lang, name), self.unsubscribe_link(email), corrected
         )
         message_id = self._signer.message_id(0, email, self._settings.domain)
-        eml = self._fill(self._build(lang, statements), lang, email, name, message_id)
+        eml = self._fill(self._build(lang, statements, corrected), lang, email, name, message_id)
         return Preview(text, html_body, eml)

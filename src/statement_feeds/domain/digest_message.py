@@ -162,9 +162,15 @@ def checked_message_id(message_id: str) -> str:
     return message_id
 
 
-def bundle_hash(lang: str, statements: Sequence[Statement]) -> str:
+def bundle_hash(
+    lang: str, statements: Sequence[Statement], corrected: Sequence[Statement] = ()
+) -> str:
     digest = hashlib.blake2b(digest_size=20)
     digest.update(lang.encode("utf-8"))
     for statement in statements:
         digest.update(b"\x00" + statement.id.encode("utf-8") + b"\x00" + statement.digest.encode())
+    if corrected:  # a bundle without corrections keeps the hash it always had
+        digest.update(b"\x01corrected")
+        for statement in corrected:
+            digest.update(b"\x00" + statement.id.encode() + b"\x00" + statement.digest.encode())
     return digest.hexdigest()

@@ -11,10 +11,10 @@ from __future__ import annotations
 import gettext
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date
+from babel.dates import format_date, format_time
 from babel.messages.pofile import read_po
 
 __all__ = [
@@ -34,6 +34,14 @@ UNSUBSCRIBE = "Unsubscribe"
 GREETING_NAMED = "Hello {name},"
 GREETING = "Hello,"
 WHY = "You receive this digest because you subscribed to {title}."
+# Corrections (domain/corrections.py): the subject when a digest has only corrections,
+# the heading of the "Corrected" section, and each item's correction time.
+CORRECTED_SUBJECT = (
+    "{title}: {count} corrected statement",
+    "{title}: {count} corrected statements",
+)
+CORRECTED_COUNT = ("{count} corrected statement", "{count} corrected statements")
+CORRECTED_AT = "Corrected on {time}"
 SOURCE_STRINGS: tuple[str, ...] = (
     SUBJECT[0],
     COUNT[0],
@@ -42,6 +50,9 @@ SOURCE_STRINGS: tuple[str, ...] = (
     GREETING_NAMED,
     GREETING,
     WHY,
+    CORRECTED_SUBJECT[0],
+    CORRECTED_COUNT[0],
+    CORRECTED_AT,
 )
 
 
@@ -129,6 +140,12 @@ class Messages:
     def date(self, day: date) -> str:
         """A date as people of this language write it ("26 августа 2020 г.")."""
         return str(format_date(day, format="long", locale=self.locale))
+
+    def moment(self, when: datetime) -> str:
+        """A date and time as people of this language write them ("3 декабря 2026 г., 07:05")."""
+        day = format_date(when.date(), format="long", locale=self.locale)
+        time = format_time(when, format="short", locale=self.locale)
+        return str(self.locale.datetime_formats["long"]).format(time, day)
 
 
 # A site has a handful of languages. The cap is for callers that pass a tag from a

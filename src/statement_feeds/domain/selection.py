@@ -28,6 +28,7 @@ class Choice:
     statement_id: str
     translation_key: str
     published: datetime
+    updated: datetime | None = None  # its ``updated`` value: what a correction is measured from
 
 
 class Selector:
@@ -78,7 +79,7 @@ class Selector:
             # translation is recent: the statement itself is what ages.
             version = next((versions[lang] for lang in languages if lang in versions), None)
             if version is not None and version.published >= self.oldest:
-                chosen.append(Choice(version.id, key, version.published))
+                chosen.append(Choice(version.id, key, version.published, version.updated))
         chosen.sort(key=lambda c: (c.published, c.statement_id), reverse=True)
         return tuple(chosen)
 

@@ -43,13 +43,14 @@ the sender's event loop, together with the next hand-overs::
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import NamedTuple, Protocol, runtime_checkable
 
+from ..domain.corrections import Correction, Mailed
 from ..domain.duplicates import SeenAddresses, Sightings
 from ..domain.subscribers import Subscriber
 from ..domain.web_subscribers import Preferences
@@ -87,6 +88,11 @@ class PlannedDelivery:
     lang: str  # language of the message's labels: the subscriber's first language
     statement_ids: tuple[str, ...]  # chosen versions (Statement.id), newest first
     translation_keys: tuple[str, ...]  # same order; what "sent once ever" is keyed on
+    # Same order: each version's ``updated`` value, recorded as what was mailed (empty:
+    # not known, the edition's planning time stands in for it).
+    updated: tuple[datetime, ...] = ()
+    # Statements mailed before and corrected since, mailed again (domain/corrections).
+    corrections: tuple[Correction, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +107,7 @@ class Delivery:
     message_id: str
     attempts: int  # including the one being made now
     first_attempt_at: datetime | None
+    corrected_ids: tuple[str, ...] = ()  # statements mailed again as corrected
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +168,8 @@ class SubscriberState(NamedTuple):
     joined_at: datetime
     blocked: bool
     assigned: frozenset[str]  # translation keys already given to them (among those asked)
+    # What was mailed of the keys asked for corrections (by translation key).
+    mailed: Mapping[str, Mailed] = MappingProxyType({})
 
 
 class Ledger(Protocol):
@@ -267,9 +276,13 @@ class SubscriberStore(Protocol):
         """When each address was first seen in each file (``record=False``: only read)."""
 
     def subscriber_states(
-        self, emails: Sequence[str], translation_keys: Collection[str]
+        self,
+        emails: Sequence[str],
+        translation_keys: Collection[str],
+        corrected_keys: Collection[str] = (),
     ) -> dict[str, SubscriberState]:
-        """Join time, blocked flag and assigned keys of the known ones, by email key."""
+        """Join time, blocked flag and assigned keys of the known ones, by email key;
+        with what was mailed of ``corrected_keys`` (deliveries not failed or cancelled)."""
 
     def subscriber_status(self, emails: Sequence[str]) -> dict[str, tuple[datetime, str]]:
         """email key → (joined_at, "active" | "unsubscribed" | "bounced") for known ones."""

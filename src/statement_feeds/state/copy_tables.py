@@ -85,10 +85,19 @@ TABLES: tuple[Table, ...] = (
         "deliveries",
         "edition_id:int email_key email name lang statement_ids message_id state attempts:int"
         " first_attempt_at:ts next_attempt_at:ts last_code:int last_error updated_at:ts"
-        " claimed_by claim_until:ts",
+        " claimed_by claim_until:ts corrected_ids",
         key="edition_id email_key",
     ),
-    _table("assigned", "email_key translation_key edition_id:int", key="email_key translation_key"),
+    _table(
+        "assigned",
+        "email_key translation_key edition_id:int statement_id statement_updated_at:ts",
+        key="email_key translation_key",
+    ),
+    _table(
+        "corrections",
+        "email_key translation_key statement_updated_at:ts statement_id edition_id:int",
+        key="email_key translation_key statement_updated_at",
+    ),
     _table(
         "web_subscribers",
         "email address name languages frequency confirmed_at:ts updated_at:ts",

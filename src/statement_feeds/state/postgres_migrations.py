@@ -220,3 +220,21 @@ def _bounce_scores(conn: psycopg.Connection[Any]) -> None:
             updated_at {T} NOT NULL
         )"""
     )
+
+
+@migration(3)
+def _corrections(conn: psycopg.Connection[Any]) -> None:
+    # SQLite's migration 7 (see there, and state/sql_corrections.py).
+    conn.execute(f"ALTER TABLE assigned ADD COLUMN statement_id {T}")
+    conn.execute(f"ALTER TABLE assigned ADD COLUMN statement_updated_at {T}")
+    conn.execute("ALTER TABLE deliveries ADD COLUMN corrected_ids TEXT NOT NULL DEFAULT '[]'")
+    conn.execute(
+        f"""CREATE TABLE corrections (
+            email_key {T} NOT NULL,
+            translation_key {T} NOT NULL,
+            statement_updated_at {T} NOT NULL,
+            statement_id {T} NOT NULL,
+            edition_id BIGINT NOT NULL REFERENCES editions (id),
+            PRIMARY KEY (email_key, translation_key, statement_updated_at)
+        )"""
+    )

@@ -132,7 +132,8 @@ class DeliveryStateMachine(SqlParts):
             while len(claimed) < limit:
                 rows = db.execute(
                     "SELECT d.email_key, d.edition_id, d.email, d.name, d.lang, d.statement_ids,"
-                    " d.message_id, d.attempts, d.first_attempt_at, " + _BLOCKED + " AS blocked"
+                    " d.message_id, d.attempts, d.first_attempt_at, " + _BLOCKED + " AS blocked,"
+                    " d.corrected_ids"
                     " FROM deliveries d LEFT JOIN subscribers s ON s.email = d.email_key"
                     " WHERE d.state IN ('pending', 'deferred') AND d.next_attempt_at <= ?"
                     # Another sender's lapsed claim may be taken; our own claims are
@@ -196,6 +197,7 @@ class DeliveryStateMachine(SqlParts):
                 message_id=r[6],
                 attempts=int(r[7]) + 1,
                 first_attempt_at=from_ts(r[8]) if r[8] else now,
+                corrected_ids=bundles.get(r[10]) or bundles.setdefault(r[10], _ids(r[10])),
             )
             for r in sendable
         ]

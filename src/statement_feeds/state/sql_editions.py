@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ..domain.subscribers import email_key
 from .api import Edition, EditionStatus, LedgerCounts, PlannedDelivery
 from .batches import chunks
+from .sql_corrections import record_corrections
 from .sql_parts import BLOCKED as _BLOCKED
 from .sql_parts import SqlParts
 from .timestamps import from_ts, to_ts
@@ -91,23 +92,40 @@ class EditionTables(SqlParts):
         self, edition_id: int, planned: str, chunk: list[PlannedDelivery], make_id: MessageIdFor
     ) -> int:
         rows: list[tuple[Any, ...]] = []
-        keys: list[tuple[str, str, int]] = []
+        keys: list[tuple[Any, ...]] = []
+        corrected: list[tuple[str, PlannedDelivery]] = []
         for item in chunk:
             key = email_key(item.email)
             message_id = make_id(edition_id, item.email)
             ids = self._json(item.statement_ids)
-            rows.append((key, edition_id, item.email, item.name, item.lang, ids, message_id))
-            keys.extend((key, tk, edition_id) for tk in item.translation_keys)
+            fixed = self._json(tuple(c.statement_id for c in item.corrections))
+            rows.append((key, edition_id, item.email, item.name, item.lang, ids, fixed, message_id))
+            # What went of each key: the version and its ``updated`` (sql_corrections).
+            updated: list[str | None] = [to_ts(u) for u in item.updated]
+            updated = updated or [None] * len(item.translation_keys)
+            keys.extend(
+                (key, tk, edition_id, sid, stamp)
+                for tk, sid, stamp in zip(
+                    item.translation_keys, item.statement_ids, updated, strict=True
+                )
+            )
+            if item.corrections:
+                corrected.append((key, item))
         # Key order makes the B-tree inserts sequential within the chunk.
         rows.sort(key=lambda row: row[0])
-        keys.sort()
+        keys.sort(key=lambda row: (row[0], row[1]))
         self._insert_rows(
             "deliveries",
             _DELIVERY_COLUMNS,
             [(*row, "pending", planned, planned) for row in rows],
         )
         # No ON CONFLICT on purpose: assigning a key twice is a bug and must abort the plan.
-        self._insert_rows("assigned", ("email_key", "translation_key", "edition_id"), keys)
+        self._insert_rows(
+            "assigned",
+            ("email_key", "translation_key", "edition_id", "statement_id", "statement_updated_at"),
+            keys,
+        )
+        record_corrections(self._db, edition_id, corrected)
         return len(rows)
 
     def _insert_rows(
@@ -174,6 +192,7 @@ _DELIVERY_COLUMNS = (
     "name",
     "lang",
     "statement_ids",
+    "corrected_ids",
     "message_id",
     "state",
     "next_attempt_at",

@@ -17,6 +17,8 @@ from ..domain.duplicates import SeenAddresses, Sightings
 from ..domain.subscribers import email_key
 from .api import SubscriberState
 from .batches import CHUNK, chunks
+from .sql_corrections import NOTHING_MAILED as _NOTHING_MAILED
+from .sql_corrections import mailed_versions
 from .sql_dedup import SeenTable, SightingsTable
 from .sql_parts import BLOCKED as _BLOCKED
 from .sql_parts import SqlParts
@@ -82,9 +84,13 @@ class SubscriberTables(SqlParts):
         return SightingsTable(self._db, to_ts(now), record=record, dialect=self._dialect)
 
     def subscriber_states(
-        self, emails: Sequence[str], translation_keys: Collection[str]
+        self,
+        emails: Sequence[str],
+        translation_keys: Collection[str],
+        corrected_keys: Collection[str] = (),
     ) -> dict[str, SubscriberState]:
-        """Join time, blocked flag and assigned keys (among ``translation_keys``) by email key.
+        """Join time, blocked flag and assigned keys (among ``translation_keys``) by email key,
+        and what was mailed of ``corrected_keys`` (``sql_corrections``).
 
         Addresses the store has never seen are absent from the result.
         """
@@ -92,6 +98,7 @@ class SubscriberTables(SqlParts):
         wanted = list(translation_keys)
         found: dict[str, tuple[str, bool]] = {}
         assigned: dict[str, set[str]] = {}
+        mailed = mailed_versions(self._db, keys, list(corrected_keys)) if corrected_keys else {}
         for chunk in chunks(keys):
             where, params = self._dialect.in_list("s.email", chunk)
             for email, joined, blocked in self._db.execute(
@@ -107,6 +114,7 @@ class SubscriberTables(SqlParts):
                 times.get(joined) or times.setdefault(joined, from_ts(joined)),
                 blocked,
                 frozenset(assigned.get(email, ())),
+                mailed.get(email, _NOTHING_MAILED),
             )
             for email, (joined, blocked) in found.items()
         }

@@ -335,3 +335,26 @@ def _bounce_scores(conn: sqlite3.Connection) -> None:
             updated_at TEXT NOT NULL
         )"""
     )
+
+
+@migration(7)
+def _corrections(conn: sqlite3.Connection) -> None:
+    # Issue 14, corrections (state/sql_corrections.py). assigned: the version mailed of
+    # each key and its `updated` value then (NULL in rows from before: the delivery and
+    # the edition's planning time stand in). deliveries.corrected_ids: the statements a
+    # delivery carries as corrected. corrections: one row per address, key and `updated`
+    # value mailed again; the primary key makes "once per updated value" a hard rule.
+    conn.execute("ALTER TABLE assigned ADD COLUMN statement_id TEXT")
+    conn.execute("ALTER TABLE assigned ADD COLUMN statement_updated_at TEXT")
+    conn.execute("ALTER TABLE deliveries ADD COLUMN corrected_ids TEXT NOT NULL DEFAULT '[]'")
+    conn.execute(
+        """CREATE TABLE corrections (
+            email_key TEXT NOT NULL,
+            translation_key TEXT NOT NULL,
+            statement_updated_at TEXT NOT NULL,
+            statement_id TEXT NOT NULL,
+            edition_id INTEGER NOT NULL REFERENCES editions (id),
+            PRIMARY KEY (email_key, translation_key, statement_updated_at)
+        )"""
+        " WITHOUT ROWID"  # key-only lookups (PostgreSQL's DDL omits it)
+    )
