@@ -23,8 +23,9 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Sequence
+from urllib.parse import quote
 
-__all__ = ["Signer", "subscriber_id", "unsubscribe_url"]
+__all__ = ["Signer", "preferences_url", "subscriber_id", "unsubscribe_url"]
 
 _PURPOSE = b"statement-feeds/token\x00"  # purpose-bound expiring tokens (web side)
 
@@ -183,7 +184,22 @@ def _signed_text(purpose: str, encoded: str, expires_at: int) -> str:
     return f"{purpose}\x00{encoded}\x00{expires_at}"
 
 
-def unsubscribe_url(public_url: str, token: str) -> str:
-    """The one-click link (RFC 8058): GET shows a confirmation, POST unsubscribes."""
+def unsubscribe_url(public_url: str, token: str, lang: str = "") -> str:
+    """The one-click link (RFC 8058): GET shows a confirmation, POST unsubscribes.
+
+    ``lang``, the digest's language, opens the page in it (``web.subscriptions``
+    accepts it only if it is one of the subscriber's languages).
+    """
+    return _page_url(public_url, "unsubscribe", token, lang)
+
+
+def preferences_url(public_url: str, token: str, lang: str = "") -> str:
+    """A digest's "change preferences" link: the unsubscribe token (which already
+    leads to the preferences page from the unsubscribe page) and never expires."""
+    return _page_url(public_url, "preferences", token, lang)
+
+
+def _page_url(public_url: str, page: str, token: str, lang: str) -> str:
     base = public_url if public_url.endswith("/") else public_url + "/"
-    return f"{base}unsubscribe?token={token}"
+    url = f"{base}{page}?token={token}"
+    return f"{url}&lang={quote(lang, safe='')}" if lang else url

@@ -10,6 +10,9 @@ Old tokens, from before ids, carried the address (base64):
   because digests already delivered carry them;
 * preferences tokens (the address as payload) keep working until they expire,
   30 days after they were issued; new ones are never issued.
+
+A digest's "change preferences" link carries its unsubscribe token, which the
+preferences page accepts as well as its own (expiring) tokens.
 """
 
 from __future__ import annotations
@@ -41,10 +44,18 @@ class SubscriberLinks:
         return self.signer.verify_legacy_unsubscribe(token)
 
     async def preferences_address(self, token: str) -> str | None:
-        """The address a preferences token is valid for now, else None."""
+        """The address a preferences token is valid for now, else None.
+
+        A digest's unsubscribe token is accepted too (its "change preferences" link): it
+        never expires, and its holder could already get a preferences link from the
+        unsubscribe page. Old address-carrying unsubscribe tokens are not.
+        """
         payload = self.signer.verify("preferences", token, self.now().timestamp())
         if payload is None:
-            return None
+            sid = self.signer.verify_unsubscribe(token) if token else None
+            if sid is None:
+                return None
+            return await self.store.run(lambda s: s.address_for_id(sid))
         if "@" in payload:  # an old token, with the address inside: valid until it expires
             return payload
         return await self.store.run(lambda s: s.address_for_id(payload))
