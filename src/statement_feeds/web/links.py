@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
 from ..domain.tokens import Signer
 from .store_thread import StoreThread
@@ -60,12 +61,14 @@ class SubscriberLinks:
             return payload
         return await self.store.run(lambda s: s.address_for_id(payload))
 
-    async def preferences_url(self, base_url: str, address: str) -> str:
-        """A preferences link for ``address``, valid for :data:`PREFERENCES_TTL`."""
+    async def preferences_url(self, base_url: str, address: str, lang: str = "") -> str:
+        """A preferences link for ``address``, valid for :data:`PREFERENCES_TTL`; with
+        ``lang``, the page opens in it (if it is one of the subscriber's languages)."""
         sid = self.signer.subscriber_id(address)
         # Every address the store knows has its id mapped; an address reached through an
         # old token may not be known yet, so make sure before handing out the link.
         if await self.store.run(lambda s: s.address_for_id(sid)) is None:
             await self.store.run(lambda s: s.remember_address_id(address))
         expires = int((self.now() + PREFERENCES_TTL).timestamp())
-        return f"{base_url}preferences?token={self.signer.sign('preferences', sid, expires)}"
+        url = f"{base_url}preferences?token={self.signer.sign('preferences', sid, expires)}"
+        return f"{url}&lang={quote(lang, safe='')}" if lang else url

@@ -229,7 +229,7 @@ class SignUp(ServiceBase):
             200,
             "Subscription confirmed",
             CONFIRMED,
-            preferences_url=await self.links.preferences_url(base_url, subscriber.email),
+            preferences_url=await self.links.preferences_url(base_url, subscriber.email, lang),
         )
 
 
