@@ -22,8 +22,8 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Sequence
-from urllib.parse import quote
 
 __all__ = ["Signer", "preferences_url", "subscriber_id", "unsubscribe_url"]
 
@@ -34,6 +34,7 @@ _MESSAGE_ID = b"statement-feeds/message-id\x00"
 _UNSUBSCRIBE = b"statement-feeds/unsubscribe\x00"  # legacy tokens: the address inside
 _UNSUBSCRIBE_ID = b"statement-feeds/unsubscribe-id\x00"
 _SUBSCRIBER_ID = b"sf/subscriber-id"  # BLAKE2b personalisation: at most 16 bytes
+_LANG_TAG = re.compile(r"[A-Za-z0-9-]{1,35}")
 _MAC_BYTES = 16  # 128 bits: unguessable, and keeps links short
 
 
@@ -202,4 +203,5 @@ def preferences_url(public_url: str, token: str, lang: str = "") -> str:
 def _page_url(public_url: str, page: str, token: str, lang: str) -> str:
     base = public_url if public_url.endswith("/") else public_url + "/"
     url = f"{base}{page}?token={token}"
-    return f"{url}&lang={quote(lang, safe='')}" if lang else url
+    # A language tag is letters, digits and hyphens: anything else is left out, not escaped.
+    return f"{url}&lang={lang}" if _LANG_TAG.fullmatch(lang) else url
