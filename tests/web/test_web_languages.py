@@ -15,6 +15,7 @@ from types import ModuleType
 import pytest
 
 from smtp_server import RecordingServer
+from statement_feeds.web.templates import load_pages
 
 
 def _test_app() -> ModuleType:
@@ -205,5 +206,39 @@ def test_the_confirmation_link_opens_in_the_language_of_the_email(
         status, _, page = await site.post("confirm", data=form, headers=EN_BROWSER)
         assert status == 200 and _html_lang(page) == "ru"
         assert _link(page, "preferences").endswith("&lang=ru")
+
+    run_site(tmp_path, smtp, scenario)
+
+
+def test_a_front_page_item_in_another_language_says_so(
+    tmp_path: Path, smtp: RecordingServer
+) -> None:
+    async def scenario(site: Site) -> None:
+        service = site.handle.service
+        assert service.language_note("ru", "en") == "(английский)"
+        assert service.language_note("en", "ru") == "(Russian)"
+        _, _, body = await site.get("?lang=ru")
+        assert "(английский)" not in body.decode()  # the Russian feed's own statements
+        pages = load_pages(site.config)
+        sample = {
+            "lang": "ru",
+            "_": service.messages("ru").text,
+            "site_title": "S",
+            "site_url": "https://example.org/",
+            "language_names": {"en": "English", "ru": "Русский"},
+            "feeds": [],
+            "entries_lang": "en",
+            "csrf": "t",
+            "errors": {},
+            "values": {"email": "", "languages": ["ru"], "frequency": "daily"},
+            "languages": ["en", "ru"],
+        }
+        entry = {"title": "T", "url": "u", "date": "d", "iso_date": "i", "paragraphs": []}
+        html = pages.render(
+            "web/home.html", **sample, entries=[{**entry, "language_note": "(английский)"}]
+        )
+        assert '<a href="u">T</a> <small lang="ru">(английский)</small></h3>' in html
+        html = pages.render("web/home.html", **sample, entries=[{**entry, "language_note": ""}])
+        assert "<small" not in html
 
     run_site(tmp_path, smtp, scenario)
