@@ -353,3 +353,27 @@ def test_french_punctuation_follows_the_locale() -> None:
     assert "lecteur de flux\u00a0?" in text
     english, _ = bodies(parse(composer(delivery("e@example.org", "", "en", EN))))
     assert "Full statement: https://example.org/en/war/" in english
+
+
+def test_links_in_an_excerpt_are_links_in_html_and_urls_in_text() -> None:
+    from statement_feeds.domain.excerpts import excerpt
+
+    summary = excerpt(
+        "Details on [our site](https://example.org/a?b=1&c=2).\n\n[bad](javascript:x()) end.", 50
+    )
+    linked = replace(STATEMENTS[0], id="urn:test:linked", summary=summary, digest="linked")
+    composer = Composer(
+        template_environment(jinja2.FileSystemLoader(str(TEMPLATES))),
+        SETTINGS,
+        translations=load_translations("en"),
+        signer=SIGNER,
+        statements={linked.id: linked},
+        date=datetime(2020, 9, 1, 7, 0, tzinfo=UTC),
+    )
+    text, html = bodies(parse(composer(delivery("l@example.org", "", "en", (linked.id,)))))
+    assert "Details on our site <https://example.org/a?b=1&c=2>.\n\nbad end.\n" in text
+    assert (
+        '<p style="margin:0 0 12px;">Details on <a href="https://example.org/a?b=1&amp;c=2"'
+        ' rel="noopener noreferrer">our site</a>.</p>'
+    ) in html
+    assert "javascript" not in html and "javascript" not in text and "\ue000" not in text

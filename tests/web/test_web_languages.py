@@ -15,6 +15,8 @@ from types import ModuleType
 import pytest
 
 from smtp_server import RecordingServer
+from statement_feeds.domain.excerpts import excerpt
+from statement_feeds.feeds.front_page_index import FrontEntry
 from statement_feeds.web.templates import load_pages
 
 
@@ -58,6 +60,7 @@ def test_start_page_has_the_form_above_the_statements_with_a_privacy_note(
     run_site(tmp_path, smtp, scenario)
 
 
+LINKED = "[a & b](https://example.org/a) c\n\n[d](javascript:e())"
 EN_BROWSER = {"Accept-Language": "en-US,en;q=0.9"}
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
@@ -240,5 +243,14 @@ def test_a_front_page_item_in_another_language_says_so(
         assert '<a href="u">T</a> <small lang="ru">(английский)</small></h3>' in html
         html = pages.render("web/home.html", **sample, entries=[{**entry, "language_note": ""}])
         assert "<small" not in html
+        # Links in an excerpt are links on the start page too (escaped text, safe URLs only).
+        front = FrontEntry("T", "2024-01-01T00:00:00+00:00", excerpt(LINKED, 50), "u")
+        entry = service._entry(front, "en", "")
+        html = pages.render("web/home.html", **sample, entries=[entry])
+        assert (
+            '<p><a href="https://example.org/a" rel="noopener noreferrer">a &amp; b</a> c</p>'
+            in html
+        )
+        assert "javascript" not in html
 
     run_site(tmp_path, smtp, scenario)

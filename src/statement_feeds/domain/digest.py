@@ -46,6 +46,7 @@ from .digest_message import (
     recipient_header,
     static_headers,
 )
+from .excerpt_links import summary_html_paragraphs, summary_text
 from .i18n import Translations
 from .statements import Statement
 from .tokens import Signer, preferences_url, unsubscribe_url
@@ -256,13 +257,13 @@ class Composer:
         local = statement.published.astimezone(self._settings.timezone)
         other = statement.lang.partition("-")[0].lower() != lang.partition("-")[0].lower()
         name = messages.language_name(statement.lang) if other else ""
-        paragraphs = [p.strip() for p in re.split(r"\n\s*\n", statement.summary) if p.strip()]
         return {
             "title": statement.title,
             "date": messages.date(local.date()),
             "iso_date": local.date().isoformat(),
-            "summary": statement.summary,
-            "paragraphs": paragraphs,
+            # Links in the excerpt: URLs after their text here, <a> in the HTML part.
+            "summary": summary_text(statement.summary),
+            "paragraphs": summary_html_paragraphs(statement.summary),
             "url": statement.url,
             "lang": statement.lang,
             # "(English)" after an item that is not in the digest's language.

@@ -13,6 +13,7 @@ from html import escape as html_escape
 from pathlib import Path
 from typing import NamedTuple, TypedDict
 
+from ..domain.excerpt_links import has_links, strip_markers, summary_html
 from ..domain.statements import Statement, statement_body
 from .formats import Document, FeedFormat, FeedSettings
 from .output import write_if_changed
@@ -121,5 +122,7 @@ def entry_content(
     except (OSError, ValueError):
         body = None
     if body is None:
-        return f"<p>{html_escape(statement.summary)}</p>"
+        if has_links(statement.summary):
+            return summary_html(statement.summary)
+        return f"<p>{html_escape(strip_markers(statement.summary))}</p>"
     return content_html(statement.url, body)

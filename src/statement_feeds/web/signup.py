@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 from ..digests.envelope import confirmation_sender
 from ..digests.mailer import reply_status
 from ..domain.addresses import Address, header_address
+from ..domain.excerpt_links import summary_html_paragraphs
 from ..domain.i18n import IN_LANGUAGE
 from ..domain.subscribers import email_key
 from ..domain.web_subscribers import Preferences
@@ -105,13 +105,12 @@ class SignUp(ServiceBase):
             date, iso = self.messages(lang).date(moment.date()), moment.date().isoformat()
         except ValueError:
             date = iso = entry.published
-        paragraphs = [p.strip() for p in re.split(r"\n\s*\n", entry.summary) if p.strip()]
         return {
             "title": entry.title,
             "url": entry.url,
             "date": date,
             "iso_date": iso,
-            "paragraphs": paragraphs,
+            "paragraphs": summary_html_paragraphs(entry.summary),  # links kept
             "language_note": note,
         }
 
