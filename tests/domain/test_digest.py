@@ -126,7 +126,8 @@ def test_fast_path_equals_a_straight_render(
         lang,
         [BY_ID[i] for i in ids],
         composer.greeting(lang, name),
-        composer.unsubscribe_link(target.email),
+        composer.unsubscribe_link(target.email, lang),
+        composer.preferences_link(target.email, lang),
     )
     assert (text, html) == expected
 
@@ -233,7 +234,7 @@ def test_unknown_language_falls_back_to_english(composer: Composer) -> None:
     message = parse(composer(delivery("f@example.org", "", "xx", EN)))
     text, _ = bodies(message)
     assert message["Subject"] == "Socialism From Below: 2 new statements"
-    assert text.startswith("Hello,\n")
+    assert text.startswith("Socialism From Below\n\nHello,\n")
 
 
 def test_preview(composer: Composer) -> None:
@@ -292,3 +293,87 @@ def test_an_idn_address_is_addressed_by_its_a_label(composer: Composer) -> None:
     # recipient would not be ASCII either. Planning now records the A-label.
     with pytest.raises(ValueError, match=r"send to Jurgen@xn--bcher-kva\.de"):
         composer(delivery("Jurgen@bücher.de", "", "en", EN))
+
+
+# -- the subscriber's language, everywhere (issue 14) -----------------------------------------
+
+
+def _composer_with_feeds(lang: str = "en") -> Composer:
+    return Composer(
+        template_environment(jinja2.FileSystemLoader(str(TEMPLATES))),
+        replace(SETTINGS, feeds_url="https://example.org/feeds/"),
+        translations=load_translations(lang),
+        signer=SIGNER,
+        statements=BY_ID,
+        date=datetime(2020, 9, 1, 7, 0, tzinfo=UTC),
+    )
+
+
+def test_site_name_preferences_link_and_feed_line_in_the_subscribers_language() -> None:
+    composer = _composer_with_feeds()
+    text, html = bodies(parse(composer(delivery("r@example.org", "", "ru", RU))))
+    token = SIGNER.unsubscribe_token("r@example.org")
+    prefs = f"https://example.org/newsletter/preferences?token={token}&lang=ru"
+    unsub = f"https://example.org/newsletter/unsubscribe?token={token}&lang=ru"
+    assert text.startswith("Социализм снизу\n\n")
+    assert f"Изменить настройки: {prefs}\nОтписаться: {unsub}\n" in text
+    assert "https://example.org/feeds/ru.atom" in text.split("-- \n")[1]
+    assert html.index(">Социализм снизу</a>") < html.index("Здравствуйте")
+    amp = prefs.replace("&", "&amp;")
+    assert f'<a href="{amp}"' in html and ">Изменить настройки</a> · <a href=" in html
+    assert '<a href="https://example.org/feeds/ru.atom"' in html
+    # The header keeps the bare one-click link: mail clients POST to it.
+    assert "lang=" not in str(
+        parse(composer(delivery("r@example.org", "", "ru", RU)))["List-Unsubscribe"]
+    )
+
+
+def test_no_feed_line_without_a_feeds_url(composer: Composer) -> None:
+    text, html = bodies(parse(composer(delivery("r@example.org", "", "en", EN))))
+    assert ".atom" not in text and ".atom" not in html
+    assert "Change preferences: https://example.org/newsletter/preferences?token=" in text
+
+
+def test_an_item_in_another_language_says_so_in_the_digests_language() -> None:
+    composer = _composer_with_feeds()
+    mixed = (RU[0], EN[1])
+    text, html = bodies(parse(composer(delivery("r@example.org", "", "ru", mixed))))
+    assert "Solidarity with the strike (английский)\n" in text
+    assert "Нет войне\n" in text  # its own language: no note
+    assert ">(английский)</span></h2>" in html and "(русский)" not in html
+    text, _ = bodies(parse(composer(delivery("r@example.org", "", "de", mixed))))
+    assert "Нет войне (Russisch)\n" in text and "Solidarity with the strike (Englisch)\n" in text
+
+
+def test_french_punctuation_follows_the_locale() -> None:
+    composer = _composer_with_feeds()
+    text, _ = bodies(parse(composer(delivery("f@example.org", "", "fr", EN))))
+    assert "Déclaration complète\u00a0: https://example.org/en/war/" in text
+    assert "Se désabonner\u00a0: https://" in text
+    assert "lecteur de flux\u00a0?" in text
+    english, _ = bodies(parse(composer(delivery("e@example.org", "", "en", EN))))
+    assert "Full statement: https://example.org/en/war/" in english
+
+
+def test_links_in_an_excerpt_are_links_in_html_and_urls_in_text() -> None:
+    from statement_feeds.domain.excerpts import excerpt
+
+    summary = excerpt(
+        "Details on [our site](https://example.org/a?b=1&c=2).\n\n[bad](javascript:x()) end.", 50
+    )
+    linked = replace(STATEMENTS[0], id="urn:test:linked", summary=summary, digest="linked")
+    composer = Composer(
+        template_environment(jinja2.FileSystemLoader(str(TEMPLATES))),
+        SETTINGS,
+        translations=load_translations("en"),
+        signer=SIGNER,
+        statements={linked.id: linked},
+        date=datetime(2020, 9, 1, 7, 0, tzinfo=UTC),
+    )
+    text, html = bodies(parse(composer(delivery("l@example.org", "", "en", (linked.id,)))))
+    assert "Details on our site <https://example.org/a?b=1&c=2>.\n\nbad end.\n" in text
+    assert (
+        '<p style="margin:0 0 12px;">Details on <a href="https://example.org/a?b=1&amp;c=2"'
+        ' rel="noopener noreferrer">our site</a>.</p>'
+    ) in html
+    assert "javascript" not in html and "javascript" not in text and "\ue000" not in text

@@ -9,6 +9,12 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
+from statement_feeds.domain.excerpt_links import (
+    strip_markers,
+    summary_html_paragraphs,
+    summary_plain,
+    summary_text,
+)
 from statement_feeds.domain.excerpts import ELLIPSIS, excerpt, excerpt_text
 from statement_feeds.domain.markup import plain_paragraphs
 
@@ -152,7 +158,7 @@ def test_non_latin_text() -> None:
     ],
 )
 def test_markdown_syntax_is_removed(markdown: str, plain: str) -> None:
-    assert excerpt(markdown, 100) == plain
+    assert summary_plain(excerpt(markdown, 100)) == plain  # links: see excerpt_links
 
 
 def test_numbered_statement_keeps_its_numbering_when_cut() -> None:
@@ -163,7 +169,9 @@ def test_numbered_statement_keeps_its_numbering_when_cut() -> None:
 def test_link_reference_definition_at_the_end_of_a_long_body_still_resolves() -> None:
     filler = "\n\n".join(f"Paragraph {i} " + "word " * 40 for i in range(30))
     body = f"Read [the full statement][full] now.\n\n{filler}\n\n[full]: https://example.org/x/\n"
-    result = excerpt(body, 10)
+    linked = excerpt(body, 10)
+    assert linked.startswith("Read \ue000https://example.org/x/\ue001the full statement\ue002 now.")
+    result = summary_plain(linked)
     assert result.startswith("Read the full statement now.")
     assert "[" not in result
     assert result.endswith(CUT)
@@ -187,7 +195,7 @@ def test_long_body_excerpt_equals_the_full_render_cut() -> None:
     ]
     body = "\n\n".join(paragraphs)
     full = plain_paragraphs(body)
-    assert excerpt(body, 20) == excerpt_text(full, 20)
+    assert summary_plain(excerpt(body, 20)) == excerpt_text(full, 20)
 
 
 # --- properties ----------------------------------------------------------------------
@@ -196,7 +204,9 @@ def test_long_body_excerpt_equals_the_full_render_cut() -> None:
 def _check(plain_full: list[str], result: str, max_words: int) -> None:
     # Paragraph by paragraph: a paragraph break is always a cut point, even before a
     # paragraph that starts with a stray combining mark.
-    full = [word for paragraph in plain_full for word in words(paragraph)]
+    # Private-use characters the excerpt uses for links are never taken from the text.
+    full = [word for paragraph in plain_full for word in words(strip_markers(paragraph))]
+    result = summary_plain(result)  # links in the excerpt: their text counts
     cut = result.endswith(CUT)
     body = result.removesuffix(CUT) if cut else result
     kept = [word for paragraph in body.split("\n\n") for word in words(paragraph)]
@@ -268,3 +278,44 @@ def test_plain_excerpt_properties(paragraphs: list[str], max_words: int) -> None
 def test_long_markdown_bodies_cut_like_the_full_render(pieces: list[str], max_words: int) -> None:
     markdown = " ".join(pieces) + "\n\n[r]: https://example.org/ref\n"
     _check(plain_paragraphs(markdown), excerpt(markdown, max_words), max_words)
+
+
+# --- links kept in the excerpt (issue 14) ----------------------------------------------
+
+
+def test_links_are_kept_with_their_url_and_unsafe_ones_become_text() -> None:
+    body = (
+        "Details on [our site](https://example.org/a?b=1&c=2), "
+        "[no](javascript:alert(1)) [rel](/x/) <a href=' mailto:x@example.org '>mail</a> "
+        "[](https://example.org/empty) \ue000forged\ue001text\ue002"
+    )
+    result = excerpt(body, 100)
+    assert summary_plain(result) == "Details on our site, no rel mail forgedtext"
+    assert summary_text(result) == (
+        "Details on our site <https://example.org/a?b=1&c=2>, no rel mail <mailto:x@example.org>"
+        " forgedtext"
+    )
+    html = "".join(summary_html_paragraphs(result))
+    assert (
+        '<a href="https://example.org/a?b=1&amp;c=2" rel="noopener noreferrer">our site</a>' in html
+    )
+    assert "javascript" not in html and 'href="/x/"' not in html and "empty" not in html
+
+
+def test_a_cut_inside_a_link_closes_it_before_the_ellipsis() -> None:
+    result = excerpt("One [two three four](https://example.org/) five.", 3)
+    assert result == "One \ue000https://example.org/\ue001two three\ue002" + CUT
+    assert summary_text(result) == "One two three <https://example.org/>" + CUT
+    assert str(summary_html_paragraphs(result)[0]).endswith("two three</a>" + CUT)
+
+
+def test_a_hostile_summary_cannot_make_an_unsafe_link() -> None:
+    forged = '\ue000javascript:alert(1)\ue001click\ue002 \ue000https://e.org/"onclick=\ue001x\ue002'
+    assert "javascript" not in "".join(summary_html_paragraphs(forged))
+    assert "onclick" not in "".join(summary_html_paragraphs(forged)).split(">")[0]
+    assert summary_plain("a\ue001b\ue002c\ue000") == "abc"
+
+
+def test_a_link_cut_before_its_text_leaves_no_url_behind() -> None:
+    cut = "Read \ue000https://example.org/a-long-pa"  # as the start page's index may cut it
+    assert summary_plain(cut) == "Read" and summary_text(cut) == "Read"

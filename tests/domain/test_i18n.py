@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
@@ -110,3 +111,17 @@ def test_the_cache_of_languages_is_bounded_whatever_tags_are_asked_for() -> None
         assert messages.text(i18n.FULL_STATEMENT) == "Full statement"
     assert translations.cached == i18n.CACHED_LANGUAGES
     assert translations.for_language("ru").text(i18n.FULL_STATEMENT) == "Полный текст заявления"
+
+
+def test_french_punctuation_has_a_non_breaking_space_before_double_marks() -> None:
+    """French writes "Déclaration complète : …": a non-breaking space before : ; ? ! and
+    inside « », never a plain space (a line must not break there)."""
+    source = po_sources()["fr"].decode("utf-8")
+    strings = [line for line in source.splitlines() if line.startswith("msgstr")]
+    assert strings
+    for line in strings:
+        assert not re.search(r" [:;?!»]|« ", line), line
+    messages = load_translations("en").for_language("fr")
+    assert messages.text(i18n.LABELLED, label="Déclaration complète", value="x") == (
+        "Déclaration complète\u00a0: x"
+    )

@@ -133,3 +133,13 @@ def test_unsubscribe_url_is_under_the_public_url() -> None:
         unsubscribe_url("https://example.org/newsletter", "t.k")
         == "https://example.org/newsletter/unsubscribe?token=t.k"
     )
+
+
+def test_page_links_carry_only_a_well_formed_language_tag() -> None:
+    from statement_feeds.domain.tokens import preferences_url, unsubscribe_url
+
+    base = "https://example.org/news"
+    assert unsubscribe_url(base, "t.m", "pt-BR") == f"{base}/unsubscribe?token=t.m&lang=pt-BR"
+    assert preferences_url(base + "/", "t.m", "ru") == f"{base}/preferences?token=t.m&lang=ru"
+    for bad in ("", "ru&x=1", "ru ru", "r" * 36, "ру"):
+        assert unsubscribe_url(base, "t.m", bad) == f"{base}/unsubscribe?token=t.m"

@@ -747,7 +747,7 @@ def test_preferences_for_web_and_csv_subscribers(tmp_path: Path, smtp: Recording
         assert csrf
         prefs_token = parse_qs(urlsplit(prefs_path).query)["token"][0]
         form = [("token", prefs_token), ("languages", "ru"), ("languages", "en")]
-        form += [("frequency", "weekly")]
+        form += [("frequency", "weekly"), ("lang", "en")]  # the form's hidden field
         assert (await site.post("preferences", data=form))[0] == 403  # no CSRF token
         status, _, page = await site.post("preferences", data=[*form, ("csrf", csrf[1].decode())])
         assert status == 200 and b"preferences are saved" in page

@@ -331,6 +331,7 @@ def digest_settings(config: Config) -> DigestSettings:
         timezone=site.timezone,
         unsubscribe_mailto=digest.unsubscribe_mailto,
         language_titles=dict(site.language_titles),
+        feeds_url=site.feeds_url,
     )
 
 

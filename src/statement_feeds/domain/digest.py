@@ -10,7 +10,7 @@ for one subscriber costs a handful of ``bytes.join``/``replace`` calls:
   (``core.addresses``), the others after CR/LF and controls are stripped;
 * bodies are quoted-printable. QP encodes each line on its own, so every line
   without a per-subscriber value is encoded once per bundle, and only the few
-  lines carrying the greeting or unsubscribe link are encoded per subscriber;
+  lines carrying the greeting or the links are encoded per subscriber;
 * the MIME boundary (``=_sf_<bundle hash>``) contains ``=_``, which QP output can
   never contain, so it is safe without scanning the bodies, and reproducible.
 
@@ -46,9 +46,10 @@ from .digest_message import (
     recipient_header,
     static_headers,
 )
+from .excerpt_links import summary_html_paragraphs, summary_text
 from .i18n import Translations
 from .statements import Statement
-from .tokens import Signer, unsubscribe_url
+from .tokens import Signer, preferences_url, unsubscribe_url
 
 __all__ = [
     "Composer",
@@ -93,6 +94,7 @@ class DigestSettings:
     timezone: tzinfo
     unsubscribe_mailto: str = ""
     language_titles: Mapping[str, str] = field(default_factory=dict)
+    feeds_url: str = ""  # the "follow by feed instead" line names <feeds_url><lang>.atom
 
     def title_for(self, lang: str) -> str:
         return self.language_titles.get(lang) or self.site_title
@@ -171,7 +173,8 @@ class Composer:
             checked_message_id(message_id),
             self.list_unsubscribe(email),
             self.greeting(lang, name),
-            self.unsubscribe_link(email),
+            self.unsubscribe_link(email, lang),
+            preferences_url=self.preferences_link(email, lang),
         )
 
     def greeting(self, lang: str, name: str) -> str:
@@ -181,8 +184,14 @@ class Composer:
             return messages.text(i18n.GREETING_NAMED, name=display)
         return messages.text(i18n.GREETING)
 
-    def unsubscribe_link(self, email: str) -> str:
-        return unsubscribe_url(self._settings.public_url, self._signer.unsubscribe_token(email))
+    def unsubscribe_link(self, email: str, lang: str = "") -> str:
+        """The one-click link; with ``lang`` (in the body), the page opens in it."""
+        token = self._signer.unsubscribe_token(email)
+        return unsubscribe_url(self._settings.public_url, token, lang)
+
+    def preferences_link(self, email: str, lang: str) -> str:
+        token = self._signer.unsubscribe_token(email)
+        return preferences_url(self._settings.public_url, token, lang)
 
     def list_unsubscribe(self, email: str) -> bytes:
         """RFC 2369/8058: the one-click https link, then the mailto when configured."""
@@ -218,10 +227,12 @@ class Composer:
         statements: Sequence[Statement],
         greeting: str,
         url: str,
+        preferences: str,
+        *,
         corrected: Sequence[Statement] = (),
     ) -> tuple[str, str]:
         """Text and HTML bodies with real values (for preview, and to check the fast path)."""
-        context = self._context(lang, statements, greeting, url)
+        context = self._context(lang, statements, greeting, url, preferences)
         context.update(self._corrected_context(lang, statements, corrected))
         return (
             self._env.get_template(TEXT_TEMPLATE).render(context),
@@ -229,21 +240,30 @@ class Composer:
         )
 
     def _context(
-        self, lang: str, statements: Sequence[Statement], greeting: str, url: str
+        self, lang: str, statements: Sequence[Statement], greeting: str, url: str, prefs: str
     ) -> dict[str, object]:
         messages = self._translations.for_language(lang)
         title = self._settings.title_for(lang)
+        feed_url = f"{self._settings.feeds_url}{lang}.atom" if self._settings.feeds_url else ""
+        # Split around the URL, so the HTML part can make it a link.
+        feed_before, _, feed_after = messages.text(i18n.FEED_INSTEAD, url="\x00").partition("\x00")
         return {
             "lang": lang,
             "site_title": title,
             "site_url": self._settings.site_url,
             "greeting": greeting,
             "heading": messages.plural(i18n.COUNT, len(statements)),
-            "items": [self._item(s, messages) for s in statements],
+            "items": [self._item(s, messages, lang) for s in statements],
             "full_statement": messages.text(i18n.FULL_STATEMENT),
             "unsubscribe": messages.text(i18n.UNSUBSCRIBE),
             "why": messages.text(i18n.WHY, title=title),
             "unsubscribe_url": url,
+            "preferences": messages.text(i18n.CHANGE_PREFERENCES),
+            "preferences_url": prefs,
+            "feed_url": feed_url,
+            "feed_before": feed_before,
+            "feed_after": feed_after,
+            "label": lambda label, value: messages.text(i18n.LABELLED, label=label, value=value),
         }
 
     def _corrected_context(
@@ -254,7 +274,7 @@ class Composer:
         heading = messages.plural(i18n.CORRECTED_COUNT, len(corrected))
         items = []
         for statement in corrected:
-            item = self._item(statement, messages)
+            item = self._item(statement, messages, lang)
             when = statement.updated.astimezone(self._settings.timezone)
             item["corrected"] = messages.text(i18n.CORRECTED_AT, time=messages.moment(when))
             item["iso_corrected"] = when.isoformat(timespec="minutes")
@@ -264,17 +284,21 @@ class Composer:
             extra["heading"] = heading
         return extra
 
-    def _item(self, statement: Statement, messages: i18n.Messages) -> dict[str, object]:
+    def _item(self, statement: Statement, messages: i18n.Messages, lang: str) -> dict[str, object]:
         local = statement.published.astimezone(self._settings.timezone)
-        paragraphs = [p.strip() for p in re.split(r"\n\s*\n", statement.summary) if p.strip()]
+        other = statement.lang.partition("-")[0].lower() != lang.partition("-")[0].lower()
+        name = messages.language_name(statement.lang) if other else ""
         return {
             "title": statement.title,
             "date": messages.date(local.date()),
             "iso_date": local.date().isoformat(),
-            "summary": statement.summary,
-            "paragraphs": paragraphs,
+            # Links in the excerpt: URLs after their text here, <a> in the HTML part.
+            "summary": summary_text(statement.summary),
+            "paragraphs": summary_html_paragraphs(statement.summary),
             "url": statement.url,
             "lang": statement.lang,
+            # "(English)" after an item that is not in the digest's language.
+            "language_note": messages.text(i18n.IN_LANGUAGE, language=name) if other else "",
         }
 
     def _build(
@@ -283,7 +307,12 @@ class Composer:
         hashed = bundle_hash(lang, statements, corrected)
         markers = Markers.for_bundle(hashed)
         text, html_body = self.render(
-            lang, statements, markers.greeting, markers.unsubscribe, corrected
+            lang,
+            statements,
+            markers.greeting,
+            markers.unsubscribe,
+            markers.preferences,
+            corrected=corrected,
         )
         boundary = f"=_sf_{hashed[:32]}".encode("ascii")
         pieces = Pieces()
@@ -341,7 +370,12 @@ class Composer:
     ) -> Preview:
         """What ``digest preview`` writes: the text, the HTML and the whole message."""
         text, html_body = self.render(
-            lang, statements, self.greeting(lang, name), self.unsubscribe_link(email), corrected
+            lang,
+            statements,
+            self.greeting(lang, name),
+            self.unsubscribe_link(email, lang),
+            self.preferences_link(email, lang),
+            corrected=corrected,
         )
         message_id = self._signer.message_id(0, email, self._settings.domain)
         eml = self._fill(self._build(lang, statements, corrected), lang, email, name, message_id)

@@ -79,10 +79,15 @@ class Markers:
 
     greeting: str
     unsubscribe: str
+    preferences: str
 
     @classmethod
     def for_bundle(cls, bundle_hash: str) -> Markers:
-        return cls(f"SFG{bundle_hash[:20]}X", f"SFU{bundle_hash[:20]}X")
+        part = bundle_hash[:20]
+        return cls(f"SFG{part}X", f"SFU{part}X", f"SFP{part}X")
+
+    def occur_in(self, line: str) -> bool:
+        return self.greeting in line or self.unsubscribe in line or self.preferences in line
 
 
 TO_SLOT, MESSAGE_ID_SLOT, UNSUBSCRIBE_SLOT = 0, 1, 2
@@ -96,12 +101,21 @@ class MessageTemplate:
         self._markers = markers
 
     def fill(
-        self, to: bytes, message_id: str, list_unsubscribe: bytes, greeting: str, url: str
+        self,
+        to: bytes,
+        message_id: str,
+        list_unsubscribe: bytes,
+        greeting: str,
+        url: str,
+        *,
+        preferences_url: str = "",
     ) -> bytes:
         headers = (to, message_id.encode("ascii"), list_unsubscribe)
         greet, link = self._markers.greeting, self._markers.unsubscribe
+        prefs = self._markers.preferences
         # The same escaping as jinja2's autoescape, so the result equals a straight render.
         greeting_html, url_html = str(escape(greeting)), str(escape(url))
+        prefs_html = str(escape(preferences_url))
         out: list[bytes] = []
         for piece in self._pieces:
             if type(piece) is bytes:
@@ -112,8 +126,10 @@ class MessageTemplate:
                 assert isinstance(piece, Line)
                 if piece.html:
                     line = piece.raw.replace(greet, greeting_html).replace(link, url_html)
+                    line = line.replace(prefs, prefs_html)
                 else:
                     line = piece.raw.replace(greet, greeting).replace(link, url)
+                    line = line.replace(prefs, preferences_url)
                 out.append(qp(line))
         return b"".join(out)
 
@@ -137,7 +153,7 @@ class Pieces:
             lines.pop()
         static: list[str] = []
         for line in lines:
-            if markers.greeting in line or markers.unsubscribe in line:
+            if markers.occur_in(line):
                 if static:
                     self.add(qp("\n".join(static) + "\n"))
                     static = []

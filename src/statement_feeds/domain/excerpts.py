@@ -11,6 +11,7 @@ import functools
 import unicodedata
 from collections.abc import Callable
 
+from .excerpt_links import CLOSE, OPEN
 from .markup import html_words, render_raw
 
 __all__ = ["ELLIPSIS", "excerpt", "excerpt_text"]
@@ -48,7 +49,7 @@ def _cut(paragraphs: list[list[str]], max_words: int) -> str:
             continue
         if len(words) > remaining:
             if remaining:
-                kept.append(" ".join(words[:remaining]) + " " + ELLIPSIS)
+                kept.append(_closed(" ".join(words[:remaining])) + " " + ELLIPSIS)
             elif kept:
                 kept[-1] += " " + ELLIPSIS
             return "\n\n".join(kept)
@@ -58,6 +59,11 @@ def _cut(paragraphs: list[list[str]], max_words: int) -> str:
             kept[-1] += " " + ELLIPSIS
             return "\n\n".join(kept)
     return "\n\n".join(kept)
+
+
+def _closed(text: str) -> str:
+    """``text`` with a link the cut left open closed before the ellipsis."""
+    return text + CLOSE if text.rfind(OPEN) > text.rfind(CLOSE) else text
 
 
 def _split_words(text: str) -> list[str]:

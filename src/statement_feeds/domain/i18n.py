@@ -42,6 +42,12 @@ CORRECTED_SUBJECT = (
 )
 CORRECTED_COUNT = ("{count} corrected statement", "{count} corrected statements")
 CORRECTED_AT = "Corrected on {time}"
+CHANGE_PREFERENCES = "Change preferences"
+FEED_INSTEAD = "Prefer a feed reader? Follow the statements at {url}"
+# "Full statement: https://…": the colon as the language writes it (French: a
+# non-breaking space before it, as in the subject).
+LABELLED = "{label}: {value}"
+IN_LANGUAGE = "({language})"  # after an item in another language: "(English)"
 SOURCE_STRINGS: tuple[str, ...] = (
     SUBJECT[0],
     COUNT[0],
@@ -53,6 +59,10 @@ SOURCE_STRINGS: tuple[str, ...] = (
     CORRECTED_SUBJECT[0],
     CORRECTED_COUNT[0],
     CORRECTED_AT,
+    CHANGE_PREFERENCES,
+    FEED_INSTEAD,
+    LABELLED,
+    IN_LANGUAGE,
 )
 
 
@@ -136,6 +146,15 @@ class Messages:
             except (KeyError, IndexError, ValueError):
                 continue  # a broken translation: use the next language rather than fail
         return source.format(**values)
+
+    def language_name(self, tag: str) -> str:
+        """The name of language ``tag`` in this language ("английский" for ``en`` in
+        Russian); the tag itself when the locale data does not know it."""
+        try:
+            name = Locale.parse(tag.replace("-", "_")).get_display_name(self.locale)
+        except (UnknownLocaleError, ValueError, TypeError):
+            name = None
+        return str(name) if name else tag
 
     def date(self, day: date) -> str:
         """A date as people of this language write it ("26 августа 2020 г.")."""

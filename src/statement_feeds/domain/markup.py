@@ -16,6 +16,7 @@ from collections.abc import Callable
 from cmarkgfm import _cmark
 from cmarkgfm.cmark import Options
 
+from .excerpt_links import CLOSE, MID, OPEN, link_url, strip_markers
 from .sanitizing import sanitize_rendered
 
 __all__ = [
@@ -52,6 +53,7 @@ _SKIP = frozenset({"script", "style"})
 # costs a few stray characters in an excerpt, never the rendered content.
 _TOKENS = re.compile(r"<!--.*?(?:-->|\Z)|<(/?)([a-zA-Z][a-zA-Z0-9]*)([^>]*)>|([^<]+|<)", re.DOTALL)
 _START = re.compile(r"""\bstart\s*=\s*["']?(\d+)""")
+_HREF = re.compile(r"""\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
 
 
 def _split_count(text: str) -> int:
@@ -67,6 +69,8 @@ class _TextCollector:
         enough_words: int | None,
         count: Callable[[str], int],
         split: Callable[[str], list[str]] | None = None,
+        *,
+        links: bool = False,
     ) -> None:
         self.blocks: list[str] = []
         self.words: list[list[str]] = []
@@ -80,6 +84,9 @@ class _TextCollector:
         # "1. " of the open numbered item: goes before the item's first text, which in a
         # loose list ("1. a\n\n2. b") is inside a <p> that starts a block of its own.
         self._prefix = ""
+        # Links written into the text (``excerpt_links``): where the open one starts.
+        self._links = links
+        self._link_at: int | None = None
 
     def feed(self, html: str) -> None:
         for match in _TOKENS.finditer(html):
@@ -88,7 +95,7 @@ class _TextCollector:
             end, tag, attrs, text = match.groups()
             if text is not None:
                 if not self._skipping:
-                    self._current.append(text)
+                    self._current.append(strip_markers(text) if self._links else text)
             elif tag is not None:
                 if end:
                     self._end(tag.lower())
@@ -112,8 +119,31 @@ class _TextCollector:
             self._flush()
         elif tag == "br":
             self._current.append(" ")
+        elif tag == "a" and self._links and not self._skipping:
+            self._close_link()
+            href = _HREF.search(attrs)
+            url = (
+                link_url(html_module.unescape(next(g for g in href.groups() if g is not None)))
+                if href
+                else None
+            )
+            if url is not None:
+                # Escaped: _flush unescapes the block's text once.
+                self._link_at = len(self._current)
+                self._current.append(OPEN + html_module.escape(url, quote=False) + MID)
+
+    def _close_link(self) -> None:
+        at, self._link_at = self._link_at, None
+        if at is None:
+            return
+        if "".join(self._current[at + 1 :]).strip():
+            self._current.append(CLOSE)
+        else:  # no text to carry the link: drop it
+            del self._current[at]
 
     def _end(self, tag: str) -> None:
+        if tag == "a":
+            self._close_link()
         if tag in _SKIP:
             self._skipping = max(0, self._skipping - 1)
         elif tag in ("ol", "ul"):
@@ -124,6 +154,7 @@ class _TextCollector:
             self._flush()
 
     def _flush(self) -> None:
+        self._close_link()
         text = " ".join(html_module.unescape("".join(self._current)).split())
         if text:
             block = self._prefix + text
@@ -176,7 +207,7 @@ def html_words(
 ) -> list[list[str]]:
     """The words of each block of rendered HTML, as ``split`` splits the block's text
     (reading stops as in :func:`html_paragraphs`, counting words by ``split``)."""
-    collector = _TextCollector(enough_words, _split_count, split)
+    collector = _TextCollector(enough_words, _split_count, split, links=True)
     collector.feed(html)
     collector.close()
     return collector.words

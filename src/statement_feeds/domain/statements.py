@@ -18,6 +18,7 @@ from datetime import datetime, tzinfo
 from operator import attrgetter
 from typing import Any
 
+from .excerpt_links import strip_markers
 from .excerpts import excerpt
 from .front_matter import (
     KNOWN_KEYS,
@@ -178,7 +179,8 @@ def _parse(
         published=published,
         updated=updated or published,
         url=url or f"{site.url}{lang}/{slugify(translation_key)}/",
-        summary=summary or excerpt(body, site.excerpt_words, render),
+        # An explicit summary is text: the characters excerpts mark links with are dropped.
+        summary=strip_markers(summary) or excerpt(body, site.excerpt_words, render),
         body=body,
         author=author,
         draft=draft,

@@ -22,9 +22,10 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Sequence
 
-__all__ = ["Signer", "subscriber_id", "unsubscribe_url"]
+__all__ = ["Signer", "preferences_url", "subscriber_id", "unsubscribe_url"]
 
 _PURPOSE = b"statement-feeds/token\x00"  # purpose-bound expiring tokens (web side)
 
@@ -33,6 +34,7 @@ _MESSAGE_ID = b"statement-feeds/message-id\x00"
 _UNSUBSCRIBE = b"statement-feeds/unsubscribe\x00"  # legacy tokens: the address inside
 _UNSUBSCRIBE_ID = b"statement-feeds/unsubscribe-id\x00"
 _SUBSCRIBER_ID = b"sf/subscriber-id"  # BLAKE2b personalisation: at most 16 bytes
+_LANG_TAG = re.compile(r"[A-Za-z0-9-]{1,35}")
 _MAC_BYTES = 16  # 128 bits: unguessable, and keeps links short
 
 
@@ -183,7 +185,23 @@ def _signed_text(purpose: str, encoded: str, expires_at: int) -> str:
     return f"{purpose}\x00{encoded}\x00{expires_at}"
 
 
-def unsubscribe_url(public_url: str, token: str) -> str:
-    """The one-click link (RFC 8058): GET shows a confirmation, POST unsubscribes."""
+def unsubscribe_url(public_url: str, token: str, lang: str = "") -> str:
+    """The one-click link (RFC 8058): GET shows a confirmation, POST unsubscribes.
+
+    ``lang``, the digest's language, opens the page in it (``web.subscriptions``
+    accepts it only if it is one of the subscriber's languages).
+    """
+    return _page_url(public_url, "unsubscribe", token, lang)
+
+
+def preferences_url(public_url: str, token: str, lang: str = "") -> str:
+    """A digest's "change preferences" link: the unsubscribe token (which already
+    leads to the preferences page from the unsubscribe page) and never expires."""
+    return _page_url(public_url, "preferences", token, lang)
+
+
+def _page_url(public_url: str, page: str, token: str, lang: str) -> str:
     base = public_url if public_url.endswith("/") else public_url + "/"
-    return f"{base}unsubscribe?token={token}"
+    url = f"{base}{page}?token={token}"
+    # A language tag is letters, digits and hyphens: anything else is left out, not escaped.
+    return f"{url}&lang={lang}" if _LANG_TAG.fullmatch(lang) else url

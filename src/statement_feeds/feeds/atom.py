@@ -20,6 +20,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from ..domain.catalog import Catalog, Translation
+from ..domain.excerpt_links import has_links, strip_markers, summary_html
 from ..domain.statements import Statement
 from . import plan
 from .formats import Document, FeedSettings
@@ -126,7 +127,10 @@ def _add_entry(
     entry.published(_rfc3339(statement.published))
     entry.updated(_rfc3339(statement.updated))
     entry.author({"name": clean(statement.author)})
-    entry.summary(clean(statement.summary))
+    if has_links(statement.summary):  # links in the excerpt stay links (issue 14)
+        entry.summary(clean(summary_html(statement.summary)), type="html")
+    else:
+        entry.summary(clean(strip_markers(statement.summary)))
     entry.content(clean(html(statement)), type="html")
     # Each dict's order is the attributes' order in the output.
     links = [{"rel": "alternate", "type": "text/html", "href": statement.url}]

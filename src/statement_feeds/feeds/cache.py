@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS files (
     source TEXT PRIMARY KEY, signature TEXT NOT NULL, key TEXT NOT NULL
 );
 """
-_VERSION = 5  # bump to discard caches written by an older format
+_VERSION = 6  # bump to discard caches written by an older format
 # Statements are stored as plain columns, not pickles: every build loads all of them,
 # and unpickling 10,000 (a ZoneInfo is a Python call per datetime) took longer than
 # planning every feed. Datetimes keep their instant (ISO 8601 with offset) and their

@@ -14,6 +14,7 @@ from html import escape as html_escape
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, TypedDict
 
+from ..domain.excerpt_links import has_links, strip_markers, summary_html
 from ..domain.statements import Statement, statement_body
 from .formats import FeedFormat
 from .output import discard_staged, publish_staged, stage_if_changed, sync_folders, write_if_changed
@@ -160,5 +161,7 @@ def entry_content(
     except (OSError, ValueError):
         body = None
     if body is None:
-        return f"<p>{html_escape(statement.summary)}</p>"
+        if has_links(statement.summary):
+            return summary_html(statement.summary)
+        return f"<p>{html_escape(strip_markers(statement.summary))}</p>"
     return content_html(statement.url, body)

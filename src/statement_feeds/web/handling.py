@@ -23,7 +23,9 @@ __all__ = [
     "page_language",
     "page_response",
     "read_form",
+    "requested_language",
     "service_of",
+    "visitor_language",
     "with_cookie",
 ]
 
@@ -62,6 +64,24 @@ def page_language(request: web.Request, service: WebService, explicit: str | Non
         service.languages(),
         service.config.site.default_language,
     )
+
+
+def visitor_language(request: web.Request, service: WebService) -> str:
+    """The visitor's language by Accept-Language alone: the fallback of the pages a
+    subscriber's link leads to, which look the subscriber's own languages up."""
+    return choose_language(
+        None,
+        request.headers.get("Accept-Language", ""),
+        service.languages(),
+        service.config.site.default_language,
+    )
+
+
+def requested_language(request: web.Request, form: dict[str, Any] | None = None) -> str:
+    """The ``lang`` a link or form asks for, as sent (checked against the subscriber's
+    languages by the service; a long value is cut, it can only be a short tag)."""
+    value = (form or {}).get("lang") or request.query.get("lang", "")
+    return str(value)[:35]
 
 
 def base_url(request: web.Request, service: WebService) -> str:

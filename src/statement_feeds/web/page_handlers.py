@@ -15,7 +15,9 @@ from .handling import (
     page_language,
     page_response,
     read_form,
+    requested_language,
     service_of,
+    visitor_language,
     with_cookie,
 )
 
@@ -71,7 +73,10 @@ async def unsubscribe_page(request: web.Request) -> web.StreamResponse:
     """Shows a button; never unsubscribes (mail scanners follow every GET link)."""
     service = service_of(request)
     page = await service.unsubscribe_page(
-        page_language(request, service), request.query.get("token", ""), base_url(request, service)
+        visitor_language(request, service),
+        request.query.get("token", ""),
+        base_url(request, service),
+        requested=requested_language(request),
     )
     return page_response(page)
 
@@ -81,18 +86,22 @@ async def unsubscribe(request: web.Request) -> web.StreamResponse:
     (mail providers POST without either)."""
     service = service_of(request)
     form = await read_form(request)
-    lang = page_language(request, service)
+    lang = visitor_language(request, service)
     if form.get("List-Unsubscribe") != "One-Click":
         return page_response(service.invalid_link(lang))
     token = request.query.get("token") or form.get("token", "")
-    return page_response(await service.unsubscribe(lang, token))
+    requested = requested_language(request)
+    return page_response(await service.unsubscribe(lang, token, requested=requested))
 
 
 async def preferences_page(request: web.Request) -> web.StreamResponse:
     service = service_of(request)
     cookie, new = csrf_cookie(request)
     page = await service.preferences_page(
-        page_language(request, service), request.query.get("token", ""), cookie
+        visitor_language(request, service),
+        request.query.get("token", ""),
+        cookie,
+        requested=requested_language(request),
     )
     return with_cookie(page_response(page), service, cookie, new)
 
@@ -100,11 +109,14 @@ async def preferences_page(request: web.Request) -> web.StreamResponse:
 async def save_preferences(request: web.Request) -> web.StreamResponse:
     service = service_of(request)
     form = await read_form(request)
-    lang = page_language(request, service)
+    lang = visitor_language(request, service)
     cookie, new = csrf_cookie(request)
     token = form.get("token") or request.query.get("token", "")
     if new or not service.csrf_ok(cookie, form.get("csrf", "")):
-        page = await service.preferences_page(lang, token, cookie, status=403)
+        requested = requested_language(request, form)
+        page = await service.preferences_page(lang, token, cookie, status=403, requested=requested)
         return with_cookie(page_response(page), service, cookie, new)
-    page = await service.save_preferences(lang, token, cookie, form)
+    page = await service.save_preferences(
+        lang, token, cookie, {**form, "lang": requested_language(request, form)}
+    )
     return with_cookie(page_response(page), service, cookie, new)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from typing import Any
 from ..digests.envelope import confirmation_sender
 from ..digests.mailer import reply_status
 from ..domain.addresses import Address, header_address
+from ..domain.excerpt_links import summary_html_paragraphs
+from ..domain.i18n import IN_LANGUAGE
 from ..domain.subscribers import email_key
 from ..domain.web_subscribers import Preferences
 from ..errors import ConfigError, DeliveryError
@@ -75,7 +76,10 @@ class SignUp(ServiceBase):
         ]
         shown = lang if lang in tags else self.config.site.default_language
         described = page.get(shown) if page else None
-        entries = [self._entry(e, lang) for e in (described.latest if described else ())]
+        # The visitor's language has no feed (yet): the default language's, each marked.
+        shown_in = self.page_language(lang)
+        note = "" if shown == shown_in else self.language_note(shown_in, shown)
+        entries = [self._entry(e, lang, note) for e in (described.latest if described else ())]
         defaults = {"email": "", "languages": [lang], "frequency": "daily"}
         return self.render(
             "web/home.html",
@@ -90,19 +94,24 @@ class SignUp(ServiceBase):
             languages=self.languages(),
         )
 
-    def _entry(self, entry: FrontEntry, lang: str) -> dict[str, Any]:
+    def language_note(self, lang: str, other: str) -> str:
+        """ "(English)" in ``lang``: said of an item in language ``other``."""
+        messages = self.messages(lang)
+        return messages.text(IN_LANGUAGE, language=messages.language_name(other))
+
+    def _entry(self, entry: FrontEntry, lang: str, note: str) -> dict[str, Any]:
         try:
             moment = datetime.fromisoformat(entry.published).astimezone(self.config.site.timezone)
             date, iso = self.messages(lang).date(moment.date()), moment.date().isoformat()
         except ValueError:
             date = iso = entry.published
-        paragraphs = [p.strip() for p in re.split(r"\n\s*\n", entry.summary) if p.strip()]
         return {
             "title": entry.title,
             "url": entry.url,
             "date": date,
             "iso_date": iso,
-            "paragraphs": paragraphs,
+            "paragraphs": summary_html_paragraphs(entry.summary),  # links kept
+            "language_note": note,
         }
 
     # -- sign-up (double opt-in) -------------------------------------------------------------
@@ -229,7 +238,7 @@ class SignUp(ServiceBase):
             200,
             "Subscription confirmed",
             CONFIRMED,
-            preferences_url=await self.links.preferences_url(base_url, subscriber.email),
+            preferences_url=await self.links.preferences_url(base_url, subscriber.email, lang),
         )
 
 

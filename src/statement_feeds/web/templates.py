@@ -94,6 +94,7 @@ def _samples(name: str, translate: Translate) -> list[dict[str, Any]]:
                         "date": "1 January 2024",
                         "iso_date": "2024-01-01",
                         "paragraphs": ["One.", "Two."],
+                        "language_note": note,
                     }
                 ],
                 "entries_lang": "en",
@@ -102,9 +103,12 @@ def _samples(name: str, translate: Translate) -> list[dict[str, Any]]:
                 "values": {"email": "a@example.org", "languages": ["en"], "frequency": "weekly"},
                 "languages": ["en", "ru"],
             }
-            for errors in (
-                {},
-                {"csrf": "csrf", "email": "email", "languages": "l", "frequency": "f"},
+            for errors, note in (
+                ({}, ""),
+                (
+                    {"csrf": "csrf", "email": "email", "languages": "l", "frequency": "f"},
+                    "(English)",
+                ),
             )
         ],
         "web/notice.html": [
