@@ -45,7 +45,7 @@ class Dialect:
 
 class PostgresDialect(Dialect):
     def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
-        return f"{column} = ANY(?)", [list(values)]
+        return f"{column} = ANY(?b)", [list(values)]
 
     def insert_many(
         self,
@@ -58,7 +58,7 @@ class PostgresDialect(Dialect):
         if not rows:
             return
         names = ", ".join(name for name, _ in columns)
-        arrays = ", ".join(f"?::{kind}[]" for _, kind in columns)
+        arrays = ", ".join(f"?b::{kind}[]" for _, kind in columns)
         values = [list(column) for column in zip(*rows, strict=True)]
         db.execute(f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {suffix}", values)
 
