@@ -7,8 +7,8 @@ preferences link of that digest (a Russian page with the reader's real settings)
 digest's List-Unsubscribe link and its one-click POST (RFC 8058).
 
 Every page is kept as a screenshot under ``test-artifacts/`` (gitignored), named
-``walk-<step>.png``; ``walk-front-ru.png`` and ``walk-digest-ru.png`` are the README's
-``docs/front-page-ru.png`` and ``docs/digest-ru.png``.
+``walk-<step>.png``, with the README's two pictures, ``front-page-ru.png`` (the top of the
+front page) and ``digest-ru.png`` (the digest's HTML part), to copy to ``docs/``.
 
 No browser is downloaded: skipped with the reason when Chromium or Playwright is missing.
 """
@@ -150,15 +150,18 @@ def part(message: EmailMessage, kind: str) -> str:
 
 def test_a_russian_reader_subscribes_gets_a_correction_and_unsubscribes(tmp_path: Path) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    for old in ARTIFACTS.glob("walk-*.png"):
+    for old in {*ARTIFACTS.glob("walk-*.png"), *ARTIFACTS.glob("*-ru.png")}:
         old.unlink()
     with RecordingServer() as smtp:
         config = make_site(tmp_path / "site", smtp.port, free_port())
         Publisher(config, lambda: START).build()
         asyncio.run(_walk(config, smtp, tmp_path))
-    for step in ("front-ru", "check-inbox", "confirmed", "digest-ru", "preferences"):
+    steps = ("front-ru", "check-inbox", "confirm", "confirmed", "digest-ru", "preferences")
+    for step in (*steps, "unsubscribe"):
         assert (ARTIFACTS / f"walk-{step}.png").stat().st_size > 5000, step
     assert (ARTIFACTS / "walk-unsubscribed.png").exists()
+    for picture in ("front-page-ru.png", "digest-ru.png"):  # docs/: small enough to commit
+        assert 5000 < (ARTIFACTS / picture).stat().st_size < 80_000, picture
 
 
 async def _walk(config: Config, smtp: RecordingServer, tmp_path: Path) -> None:
@@ -199,6 +202,9 @@ async def _subscribe(page: Any, url: str, smtp: RecordingServer, config: Config)
     statements = await page.locator("#latest ~ *").all_inner_texts()
     assert "Беларусь: солидарность с бастующими" in " ".join(statements)
     await shot(page, "front-ru")
+    # The README's picture: the top of the page (form and the latest statement), small.
+    top = {"x": 0, "y": 0, "width": 760, "height": 1050}
+    await page.screenshot(path=str(ARTIFACTS / "front-page-ru.png"), clip=top, full_page=True)
 
     await page.get_by_label("Адрес электронной почты").fill(READER)
     assert await page.get_by_label("Русский").is_checked()  # from Accept-Language
@@ -213,6 +219,7 @@ async def _subscribe(page: Any, url: str, smtp: RecordingServer, config: Config)
     assert link, part(mail, "plain")
     await page.goto(link.group(1))
     assert await page.get_attribute("html", "lang") == "ru"
+    await shot(page, "confirm")
     await page.get_by_role("button", name="Подтвердить").click()
     assert await page.locator("h1").inner_text() == "Подписка подтверждена"
     await shot(page, "confirmed")
@@ -252,6 +259,9 @@ async def _digest_in_the_browser(page: Any, digest: EmailMessage, config: Config
     text = await page.locator("body").inner_text()
     assert "Исправлено 3 марта 2026" in text and "40 000 докеров" in text, text
     await shot(page, "digest-ru")
+    await page.set_viewport_size({"width": 640, "height": 200})  # the README's: no margin
+    await page.screenshot(path=str(ARTIFACTS / "digest-ru.png"), full_page=True)
+    await page.set_viewport_size({"width": 760, "height": 900})
 
     await page.get_by_role("link", name="Изменить настройки").click()
     await page.wait_for_load_state()
@@ -285,6 +295,7 @@ async def _unsubscribe(page: Any, digest: EmailMessage, config: Config) -> None:
     assert await form.get_attribute("method") == "post"
     action = await form.evaluate("f => f.action")
     assert action in (url, url + "&lang=ru"), action  # the same token, to the same place
+    await shot(page, "unsubscribe")
     await page.get_by_role("button", name="Отписаться").click()
     await page.wait_for_load_state()
     assert await page.locator("h1").inner_text() == "Подписка отменена"
@@ -292,6 +303,7 @@ async def _unsubscribe(page: Any, digest: EmailMessage, config: Config) -> None:
     with SqliteStore.open(config.paths.state) as store:
         assert store.is_blocked(READER)
     # A mail program's POST (no cookies, no page) does the same and says so.
-    async with aiohttp.ClientSession() as session:
-        async with session.post(url, data={"List-Unsubscribe": "One-Click"}) as response:
-            assert response.status == 200
+    one_click = {"List-Unsubscribe": "One-Click"}
+    async with aiohttp.ClientSession() as session, session.post(url, data=one_click) as answer:
+        assert answer.status == 200
+        assert "Подписка отменена" in await answer.text()  # the reader's language
