@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -477,3 +477,39 @@ def test_a_shared_ledger_that_refuses_writes_mid_edition_loses_nothing(
             assert store.counts() == LedgerCounts(sent=len(emails))
     assert set(recipients(server)) == set(emails)
     assert len(recipients(server)) - len(emails) <= 3  # at most the in-flight window
+
+
+def test_a_delivery_this_host_cannot_compose_waits_for_one_that_can(
+    store: AnyStore, server: RecordingServer
+) -> None:
+    # Statements reach each host by git pull: on a shared ledger a host that does not
+    # have a planned statement yet defers the delivery (another host, or this one after
+    # its next pull, sends it); alone on its ledger it is a failure, as before.
+    plan(store, ["late@example.org", "fine@example.org"])
+
+    def compose_here(delivery: Delivery) -> bytes:
+        if delivery.email == "late@example.org":
+            raise KeyError("statement s1 unknown")
+        return compose(delivery)
+
+    clock = FakeClock()
+
+    async def go(composer: Callable[[Delivery], bytes]) -> DeliverySummary:
+        messenger = smtp(server)
+        try:
+            return await deliver(store, messenger, composer, clock, sender=SENDER, concurrency=3)
+        finally:
+            await messenger.close()
+
+    summary = asyncio.run(go(compose_here))
+    assert recipients(server) == ["fine@example.org"]
+    if store.shared:
+        assert summary.deferred == 1 and store.counts() == LedgerCounts(sent=1, deferred=1)
+        [row] = store.deliveries(state="deferred")
+        assert "cannot compose here" in (row.last_error or "")
+        clock.now = START + timedelta(hours=2)  # its next attempt; the statement has arrived
+        asyncio.run(go(compose))
+        assert store.counts() == LedgerCounts(sent=2)
+        assert recipients(server) == ["fine@example.org", "late@example.org"]
+    else:
+        assert summary.failed == 1 and store.counts() == LedgerCounts(sent=1, failed=1)

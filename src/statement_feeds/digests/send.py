@@ -41,6 +41,7 @@ from ..errors import (
     PermanentDeliveryError,
     RecipientRefusedError,
     StateError,
+    TemporaryDeliveryError,
 )
 from ..logs import event
 from ..state.api import Delivery, Ledger, Outcome
@@ -264,7 +265,11 @@ class _Run:
         try:
             message = self.compose(delivery)
         except (KeyError, ValueError) as exc:  # e.g. a statement no longer known
-            self._failed(delivery, None, f"cannot compose: {exc}", bounced=False)
+            if self.ledger.shared:  # another host may have it (statements come by git pull)
+                error = TemporaryDeliveryError(f"cannot compose here: {exc}")
+                self._retry_later(delivery, error)
+            else:
+                self._failed(delivery, None, f"cannot compose: {exc}", bounced=False)
             return
         try:
             may_send = await self.records.start(delivery)

@@ -60,9 +60,12 @@ _SENT = (
     "UPDATE deliveries SET state = 'sent', last_code = NULL, last_error = NULL,"
     " claimed_by = NULL, updated_at = ?" + _MINE
 )
+# first_attempt_at: set here too for a delivery deferred before any hand-over (a host
+# that could not compose it), so its retry lifetime runs from then.
 _DEFERRED = (
     "UPDATE deliveries SET state = 'deferred', next_attempt_at = ?, last_code = ?,"
-    " last_error = ?, claimed_by = NULL, updated_at = ?" + _MINE
+    " last_error = ?, claimed_by = NULL, updated_at = ?,"
+    " first_attempt_at = COALESCE(first_attempt_at, ?)" + _MINE
 )
 _FAILED = (
     "UPDATE deliveries SET state = 'failed', last_code = ?, last_error = ?,"
@@ -250,7 +253,7 @@ class DeliveryStateMachine(SqlParts):
             self._db.execute(_SENT, (stamp, *key, self.claimant))
         elif outcome.state == "deferred":
             retry = to_ts(outcome.next_attempt_at or now)
-            deferred = (retry, outcome.code, outcome.error, stamp, *key, self.claimant)
+            deferred = (retry, outcome.code, outcome.error, stamp, stamp, *key, self.claimant)
             self._db.execute(_DEFERRED, deferred)
         elif outcome.state == "failed":
             failed = (outcome.code, outcome.error, stamp, *key, self.claimant)
