@@ -144,6 +144,11 @@ def close_pools() -> None:
 # ``record``'s usual turn in one statement (autocommit: its own transaction). The same
 # conditions as sql_deliveries' _SENT and _START; set_config(..., true) applies to this
 # statement's transaction only, and is evaluated (an init plan) before any row changes.
+# ``claimed_by IS NOT DISTINCT FROM`` (not ``=``, which is the same here: the parameter is
+# never NULL) keeps the planner on the primary key: with ``=`` it may AND the claims and
+# due indexes instead (they look selective while the statistics predate the edition) and
+# filter all of this sender's claimed rows per call: 2.1 ms instead of 0.65 ms for a
+# turn of four, measured on a freshly planned edition (half of the sender's time).
 _SENT_AND_STARTED = (
     """
 WITH cfg AS MATERIALIZED (SELECT set_config('synchronous_commit', %(commit)s, true) AS v),
@@ -152,7 +157,7 @@ sent AS (
         claimed_by = NULL, updated_at = %(stamp)s
     FROM unnest(%(sent_keys)s::text[], %(sent_editions)s::bigint[]) AS v(k, e)
     WHERE (SELECT v FROM cfg) IS NOT NULL
-        AND d.email_key = v.k AND d.edition_id = v.e AND d.claimed_by = %(me)s
+        AND d.email_key = v.k AND d.edition_id = v.e AND d.claimed_by IS NOT DISTINCT FROM %(me)s
         AND d.state IN ('pending', 'deferred', 'sending')
 ),
 started AS (
@@ -160,7 +165,7 @@ started AS (
         first_attempt_at = COALESCE(d.first_attempt_at, %(stamp)s), updated_at = %(stamp)s
     FROM unnest(%(start_keys)s::text[], %(start_editions)s::bigint[]) AS v(k, e)
     WHERE (SELECT v FROM cfg) IS NOT NULL
-        AND d.email_key = v.k AND d.edition_id = v.e AND d.claimed_by = %(me)s
+        AND d.email_key = v.k AND d.edition_id = v.e AND d.claimed_by IS NOT DISTINCT FROM %(me)s
         AND d.state IN ('pending', 'deferred')
         AND NOT EXISTS (SELECT 1 FROM subscribers s
                         WHERE s.email = d.email_key AND """
@@ -202,6 +207,7 @@ class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTa
         self._depth = 0
         self._ids_json: dict[tuple[str, ...], str] = {}
         self._seen_tables = 0
+        self._generic = False  # plan_cache_mode forced on this connection (record)
         try:
             with map_postgres_errors("open the state"):
                 self._id_key = load_id_key(self._db)
@@ -222,6 +228,8 @@ class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTa
             if raw.info.transaction_status != TransactionStatus.IDLE:
                 raw.execute("ROLLBACK")
             raw.execute("DISCARD TEMP")  # the next borrower starts with no TEMP tables
+            if self._generic:
+                raw.execute("RESET plan_cache_mode")
         except psycopg.Error:
             pass  # a broken connection: the pool sees it and drops it
         self._pool.putconn(raw)
@@ -304,6 +312,14 @@ class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTa
         self, sent: list[tuple[str, int]], keys: list[tuple[str, int]], stamp: str
     ) -> set[tuple[str, int]]:
         with map_postgres_errors("write"):
+            if not self._generic:
+                # A sender's connection runs the same few statements thousands of times:
+                # plan them once. PostgreSQL keeps re-planning this one (its generic
+                # plan, costed for ten keys, looks dearer than a custom one for four),
+                # and planning was 0.3 of its 0.5 ms of server CPU; forced generic: 0.21
+                # ms (the plan stays on the primary key: see above). Undone in close().
+                self._db.raw.execute("SET plan_cache_mode = force_generic_plan")
+                self._generic = True
             rows = self._db.raw.execute(
                 _SENT_AND_STARTED,
                 {
