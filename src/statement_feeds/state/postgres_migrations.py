@@ -238,3 +238,14 @@ def _corrections(conn: psycopg.Connection[Any]) -> None:
             PRIMARY KEY (email_key, translation_key, statement_updated_at)
         )"""
     )
+
+
+@migration(4)
+def _lapsing_index(conn: psycopg.Connection[Any]) -> None:
+    # Takeover (sql_deliveries._take_over) runs at every claim, once per 500 messages:
+    # the 'sending' rows whose lease lapsed. Without this index it read the whole table
+    # each time (a sequential scan of every delivery ever planned); this one holds only
+    # the messages in flight. PostgreSQL only: a SQLite sender never takes over.
+    conn.execute(
+        "CREATE INDEX deliveries_lapsing ON deliveries (claim_until) WHERE state = 'sending'"
+    )

@@ -1,6 +1,8 @@
-"""The sender's one-statement ``record`` on PostgreSQL stays on the primary key, and its
-connection plans repeated statements once (``plan_cache_mode``), undone when the store
-is closed and its connection goes back to the pool."""
+"""Query plans the sender depends on, on PostgreSQL: the one-statement ``record`` stays
+on the primary key, its connection plans repeated statements once (``plan_cache_mode``,
+undone when the store is closed and its connection goes back to the pool), and the
+takeover that runs at every claim reads an index of the messages in flight, not the
+whole ledger."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from statement_feeds.domain.subscribers import email_key
 from statement_feeds.state import postgres
@@ -83,3 +86,48 @@ def test_a_sending_store_plans_generically_and_resets_it_on_close(pg_url: str) -
     # The connection is back in the pool, reset: whoever borrows it next plans as usual.
     assert not raw.closed
     assert _plan_cache_mode(raw) == "auto"
+
+
+def _takeover_sql(store: PostgresStore) -> tuple[str, tuple[Any, ...]]:
+    """The takeover statement exactly as ``claim`` runs it, with its parameters."""
+    seen: list[tuple[str, tuple[Any, ...]]] = []
+    execute = store._db.execute
+
+    def spy(sql: str, parameters: Any = (), /) -> Any:
+        if "state = 'sending'" in sql:
+            seen.append((sql, tuple(parameters)))
+        return execute(sql, parameters)
+
+    store._db.execute = spy  # type: ignore[method-assign]
+    try:
+        store.claim(1, T0)
+    finally:
+        del store._db.execute
+    assert len(seen) == 1, seen
+    return seen[0]
+
+
+def test_takeover_reads_the_in_flight_index_not_the_whole_ledger(pg_url: str) -> None:
+    with PostgresStore(pg_url) as store:
+        _planned(store, 5000)
+        store._db.raw.execute("ANALYZE deliveries")
+        claimed = list(store.claim(100, T0))
+        store.record([], claimed[:4], T0)
+        text, params = _takeover_sql(store)
+        numbered = text
+        for n in range(1, len(params) + 1):  # PREPARE wants $1, $2 for ? ?
+            numbered = numbered.replace("?", f"${n}", 1)
+        raw = store._db.raw
+        for mode in ("auto", "force_generic_plan"):  # as any store, and as a sender's
+            raw.execute(f"SET plan_cache_mode = {mode}")
+            types = ", ".join("text" for _ in params)  # timestamps and claimants are text
+            raw.execute(f"PREPARE takeover ({types}) AS {numbered}")
+            try:
+                args = sql.SQL(", ").join(sql.Literal(value) for value in params)
+                query = sql.SQL("EXPLAIN EXECUTE takeover ({})").format(args)
+                rows = raw.execute(query).fetchall()
+            finally:
+                raw.execute("DEALLOCATE takeover")
+            text = "\n".join(row[0] for row in rows)
+            assert "deliveries_lapsing" in text, (mode, text)
+            assert "Seq Scan on deliveries" not in text, (mode, text)
