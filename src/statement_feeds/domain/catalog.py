@@ -32,6 +32,10 @@ class Catalog:
     _memo: dict[str, list[tuple[_Key, Statement]]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    # The same for translations(): feeds and pages plan from one mapping (empty until asked).
+    _groups: list[Mapping[str, Sequence[Translation]]] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
 
     @property
     def published(self) -> list[Statement]:
@@ -61,10 +65,14 @@ class Catalog:
         return {lang: _newest_first(items) for lang, items in sorted(languages.items())}
 
     def translations(self) -> Mapping[str, Sequence[Translation]]:
-        """translation_key → published versions, in language order."""
+        """translation_key → published versions, in language order. Made once per
+        catalog and shared by every caller: read it, never change it."""
+        if self._groups:
+            return self._groups[0]
         groups: dict[str, list[Translation]] = {}
         for s in sorted(self.published, key=lambda s: s.lang):
             groups.setdefault(s.translation_key, []).append(Translation(s.lang, s.url, s.title))
+        self._groups.append(groups)
         return groups
 
 

@@ -125,14 +125,22 @@ def plan_pages(catalog: Catalog, settings: PageSettings) -> list[Page]:
         PageLink(lang, f"{settings.site_url}{lang}/", _language_title(settings, lang))
         for lang in by_language
     )
+    # Every version of a statement has the same alternates: made once per group, and
+    # the pages share the tuple (which fingerprints and the sitemap key rely on).
+    groups: dict[str, tuple[tuple[PageLink, ...], str]] = {}
     pages = [_chooser(settings, languages)]
     for lang, newest in by_language.items():
         pages.extend(_index_pages(settings, lang, newest, languages))
+        feed_url = f"{settings.feeds_url}{lang}.atom"
         for statement in newest:
             path = statement_page_path(statement, settings.site_url)
-            if path is not None:
-                group = translations.get(statement.translation_key, ())
-                pages.append(_statement_page(settings, statement, path, group, languages))
+            if path is None:
+                continue
+            key = statement.translation_key
+            links = groups.get(key)
+            if links is None:
+                links = groups[key] = _group_links(settings, translations.get(key, ()))
+            pages.append(_statement_page(statement, path, links, feed_url, languages))
     return sorted(pages, key=lambda page: page.path)
 
 
@@ -192,15 +200,25 @@ def _index_pages(
     return pages
 
 
-def _statement_page(
-    settings: PageSettings,
-    statement: Statement,
-    path: str,
-    group: Sequence[Translation],
-    languages: tuple[PageLink, ...],
-) -> Page:
+def _group_links(
+    settings: PageSettings, group: Sequence[Translation]
+) -> tuple[tuple[PageLink, ...], str]:
+    """A translation group's alternates and ``x-default`` (the default language's version,
+    else the chooser)."""
     alternates = tuple(PageLink(t.lang, t.url, t.title) for t in group)
     default = next((t.url for t in group if t.lang == settings.default_language), None)
+    return alternates, default or settings.site_url
+
+
+def _statement_page(
+    statement: Statement,
+    path: str,
+    links: tuple[tuple[PageLink, ...], str],
+    feed_url: str,
+    languages: tuple[PageLink, ...],
+) -> Page:
+    # Every field follows from the statement, its group's links and the settings:
+    # page_fingerprints counts on it.
     return Page(
         path=path,
         kind=STATEMENT,
@@ -208,9 +226,9 @@ def _statement_page(
         url=statement.url,
         title=statement.title,
         description=statement.summary,
-        alternates=alternates,
-        x_default=default or settings.site_url,
-        feed_url=f"{settings.feeds_url}{statement.lang}.atom",
+        alternates=links[0],
+        x_default=links[1],
+        feed_url=feed_url,
         languages=languages,
         statement=statement,
     )
@@ -218,31 +236,49 @@ def _statement_page(
 
 def page_fingerprints(pages: Sequence[Page], settings: PageSettings) -> list[str]:
     """A hash per page of everything its bytes depend on (its statements' files by their
-    digests; ``settings.version`` stands for the templates and catalogs). Plain string
-    joins: ``repr`` of dataclasses per page was most of a no-change rebuild's time."""
-    common = repr(settings)
-    short = bool(settings.parsed_with)  # it is part of ``common``
-    languages: dict[int, str] = {}  # every page shares one tuple of languages
+    digests; ``settings.version`` stands for the templates and catalogs).
+
+    Cheap, since a rebuild after one edit fingerprints every page: the settings are
+    hashed once (each page's hash starts from a copy), link lists shared by many pages
+    (every page's languages, a translation group's alternates) are hashed once, and a
+    statement page, whose other fields all follow from its statement, its links and
+    the settings (``_statement_page``), hashes only those.
+    """
+    base = hashlib.blake2b(repr(settings).encode(), digest_size=16)
+    short = bool(settings.parsed_with)  # it is part of ``base``
+    links: dict[int, str] = {}  # id of a shared tuple → its hash (the tuples outlive this)
 
     def joined(items: tuple[PageLink, ...]) -> str:
-        return "\x1e".join(f"{t.lang}\x1f{t.url}\x1f{t.title}" for t in items)
+        found = links.get(id(items))
+        if found is None:
+            text = "\x1e".join(f"{t.lang}\x1f{t.url}\x1f{t.title}" for t in items)
+            found = links[id(items)] = _digest(text)
+        return found
 
     out = []
     for page in pages:
-        parts = [common, page.path, page.kind, page.lang, page.url, page.title]
-        parts += (page.description, page.x_default, page.feed_url, page.newer, page.older)
-        parts += (str(page.number), str(page.count), joined(page.alternates))
-        found = languages.get(id(page.languages))
-        if found is None:
-            found = languages[id(page.languages)] = joined(page.languages)
-        parts.append(found)
-        items = page.entries if page.statement is None else (page.statement,)
+        s = page.statement
+        if page.kind == STATEMENT and s is not None:
+            parts = [page.kind, page.path, page.x_default]
+            parts += (joined(page.alternates), joined(page.languages))
+            items: tuple[Statement, ...] = (s,)
+        else:
+            parts = [page.kind, page.path, page.lang, page.url, page.title, page.description]
+            parts += (page.x_default, page.feed_url, page.newer, page.older)
+            parts += (str(page.number), str(page.count))
+            parts += (joined(page.alternates), joined(page.languages))
+            items = page.entries
         for s in items:
             # id and url are not always the file's: a renamed file keeps its old identity.
             parts += (s.digest, s.source, s.id, s.url, s.translation_key)
             if not short:
                 parts += (s.title, s.summary, s.author, s.lang)
                 parts += (s.published.isoformat(), s.updated.isoformat())
-        digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16)
+        digest = base.copy()
+        digest.update("\x1f".join(parts).encode())
         out.append(digest.hexdigest())
     return out
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()

@@ -14,7 +14,6 @@ in ``<output>`` is ever deleted. ``sitemap.xml`` (``sitemaps/<n>.xml`` for a big
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from pathlib import Path
 from ..config import Config
 from ..domain.catalog import Catalog
 from ..domain.pages import Page, PageSettings, page_fingerprints, plan_pages
-from ..domain.sitemap import robots_txt, sitemap_files
+from ..domain.sitemap import robots_txt, sitemap_files, sitemap_key
 from ..domain.statements import Statement
 from ..errors import ConfigError
 from ..template_files import template_error
@@ -117,7 +116,7 @@ class PagesStage:
             job.document.path for job, done in zip(jobs, written, strict=True) if done
         ]
         fingerprints.update(
-            self._extras(pages, prints, settings, previous, folders=folders, report=report)
+            self._extras(pages, settings, previous, folders=folders, report=report)
         )
         sync_folders(folders)
         report.pages = len(pages)
@@ -128,17 +127,18 @@ class PagesStage:
     def _extras(
         self,
         pages: list[Page],
-        prints: list[str],
         settings: PageSettings,
         previous: Mapping[str, str],
         *,
         folders: set[Path],
         report: PagesReport,
     ) -> dict[str, str]:
-        """The sitemaps and robots.txt, made again only when a page changed (a sitemap
-        holds nothing its pages' fingerprints do not cover), or a file is missing."""
+        """The sitemaps and robots.txt, made again only when what they show changed
+        (``sitemap_key``: not a statement's body or title), or a file is missing. Their
+        cache entries hold that key: one that does not match (another key, an entry of
+        an older version) makes them again."""
         output = self.config.paths.output
-        key = hashlib.blake2b("\x1f".join(prints).encode(), digest_size=16).hexdigest()
+        key = sitemap_key(pages, settings.site_url, version=settings.version)
         before = {name: value for name, value in previous.items() if _is_extra(name)}
         if before and all(
             value == key and (output / _path(name)).is_file() for name, value in before.items()
