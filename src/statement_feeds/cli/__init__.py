@@ -10,6 +10,7 @@ their own beside it.
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 
@@ -106,6 +107,10 @@ def check(ctx: Context) -> None:
 @handles_errors
 def build(ctx: Context) -> None:
     """Write every language's feed once."""
+    # One build, then exit: what is loaded by now (modules, config) stays to the end,
+    # so the collector need not scan it at every full collection (~50 ms of a
+    # rebuild after one edit). The daemon does not do this: it lives on.
+    gc.freeze()
     report = Publisher(ctx.config).build()
     report_problems(report.problems)
     _print_build(report, ctx.config.paths.output)

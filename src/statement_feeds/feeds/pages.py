@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -85,7 +85,7 @@ class PagesStage:
         output = self.config.paths.output
         report = PagesReport()
         if not self.config.pages.enabled:
-            report.removed = _remove(output, _previous_paths(previous), keep=set())
+            report.removed = _remove(output, _previous_paths(previous))
             return {}, report
         settings = page_settings(self.config, self.parsed_with)
         self._check_templates(settings.version)
@@ -115,13 +115,10 @@ class PagesStage:
         report.written = [
             job.document.path for job, done in zip(jobs, written, strict=True) if done
         ]
-        fingerprints.update(
-            self._extras(pages, settings, previous, folders=folders, report=report)
-        )
+        fingerprints.update(self._extras(pages, settings, previous, folders=folders, report=report))
         sync_folders(folders)
         report.pages = len(pages)
-        current = {key.removeprefix(KEY_PREFIX) for key in fingerprints}
-        report.removed = _remove(output, _previous_paths(previous), keep=current)
+        report.removed = _remove(output, _previous_paths(previous, keep=fingerprints))
         return fingerprints, report
 
     def _extras(
@@ -226,16 +223,21 @@ def _path(key: str) -> str:
     return key.removeprefix(KEY_PREFIX)
 
 
-def _previous_paths(previous: Mapping[str, str]) -> list[str]:
-    return sorted(key.removeprefix(KEY_PREFIX) for key in previous if key.startswith(KEY_PREFIX))
+def _previous_paths(previous: Mapping[str, str], keep: Container[str] = ()) -> list[str]:
+    """The paths of the pages (and extras) the last build wrote, but for ``keep``'s keys."""
+    return sorted(
+        key.removeprefix(KEY_PREFIX)
+        for key in previous
+        if key.startswith(KEY_PREFIX) and key not in keep
+    )
 
 
-def _remove(output: Path, paths: list[str], keep: set[str]) -> list[str]:
-    """Delete the files of ``paths`` not in ``keep`` (regular files only, never outside
-    ``output``), then the folders this leaves empty."""
+def _remove(output: Path, paths: list[str]) -> list[str]:
+    """Delete the files of ``paths`` (regular files only, never outside ``output``), then
+    the folders this leaves empty."""
     removed: list[str] = []
     for relative in paths:
-        if relative in keep or not _safe(relative):
+        if not _safe(relative):
             continue
         path = output / relative
         if path.is_symlink() or not path.is_file():
