@@ -92,7 +92,7 @@ class PagesStage:
         pages = plan_pages(catalog, settings)
         prints = page_fingerprints(pages, settings)
         fingerprints = {KEY_PREFIX + p.path: fp for p, fp in zip(pages, prints, strict=True)}
-        root = str(output)
+        root = os.path.join(output, "")  # ends with a separator
         jobs = [
             RenderJob(
                 self.renderer,
@@ -105,7 +105,7 @@ class PagesStage:
             )
             for page, fingerprint in zip(pages, prints, strict=True)
             if previous.get(KEY_PREFIX + page.path) != fingerprint
-            or not os.path.isfile(os.path.join(root, page.path))
+            or not os.access(root + page.path, os.F_OK)  # 10,000 of these: not isfile's stat
         ]
         try:
             written = render_all(jobs)
