@@ -42,6 +42,8 @@ from .render import RenderJob, entry_content, render_all
 __all__ = ["KEY_PREFIX", "PagesReport", "PagesStage", "page_settings"]
 
 KEY_PREFIX = "page:"  # of the build cache's document keys for pages
+# The cache entries of the files every site has beside its pages (and sitemaps/<n>.xml).
+_EXTRAS = frozenset({KEY_PREFIX + "sitemap.xml", KEY_PREFIX + "robots.txt"})
 
 Refs = Callable[[tuple[Statement, ...]], dict[str, ContentRef]]
 
@@ -136,8 +138,13 @@ class PagesStage:
         an older version) makes them again."""
         output = self.config.paths.output
         key = sitemap_key(pages, settings.site_url, version=settings.version)
-        before = {name: value for name, value in previous.items() if _is_extra(name)}
-        if before and all(
+        split = KEY_PREFIX + "sitemaps/"
+        before = {
+            name: value
+            for name, value in previous.items()
+            if name in _EXTRAS or name.startswith(split)
+        }
+        if before.keys() >= _EXTRAS and all(
             value == key and (output / _path(name)).is_file() for name, value in before.items()
         ):
             return before
@@ -210,13 +217,6 @@ def _context_of(job: RenderJob, root: Path) -> dict[str, object]:
         )
     finally:
         reader.close()
-
-
-def _is_extra(key: str) -> bool:
-    name = _path(key)
-    return key.startswith(KEY_PREFIX) and (
-        name in ("sitemap.xml", "robots.txt") or name.startswith("sitemaps/")
-    )
 
 
 def _path(key: str) -> str:
