@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from .problems import Problem
@@ -75,7 +76,7 @@ class Catalog:
         found: Mapping[str, Sequence[Translation]] | None = self._shared.get("translations")
         if found is None:
             groups: dict[str, list[Translation]] = {}
-            for s in sorted(self.published, key=lambda s: s.lang):
+            for s in sorted(self.published, key=attrgetter("lang")):
                 translation = Translation(s.lang, s.url, s.title)
                 groups.setdefault(s.translation_key, []).append(translation)
             found = self._shared["translations"] = groups

@@ -107,13 +107,17 @@ def page_path(url: str, site_url: str) -> str:
 
 def statement_page_path(statement: Statement, site_url: str) -> str | None:
     """Where the statement's page goes, or None: its url is not ``<site>/<lang>/<slug>/``."""
-    prefix = f"{site_url}{statement.lang}/"
-    if not statement.url.startswith(prefix) or not statement.url.endswith("/"):
+    return _slug_path(statement.url, statement.lang, f"{site_url}{statement.lang}/")
+
+
+def _slug_path(url: str, lang: str, prefix: str) -> str | None:
+    """:func:`statement_page_path`, with the language's ``prefix`` (``<site>/<lang>/``)."""
+    if not url.startswith(prefix) or not url.endswith("/"):
         return None
-    slug = statement.url[len(prefix) : -1]
+    slug = url[len(prefix) : -1]
     if not _SLUG.fullmatch(slug) or (slug == "page"):
         return None  # "page" would be the list's pagination folder
-    return f"{statement.lang}/{slug}/index.html"
+    return f"{lang}/{slug}/index.html"
 
 
 def plan_pages(catalog: Catalog, settings: PageSettings) -> list[Page]:
@@ -132,8 +136,9 @@ def plan_pages(catalog: Catalog, settings: PageSettings) -> list[Page]:
     for lang, newest in by_language.items():
         pages.extend(_index_pages(settings, lang, newest, languages))
         feed_url = f"{settings.feeds_url}{lang}.atom"
+        prefix = f"{settings.site_url}{lang}/"
         for statement in newest:
-            path = statement_page_path(statement, settings.site_url)
+            path = _slug_path(statement.url, lang, prefix)
             if path is None:
                 continue
             key = statement.translation_key
@@ -218,19 +223,20 @@ def _statement_page(
     languages: tuple[PageLink, ...],
 ) -> Page:
     # Every field follows from the statement, its group's links and the settings:
-    # page_fingerprints counts on it.
+    # page_fingerprints counts on it. Positional (in field order): 10,000 per build.
     return Page(
-        path=path,
-        kind=STATEMENT,
-        lang=statement.lang,
-        url=statement.url,
-        title=statement.title,
-        description=statement.summary,
-        alternates=links[0],
-        x_default=links[1],
-        feed_url=feed_url,
-        languages=languages,
-        statement=statement,
+        path,
+        STATEMENT,
+        statement.lang,
+        statement.url,
+        statement.title,
+        statement.summary,  # description
+        links[0],  # alternates
+        links[1],  # x_default
+        feed_url,
+        languages,
+        (),  # entries
+        statement,
     )
 
 
@@ -259,25 +265,37 @@ def page_fingerprints(pages: Sequence[Page], settings: PageSettings) -> list[str
     for page in pages:
         s = page.statement
         if page.kind == STATEMENT and s is not None:
-            parts = [page.kind, page.path, page.x_default]
-            parts += (joined(page.alternates), joined(page.languages))
-            items: tuple[Statement, ...] = (s,)
+            alternates = links.get(id(page.alternates)) or joined(page.alternates)
+            languages = links.get(id(page.languages)) or joined(page.languages)
+            # id and url are not always the file's: a renamed file keeps its old identity.
+            identity = (s.digest, s.source, s.id, s.url, s.translation_key)
+            text = "\x1f".join(
+                (STATEMENT, page.path, page.x_default, alternates, languages, *identity)
+            )
+            if not short:
+                text += "\x1f" + _unparsed(s)
         else:
             parts = [page.kind, page.path, page.lang, page.url, page.title, page.description]
             parts += (page.x_default, page.feed_url, page.newer, page.older)
             parts += (str(page.number), str(page.count))
             parts += (joined(page.alternates), joined(page.languages))
-            items = page.entries
-        for s in items:
-            # id and url are not always the file's: a renamed file keeps its old identity.
-            parts += (s.digest, s.source, s.id, s.url, s.translation_key)
-            if not short:
-                parts += (s.title, s.summary, s.author, s.lang)
-                parts += (s.published.isoformat(), s.updated.isoformat())
+            for s in page.entries:
+                parts += (s.digest, s.source, s.id, s.url, s.translation_key)
+                if not short:
+                    parts.append(_unparsed(s))
+            text = "\x1f".join(parts)
         digest = base.copy()
-        digest.update("\x1f".join(parts).encode())
+        digest.update(text.encode())
         out.append(digest.hexdigest())
     return out
+
+
+def _unparsed(s: Statement) -> str:
+    """What a fingerprint holds of a statement beyond its file's digest and identity when
+    its fields may not follow from them (no ``parsed_with``)."""
+    return "\x1f".join(
+        (s.title, s.summary, s.author, s.lang, s.published.isoformat(), s.updated.isoformat())
+    )
 
 
 def _digest(text: str) -> str:
