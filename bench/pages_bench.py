@@ -14,8 +14,9 @@ rounds of our cold build (``public/`` and ``state/`` removed) and Hugo's (``publ
 
 Then ``--repeat`` one-file rebuilds: one statement's body gets a paragraph appended, the
 build runs, and the files under ``public/`` whose mtime changed (or that appeared or went)
-are counted and named. Usage: ``python bench/pages_bench.py --help``; ``scripts/bench-pages.sh``
-installs Hugo when missing and runs it.
+are counted and named. ``--rebuild-only``: no Hugo, one cold build (it warms the site), then
+the rebuilds: for a busy machine, or one without Hugo. Usage: ``python bench/pages_bench.py
+--help``; ``scripts/bench-pages.sh`` installs Hugo when missing and runs it.
 """
 
 from __future__ import annotations
@@ -167,13 +168,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="one-file rebuilds")
     parser.add_argument("--workdir", type=Path, help="keep the corpus here (default: temp)")
     parser.add_argument("--no-install", action="store_true", help="do not apt-get install hugo")
+    parser.add_argument(
+        "--rebuild-only",
+        action="store_true",
+        help="no Hugo and one cold build (to warm the site): only the one-file rebuilds",
+    )
     args = parser.parse_args(argv)
 
     exe = ROOT / ".venv" / "bin" / "statement-feeds"
     if not exe.exists():
         raise SystemExit("statement-feeds is not installed: run scripts/bootstrap.sh")
-    hugo = ensure_hugo(not args.no_install)
-    if hugo is None:
+    hugo = None if args.rebuild_only else ensure_hugo(not args.no_install)
+    if hugo is None and not args.rebuild_only:
         raise SystemExit("hugo is not available: this benchmark compares against it")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="sf-pages-bench-"))
     try:
@@ -183,17 +189,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _bench(args: argparse.Namespace, exe: Path, hugo: str, workdir: Path) -> int:
+def _bench(args: argparse.Namespace, exe: Path, hugo: str | None, workdir: Path) -> int:
     corpus = Corpus(args.keys, args.words, args.seed)
     for name in ("site", "hugo"):
         shutil.rmtree(workdir / name, ignore_errors=True)
     start = time.perf_counter()
     site = Site(workdir / "site", exe)
     count = write_site(site.root, corpus)
-    write_hugo_pages_site(workdir / "hugo", corpus)
-    version = subprocess.run(
-        [hugo, "version"], check=False, capture_output=True, text=True
-    ).stdout.split()
+    version = ["hugo", "not run (--rebuild-only)"]
+    if hugo is not None:
+        write_hugo_pages_site(workdir / "hugo", corpus)
+        version = subprocess.run(
+            [hugo, "version"], check=False, capture_output=True, text=True
+        ).stdout.split()
     print(
         f"corpus: {count} statements ({args.keys} keys x {len(LANGUAGES)} languages, "
         f"~{args.words} words) in {workdir}, generated in {time.perf_counter() - start:.1f} s"
@@ -207,12 +215,13 @@ def _bench(args: argparse.Namespace, exe: Path, hugo: str, workdir: Path) -> int
     public = site.root / "public"
     cold: list[Run] = []
     hugos: list[Run] = []
-    for i in range(args.runs):
+    for i in range(args.runs if hugo is not None else 1):
         site.clean()
         cold.append(measure(site.cmd, site.root, public, "cold build"))
         print(f"ours cold {i + 1}: {_line(cold[-1])}; load {_load()}", flush=True)
-        hugos.append(hugo_cold(hugo, workdir / "hugo"))
-        print(f"hugo cold {i + 1}: {_line(hugos[-1])}; load {_load()}", flush=True)
+        if hugo is not None:
+            hugos.append(hugo_cold(hugo, workdir / "hugo"))
+            print(f"hugo cold {i + 1}: {_line(hugos[-1])}; load {_load()}", flush=True)
 
     edits: list[Run] = []
     rewritten: list[list[str]] = []
@@ -228,6 +237,8 @@ def _bench(args: argparse.Namespace, exe: Path, hugo: str, workdir: Path) -> int
             flush=True,
         )
 
+    if hugo is None:
+        return _rebuild_summary(edits, rewritten)
     ratios = [c.wall / h.wall for c, h in zip(cold, hugos, strict=True)]
     cpu_ratios = [c.cpu / h.cpu for c, h in zip(cold, hugos, strict=True)]
     rows = [
@@ -251,6 +262,17 @@ def _bench(args: argparse.Namespace, exe: Path, hugo: str, workdir: Path) -> int
         "one-file rebuild < 1 s (every one)": max(r.wall for r in edits) < TARGET_REBUILD_S,
     }
     print("targets: " + ", ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in verdicts.items()))
+    print(f"load average at the end: {_load()}")
+    return 0
+
+
+def _rebuild_summary(edits: list[Run], rewritten: list[list[str]]) -> int:
+    print(f"\n{'measure':<28}{'wall / value: median (range)':<32}cpu: median (range)")
+    walls, cpus = [r.wall for r in edits], [r.cpu for r in edits]
+    print(f"{'one-file rebuild s':<28}{fmt(walls):<32}{fmt(cpus)}")
+    print(f"{'files rewritten per edit':<28}{fmt([float(len(r)) for r in rewritten], 0)}")
+    met = bool(walls) and max(walls) < TARGET_REBUILD_S
+    print(f"targets: one-file rebuild < 1 s (every one): {'met' if met else 'MISSED'}")
     print(f"load average at the end: {_load()}")
     return 0
 

@@ -108,3 +108,7 @@ def test_by_language_is_newest_first_and_the_memo_changes_nothing() -> None:
     }
     assert first == again and hash(first) == hash(again)  # the memo is no field
     assert first.published == again.published == list(first.statements)
+    # Made once: feeds and pages plan from the same mapping of each (read, never changed).
+    assert first.by_language() is grouped
+    assert first.translations() is first.translations()
+    assert first.translations() == again.translations() and first == again

@@ -13,13 +13,14 @@ from statement_feeds.domain.pages import (
     CHOOSER,
     INDEX,
     STATEMENT,
+    Page,
     PageSettings,
     page_fingerprints,
     plan_pages,
     statement_page_path,
     text_direction,
 )
-from statement_feeds.domain.sitemap import robots_txt, sitemap_files
+from statement_feeds.domain.sitemap import robots_txt, sitemap_files, sitemap_key
 from statement_feeds.domain.statements import SiteDefaults, Statement, parse_statement
 
 SITE = "https://example.org/"
@@ -137,3 +138,97 @@ def test_sitemap_splits_past_its_limit_into_an_index() -> None:
     assert (
         robots_txt(SITE) == b"User-agent: *\nAllow: /\nSitemap: https://example.org/sitemap.xml\n"
     )
+
+
+# The corpus of the tests below: source → (date, extra front matter, body).
+CORPUS = {
+    "a.en.md": ("2024-01-01", {}, "Body."),
+    "a.ru.md": ("2024-01-01", {}, "Тело."),
+    "b.en.md": ("2024-01-02", {}, "Body."),
+    "c.en.md": ("2024-01-03", {}, "Body."),
+}
+
+
+def corpus(**changes: tuple[str, dict[str, str], str] | None) -> list[Statement]:
+    """The statements of CORPUS with some files changed (a new value), added, or removed
+    (None); keys name the files without ``.md``, "_" for "."."""
+    files = dict(CORPUS)
+    for name, value in changes.items():
+        source = name.replace("_", ".") + ".md"
+        if value is None:
+            del files[source]
+        else:
+            files[source] = value
+    out = []
+    for source, (date, keys, body) in sorted(files.items()):
+        fields = {"title": f"T {source}", "date": date, **keys}
+        text = "---\n" + "".join(f"{k}: {v}\n" for k, v in fields.items()) + f"---\n\n{body}\n"
+        parsed = parse_statement(source, text.encode(), DEFAULTS)
+        assert parsed.statement is not None, parsed.problems
+        out.append(parsed.statement)
+    return out
+
+
+def plan(statements: list[Statement], settings: PageSettings = SETTINGS) -> list[Page]:
+    return plan_pages(build_catalog(statements, [], NOW), settings)
+
+
+@pytest.mark.parametrize(
+    ("changes", "shown"),
+    [
+        ({"a_en": ("2024-01-01", {}, "Another body, another summary.")}, False),
+        ({"a_ru": ("2024-01-01", {"title": "Новое"}, "Тело.")}, False),
+        ({"a_en": ("2024-01-01", {"author": "Someone Else"}, "Body.")}, False),
+        ({"a_en": ("2024-01-01", {"updated": "2024-03-01"}, "Body.")}, True),  # lastmod
+        ({"a_fr": ("2024-01-01", {}, "Corps.")}, True),  # a new alternate
+        ({"b_en": None}, True),  # a page gone
+        ({"a_en": None}, True),  # a.ru's x-default is the chooser now
+        ({"b_en": ("2024-01-02", {"draft": "true"}, "Body.")}, True),
+        ({"b_en": ("2024-01-02", {"url": SITE + "en/other/"}, "Body.")}, True),
+        ({"c_en": ("2024-01-03", {"url": "https://elsewhere.example/c/"}, "Body.")}, True),
+        # Older, but last updated when it was published before: the lists change, not
+        # the sitemap.
+        ({"c_en": ("2023-06-01", {"updated": "2024-01-03"}, "Body.")}, False),
+    ],
+)
+def test_the_sitemap_key_changes_exactly_when_the_sitemap_does(
+    changes: dict[str, tuple[str, dict[str, str], str] | None], shown: bool
+) -> None:
+    before, after = plan(corpus()), plan(corpus(**changes))
+    assert before != after  # every case changes some page
+    files_differ = sitemap_files(before, SITE) != sitemap_files(after, SITE)
+    key_differs = sitemap_key(before, SITE) != sitemap_key(after, SITE)
+    assert files_differ == key_differs == shown
+    # Split into several files, it still holds; and the key names how they are made.
+    assert (sitemap_files(before, SITE, 3) != sitemap_files(after, SITE, 3)) == shown
+    assert (sitemap_key(before, SITE, 3) != sitemap_key(after, SITE, 3)) == shown
+    assert sitemap_key(before, SITE, 3) != sitemap_key(before, SITE)
+    assert sitemap_key(before, SITE, version="2") != sitemap_key(before, SITE, version="1")
+
+
+def test_fingerprints_of_files_parsed_with_known_settings_follow_digests_and_links() -> None:
+    """With ``parsed_with`` a statement is its file's digest and identity: a change of
+    its body, title or author changes its page, the list page showing it, and the pages
+    of its other versions when their links (its title) change; the settings all pages."""
+    short = replace(SETTINGS, parsed_with="p1")
+
+    def prints(statements: list[Statement], settings: PageSettings = short) -> dict[str, str]:
+        pages = plan(statements, settings)
+        return dict(zip((p.path for p in pages), page_fingerprints(pages, settings), strict=True))
+
+    def differ(before: dict[str, str], after: dict[str, str]) -> list[str]:
+        return sorted(
+            path for path in before.keys() | after.keys() if before.get(path) != after.get(path)
+        )
+
+    base = prints(corpus())
+    assert prints(corpus()) == base
+    body = prints(corpus(a_en=("2024-01-01", {}, "Another body.")))
+    assert differ(base, body) == ["en/a/index.html", "en/page/2/index.html"]
+    title = prints(corpus(a_ru=("2024-01-01", {"title": "Новое"}, "Тело.")))
+    assert differ(base, title) == ["en/a/index.html", "ru/a/index.html", "ru/index.html"]
+    author = prints(corpus(c_en=("2024-01-03", {"author": "Someone Else"}, "Body.")))
+    assert differ(base, author) == ["en/c/index.html", "en/index.html"]
+    # A new language: every page lists the languages.
+    assert len(differ(base, prints(corpus(d_fr=("2024-01-04", {}, "Corps."))))) == len(base) + 2
+    assert not set(base.values()) & set(prints(corpus(), replace(short, version="v2")).values())

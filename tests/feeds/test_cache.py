@@ -120,3 +120,14 @@ def test_file_hints_written_as_a_difference_end_up_the_same(tmp_path: Path) -> N
         assert cache.file_hints() == second
         cache.store_file_hints({}, previous=second)
         assert cache.file_hints() == {}
+
+
+def test_fingerprints_written_as_a_difference_end_up_the_same(tmp_path: Path) -> None:
+    first = {"feeds/en.atom": "1", "page:a/index.html": "2", "page:b/index.html": "3"}
+    second = {"feeds/en.atom": "1", "page:a/index.html": "9", "page:c/index.html": "4"}
+    with BuildCache(tmp_path / "cache.sqlite") as cache:
+        cache.store_fingerprints(first)
+        cache.store_fingerprints(second, previous=cache.fingerprints())
+        assert cache.fingerprints() == second
+        cache.store_fingerprints({}, previous=second)
+        assert cache.fingerprints() == {}

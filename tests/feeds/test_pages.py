@@ -22,6 +22,7 @@ from statement_feeds.cli import cli
 from statement_feeds.config import Config, load_config
 from statement_feeds.errors import ConfigError
 from statement_feeds.feeds.build import BuildReport, Publisher
+from statement_feeds.feeds.cache import BuildCache
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "site"
@@ -437,3 +438,64 @@ def test_the_bodys_headings_stay_below_the_title(tmp_path: Path) -> None:
     ]
     feed = (config.paths.output / "feeds/en.atom").read_text("utf-8")
     assert "&lt;h1&gt;Part one&lt;/h1&gt;" in feed  # the feed keeps the author's levels
+
+
+def test_the_sitemap_is_made_again_only_when_what_it_shows_changed(tmp_path: Path) -> None:
+    statements = {
+        "a.en.md": statement_md(title="A", date="2024-01-01"),
+        "b.en.md": statement_md(title="B", date="2024-01-02"),
+    }
+    config = site(tmp_path / "site", statements)
+    build(config)
+    sitemap = config.paths.output / "sitemap.xml"
+    stale = sitemap.read_bytes().replace(b"<urlset", b"<!-- as it was --><urlset", 1)
+    sitemap.write_bytes(stale)  # another file, as an older build could have left it
+    # A new title and body: the statement's pages are written, the sitemap (URLs, dates,
+    # alternates) shows nothing of them and is not made again.
+    edited = statement_md(title="A, fixed", date="2024-01-01", body="Another body.\n")
+    (config.paths.statements / "a.en.md").write_text(edited, "utf-8")
+    report = build(config)
+    assert sorted(report.pages.written) == ["en/a/index.html", "en/index.html"]
+    assert sitemap.read_bytes() == stale
+    # A correction date is the page's lastmod: the sitemap is made again, as a new site's.
+    corrected = statement_md(title="A, fixed", date="2024-01-01", updated="2024-02-01")
+    (config.paths.statements / "a.en.md").write_text(corrected, "utf-8")
+    report = build(config)
+    assert "sitemap.xml" in report.pages.written and "robots.txt" not in report.pages.written
+    fresh = site(tmp_path / "fresh", {**statements, "a.en.md": corrected})
+    build(fresh)
+    assert sitemap.read_bytes() == (fresh.paths.output / "sitemap.xml").read_bytes()
+    assert b"<lastmod>2024-02-01" in sitemap.read_bytes()
+
+
+@pytest.mark.parametrize("entry", ["page:sitemap.xml", "page:robots.txt", "page:en/a/index.html"])
+@pytest.mark.parametrize("value", ["0" * 32, "not a fingerprint", None])
+def test_an_old_or_damaged_cache_entry_makes_its_file_again(
+    tmp_path: Path, entry: str, value: str | None
+) -> None:
+    """A cache entry that does not match (an older version's key, garbage, none at all)
+    makes its file again; the others are left as they are."""
+    statements = {"a.en.md": statement_md(title="A", date="2024-01-01")}
+    config = site(tmp_path / "site", statements)
+    build(config)
+    output = config.paths.output
+    good = pages(output)
+    for name in ("sitemap.xml", "robots.txt", "en/a/index.html", "en/index.html"):
+        (output / name).write_bytes(good[name] + b"\n<!-- damaged -->")
+    with BuildCache(config.paths.state / "cache.sqlite") as cache:
+        entries = cache.fingerprints()
+        assert entry in entries
+        if value is None:
+            del entries[entry]
+        else:
+            entries[entry] = value
+        cache.store_fingerprints(entries)
+    report = build(config)
+    path = entry.removeprefix("page:")
+    # The sitemap and robots.txt share their key: one entry wrong makes both again.
+    remade = ["robots.txt", "sitemap.xml"] if path in ("sitemap.xml", "robots.txt") else [path]
+    assert sorted(report.pages.written) == remade
+    after = pages(output)
+    for name in ("sitemap.xml", "robots.txt", "en/a/index.html", "en/index.html"):
+        assert (after[name] == good[name]) == (name in remade), name
+    assert build(config).pages.written == []

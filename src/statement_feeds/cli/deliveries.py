@@ -12,13 +12,16 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..clock import iso_time
-from ..state.api import DELIVERY_FILTERS, DeliveryRow
+from ..state.delivery_states import DELIVERY_FILTERS
 from .common import Context, handles_errors
+
+if TYPE_CHECKING:  # the store's protocols: imported by the command that uses them
+    from ..state.api import DeliveryRow
 
 __all__ = ["deliveries", "reply_parts"]
 

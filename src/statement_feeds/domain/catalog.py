@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
+from typing import Any
 
 from .problems import Problem
 from .statements import Statement
@@ -32,6 +34,8 @@ class Catalog:
     _memo: dict[str, list[tuple[_Key, Statement]]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    # The same for by_language() and translations(): feeds and pages plan from one of each.
+    _shared: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def published(self) -> list[Statement]:
@@ -54,18 +58,29 @@ class Catalog:
         return min(future, default=None)
 
     def by_language(self) -> dict[str, list[Statement]]:
-        """Published statements per language, newest first (as :func:`newest_first`)."""
-        languages: dict[str, list[tuple[_Key, Statement]]] = {}
-        for key, statement in self._published():
-            languages.setdefault(statement.lang, []).append((key, statement))
-        return {lang: _newest_first(items) for lang, items in sorted(languages.items())}
+        """Published statements per language, newest first (as :func:`newest_first`).
+        Made once per catalog and shared by every caller: read it, never change it."""
+        found: dict[str, list[Statement]] | None = self._shared.get("by_language")
+        if found is None:
+            languages: dict[str, list[tuple[_Key, Statement]]] = {}
+            for key, statement in self._published():
+                languages.setdefault(statement.lang, []).append((key, statement))
+            found = self._shared["by_language"] = {
+                lang: _newest_first(items) for lang, items in sorted(languages.items())
+            }
+        return found
 
     def translations(self) -> Mapping[str, Sequence[Translation]]:
-        """translation_key → published versions, in language order."""
-        groups: dict[str, list[Translation]] = {}
-        for s in sorted(self.published, key=lambda s: s.lang):
-            groups.setdefault(s.translation_key, []).append(Translation(s.lang, s.url, s.title))
-        return groups
+        """translation_key → published versions, in language order. Made once per
+        catalog and shared by every caller: read it, never change it."""
+        found: Mapping[str, Sequence[Translation]] | None = self._shared.get("translations")
+        if found is None:
+            groups: dict[str, list[Translation]] = {}
+            for s in sorted(self.published, key=attrgetter("lang")):
+                translation = Translation(s.lang, s.url, s.title)
+                groups.setdefault(s.translation_key, []).append(translation)
+            found = self._shared["translations"] = groups
+        return found
 
 
 def newest_first(statements: Iterable[Statement]) -> list[Statement]:

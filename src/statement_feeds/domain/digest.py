@@ -49,6 +49,7 @@ from .digest_message import (
 from .excerpt_links import summary_html_paragraphs, summary_text
 from .i18n import Translations
 from .statements import Statement
+from .template_env import template_environment
 from .tokens import Signer, preferences_url, unsubscribe_url
 
 __all__ = [
@@ -119,18 +120,6 @@ class Preview:
     text: str
     html: str
     eml: bytes
-
-
-def template_environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
-    """The Environment digests expect: autoescape for .html only, tidy block whitespace."""
-    return jinja2.Environment(
-        loader=loader,
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-    )
 
 
 class Composer:

@@ -107,13 +107,17 @@ def page_path(url: str, site_url: str) -> str:
 
 def statement_page_path(statement: Statement, site_url: str) -> str | None:
     """Where the statement's page goes, or None: its url is not ``<site>/<lang>/<slug>/``."""
-    prefix = f"{site_url}{statement.lang}/"
-    if not statement.url.startswith(prefix) or not statement.url.endswith("/"):
+    return _slug_path(statement.url, statement.lang, f"{site_url}{statement.lang}/")
+
+
+def _slug_path(url: str, lang: str, prefix: str) -> str | None:
+    """:func:`statement_page_path`, with the language's ``prefix`` (``<site>/<lang>/``)."""
+    if not url.startswith(prefix) or not url.endswith("/"):
         return None
-    slug = statement.url[len(prefix) : -1]
+    slug = url[len(prefix) : -1]
     if not _SLUG.fullmatch(slug) or (slug == "page"):
         return None  # "page" would be the list's pagination folder
-    return f"{statement.lang}/{slug}/index.html"
+    return f"{lang}/{slug}/index.html"
 
 
 def plan_pages(catalog: Catalog, settings: PageSettings) -> list[Page]:
@@ -125,14 +129,23 @@ def plan_pages(catalog: Catalog, settings: PageSettings) -> list[Page]:
         PageLink(lang, f"{settings.site_url}{lang}/", _language_title(settings, lang))
         for lang in by_language
     )
+    # Every version of a statement has the same alternates: made once per group, and
+    # the pages share the tuple (which fingerprints and the sitemap key rely on).
+    groups: dict[str, tuple[tuple[PageLink, ...], str]] = {}
     pages = [_chooser(settings, languages)]
     for lang, newest in by_language.items():
         pages.extend(_index_pages(settings, lang, newest, languages))
+        feed_url = f"{settings.feeds_url}{lang}.atom"
+        prefix = f"{settings.site_url}{lang}/"
         for statement in newest:
-            path = statement_page_path(statement, settings.site_url)
-            if path is not None:
-                group = translations.get(statement.translation_key, ())
-                pages.append(_statement_page(settings, statement, path, group, languages))
+            path = _slug_path(statement.url, lang, prefix)
+            if path is None:
+                continue
+            key = statement.translation_key
+            links = groups.get(key)
+            if links is None:
+                links = groups[key] = _group_links(settings, translations.get(key, ()))
+            pages.append(_statement_page(statement, path, links, feed_url, languages))
     return sorted(pages, key=lambda page: page.path)
 
 
@@ -192,57 +205,98 @@ def _index_pages(
     return pages
 
 
-def _statement_page(
-    settings: PageSettings,
-    statement: Statement,
-    path: str,
-    group: Sequence[Translation],
-    languages: tuple[PageLink, ...],
-) -> Page:
+def _group_links(
+    settings: PageSettings, group: Sequence[Translation]
+) -> tuple[tuple[PageLink, ...], str]:
+    """A translation group's alternates and ``x-default`` (the default language's version,
+    else the chooser)."""
     alternates = tuple(PageLink(t.lang, t.url, t.title) for t in group)
     default = next((t.url for t in group if t.lang == settings.default_language), None)
+    return alternates, default or settings.site_url
+
+
+def _statement_page(
+    statement: Statement,
+    path: str,
+    links: tuple[tuple[PageLink, ...], str],
+    feed_url: str,
+    languages: tuple[PageLink, ...],
+) -> Page:
+    # Every field follows from the statement, its group's links and the settings:
+    # page_fingerprints counts on it. Positional (in field order): 10,000 per build.
     return Page(
-        path=path,
-        kind=STATEMENT,
-        lang=statement.lang,
-        url=statement.url,
-        title=statement.title,
-        description=statement.summary,
-        alternates=alternates,
-        x_default=default or settings.site_url,
-        feed_url=f"{settings.feeds_url}{statement.lang}.atom",
-        languages=languages,
-        statement=statement,
+        path,
+        STATEMENT,
+        statement.lang,
+        statement.url,
+        statement.title,
+        statement.summary,  # description
+        links[0],  # alternates
+        links[1],  # x_default
+        feed_url,
+        languages,
+        (),  # entries
+        statement,
     )
 
 
 def page_fingerprints(pages: Sequence[Page], settings: PageSettings) -> list[str]:
     """A hash per page of everything its bytes depend on (its statements' files by their
-    digests; ``settings.version`` stands for the templates and catalogs). Plain string
-    joins: ``repr`` of dataclasses per page was most of a no-change rebuild's time."""
-    common = repr(settings)
-    short = bool(settings.parsed_with)  # it is part of ``common``
-    languages: dict[int, str] = {}  # every page shares one tuple of languages
+    digests; ``settings.version`` stands for the templates and catalogs).
+
+    Cheap, since a rebuild after one edit fingerprints every page: the settings are
+    hashed once (each page's hash starts from a copy), link lists shared by many pages
+    (every page's languages, a translation group's alternates) are hashed once, and a
+    statement page, whose other fields all follow from its statement, its links and
+    the settings (``_statement_page``), hashes only those.
+    """
+    base = hashlib.blake2b(repr(settings).encode(), digest_size=16)
+    short = bool(settings.parsed_with)  # it is part of ``base``
+    links: dict[int, str] = {}  # id of a shared tuple → its hash (the tuples outlive this)
 
     def joined(items: tuple[PageLink, ...]) -> str:
-        return "\x1e".join(f"{t.lang}\x1f{t.url}\x1f{t.title}" for t in items)
+        found = links.get(id(items))
+        if found is None:
+            text = "\x1e".join(f"{t.lang}\x1f{t.url}\x1f{t.title}" for t in items)
+            found = links[id(items)] = _digest(text)
+        return found
 
     out = []
     for page in pages:
-        parts = [common, page.path, page.kind, page.lang, page.url, page.title]
-        parts += (page.description, page.x_default, page.feed_url, page.newer, page.older)
-        parts += (str(page.number), str(page.count), joined(page.alternates))
-        found = languages.get(id(page.languages))
-        if found is None:
-            found = languages[id(page.languages)] = joined(page.languages)
-        parts.append(found)
-        items = page.entries if page.statement is None else (page.statement,)
-        for s in items:
+        s = page.statement
+        if page.kind == STATEMENT and s is not None:
+            alternates = links.get(id(page.alternates)) or joined(page.alternates)
+            languages = links.get(id(page.languages)) or joined(page.languages)
             # id and url are not always the file's: a renamed file keeps its old identity.
-            parts += (s.digest, s.source, s.id, s.url, s.translation_key)
+            identity = (s.digest, s.source, s.id, s.url, s.translation_key)
+            text = "\x1f".join(
+                (STATEMENT, page.path, page.x_default, alternates, languages, *identity)
+            )
             if not short:
-                parts += (s.title, s.summary, s.author, s.lang)
-                parts += (s.published.isoformat(), s.updated.isoformat())
-        digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16)
+                text += "\x1f" + _unparsed(s)
+        else:
+            parts = [page.kind, page.path, page.lang, page.url, page.title, page.description]
+            parts += (page.x_default, page.feed_url, page.newer, page.older)
+            parts += (str(page.number), str(page.count))
+            parts += (joined(page.alternates), joined(page.languages))
+            for s in page.entries:
+                parts += (s.digest, s.source, s.id, s.url, s.translation_key)
+                if not short:
+                    parts.append(_unparsed(s))
+            text = "\x1f".join(parts)
+        digest = base.copy()
+        digest.update(text.encode())
         out.append(digest.hexdigest())
     return out
+
+
+def _unparsed(s: Statement) -> str:
+    """What a fingerprint holds of a statement beyond its file's digest and identity when
+    its fields may not follow from them (no ``parsed_with``)."""
+    return "\x1f".join(
+        (s.title, s.summary, s.author, s.lang, s.published.isoformat(), s.updated.isoformat())
+    )
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()

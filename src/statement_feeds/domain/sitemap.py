@@ -7,12 +7,13 @@ URLs: a bigger site gets ``sitemap.xml`` as a sitemap index of ``sitemaps/<n>.xm
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from html import escape
 
 from .pages import STATEMENT, Page
 
-__all__ = ["MAX_URLS", "robots_txt", "sitemap_files"]
+__all__ = ["MAX_URLS", "robots_txt", "sitemap_files", "sitemap_key"]
 
 MAX_URLS = 50_000
 _NS = (
@@ -34,6 +35,35 @@ def sitemap_files(pages: Sequence[Page], site_url: str, size: int = MAX_URLS) ->
     lines.append("</sitemapindex>")
     files["sitemap.xml"] = ("\n".join(lines) + "\n").encode()
     return files
+
+
+def sitemap_key(
+    pages: Sequence[Page], site_url: str, size: int = MAX_URLS, version: str = ""
+) -> str:
+    """A hash of everything :func:`sitemap_files` (and :func:`robots_txt`) make of these
+    arguments, much cheaper than making them: per page its URL, ``lastmod``, alternates
+    and ``x-default``, not its fingerprint (a statement's body or title is not in the
+    sitemap). ``version`` names the code that writes them (the package's)."""
+    links: dict[int, str] = {}  # id of a tuple of alternates shared by pages → its text
+    parts = [_KEY_FORMAT, version, site_url, str(size)]
+    for page in pages:
+        statement = page.statement
+        lastmod = (
+            statement.updated.isoformat()
+            if page.kind == STATEMENT and statement is not None
+            else ""
+        )
+        alternates = links.get(id(page.alternates))
+        if alternates is None:
+            alternates = links[id(page.alternates)] = "\x1e".join(
+                f"{link.lang}\x1d{link.url}" for link in page.alternates
+            )
+        default = page.x_default if page.alternates else ""
+        parts += (page.url, lastmod, alternates, default)
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
+
+
+_KEY_FORMAT = "sitemap-key-1"  # a change to what sitemap_key covers: a new name here
 
 
 def _urlset(pages: Sequence[Page]) -> bytes:

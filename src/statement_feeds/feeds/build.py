@@ -186,9 +186,9 @@ class Publisher:
         except BaseException:
             # The feeds are written: keep their record, and the pages' as they were.
             kept = {k: v for k, v in previous.items() if k.startswith("page:")}
-            cache.store_fingerprints({**fingerprints, **kept})
+            cache.store_fingerprints({**fingerprints, **kept}, previous)
             raise
-        cache.store_fingerprints({**fingerprints, **pages})
+        cache.store_fingerprints({**fingerprints, **pages}, previous)
         # After the feeds: the web side's index never names a feed not yet written.
         write_front_page(self.config.paths.state, describe(plans[0][1]))
         cache.store_last_build(

@@ -23,10 +23,10 @@ from babel.core import get_global
 from markupsafe import Markup
 
 from .. import __version__
-from ..domain.digest import template_environment
 from ..domain.i18n import Messages, Translations, native_name
 from ..domain.pages import CHOOSER, INDEX, STATEMENT, Page, PageSettings
 from ..domain.statements import Statement
+from ..domain.template_env import template_environment
 from ..locales import load_translations, po_sources
 from ..template_files import template_loader
 

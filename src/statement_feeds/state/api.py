@@ -54,6 +54,7 @@ from ..domain.corrections import Correction, Mailed
 from ..domain.duplicates import SeenAddresses, Sightings
 from ..domain.subscribers import Subscriber
 from ..domain.web_subscribers import Preferences
+from .delivery_states import DELIVERY_FILTERS, DELIVERY_STATES
 
 __all__ = [
     "DELIVERY_FILTERS",
@@ -72,11 +73,6 @@ __all__ = [
     "SubscriberStore",
     "WebSignups",
 ]
-
-DELIVERY_STATES = ("pending", "sending", "sent", "deferred", "failed", "cancelled")
-# What ``Ledger.deliveries`` filters on: a state, or "bounced" (a failed delivery whose
-# address is marked bounced now: what ``retry_failed`` leaves alone).
-DELIVERY_FILTERS = (*DELIVERY_STATES, "bounced")
 
 
 @dataclass(frozen=True, slots=True)
