@@ -105,7 +105,8 @@ class ServerLog:
         messages: list[tuple[str, str]] = []
         opened = closed = 0
         text = self.path.read_text() if self.path.exists() else ""
-        for line in text.splitlines():
+        # Only whole lines: the server may be half-way through writing the last one.
+        for line in text.split("\n")[:-1]:
             kind, *rest = line.split(" ")
             if kind == "MSG":
                 messages.append((rest[0], rest[1]))
