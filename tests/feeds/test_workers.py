@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from functools import partial
 
 import pytest
 
@@ -60,3 +61,42 @@ def test_workers_outlive_the_thread_that_started_them() -> None:
     starter.start()
     starter.join()
     assert first + list(results) == [n * n for n in range(jobs)]
+
+
+def slow_square_and_pid(n: int) -> tuple[int, int]:
+    time.sleep(0.002)
+    return n * n, os.getpid()
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: process_map never forks")
+def test_here_this_process_takes_chunks_in_place_of_one_worker() -> None:
+    out = list(
+        process_map(
+            slow_square_and_pid,
+            iter(range(400)),
+            parallel_from=20,
+            window=8,
+            chunksize=2,
+            here=True,
+        )
+    )
+    assert [r for r, _ in out] == [n * n for n in range(400)]
+    pids = {pid for _, pid in out}
+    assert os.getpid() in pids  # this process rendered some chunks itself
+    assert len(pids - {os.getpid()}) <= min(os.cpu_count() or 1, 4) - 1  # one worker fewer
+
+
+def fail_here(parent: int, n: int) -> int:
+    time.sleep(0.002)
+    if os.getpid() == parent:
+        raise ValueError("failed in this process")
+    return n
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: process_map never forks")
+def test_here_a_job_failing_in_this_process_raises_in_the_caller() -> None:
+    func = partial(fail_here, os.getpid())
+    with pytest.raises(ValueError, match="failed in this process"):
+        list(
+            process_map(func, iter(range(400)), parallel_from=20, window=8, chunksize=2, here=True)
+        )

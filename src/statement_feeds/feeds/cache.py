@@ -122,7 +122,7 @@ class BuildCache:
 
     def _insert_parsed(self, items: Iterable[tuple[KeyText, Statement]]) -> None:
         self._db.executemany(
-            f"INSERT OR REPLACE INTO parsed ({_COLUMNS}) VALUES ({', '.join('?' * 15)})",
+            f"INSERT OR REPLACE INTO parsed ({_COLUMNS}) VALUES ({_VALUES})",
             (_row(key, statement) for key, statement in items),
         )
 
@@ -195,11 +195,20 @@ class BuildCache:
         self._db.execute("COMMIT")
 
 
+# Title, summary and author are bound as UTF-8 bytes and cast back to TEXT in SQL: bound
+# as str, sqlite3 asks each for its UTF-8 form, which a non-ASCII str then keeps beside
+# its own characters for as long as it lives (11 MB more in a cold build of 10,000
+# statements, held by the catalog through the build and copied into every worker).
+_TEXT = "CAST(? AS TEXT)"
+_VALUES = ", ".join(["?"] * 5 + [_TEXT] + ["?"] * 5 + [_TEXT, _TEXT] + ["?"] * 2)
+
+
 def _row(key: KeyText, s: Statement) -> tuple[Any, ...]:
     return (
-        key, s.source, s.id, s.lang, s.translation_key, s.title,
+        key, s.source, s.id, s.lang, s.translation_key, s.title.encode(),
         s.published.isoformat(), _zone_key(s.published), s.updated.isoformat(),
-        _zone_key(s.updated), s.url, s.summary, s.author, int(s.draft), s.digest,
+        _zone_key(s.updated), s.url, s.summary.encode(), s.author.encode(), int(s.draft),
+        s.digest,
     )  # fmt: skip
 
 

@@ -58,6 +58,7 @@ class _PoolOptions(TypedDict):
     window: int
     chunksize: int
     per_core: int
+    here: bool
 
 
 def render_all(jobs: list[RenderJob]) -> list[bool]:
@@ -72,11 +73,17 @@ def render_all(jobs: list[RenderJob]) -> list[bool]:
     """
     token = secrets.token_hex(8) if len(jobs) >= _STAGE_FROM else ""
     # Staged writes do not wait for the disk: fewer workers, and chunks of jobs (one
-    # message per job to and from the workers was a third of a cold build's CPU).
+    # message per job to and from the workers was a third of a cold build's CPU); this
+    # process renders too, in place of one worker (one copy fewer of its memory: see
+    # ``process_map``).
     pool = (
-        _PoolOptions(parallel_from=_RENDER_PARALLEL_FROM, window=64, chunksize=16, per_core=1)
+        _PoolOptions(
+            parallel_from=_RENDER_PARALLEL_FROM, window=64, chunksize=16, per_core=1, here=True
+        )
         if token
-        else _PoolOptions(parallel_from=_RENDER_PARALLEL_FROM, window=16, chunksize=1, per_core=2)
+        else _PoolOptions(
+            parallel_from=_RENDER_PARALLEL_FROM, window=16, chunksize=1, per_core=2, here=False
+        )
     )
     try:
         if start_method() != "fork":

@@ -28,6 +28,7 @@ def process_map(
     window: int,
     chunksize: int,
     per_core: int = 1,
+    here: bool = False,
     initializer: Callable[..., None] | None = None,
     initargs: tuple[Any, ...] = (),
 ) -> Iterator[R]:
@@ -39,6 +40,11 @@ def process_map(
     jobs run in this process, so ``func`` sees the same state either way. Forked workers
     inherit ``initargs`` (nothing is pickled): with :func:`start_method` "fork", a caller
     can hand over big data there and send only small jobs (say, indices into it).
+
+    ``here``: with forked workers, this process takes a chunk itself whenever the
+    workers have all they can take, and one worker fewer is started. Every forked worker
+    ends up with a private copy of what it touches of this process's memory (reference
+    counts are writes): a worker fewer is one copy fewer.
     """
     method = start_method()
     if method == "spawn":
@@ -65,6 +71,11 @@ def process_map(
     # Extra workers per core only when they are cheap (fork): a spawned one imports
     # everything afresh (~0.5 s of CPU, ~35 MB).
     workers = cores * (per_core if method == "fork" else 1)
+    here = here and method == "fork"
+    if here:
+        workers -= 1
+        if initializer is not None:
+            initializer(*initargs)
     # Chunks in flight: at least two per worker, so none waits while results of
     # earlier chunks are collected here (pool.map per window idled at every window).
     in_flight = max(window // chunksize, 2 * workers)
@@ -74,13 +85,22 @@ def process_map(
         initializer=_start_worker,
         initargs=(tie, initializer, initargs),
     ) as pool:
-        pending: deque[Future[list[R]]] = deque()
+        pending: deque[Future[list[R]] | list[R]] = deque()
+        busy = 0  # submitted chunks in ``pending`` not known to be done
         for chunk in _chunks(itertools.chain(first, jobs), chunksize):
-            pending.append(pool.submit(_apply, func, chunk))
-            if len(pending) >= in_flight:
-                yield from pending.popleft().result()
+            if here and busy >= in_flight:
+                pending.append(_apply(func, chunk))
+            else:
+                pending.append(pool.submit(_apply, func, chunk))
+                busy += 1
+            if here:
+                while pending and _ready(pending[0]):
+                    yield from _result(pending.popleft())
+                busy = sum(1 for item in pending if not _ready(item))
+            elif len(pending) >= in_flight:
+                yield from _result(pending.popleft())
         while pending:
-            yield from pending.popleft().result()
+            yield from _result(pending.popleft())
 
 
 def start_method() -> str:
@@ -114,6 +134,14 @@ def _start_worker(
         watch_parent(parent)
     if initializer is not None:
         initializer(*initargs)
+
+
+def _ready(item: Future[list[R]] | list[R]) -> bool:
+    return isinstance(item, list) or item.done()
+
+
+def _result(item: Future[list[R]] | list[R]) -> list[R]:
+    return item if isinstance(item, list) else item.result()
 
 
 def _chunks(jobs: Iterator[J], size: int) -> Iterator[list[J]]:
