@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-__all__ = ["FeedFile", "FeedFiles"]
+__all__ = ["FeedFile", "FeedFiles", "FileCache"]
 
 _FEED_PATH = re.compile(r"(?:archive/([A-Za-z0-9-]{1,35})/[0-9]{1,9}|([A-Za-z0-9-]{1,35}))\.atom")
 
@@ -47,16 +47,44 @@ class FeedFile:
         )
 
 
-class FeedFiles:
-    """Feed files under ``<output>/feeds``, cached by (inode, mtime, size).
+class FileCache:
+    """Served files read once and kept by (inode, mtime, size), at most ``limit`` of them.
 
-    Feeds are replaced by rename, so a new inode means a new file: the cache never
-    serves a stale body, and a request costs one ``stat`` when nothing changed.
+    The build replaces files by rename, so a new inode means a new file: the cache never
+    serves a stale body, and a request costs one ``stat`` when nothing changed. Only
+    regular files are served, opened without following a symlink.
     """
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._limit = limit
+        self._entries: dict[str, tuple[tuple[int, int, int], FeedFile]] = {}
+
+    async def load(self, relative: str, path: Path) -> FeedFile | None:
+        try:
+            info = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        key = (info.st_ino, info.st_mtime_ns, info.st_size)
+        cached = self._entries.get(relative)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        loaded = await asyncio.to_thread(_read, path)
+        if loaded is None:
+            return None
+        if len(self._entries) > self._limit:  # bounded: archives and pages of a huge site
+            self._entries.clear()
+        self._entries[relative] = (key, loaded)
+        return loaded
+
+
+class FeedFiles:
+    """Feed files under ``<output>/feeds``, cached by (inode, mtime, size) (``FileCache``)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self._cache: dict[str, tuple[tuple[int, int, int], FeedFile]] = {}
+        self._files = FileCache()
 
     def resolve(self, relative: str) -> Path | None:
         """The file for a request path below ``feeds/``, or None (unknown or unsafe)."""
@@ -71,25 +99,7 @@ class FeedFiles:
 
     async def get(self, relative: str) -> FeedFile | None:
         path = self.resolve(relative)
-        if path is None:
-            return None
-        try:
-            info = os.stat(path, follow_symlinks=False)
-        except OSError:
-            return None
-        if not stat.S_ISREG(info.st_mode):
-            return None
-        key = (info.st_ino, info.st_mtime_ns, info.st_size)
-        cached = self._cache.get(relative)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        loaded = await asyncio.to_thread(_read_feed, path)
-        if loaded is None:
-            return None
-        if len(self._cache) > 4096:  # bounded: archives of a huge site
-            self._cache.clear()
-        self._cache[relative] = (key, loaded)
-        return loaded
+        return None if path is None else await self._files.load(relative, path)
 
     def last_written(self, languages: Iterable[str]) -> datetime | None:
         """When the newest of these languages' feeds was written (their files' mtime).
@@ -108,9 +118,10 @@ class FeedFiles:
         return datetime.fromtimestamp(max(times), UTC) if times else None
 
 
-def _read_feed(path: Path) -> FeedFile | None:
+def _read(path: Path) -> FeedFile | None:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        # O_NONBLOCK: opening a FIFO put where a file was must not hang the reader.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
     with os.fdopen(fd, "rb") as handle:

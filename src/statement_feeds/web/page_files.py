@@ -12,13 +12,11 @@ is ever served. The feeds keep their own route (``feed_files``); the handler is
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import stat
 from pathlib import Path
 
-from .feed_files import FeedFile
+from .feed_files import FeedFile, FileCache
 
 __all__ = ["PageFiles", "media_type"]
 
@@ -37,7 +35,7 @@ class PageFiles:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self._cache: dict[str, tuple[tuple[int, int, int], FeedFile]] = {}
+        self._files = FileCache()
 
     def resolve(self, request_path: str) -> str | None:
         """The file (relative to the folder) for a path below the site root, or None."""
@@ -62,33 +60,5 @@ class PageFiles:
         relative = self.resolve(request_path)
         if relative is None:
             return None
-        path = self.folder / relative
-        try:
-            info = os.stat(path, follow_symlinks=False)
-        except OSError:
-            return None
-        if not stat.S_ISREG(info.st_mode):
-            return None
-        key = (info.st_ino, info.st_mtime_ns, info.st_size)
-        cached = self._cache.get(relative)
-        if cached is not None and cached[0] == key:
-            return relative, cached[1]
-        loaded = await asyncio.to_thread(_read, path)
-        if loaded is None:
-            return None
-        if len(self._cache) > 4096:  # bounded: a big site's pages
-            self._cache.clear()
-        self._cache[relative] = (key, loaded)
-        return relative, loaded
-
-
-def _read(path: Path) -> FeedFile | None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            return None
-        return FeedFile.load(handle.read(), info.st_mtime)
+        loaded = await self._files.load(relative, self.folder / relative)
+        return None if loaded is None else (relative, loaded)
