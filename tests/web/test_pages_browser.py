@@ -9,40 +9,18 @@ No browser is downloaded: skipped with the reason when Chromium or Playwright is
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-import pytest
-
+from browser_helpers import ARGS, ARTIFACTS, CHROMIUM, needs_chromium, playwright_api, root_conftest
 from statement_feeds.config import load_config
 from statement_feeds.feeds.build import Publisher
 
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = REPO / "test-artifacts"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
-
-playwright_api = pytest.importorskip(
-    "playwright.async_api", reason="Playwright for Python is not installed (pip install playwright)"
-)
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="/usr/bin/chromium is missing (apt-get install chromium); no browser is downloaded",
-)
+pytestmark = needs_chromium
 
 
-def _root_conftest() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_root_conftest", REPO / "tests" / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_helpers = _root_conftest()
+_helpers = root_conftest()
 LONG = " ".join(["солидарность"] * 60)
 ARABIC = "نحن نقف متضامنين مع النضال في بيلاروسيا. " * 12
 

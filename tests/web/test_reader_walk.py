@@ -16,19 +16,17 @@ No browser is downloaded: skipped with the reason when Chromium or Playwright is
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import re
 import time
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import aiohttp
-import pytest
 from click.testing import CliRunner
 
+from browser_helpers import ARGS, ARTIFACTS, CHROMIUM, needs_chromium, playwright_api, root_conftest
 from smtp_server import RecordingServer, free_port
 from statement_feeds.cli import cli
 from statement_feeds.config import Config, load_config
@@ -36,34 +34,16 @@ from statement_feeds.feeds.build import Publisher
 from statement_feeds.state.sqlite import SqliteStore
 from statement_feeds.web.app import start_http
 
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = REPO / "test-artifacts"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 READER = "chitatel@example.com"
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # the reader subscribes then
 MAILED = START + timedelta(days=1)  # the first digest
 FIXED = MAILED + timedelta(hours=3)  # the statement is corrected
 NEXT = MAILED + timedelta(days=1)  # the next digest
 
-playwright_api = pytest.importorskip(
-    "playwright.async_api", reason="Playwright for Python is not installed (pip install playwright)"
-)
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="/usr/bin/chromium is missing (apt-get install chromium); no browser is downloaded",
-)
+pytestmark = needs_chromium
 
 
-def _root_conftest() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_root_conftest", REPO / "tests" / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_helpers = _root_conftest()
+_helpers = root_conftest()
 md = _helpers.statement_md
 
 

@@ -20,29 +20,11 @@ from pathlib import Path
 import pytest
 from test_app import Site, run_site
 
+from browser_helpers import ARGS, ARTIFACTS, CHROMIUM, needs_chromium, playwright_api
 from smtp_server import RecordingServer
 from statement_feeds.domain.tokens import unsubscribe_url
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-playwright_api = pytest.importorskip(
-    "playwright.async_api", reason="Playwright for Python is not installed (pip install playwright)"
-)
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="/usr/bin/chromium is missing (apt-get install chromium); no browser is downloaded",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture
