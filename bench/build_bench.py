@@ -137,10 +137,10 @@ def add_one(site: Site, n: int, newest: bool) -> Path:
     return path
 
 
-def fmt(values: list[float], digits: int = 2) -> str:
+def fmt(values: list[float], digits: int = 2, empty: str = "-") -> str:
     """Median, with the range when there are several measurements."""
     if not values:
-        return "-"
+        return empty
     med = statistics.median(values)
     if len(values) == 1:
         return f"{med:.{digits}f}"
@@ -215,7 +215,7 @@ def _bench(args: argparse.Namespace, exe: Path, hugo: str | None, workdir: Path)
         f"machine: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"load average {os.getloadavg()[0]:.2f}"
     )
-    print(f"statement-feeds source: {_revision()}")
+    print(f"statement-feeds source: {revision()}")
     floor = measure(["true"], workdir)
     print(f"RSS floor (a child running `true`): {floor.rss_mb:.1f} MB", flush=True)
 
@@ -293,7 +293,7 @@ def _bench(args: argparse.Namespace, exe: Path, hugo: str | None, workdir: Path)
     return 0
 
 
-def _revision() -> str:
+def revision() -> str:
     """The commit under test, and whether src/ has uncommitted changes (shared work tree)."""
     try:
         head = subprocess.run(

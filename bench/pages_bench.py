@@ -25,7 +25,6 @@ import argparse
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from build_bench import Site, edit_one, ensure_hugo
+from build_bench import Site, edit_one, ensure_hugo, revision
+from build_bench import fmt as median_range
 from corpus import LANGUAGES, Corpus, write_site
 from hugo_site import write_hugo_pages_site
 
@@ -140,12 +140,7 @@ def hugo_cold(hugo: str, root: Path) -> Run:
 
 
 def fmt(values: list[float], digits: int = 2) -> str:
-    if not values:
-        return "skipped"
-    med = statistics.median(values)
-    if len(values) == 1:
-        return f"{med:.{digits}f}"
-    return f"{med:.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+    return median_range(values, digits, empty="skipped")
 
 
 def _line(run: Run) -> str:
@@ -210,7 +205,7 @@ def _bench(args: argparse.Namespace, exe: Path, hugo: str | None, workdir: Path)
         f"machine: {platform.node()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}, Hugo {version[1] if len(version) > 1 else '?'}"
     )
-    print(f"statement-feeds source: {_revision()}; load average {_load()}", flush=True)
+    print(f"statement-feeds source: {revision()}; load average {_load()}", flush=True)
 
     public = site.root / "public"
     cold: list[Run] = []
@@ -275,25 +270,6 @@ def _rebuild_summary(edits: list[Run], rewritten: list[list[str]]) -> int:
     print(f"targets: one-file rebuild < 1 s (every one): {'met' if met else 'MISSED'}")
     print(f"load average at the end: {_load()}")
     return 0
-
-
-def _revision() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{head}{' + uncommitted changes in src/' if dirty else ''}"
 
 
 if __name__ == "__main__":
