@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from test_plan import mid, statement
 
 from pg_helpers import Backend
 from statement_feeds.config import Config, load_config
@@ -20,28 +21,6 @@ from statement_feeds.state.api import PlannedDelivery
 T0 = datetime(2024, 6, 1, 7, tzinfo=UTC)
 DAY, HOUR = timedelta(days=1), timedelta(hours=1)
 FAR = datetime(2100, 1, 1, tzinfo=UTC)
-
-
-def mid(edition: int, email: str) -> str:
-    return f"<{edition}.{email.lower()}@example.org>"
-
-
-def statement(key: str, lang: str, published: datetime) -> Statement:
-    return Statement(
-        f"{key}.{lang}.md",
-        f"{key}-{lang}",
-        lang,
-        key,
-        key,
-        published,
-        published,
-        f"https://example.org/{lang}/{key}/",
-        "",
-        "",
-        "",
-        False,
-        key + lang,
-    )
 
 
 def corrected(s: Statement, at: datetime) -> Statement:
