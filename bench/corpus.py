@@ -10,7 +10,7 @@ whose only outputs are RSS documents, so both tools parse and render the same Ma
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -152,7 +152,7 @@ def statement_text(s: Statement) -> str:
     return f"---\ntitle: {_quote(s.title)}\ndate: {s.date}\n---\n\n{s.body}"
 
 
-def _hugo_text(s: Statement) -> str:
+def hugo_text(s: Statement) -> str:
     return (
         f"---\ntitle: {_quote(s.title)}\ndate: {s.date}\ntranslationKey: {s.key}\n---\n\n{s.body}"
     )
@@ -187,18 +187,23 @@ excerpt_words = 100
 """
 
 
+def write_statements(folder: Path, corpus: Corpus, text: Callable[[Statement], str]) -> int:
+    """Every statement as ``folder/<year>/<file>`` in the form ``text`` gives; the count."""
+    count = 0
+    for s in corpus:
+        year = folder / str(s.year)
+        year.mkdir(parents=True, exist_ok=True)
+        (year / s.filename).write_text(text(s), encoding="utf-8")
+        count += 1
+    return count
+
+
 def write_site(root: Path, corpus: Corpus) -> int:
     """A statement-feeds site under ``root``; returns the number of statement files."""
     (root / "subscribers").mkdir(parents=True, exist_ok=True)
     (root / "templates").mkdir(exist_ok=True)
     (root / "statement-feeds.toml").write_text(SITE_CONFIG, encoding="utf-8")
-    count = 0
-    for s in corpus:
-        folder = root / "statements" / str(s.year)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / s.filename).write_text(statement_text(s), encoding="utf-8")
-        count += 1
-    return count
+    return write_statements(root / "statements", corpus, statement_text)
 
 
 # Feeds-only Hugo: no HTML at all. Home: RSS of the newest 50 (like our subscription
@@ -272,10 +277,4 @@ def write_hugo_site(root: Path, corpus: Corpus) -> int:
     layouts.mkdir(parents=True, exist_ok=True)
     (layouts / "rss.xml").write_text(HUGO_RSS, encoding="utf-8")
     (root / "config.toml").write_text(HUGO_CONFIG, encoding="utf-8")
-    count = 0
-    for s in corpus:
-        folder = root / "content" / str(s.year)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / s.filename).write_text(_hugo_text(s), encoding="utf-8")
-        count += 1
-    return count
+    return write_statements(root / "content", corpus, hugo_text)

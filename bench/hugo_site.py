@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from corpus import HUGO_RSS, Corpus, _hugo_text
+from corpus import HUGO_RSS, Corpus, hugo_text, write_statements
 
 __all__ = ["write_hugo_pages_site"]
 
@@ -146,10 +146,4 @@ def write_hugo_pages_site(
     (root / "layouts" / "index.html").write_text(INDEX, encoding="utf-8")
     config = CONFIG.format(per_page=per_page, excerpt_words=excerpt_words)
     (root / "config.toml").write_text(config, encoding="utf-8")
-    count = 0
-    for s in corpus:
-        folder = root / "content" / str(s.year)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / s.filename).write_text(_hugo_text(s), encoding="utf-8")
-        count += 1
-    return count
+    return write_statements(root / "content", corpus, hugo_text)
