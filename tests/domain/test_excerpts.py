@@ -319,3 +319,11 @@ def test_a_hostile_summary_cannot_make_an_unsafe_link() -> None:
 def test_a_link_cut_before_its_text_leaves_no_url_behind() -> None:
     cut = "Read \ue000https://example.org/a-long-pa"  # as the start page's index may cut it
     assert summary_plain(cut) == "Read" and summary_text(cut) == "Read"
+
+
+def test_a_stray_link_marker_in_plain_text_is_not_a_word() -> None:
+    # Found by the property test above: a paragraph holding only U+E000 (the character
+    # that opens a link inside an excerpt) counted as a word and as a paragraph.
+    assert excerpt_text(["0", "\ue000"], 1) == "0"
+    assert excerpt_text(["0", "\ue000", "0"], 3) == "0\n\n0"
+    assert excerpt_text(["0", "\ue000", "0"], 3) == excerpt("0\n\n\ue000\n\n0", 3)

@@ -11,7 +11,7 @@ import functools
 import unicodedata
 from collections.abc import Callable
 
-from .excerpt_links import CLOSE, OPEN
+from .excerpt_links import CLOSE, OPEN, strip_markers
 from .markup import html_words, render_raw
 
 __all__ = ["ELLIPSIS", "excerpt", "excerpt_text"]
@@ -32,8 +32,12 @@ def excerpt(markdown: str, max_words: int, render: Callable[[str], str] = render
 
 
 def excerpt_text(paragraphs: list[str], max_words: int) -> str:
-    """Cut plain-text ``paragraphs`` after ``max_words`` words."""
-    return _cut([_split_words(paragraph) for paragraph in paragraphs], max_words)
+    """Cut plain-text ``paragraphs`` after ``max_words`` words.
+
+    The private-use characters that mark links inside an excerpt are never taken from
+    the text (as :func:`excerpt` drops them from a body): a stray one is not a word.
+    """
+    return _cut([_split_words(strip_markers(paragraph)) for paragraph in paragraphs], max_words)
 
 
 def _cut(paragraphs: list[list[str]], max_words: int) -> str:
