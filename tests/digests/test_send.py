@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -300,11 +300,13 @@ class Scripted:
     def __init__(self, server: RecordingServer, replies: list[str | None]) -> None:
         self.server, self.replies, self.inner = server, list(replies), smtp(server)
 
-    async def send(self, sender: str, recipient: str, message: bytes) -> None:
+    async def send(
+        self, sender: str, recipient: str, message: bytes, ready: Awaitable[bool] | None = None
+    ) -> bool:
         reply = self.replies.pop(0)
         if reply is not None:
             self.server.rcpt_replies[recipient] = reply
-        await self.inner.send(sender, recipient, message)
+        return await self.inner.send(sender, recipient, message, ready)
 
     async def close(self) -> None:
         await self.inner.close()

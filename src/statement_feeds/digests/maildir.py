@@ -7,9 +7,11 @@ import itertools
 import os
 import socket
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 
 from ..errors import TemporaryDeliveryError
+from .record import cleared
 
 __all__ = ["MaildirMessenger"]
 
@@ -24,13 +26,18 @@ class MaildirMessenger:
         for folder in ("tmp", "new", "cur"):
             (path / folder).mkdir(parents=True, exist_ok=True)
 
-    async def send(self, sender: str, recipient: str, message: bytes) -> None:
+    async def send(
+        self, sender: str, recipient: str, message: bytes, ready: Awaitable[bool] | None = None
+    ) -> bool:
+        if not await cleared(ready):
+            return False
         try:
             await asyncio.to_thread(self._write, message)
         except OSError as exc:  # disk full, permissions: may clear up, so retry later
             raise TemporaryDeliveryError(
                 f"cannot write to {self.path}: {exc}", recipient=recipient
             ) from exc
+        return True
 
     def _write(self, message: bytes) -> None:
         # Maildir files use the local line ending; the unique name follows the

@@ -13,6 +13,7 @@ messages or logs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Protocol
 
@@ -40,9 +41,17 @@ log = logging.getLogger(__name__)
 
 
 class Messenger(Protocol):
-    """Hands one message to its recipient's mail system; raises ``DeliveryError``."""
+    """Hands one message to its recipient's mail system; raises ``DeliveryError``.
 
-    async def send(self, sender: str, recipient: str, message: bytes) -> None: ...
+    ``ready`` (the ledger's hand-over, see ``record.GroupCommit.hand_over``) gates the
+    point of no return: the envelope may be opened meanwhile, but no byte of the
+    message leaves before it resolves True. When it resolves False or fails, nothing
+    is sent and ``send`` returns False; otherwise it returns True once accepted.
+    """
+
+    async def send(
+        self, sender: str, recipient: str, message: bytes, ready: Awaitable[bool] | None = None
+    ) -> bool: ...
 
     async def close(self) -> None: ...
 

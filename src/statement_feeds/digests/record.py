@@ -2,9 +2,12 @@
 
 Every SMTP reply must be in the ledger before its worker hands the next message
 over, or a kill -9 leaves more than the messages in flight with an unknown fate.
-A worker waits for its hand-over to be committed before it sends, so at any
-moment the ledger's ``sending`` rows are at most one per worker, however the
-writes are grouped.
+A worker asks for its next hand-over (``hand_over``) as it opens that message's
+SMTP envelope (MAIL, RCPT) and sends the data only once the hand-over is committed:
+in the same write as its previous reply, or a later one. So at any moment the
+ledger's ``sending`` rows are at most one per worker, however the writes are
+grouped, and the commit overlaps two round trips to the SMTP server instead of
+adding to them.
 
 One transaction per reply would be simple but costs ~50 us of SQLite each; the
 replies and hand-overs that arrive close together are written in one transaction
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 
 from ..clock import Clock
@@ -35,7 +39,7 @@ from ..state.api import Delivery, Ledger, Outcome
 
 _Starts = list[tuple[Delivery, "asyncio.Future[bool]"]]
 
-__all__ = ["LINGER", "GroupCommit"]
+__all__ = ["LINGER", "GroupCommit", "cleared"]
 
 LINGER = 0.0005  # seconds a write waits for others to join it (see above)
 
@@ -68,18 +72,21 @@ class GroupCommit:
         self._outcomes.append(outcome)
         self._schedule()
 
-    async def start(self, delivery: Delivery) -> bool:
-        """Mark ``delivery`` as handed over; True when it may be sent now.
+    def hand_over(self, delivery: Delivery) -> asyncio.Future[bool]:
+        """Mark ``delivery`` as handed over at the next write; the future says whether it
+        may be sent (False: its address left meanwhile) once that write is committed.
 
-        Raises :class:`StateError` when the ledger cannot be written: nothing may
-        leave that cannot be recorded.
+        Nothing of the message may reach the server before then: the caller opens the
+        SMTP envelope meanwhile and sends the data once the future is True. The future
+        fails with :class:`StateError` when the ledger cannot be written (nothing may
+        leave that cannot be recorded); so does this call after an earlier failure.
         """
         if self.error is not None:
             raise self.error
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._starts.append((delivery, done))
         self._schedule()
-        return await done
+        return done
 
     def _schedule(self) -> None:
         if self._now:
@@ -174,3 +181,15 @@ class GroupCommit:
     def unrecorded(self) -> int:
         """Outcomes still waiting to be written (after a failed write)."""
         return len(self._outcomes)
+
+
+async def cleared(ready: Awaitable[bool] | None) -> bool:
+    """For a Messenger: may the message's data go out? ``ready`` is the hand-over
+    (``GroupCommit.hand_over``); False when it was refused or could not be written.
+    The sender reads the reason from the hand-over itself."""
+    if ready is None:
+        return True
+    try:
+        return await ready
+    except Exception:  # StateError: the sender sees it on the hand-over and stops
+        return False

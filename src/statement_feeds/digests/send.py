@@ -1,14 +1,15 @@
 """The sending loop: claim due deliveries, hand them to a Messenger, record each outcome.
 
 Crash safety comes from the order of writes (see ``ledger``): ``claim`` reserves
-deliveries; each is marked ``sending`` in a committed transaction just before it is
-handed to SMTP (which also checks that its address is still subscribed), and each
-reply is committed within one turn of the event loop (``group_commit``), before the
-worker hands over its next message. So after a kill -9 the ledger's ``sending`` rows
-are at most the messages in flight, one per connection (``smtp.concurrency``), as
-Postfix promises; ``recover_unknown`` queues them again with the same Message-ID.
-When the ledger cannot be written (disk full, I/O error), no further message is
-handed over and the run ends with :class:`StateError`.
+deliveries; each is marked ``sending`` in a committed transaction before its data
+goes to SMTP (which also checks that its address is still subscribed; the envelope,
+MAIL and RCPT, is opened meanwhile), and each reply is committed within one turn of
+the event loop (``record.GroupCommit``), with or before the worker's next hand-over.
+So after a kill -9 the ledger's ``sending`` rows are at most the messages in flight,
+one per connection (``smtp.concurrency``), as Postfix promises; ``recover_unknown``
+queues them again with the same Message-ID. When the ledger cannot be written (disk
+full, I/O error), no further message is handed over and the run ends with
+:class:`StateError`.
 
 On a ledger of its own (SQLite) ``deliver`` must be the only sender while it runs:
 it starts with ``recover_unknown``, which would re-queue another live sender's
@@ -45,7 +46,8 @@ from ..errors import (
 )
 from ..logs import event
 from ..state.api import Delivery, Ledger, Outcome
-from .mailer import Messenger, reply_status
+from .breaker import SAME_REFUSAL_LIMIT, RefusalStreak
+from .mailer import Messenger
 from .record import GroupCommit
 
 __all__ = [
@@ -60,9 +62,6 @@ log = logging.getLogger(__name__)
 
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_RETRY = timedelta(hours=1)
-# Consecutive permanent failures with the same reply that mean "the server refuses
-# everyone" (relay denied, authentication missing) rather than bad addresses.
-SAME_REFUSAL_LIMIT = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,10 +201,7 @@ class _Run:
         self.fatal: ConfigError | DeliveryHalted | StateError | None = None
         self.batch = 500
         self.stop = asyncio.Event()
-        # The current streak of permanent failures sharing one reply (circuit breaker).
-        self.same_refusal_limit = same_refusal_limit
-        self.refusal_status: tuple[int, str | None] | None = None
-        self.refusals: list[tuple[str, bool]] = []  # (address, bounced) in the streak
+        self.streak = RefusalStreak(same_refusal_limit)  # the circuit breaker
 
     async def _next(self) -> Delivery | None:
         if not self.claimed and not self.exhausted:
@@ -272,7 +268,9 @@ class _Run:
                 self._failed(delivery, None, f"cannot compose: {exc}", bounced=False)
             return
         try:
-            may_send = await self.records.start(delivery)
+            handover = self.records.hand_over(delivery)  # committed while MAIL, RCPT go out
+            failure = await self._send(delivery, message, handover)
+            may_send = await handover
         except StateError as exc:  # nothing may leave that cannot be recorded
             self.claimed.appendleft(delivery)
             self.fatal = self.fatal or exc
@@ -281,31 +279,37 @@ class _Run:
             self.summary.cancelled += 1
             event(log, logging.INFO, "delivery cancelled", to=delivery.email, reason="blocked")
             return
-        await self._send(delivery, message)
+        self._record(delivery, failure)
         self._report()
 
-    async def _send(self, delivery: Delivery, message: bytes) -> None:
+    async def _send(
+        self, delivery: Delivery, message: bytes, handover: asyncio.Future[bool]
+    ) -> ConfigError | DeliveryError | None:
+        """Send once the hand-over is committed; the error, recorded after the hand-over."""
         try:
             sender = self.sender if isinstance(self.sender, str) else self.sender(delivery)
-            await self.messenger.send(sender, delivery.email, message)
-        except ConfigError as exc:
+            await self.messenger.send(sender, delivery.email, message, handover)
+        except (ConfigError, DeliveryError) as exc:
+            return exc
+        return None
+
+    def _record(self, delivery: Delivery, failure: ConfigError | DeliveryError | None) -> None:
+        if isinstance(failure, ConfigError):
             # Nothing was sent: the hand-over is undone when this turn is recorded.
             self.records.add(Outcome(delivery, "released"))
-            self.fatal = self.fatal or exc
-            return
-        except RecipientRefusedError as exc:
-            self._failed(delivery, exc.code, str(exc), bounced=True)
-            self._refused(delivery, exc, bounced=True)
-        except PermanentDeliveryError as exc:
-            self._failed(delivery, exc.code, str(exc), bounced=False)
-            self._refused(delivery, exc, bounced=False)
-        except DeliveryError as exc:  # temporary, and any future kind: retry
-            self._retry_later(delivery, exc)
-            self._end_streak()
+            self.fatal = self.fatal or failure
+        elif isinstance(failure, PermanentDeliveryError | RecipientRefusedError):
+            bounced = isinstance(failure, RecipientRefusedError)
+            self._failed(delivery, failure.code, str(failure), bounced=bounced)
+            if self.fatal is None:  # already stopping: no second verdict
+                self.fatal = self.streak.refused(delivery.email, failure, bounced=bounced)
+        elif failure is not None:  # temporary, and any future kind: retry
+            self._retry_later(delivery, failure)
+            self.streak.end()
         else:
             self.records.add(Outcome(delivery, "sent"))
             self.summary.sent += 1
-            self._end_streak()
+            self.streak.end()
 
     def _failed(self, delivery: Delivery, code: int | None, error: str, *, bounced: bool) -> None:
         self.records.add(Outcome(delivery, "failed", code, error, bounced=bounced))
@@ -321,49 +325,6 @@ class _Run:
             reply=error,
             attempts=delivery.attempts,
             next_attempt="never",
-        )
-
-    def _end_streak(self) -> None:
-        self.refusal_status = None
-        self.refusals.clear()
-
-    def _refused(self, delivery: Delivery, exc: DeliveryError, *, bounced: bool) -> None:
-        """Count permanent failures with one reply; too many in a row stop the run."""
-        status = reply_status(exc)
-        if status is None or self.same_refusal_limit is None:
-            self._end_streak()
-            return
-        if status != self.refusal_status:
-            self._end_streak()
-            self.refusal_status = status
-        self.refusals.append((delivery.email, bounced))
-        if len(self.refusals) < max(1, self.same_refusal_limit) or self.fatal is not None:
-            return
-        code, enhanced = status
-        reply = f"{code} {enhanced}" if enhanced else str(code)
-        bounced_now = [email for email, was_bounced in self.refusals if was_bounced]
-        log.error(
-            "%d deliveries in a row were refused with %s (last: %s): stopping this run. "
-            "They stay failed and the unsent rest is released; once the SMTP settings "
-            "are fixed, 'digest send --resend-failed' queues the failed ones again.",
-            len(self.refusals),
-            reply,
-            exc,
-        )
-        if bounced_now:
-            log.error(
-                "%d of them were recorded as bounces and their addresses are blocked "
-                "(resend-failed skips them); check them: %s",
-                len(bounced_now),
-                ", ".join(bounced_now),
-            )
-        self.fatal = DeliveryHalted(
-            # "smtp: " as the ConfigError this used to be put it: the same message.
-            f"smtp: the server refuses every recipient: {exc} "
-            f"({len(self.refusals)} in a row with {reply}); check smtp settings",
-            code=code,
-            enhanced=enhanced,
-            refusals=len(self.refusals),
         )
 
     def _retry_later(self, delivery: Delivery, exc: DeliveryError) -> None:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Awaitable
 from contextlib import suppress
 
 import aiosmtplib
 
 from ..config import SmtpConfig
 from ..errors import ConfigError
+from .record import cleared
 from .smtp_errors import map_smtp_errors
 from .smtp_internals import data, greet_if_needed, mail, rcpt
 
@@ -64,20 +66,29 @@ class SmtpMessenger:
             self._idle.put_nowait(slot)
         self._fatal: ConfigError | None = None
 
-    async def send(self, sender: str, recipient: str, message: bytes) -> None:
+    async def send(
+        self, sender: str, recipient: str, message: bytes, ready: Awaitable[bool] | None = None
+    ) -> bool:
         if self._fatal is not None:  # a configuration error holds for the whole run
             raise self._fatal
         slot = await self._idle.get()
         try:
             with map_smtp_errors(recipient):
-                await self._transaction(slot, sender, recipient, message)
+                return await self._transaction(slot, sender, recipient, message, ready)
         except ConfigError as exc:
             self._fatal = exc
             raise
         finally:
             self._idle.put_nowait(slot)
 
-    async def _transaction(self, slot: _Slot, sender: str, recipient: str, message: bytes) -> None:
+    async def _transaction(
+        self,
+        slot: _Slot,
+        sender: str,
+        recipient: str,
+        message: bytes,
+        ready: Awaitable[bool] | None,
+    ) -> bool:
         reused = slot.connected
         client = slot.client if reused and slot.client else await self._connect(slot)
         try:
@@ -91,7 +102,11 @@ class SmtpMessenger:
                 client = await self._connect(slot)
                 await mail(client, sender)
             await rcpt(client, recipient)
+            if not await cleared(ready):  # the ledger said no: leave nothing behind
+                await self._reset(slot)
+                return False
             await data(client, message, self._data_timeout)
+            return True
         except aiosmtplib.SMTPResponseException:
             await self._reset(slot)  # the connection is fine: clear the envelope, keep it
             raise
