@@ -147,6 +147,7 @@ class Result:
     wall: float
     ref_wall: float
     rss_mib: list[float]
+    cpu_s: list[float]  # user + system seconds of each sender
 
     @property
     def rate(self) -> float:
@@ -166,7 +167,9 @@ def python(*args: str, cwd: Path) -> str:
     return done.stdout
 
 
-def run_senders(toml: Path, count: int, profile: Path | None) -> tuple[float, list[float]]:
+def run_senders(
+    toml: Path, count: int, profile: Path | None
+) -> tuple[float, list[float], list[float]]:
     started = time.perf_counter()
     children = []
     for n in range(count):
@@ -176,15 +179,16 @@ def run_senders(toml: Path, count: int, profile: Path | None) -> tuple[float, li
             command += ["--profile", str(profile.resolve())]
         child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=toml.parent)
         children.append((child, log, n))
-    rss = []
+    rss, cpu = [], []
     for child, log, n in children:
         _, status, usage = os.wait4(child.pid, 0)
         log.close()
         rss.append(usage.ru_maxrss / 1024)
+        cpu.append(usage.ru_utime + usage.ru_stime)
         if os.waitstatus_to_exitcode(status) != 0:
             text = (toml.parent / f"deliver{n}.log").read_text(errors="replace")
             raise SystemExit(f"sender {n} failed:\n{text[-3000:]}")
-    return time.perf_counter() - started, rss
+    return time.perf_counter() - started, rss, cpu
 
 
 def run_mode(mode: Mode, args: argparse.Namespace, sink: Sink, port: int, base: Path) -> Result:
@@ -199,7 +203,7 @@ def run_mode(mode: Mode, args: argparse.Namespace, sink: Sink, port: int, base: 
     try:
         python("--child-plan", str(toml), cwd=site)
         before = sink.count()
-        wall, rss = run_senders(toml, mode.senders, args.profile)
+        wall, rss, cpu = run_senders(toml, mode.senders, args.profile)
         time.sleep(0.2)
         received = sink.count() - before
         sent, total, size = (int(x) for x in python("--child-report", str(toml), cwd=site).split())
@@ -208,7 +212,7 @@ def run_mode(mode: Mode, args: argparse.Namespace, sink: Sink, port: int, base: 
         ref_wall, _ = run_smtp_source(
             args.source_tool, port, total, size, sessions=4 * mode.senders
         )
-        return Result(mode, total, received, wall, ref_wall, rss)
+        return Result(mode, total, received, wall, ref_wall, rss, cpu)
     finally:
         if database is not None:
             pg_database(args.pg, database, drop=True)
@@ -257,7 +261,8 @@ def main() -> None:
                     f"  {mode}: {result.messages:,} messages in {result.wall:.2f} s = "
                     f"{result.rate:,.0f} msg/s; smtp-source -s {4 * mode.senders}: "
                     f"{result.ref_rate:,.0f} msg/s; ratio {result.rate / result.ref_rate:.3f}; "
-                    f"peak RSS per sender {', '.join(f'{r:.0f}' for r in result.rss_mib)} MiB"
+                    f"peak RSS per sender {', '.join(f'{r:.0f}' for r in result.rss_mib)} MiB; "
+                    f"CPU per sender {', '.join(f'{c:.1f}' for c in result.cpu_s)} s"
                 )
     finally:
         sink.close()

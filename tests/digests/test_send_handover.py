@@ -21,12 +21,13 @@ from smtp_server import RecordingServer
 from statement_feeds.config import SmtpConfig
 from statement_feeds.digests.mailer import MaildirMessenger, SmtpMessenger
 from statement_feeds.errors import StateError
-from statement_feeds.state.api import LedgerCounts
+from statement_feeds.state.api import LedgerCounts, LoopWriter
 
 
 class SlowWrites:
-    """The real store, with each group write 20 ms late: on a shared ledger (written in a
-    thread) the SMTP dialogue would overtake it if anything but the gate held the data."""
+    """The real store, with each group write 20 ms late: on a shared ledger (written from
+    the loop, which goes on meanwhile) the SMTP dialogue would overtake it if anything
+    but the gate held the data back."""
 
     def __init__(self, inner: AnyStore) -> None:
         self._store = inner
@@ -35,8 +36,24 @@ class SlowWrites:
         time.sleep(0.02)
         return self._store.record(*args)
 
+    def loop_writer(self) -> LoopWriter | None:
+        writer = self._store.loop_writer()
+        return None if writer is None else SlowLoopWriter(writer)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
+
+
+class SlowLoopWriter:
+    def __init__(self, inner: LoopWriter) -> None:
+        self._inner = inner
+
+    async def record(self, *args: Any) -> list[bool]:
+        await asyncio.sleep(0.02)
+        return await self._inner.record(*args)
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 def test_no_data_reaches_the_server_before_its_hand_over_is_committed(

@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 
 from statement_feeds.domain.subscribers import email_key
-from statement_feeds.state import postgres
+from statement_feeds.state import postgres, postgres_writer
 from statement_feeds.state.api import Outcome, PlannedDelivery
 from statement_feeds.state.postgres import PostgresStore
 
@@ -47,7 +47,7 @@ def test_record_finds_its_rows_by_primary_key_on_a_fresh_edition(pg_url: str) ->
     with PostgresStore(pg_url) as store:
         _planned(store, 5000)
         claimed = list(store.claim(2000, T0))
-        text = _plan_text(store, postgres._SENT_AND_STARTED, claimed[:4], claimed[4:8])
+        text = _plan_text(store, postgres_writer.SENT_AND_STARTED, claimed[:4], claimed[4:8])
         assert "deliveries_claims" not in text, text
         assert text.count("deliveries_pkey") == 2, text  # both updates, by key
         # and it does what it says: four sent, four handed over
@@ -63,7 +63,7 @@ def test_the_equality_form_would_use_the_claims_index(pg_url: str) -> None:
     with PostgresStore(pg_url) as store:
         _planned(store, 5000)
         claimed = list(store.claim(2000, T0))
-        plain = postgres._SENT_AND_STARTED.replace(
+        plain = postgres_writer.SENT_AND_STARTED.replace(
             "claimed_by IS NOT DISTINCT FROM %(me)s", "claimed_by = %(me)s"
         )
         assert "deliveries_claims" in _plan_text(store, plain, claimed[:4], claimed[4:8])

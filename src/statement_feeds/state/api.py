@@ -65,6 +65,7 @@ __all__ = [
     "EditionStatus",
     "Ledger",
     "LedgerCounts",
+    "LoopWriter",
     "Outcome",
     "PlannedDelivery",
     "Store",
@@ -168,6 +169,17 @@ class SubscriberState(NamedTuple):
     mailed: Mapping[str, Mailed] = MappingProxyType({})
 
 
+class LoopWriter(Protocol):
+    """``Ledger.record`` made from a sender's event loop, where a write is a network
+    round trip (PostgreSQL); the caller runs one write at a time."""
+
+    async def record(
+        self, outcomes: Sequence[Outcome], start: Sequence[Delivery], now: datetime
+    ) -> list[bool]: ...
+
+    def close(self) -> None: ...
+
+
 class Ledger(Protocol):
     # False: one sender per ledger (SQLite), which recovers ``sending`` rows at start.
     # True: senders on several hosts share it (PostgreSQL); each renews its leases
@@ -199,6 +211,10 @@ class Ledger(Protocol):
         Returns for each of ``start`` whether it may be handed to SMTP (False: its
         address was unsubscribed or bounced since the claim, and it is cancelled).
         """
+
+    def loop_writer(self) -> LoopWriter | None:
+        """A writer for a sender's event loop, or None: call ``record`` in the loop
+        (SQLite: a commit is tens of microseconds)."""
 
     def renew_claims(self, now: datetime) -> int:
         """Extend the lease of everything this sender holds (a shared ledger's senders

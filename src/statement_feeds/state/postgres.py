@@ -41,7 +41,6 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
@@ -50,15 +49,22 @@ from ..environment import Environ
 from ..errors import StateError, StoreError
 from .api import Delivery, Outcome
 from .postgres_connection import connect, conninfo
-from .postgres_errors import describe_url, map_connect_errors, map_postgres_errors
+from .postgres_errors import (
+    RETRIES,
+    describe_url,
+    is_conflict,
+    map_connect_errors,
+    map_postgres_errors,
+)
 from .postgres_migrations import migrate
+from .postgres_writer import SENT_AND_STARTED, LoopWriter
 from .secrets import configured_keys, new_key
 from .sql_bounces import BounceTables
 from .sql_connection import translate_methods
 from .sql_deliveries import DeliveryStateMachine
 from .sql_dialect import POSTGRES
 from .sql_editions import EditionTables
-from .sql_parts import BLOCKED, CLAIM_LEASE
+from .sql_parts import CLAIM_LEASE
 from .sql_subscriber_ids import load_id_key
 from .sql_subscribers import SubscriberTables
 from .sql_web import WebTables
@@ -68,8 +74,6 @@ __all__ = ["POOL_SIZE", "PgConnection", "PostgresStore", "close_pools"]
 
 POOL_SIZE = 8  # connections per URL and process: one per open store
 POOL_WAIT = 30.0  # seconds to wait for a free connection before giving up
-RETRIES = 4  # tries of a transaction that hit a deadlock or serialization failure
-_CONFLICTS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 _POOLS: dict[tuple[int, str], ConnectionPool] = {}
 _POOLS_LOCK = threading.Lock()
 R = TypeVar("R")
@@ -141,43 +145,6 @@ def close_pools() -> None:
         pool.close()
 
 
-# ``record``'s usual turn in one statement (autocommit: its own transaction). The same
-# conditions as sql_deliveries' _SENT and _START; set_config(..., true) applies to this
-# statement's transaction only, and is evaluated (an init plan) before any row changes.
-# ``claimed_by IS NOT DISTINCT FROM`` (not ``=``, which is the same here: the parameter is
-# never NULL) keeps the planner on the primary key: with ``=`` it may AND the claims and
-# due indexes instead (they look selective while the statistics predate the edition) and
-# filter all of this sender's claimed rows per call: 2.1 ms instead of 0.65 ms for a
-# turn of four, measured on a freshly planned edition (half of the sender's time).
-_SENT_AND_STARTED = (
-    """
-WITH cfg AS MATERIALIZED (SELECT set_config('synchronous_commit', %(commit)s, true) AS v),
-sent AS (
-    UPDATE deliveries d SET state = 'sent', last_code = NULL, last_error = NULL,
-        claimed_by = NULL, updated_at = %(stamp)s
-    FROM unnest(%(sent_keys)s::text[], %(sent_editions)s::bigint[]) AS v(k, e)
-    WHERE (SELECT v FROM cfg) IS NOT NULL
-        AND d.email_key = v.k AND d.edition_id = v.e AND d.claimed_by IS NOT DISTINCT FROM %(me)s
-        AND d.state IN ('pending', 'deferred', 'sending')
-),
-started AS (
-    UPDATE deliveries d SET state = 'sending', attempts = d.attempts + 1,
-        first_attempt_at = COALESCE(d.first_attempt_at, %(stamp)s), updated_at = %(stamp)s
-    FROM unnest(%(start_keys)s::text[], %(start_editions)s::bigint[]) AS v(k, e)
-    WHERE (SELECT v FROM cfg) IS NOT NULL
-        AND d.email_key = v.k AND d.edition_id = v.e AND d.claimed_by IS NOT DISTINCT FROM %(me)s
-        AND d.state IN ('pending', 'deferred')
-        AND NOT EXISTS (SELECT 1 FROM subscribers s
-                        WHERE s.email = d.email_key AND """
-    + BLOCKED
-    + """)
-    RETURNING d.email_key, d.edition_id
-)
-SELECT email_key, edition_id FROM started
-"""
-)
-
-
 class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTables, BounceTables):
     """The PostgreSQL implementation of :class:`statement_feeds.state.api.Store`."""
 
@@ -195,6 +162,7 @@ class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTa
     def __init__(self, url: str, *, lease: timedelta = CLAIM_LEASE, environ: Environ = None):
         self.url = url
         self.lease = lease
+        self._environ = environ
         # Migrations on a connection of their own: a refused connection or a newer
         # schema is a StateError naming the server, before any pool is made.
         with connect(url, environ, autocommit=True) as conn, map_postgres_errors("migrate"):
@@ -284,7 +252,7 @@ class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTa
             try:
                 return attempt()
             except StoreError as exc:
-                if self._depth or tries == RETRIES or not isinstance(exc.__cause__, _CONFLICTS):
+                if self._depth or tries == RETRIES or not is_conflict(exc):
                     raise
             time.sleep(0.02 * tries)  # let the other transaction finish
         raise AssertionError("unreachable")
@@ -296,7 +264,7 @@ class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTa
         module docstring for the window this opens) and retried on a deadlock.
 
         The sender's usual turn (messages sent, others handed over) is one statement
-        (``_SENT_AND_STARTED``): a round trip and a parse instead of five or more.
+        (``postgres_writer.SENT_AND_STARTED``): a round trip and a parse instead of five or more.
         """
         stamp = to_ts(now)
         keys = [(email_key(d.email), d.edition_id) for d in start]
@@ -307,6 +275,22 @@ class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTa
                 return self._cancel_refused(keys, [key in started for key in keys], stamp)
         cursors = self._retrying(lambda: self._confirm(outcomes, keys, stamp, now))
         return self._cancel_refused(keys, [cursor.rowcount > 0 for cursor in cursors], stamp)
+
+    def loop_writer(self) -> LoopWriter:
+        """``record`` for a sender's event loop, on a connection of its own (its
+        module says why); closed by the caller."""
+        conn = connect(self.url, self._environ, autocommit=True)
+        try:
+            return LoopWriter(
+                conn,
+                claimant=self.claimant,
+                commit=self.confirm_commit,
+                fallback=self.record,
+                cancel=self._cancel_refused,
+            )
+        except BaseException:
+            conn.close()
+            raise
 
     def _sent_and_started(
         self, sent: list[tuple[str, int]], keys: list[tuple[str, int]], stamp: str
@@ -321,7 +305,7 @@ class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTa
                 self._db.raw.execute("SET plan_cache_mode = force_generic_plan")
                 self._generic = True
             rows = self._db.raw.execute(
-                _SENT_AND_STARTED,
+                SENT_AND_STARTED,
                 {
                     "commit": self.confirm_commit,
                     "stamp": stamp,

@@ -20,7 +20,17 @@ import psycopg_pool
 from ..environment import STATE_PASSWORD_ENV
 from ..errors import StateError, StoreError
 
-__all__ = ["describe_url", "map_connect_errors", "map_postgres_errors"]
+__all__ = ["RETRIES", "describe_url", "is_conflict", "map_connect_errors", "map_postgres_errors"]
+
+RETRIES = 4  # tries of a transaction that hit a deadlock or serialization failure
+
+
+def is_conflict(exc: StoreError) -> bool:
+    """A deadlock or serialization failure: the whole transaction was rolled back, and
+    trying it again (after the other one finished) is the remedy."""
+    return isinstance(
+        exc.__cause__, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure
+    )
 
 
 def describe_url(url: str) -> str:
