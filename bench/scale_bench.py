@@ -17,7 +17,10 @@ with ``concurrency = 4`` per process. For each mode ``backend:N``:
 4. the reference in the same run: ``smtp-source -s 4N`` (the same total concurrency,
    connections reused) sending the same number of messages of our average size.
 
-Figures: messages/s of ours and of smtp-source, their ratio, each process's peak RSS.
+Figures: messages/s of ours and of smtp-source, their ratio, each process's peak RSS and
+CPU time, the CPU time of PostgreSQL (every ``postgres`` process, ended backends
+included) and of smtp-sink meanwhile, and all of it per message: on a machine with
+fewer cores than processes, that is what bounds the total.
 SQLite allows one sender per state (a second would see the first's in-flight messages
 as lost), so SQLite runs with N = 1 only. Targets (issue 12): PostgreSQL with one
 process ≥ 0.8 × SQLite; adding processes never lowers the total.
@@ -148,14 +151,36 @@ class Result:
     ref_wall: float
     rss_mib: list[float]
     cpu_s: list[float]  # user + system seconds of each sender
+    db_cpu: float  # of every postgres process meanwhile (0 for SQLite: in the sender)
+    sink_cpu: float
 
     @property
     def rate(self) -> float:
         return self.messages / self.wall
 
     @property
+    def cpu_per_message(self) -> float:
+        return (sum(self.cpu_s) + self.db_cpu + self.sink_cpu) / self.messages
+
+    @property
     def ref_rate(self) -> float:
         return self.messages / self.ref_wall
+
+
+def process_cpu(name: str) -> float:
+    """User + system seconds of every process called ``name``, with its reaped children
+    (a PostgreSQL backend that ended is counted in the postmaster's)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        if text[text.index("(") + 1 : text.rindex(")")] != name:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        ticks += sum(int(field) for field in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def python(*args: str, cwd: Path) -> str:
@@ -203,7 +228,10 @@ def run_mode(mode: Mode, args: argparse.Namespace, sink: Sink, port: int, base: 
     try:
         python("--child-plan", str(toml), cwd=site)
         before = sink.count()
+        db_before, sink_before = process_cpu("postgres"), process_cpu("smtp-sink")
         wall, rss, cpu = run_senders(toml, mode.senders, args.profile)
+        db_cpu = process_cpu("postgres") - db_before
+        sink_cpu = process_cpu("smtp-sink") - sink_before
         time.sleep(0.2)
         received = sink.count() - before
         sent, total, size = (int(x) for x in python("--child-report", str(toml), cwd=site).split())
@@ -212,7 +240,7 @@ def run_mode(mode: Mode, args: argparse.Namespace, sink: Sink, port: int, base: 
         ref_wall, _ = run_smtp_source(
             args.source_tool, port, total, size, sessions=4 * mode.senders
         )
-        return Result(mode, total, received, wall, ref_wall, rss, cpu)
+        return Result(mode, total, received, wall, ref_wall, rss, cpu, db_cpu, sink_cpu)
     finally:
         if database is not None:
             pg_database(args.pg, database, drop=True)
@@ -262,7 +290,9 @@ def main() -> None:
                     f"{result.rate:,.0f} msg/s; smtp-source -s {4 * mode.senders}: "
                     f"{result.ref_rate:,.0f} msg/s; ratio {result.rate / result.ref_rate:.3f}; "
                     f"peak RSS per sender {', '.join(f'{r:.0f}' for r in result.rss_mib)} MiB; "
-                    f"CPU per sender {', '.join(f'{c:.1f}' for c in result.cpu_s)} s"
+                    f"CPU per sender {', '.join(f'{c:.1f}' for c in result.cpu_s)} s, "
+                    f"PostgreSQL {result.db_cpu:.1f} s, smtp-sink {result.sink_cpu:.1f} s; "
+                    f"all: {result.cpu_per_message * 1e3:.2f} ms per message"
                 )
     finally:
         sink.close()
@@ -271,14 +301,15 @@ def main() -> None:
 
 
 def summarise(results: dict[str, list[Result]]) -> None:
-    print("\nmedian over runs:  mode  msg/s  smtp-source msg/s  ratio  vs sqlite:1")
+    print("\nmedian over runs:  mode  msg/s  smtp-source msg/s  ratio  vs sqlite:1  CPU ms/msg")
     sqlite = results.get("sqlite:1")
     base_rate = median(r.rate for r in sqlite) if sqlite else None
     for mode, rows in results.items():
         rate = median(r.rate for r in rows)
         ref = median(r.ref_rate for r in rows)
         versus = f"{rate / base_rate:.2f}x" if base_rate else "-"
-        print(f"  {mode:>8}  {rate:8,.0f}  {ref:8,.0f}  {rate / ref:.3f}  {versus}")
+        cpu = median(r.cpu_per_message for r in rows) * 1e3
+        print(f"  {mode:>8}  {rate:8,.0f}  {ref:8,.0f}  {rate / ref:.3f}  {versus}  {cpu:.2f}")
 
 
 if __name__ == "__main__":
