@@ -116,7 +116,8 @@ class LoopWriter:
         self._fallback = fallback
         self._cancel = cancel
         self._waiter: asyncio.Future[None] | None = None
-        self._watched: asyncio.AbstractEventLoop | None = None
+        self._watched: asyncio.AbstractEventLoop | None = None  # whose selector reads it
+        self._fd = -1
         with map_postgres_errors("prepare the sender's writes"):
             # Planned once (see PostgresStore._sent_and_started for why generic).
             conn.execute("SET plan_cache_mode = force_generic_plan")
@@ -160,8 +161,8 @@ class LoopWriter:
 
     async def _execute(self, params: list[bytes]) -> set[Key]:
         loop = asyncio.get_running_loop()
-        self._watch(loop)
         with map_postgres_errors("write"):
+            self._watch(loop)  # the socket of a broken connection is an error too
             self._pg.send_query_prepared(_PREPARED, params)
             while self._pg.flush():  # the socket's buffer is full: rare, small statements
                 await asyncio.sleep(0)
@@ -182,12 +183,13 @@ class LoopWriter:
     def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._watched is not loop:
             self._unwatch()
-            loop.add_reader(self._pg.socket, self._readable)
+            self._fd = self._pg.socket
+            loop.add_reader(self._fd, self._readable)
             self._watched = loop
 
     def _unwatch(self) -> None:
         if self._watched is not None and not self._watched.is_closed():
-            self._watched.remove_reader(self._pg.socket)
+            self._watched.remove_reader(self._fd)
         self._watched = None
 
     def _readable(self) -> None:
