@@ -94,6 +94,9 @@ class EditionTables(SqlParts):
         rows: list[tuple[Any, ...]] = []
         keys: list[tuple[Any, ...]] = []
         corrected: list[tuple[str, PlannedDelivery]] = []
+        # Deliveries share a few ``updated`` tuples: format each once (to_ts per key and
+        # delivery was a seventh of planning's Python time).
+        stamps: dict[tuple[datetime, ...], list[str | None]] = {}
         for item in chunk:
             key = email_key(item.email)
             message_id = make_id(edition_id, item.email)
@@ -101,7 +104,9 @@ class EditionTables(SqlParts):
             fixed = self._json(tuple(c.statement_id for c in item.corrections))
             rows.append((key, edition_id, item.email, item.name, item.lang, ids, fixed, message_id))
             # What went of each key: the version and its ``updated`` (sql_corrections).
-            updated: list[str | None] = [to_ts(u) for u in item.updated]
+            updated = stamps.get(item.updated)
+            if updated is None:
+                updated = stamps[item.updated] = [to_ts(u) for u in item.updated]
             updated = updated or [None] * len(item.translation_keys)
             keys.extend(
                 (key, tk, edition_id, sid, stamp)
@@ -124,6 +129,15 @@ class EditionTables(SqlParts):
             "assigned",
             ("email_key", "translation_key", "edition_id", "statement_id", "statement_updated_at"),
             keys,
+        )
+        # The keys ever assigned (sql_subscribers.ever_assigned): a few per chunk, most
+        # already there. A key is never removed, so the table only grows with the catalog.
+        self._dialect.insert_many(
+            self._db,
+            "assigned_keys",
+            (("translation_key", "text"),),
+            [(tk,) for tk in sorted({row[1] for row in keys})],
+            "ON CONFLICT (translation_key) DO NOTHING",
         )
         record_corrections(self._db, edition_id, corrected)
         return len(rows)

@@ -119,6 +119,19 @@ class SubscriberTables(SqlParts):
             for email, (joined, blocked) in found.items()
         }
 
+    def ever_assigned(self, translation_keys: Collection[str]) -> frozenset[str]:
+        """Those of ``translation_keys`` assigned to anyone, ever (``assigned_keys``).
+
+        A key outside it is in no address's history: planning asks the per-address
+        look-up of ``subscriber_states`` about the others only.
+        """
+        found: set[str] = set()
+        for chunk in chunks(sorted(translation_keys)):
+            where, params = self._dialect.in_list("translation_key", chunk)
+            sql = f"SELECT translation_key FROM assigned_keys WHERE {where}"
+            found.update(row[0] for row in self._db.execute(sql, params))
+        return frozenset(found)
+
     def _assigned_into(
         self, assigned: dict[str, set[str]], emails: list[str], wanted: list[str]
     ) -> None:
