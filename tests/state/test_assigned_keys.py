@@ -100,3 +100,25 @@ def test_the_postgresql_migration_fills_it_from_the_assigned_rows(pg_url: str) -
         assert rows == [("k1",), ("k2",)]
     with PostgresStore(pg_url) as store:
         assert store.ever_assigned({"k1", "k2", "k3"}) == {"k1", "k2"}
+
+
+@pytest.mark.parametrize("wanted", [{"k3"}, {"k3", "k9"}, {f"k{n}" for n in range(4, 12)}])
+def test_histories_read_whole_or_by_pair_give_the_same_states(
+    backend: AnyStore, wanted: set[str]
+) -> None:
+    # Twelve keys ever assigned: one or two wanted are probed by (address, key) pair, eight
+    # (at least a quarter) by reading each address's whole history. The same answer.
+    every = [f"k{n}" for n in range(12)]
+    backend.plan_edition("daily", T0, T0, [planned("a@x.org", *every[:6])], mid)
+    backend.plan_edition("daily", T0 + timedelta(days=1), T0, [planned("b@x.org", *every)], mid)
+    backend.sync_subscribers(["a@x.org", "b@x.org", "c@x.org"], T0)
+    whole = len(wanted) * 4 >= len(every)
+    assert backend._whole_histories(len(wanted)) is whole
+
+    states = backend.subscriber_states(["a@x.org", "B@x.org", "c@x.org"], wanted)
+
+    assert {email: state.assigned for email, state in states.items()} == {
+        "a@x.org": frozenset(wanted & set(every[:6])),
+        "b@x.org": frozenset(wanted),
+        "c@x.org": frozenset(),
+    }
