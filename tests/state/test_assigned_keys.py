@@ -5,6 +5,8 @@ migration from the rows of a database that predates it."""
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from pg_helpers import AnyStore
 from statement_feeds.errors import StoreError
 from statement_feeds.state import postgres_migrations, sqlite_migrations
 from statement_feeds.state.api import PlannedDelivery
+from statement_feeds.state.batches import CHUNK
 from statement_feeds.state.postgres import PostgresStore
 from statement_feeds.state.sqlite import SqliteStore
 
@@ -41,8 +44,8 @@ def test_a_key_is_ever_assigned_once_an_edition_gave_it(backend: AnyStore) -> No
 
 
 def test_a_plan_that_fails_leaves_no_key_behind(backend: AnyStore) -> None:
-    # The failure path: a key assigned twice aborts the plan, and the key rows it wrote
-    # (k2, in the same chunk) go with it: one transaction.
+    # The failure path: a key assigned twice aborts the plan, and leaves no key row for
+    # the keys it gave before (k2): they belong to its transaction.
     backend.plan_edition("daily", T0, T0, [planned("a@x.org", "k1")], mid)
     again = [planned("b@x.org", "k2"), planned("a@x.org", "k1")]
     with pytest.raises(StoreError, match=r"(?i)unique"):
@@ -122,3 +125,42 @@ def test_histories_read_whole_or_by_pair_give_the_same_states(
         "b@x.org": frozenset(wanted),
         "c@x.org": frozenset(),
     }
+
+
+def test_two_plans_giving_the_same_new_keys_in_opposite_orders_both_finish(
+    pg_url: str,
+) -> None:
+    # Two hosts planning two editions at once (daily and weekly: other addresses), each
+    # giving both new keys, in opposite orders. Keys written per chunk would lock k2 in
+    # one plan and k1 in the other, then each wait for the other's: a deadlock, and one
+    # plan aborted. Written once at the end, in key order, the second plan only waits.
+    halfway = {name: threading.Event() for name in ("daily", "weekly")}
+
+    def deliveries(name: str, other: str, first: str, then: str) -> Iterator[PlannedDelivery]:
+        yield from (planned(f"{name}{n}@x.org", first) for n in range(CHUNK))
+        halfway[name].set()  # asked for more: its first chunk is written
+        halfway[other].wait(timeout=10)
+        yield from (planned(f"{name}{n}@x.org", then) for n in range(CHUNK, CHUNK + 10))
+
+    errors: list[BaseException] = []
+
+    def plan(name: str, other: str, first: str, then: str) -> None:
+        try:
+            with PostgresStore(pg_url) as store:
+                store.plan_edition(name, T0, T0, deliveries(name, other, first, then), mid)
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=plan, args=("daily", "weekly", "k2", "k1")),
+        threading.Thread(target=plan, args=("weekly", "daily", "k1", "k2")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    with PostgresStore(pg_url) as store:
+        assert store.ever_assigned({"k1", "k2"}) == {"k1", "k2"}
+        assert store.counts().pending == 2 * (CHUNK + 10)

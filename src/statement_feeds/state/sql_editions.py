@@ -83,14 +83,33 @@ class EditionTables(SqlParts):
                 return cast(Edition, self.edition_for(frequency, due_at))
             edition_id = int(row[0])
             total = 0
+            given: set[str] = set()
             for chunk in chunks(deliveries):
-                total += self._insert_deliveries(edition_id, planned, chunk, make_id)
+                total += self._insert_deliveries(edition_id, planned, chunk, make_id, given)
+            # The keys ever assigned (sql_subscribers.ever_assigned), in this transaction,
+            # once, at the end and in key order: a new key's row is locked until the commit,
+            # and written chunk by chunk two plans giving two new keys in opposite orders
+            # would each wait for the other (a deadlock, one plan aborted); this way the
+            # second only waits for the first's commit.
+            self._dialect.insert_many(
+                db,
+                "assigned_keys",
+                (("translation_key", "text"),),
+                [(key,) for key in sorted(given)],
+                "ON CONFLICT (translation_key) DO NOTHING",
+            )
             db.execute("UPDATE editions SET deliveries = ? WHERE id = ?", (total, edition_id))
         return Edition(edition_id, frequency, due_at, planned_at, total)
 
     def _insert_deliveries(
-        self, edition_id: int, planned: str, chunk: list[PlannedDelivery], make_id: MessageIdFor
+        self,
+        edition_id: int,
+        planned: str,
+        chunk: list[PlannedDelivery],
+        make_id: MessageIdFor,
+        given: set[str],
     ) -> int:
+        """Insert the chunk's deliveries and assigned rows; their keys are added to ``given``."""
         rows: list[tuple[Any, ...]] = []
         keys: list[tuple[Any, ...]] = []
         corrected: list[tuple[str, PlannedDelivery]] = []
@@ -130,15 +149,7 @@ class EditionTables(SqlParts):
             ("email_key", "translation_key", "edition_id", "statement_id", "statement_updated_at"),
             keys,
         )
-        # The keys ever assigned (sql_subscribers.ever_assigned): a few per chunk, most
-        # already there. A key is never removed, so the table only grows with the catalog.
-        self._dialect.insert_many(
-            self._db,
-            "assigned_keys",
-            (("translation_key", "text"),),
-            [(tk,) for tk in sorted({row[1] for row in keys})],
-            "ON CONFLICT (translation_key) DO NOTHING",
-        )
+        given.update(row[1] for row in keys)
         record_corrections(self._db, edition_id, corrected)
         return len(rows)
 
