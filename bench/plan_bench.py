@@ -4,6 +4,8 @@
     .venv/bin/python bench/plan_bench.py --one 100000
     .venv/bin/python bench/plan_bench.py --pg postgresql://postgres@127.0.0.1:5432/postgres
                                     # the same on PostgreSQL (a fresh database per size)
+    .venv/bin/python bench/plan_bench.py --one 1000000 --new 30 --steady 3
+                                    # times the edition after: 30 known statements, 3 new
 
 Real files and a real SQLite database in a temporary folder: a subscribers CSV
 (written row by row), 30 statements in three languages, the join times synced
@@ -60,11 +62,14 @@ def write_site(root: Path, count: int, url: str | None) -> Config:
     return load_config(root / "statement-feeds.toml")
 
 
-def make_catalog(now: datetime, new: int) -> Catalog:
-    """30 statements, the last ``new`` of them published after the subscribers joined."""
+def make_catalog(now: datetime, new: int, later: int = 0) -> Catalog:
+    """30 statements, the last ``new`` of them published after the subscribers joined;
+    then ``later`` more, published a day after the first edition (``--steady``)."""
     statements = []
-    for n in range(30):
+    for n in range(30 + later):
         published = T0 + timedelta(hours=n - (30 - new))
+        if n >= 30:
+            published = T0 + timedelta(days=3, hours=n - 30)
         for lang in ("en", "ru", "de")[: 1 + n % 3]:
             statements.append(
                 Statement(
@@ -86,7 +91,7 @@ def make_catalog(now: datetime, new: int) -> Catalog:
     return build_catalog(statements, [], now)
 
 
-def run_one(count: int, new: int, base_url: str | None) -> None:
+def run_one(count: int, new: int, base_url: str | None, steady: int | None = None) -> None:
     database = f"plan_bench_{secrets.token_hex(4)}"
     url = pg_database(base_url, database) if base_url else None
     try:
@@ -108,6 +113,24 @@ def run_one(count: int, new: int, base_url: str | None) -> None:
                     message_id_for=message_id,
                 )
                 planned = time.perf_counter() - started
+                if steady is not None:
+                    # The steady state: the next edition, the same statements and
+                    # ``steady`` new ones (with --new 30, every earlier key went to
+                    # nearly everyone: most wanted keys are in most histories).
+                    first = planned
+                    now += timedelta(days=2)
+                    started = time.perf_counter()
+                    result = plan_edition(
+                        config,
+                        store,
+                        make_catalog(now, new, steady),
+                        "daily",
+                        now,
+                        now,
+                        message_id_for=message_id,
+                    )
+                    planned = time.perf_counter() - started
+                    print(f"first edition planned in {first:.1f} s; the next one:")
             size = database_mib(url, config)
     finally:
         if base_url:
@@ -147,9 +170,15 @@ def main() -> None:
     parser.add_argument("--one", type=int, help="run one size in this process")
     parser.add_argument("--new", type=int, default=3, help="new statements per edition")
     parser.add_argument("--pg", help="a PostgreSQL URL to create the benchmark's database from")
+    parser.add_argument(
+        "--steady",
+        type=int,
+        metavar="NEW",
+        help="with --one: time a second edition instead, the same statements and NEW more",
+    )
     args = parser.parse_args()
     if args.one:
-        run_one(args.one, args.new, args.pg)
+        run_one(args.one, args.new, args.pg, args.steady)
         return
     # Separate processes: separate peak RSS. A daily edition has a few new statements;
     # the 30-new case is a stress test (a first edition after a month of publishing).

@@ -147,7 +147,7 @@ def test_corrections_migration_keeps_older_rows_usable(tmp_path: Path) -> None:
         (stamp, stamp),
     )
     db.execute("INSERT INTO assigned VALUES ('a@x.org', 'k', 1)")
-    assert migrate(db) == [7]
+    assert migrate(db) == [7, 8]
     assert db.execute("SELECT statement_id, statement_updated_at FROM assigned").fetchall() == [
         (None, None)
     ]

@@ -159,6 +159,12 @@ def test_every_table_arrives_with_the_same_content(site: Site, pg_url: str) -> N
     assert postgres_count(pg_url, "pending_confirmations") == 2
     assert postgres_count(pg_url, "rate_events") == 3
     assert postgres_count(pg_url, "assigned") >= len(SENT)  # sent translation keys
+    # Every key given to anyone, so that planning on the copy looks up the same keys.
+    given = {key for (key,) in postgres_rows(pg_url, "assigned", ["translation_key"])}
+    assert (
+        given
+        and {k for (k,) in postgres_rows(pg_url, "assigned_keys", ["translation_key"])} == given
+    )
 
 
 def test_bounce_scores_survive_the_copy_and_count_on(site: Site, pg_url: str) -> None:

@@ -200,6 +200,12 @@ def _deliveries(
     record: bool,
 ) -> Iterator[PlannedDelivery]:
     keys, corrected = selector.new.translation_keys, selector.corrections.translation_keys
+    # Keys nobody ever got (new statements: the usual case) are in no address's history,
+    # so the per-address look-up skips them. Read once, before this plan assigns any:
+    # what it assigns goes to addresses already handled (each is planned once per
+    # edition), and a key read per chunk would be looked up for everyone after the first.
+    ever = store.ever_assigned(keys | corrected)
+    keys, corrected = keys & ever, corrected & ever
     for chunk in chunks(_valid(config, problems, store, now, record=record)):
         # Every frequency is read and synced: joining is about the list, not the schedule.
         states = store.subscriber_states([s.email for s in chunk], keys, corrected)

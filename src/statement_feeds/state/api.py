@@ -296,6 +296,10 @@ class SubscriberStore(Protocol):
         """Join time, blocked flag and assigned keys of the known ones, by email key;
         with what was mailed of ``corrected_keys`` (deliveries not failed or cancelled)."""
 
+    def ever_assigned(self, translation_keys: Collection[str]) -> frozenset[str]:
+        """Those of ``translation_keys`` ever assigned to any address (the others are in
+        nobody's history: ``subscriber_states`` need not be asked about them)."""
+
     def subscriber_status(self, emails: Sequence[str]) -> dict[str, tuple[datetime, str]]:
         """email key → (joined_at, "active" | "unsubscribed" | "bounced") for known ones."""
 

@@ -93,6 +93,7 @@ TABLES: tuple[Table, ...] = (
         "email_key translation_key edition_id:int statement_id statement_updated_at:ts",
         key="email_key translation_key",
     ),
+    _table("assigned_keys", "translation_key", key="translation_key"),
     _table(
         "corrections",
         "email_key translation_key statement_updated_at:ts statement_id edition_id:int",

@@ -249,3 +249,13 @@ def _lapsing_index(conn: psycopg.Connection[Any]) -> None:
     conn.execute(
         "CREATE INDEX deliveries_lapsing ON deliveries (claim_until) WHERE state = 'sending'"
     )
+
+
+@migration(5)
+def _assigned_keys(conn: psycopg.Connection[Any]) -> None:
+    # SQLite's migration 8 (see there): every translation key ever assigned, filled
+    # from the rows written before it existed.
+    conn.execute(f"CREATE TABLE assigned_keys (translation_key {T} PRIMARY KEY)")
+    conn.execute(
+        "INSERT INTO assigned_keys (translation_key) SELECT DISTINCT translation_key FROM assigned"
+    )

@@ -83,17 +83,39 @@ class EditionTables(SqlParts):
                 return cast(Edition, self.edition_for(frequency, due_at))
             edition_id = int(row[0])
             total = 0
+            given: set[str] = set()
             for chunk in chunks(deliveries):
-                total += self._insert_deliveries(edition_id, planned, chunk, make_id)
+                total += self._insert_deliveries(edition_id, planned, chunk, make_id, given)
+            # The keys ever assigned (sql_subscribers.ever_assigned), in this transaction,
+            # once, at the end and in key order: a new key's row is locked until the commit,
+            # and written chunk by chunk two plans giving two new keys in opposite orders
+            # would each wait for the other (a deadlock, one plan aborted); this way the
+            # second only waits for the first's commit.
+            self._dialect.insert_many(
+                db,
+                "assigned_keys",
+                (("translation_key", "text"),),
+                [(key,) for key in sorted(given)],
+                "ON CONFLICT (translation_key) DO NOTHING",
+            )
             db.execute("UPDATE editions SET deliveries = ? WHERE id = ?", (total, edition_id))
         return Edition(edition_id, frequency, due_at, planned_at, total)
 
     def _insert_deliveries(
-        self, edition_id: int, planned: str, chunk: list[PlannedDelivery], make_id: MessageIdFor
+        self,
+        edition_id: int,
+        planned: str,
+        chunk: list[PlannedDelivery],
+        make_id: MessageIdFor,
+        given: set[str],
     ) -> int:
+        """Insert the chunk's deliveries and assigned rows; their keys are added to ``given``."""
         rows: list[tuple[Any, ...]] = []
         keys: list[tuple[Any, ...]] = []
         corrected: list[tuple[str, PlannedDelivery]] = []
+        # Deliveries share a few ``updated`` tuples: format each once (to_ts per key and
+        # delivery was a seventh of planning's Python time).
+        stamps: dict[tuple[datetime, ...], list[str | None]] = {}
         for item in chunk:
             key = email_key(item.email)
             message_id = make_id(edition_id, item.email)
@@ -101,7 +123,9 @@ class EditionTables(SqlParts):
             fixed = self._json(tuple(c.statement_id for c in item.corrections))
             rows.append((key, edition_id, item.email, item.name, item.lang, ids, fixed, message_id))
             # What went of each key: the version and its ``updated`` (sql_corrections).
-            updated: list[str | None] = [to_ts(u) for u in item.updated]
+            updated = stamps.get(item.updated)
+            if updated is None:
+                updated = stamps[item.updated] = [to_ts(u) for u in item.updated]
             updated = updated or [None] * len(item.translation_keys)
             keys.extend(
                 (key, tk, edition_id, sid, stamp)
@@ -125,6 +149,7 @@ class EditionTables(SqlParts):
             ("email_key", "translation_key", "edition_id", "statement_id", "statement_updated_at"),
             keys,
         )
+        given.update(row[1] for row in keys)
         record_corrections(self._db, edition_id, corrected)
         return len(rows)
 
