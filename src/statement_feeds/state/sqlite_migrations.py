@@ -363,8 +363,9 @@ def _corrections(conn: sqlite3.Connection) -> None:
 @migration(8)
 def _assigned_keys(conn: sqlite3.Connection) -> None:
     # Issue 12: every translation key ever assigned to anyone, one row each (written
-    # in the plan's transaction with the assigned rows, sql_editions). Planning reads it once: a key never
-    # assigned anywhere (a new statement, the usual case) needs no per-address look-up.
+    # in the plan's transaction with the assigned rows, sql_editions). Planning reads it
+    # once: a key never assigned anywhere (a new statement, the usual case) needs no
+    # per-address look-up.
     # Filled here from the rows written before it existed.
     conn.execute("CREATE TABLE assigned_keys (translation_key TEXT PRIMARY KEY) WITHOUT ROWID")
     conn.execute(
