@@ -1,0 +1,75 @@
+"""Attacks on the sending pipeline's hand-over gate and its ledger writer.
+
+Real aiosmtpd server, real SQLite and PostgreSQL ledgers. What must hold: every
+``deliver`` closes the connection of its loop writer, also when it fails before
+sending; a ledger write that never completes (cancelled) fails its hand-overs
+instead of leaving their workers waiting for ever; no data before 'sending'.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import psycopg
+import pytest
+from test_send import (  # noqa: F401 (fixtures)
+    START,
+    FakeClock,
+    plan,
+    run,
+    server,
+    smtp,
+)
+
+from smtp_server import RecordingServer
+from statement_feeds.errors import StateError
+from statement_feeds.state.api import LedgerCounts, PlannedDelivery
+from statement_feeds.state.postgres import PostgresStore
+
+# The loop writer's connection: the last statement it ran is the prepared write.
+_WRITERS = (
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+    " AND pid <> pg_backend_pid() AND query LIKE '%%unnest(%%'"
+)
+
+
+def _writers(pg_url: str) -> int:
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        row = admin.execute(_WRITERS).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_a_run_failing_before_it_sends_closes_its_ledger_writer(
+    pg_url: str,
+    server: RecordingServer,  # noqa: F811
+) -> None:
+    with PostgresStore(pg_url) as broken:
+        plan(broken, ["a@example.org"])
+        with psycopg.connect(pg_url, autocommit=True) as admin:  # the store's own connection
+            admin.execute("SELECT pg_terminate_backend(%s)", (broken._db.raw.info.backend_pid,))
+        with pytest.raises(StateError) as caught:  # counts() fails: the writer was made
+            run(broken, smtp(server), FakeClock())
+        # The error holds the run (its traceback): its writer must be closed all the same.
+        assert _writers(pg_url) == 0, "deliver() left its loop writer's connection open"
+        del caught
+    assert server.messages == []
+
+
+def test_repeated_runs_leave_no_writer_behind(
+    pg_url: str,
+    server: RecordingServer,  # noqa: F811
+) -> None:
+    with PostgresStore(pg_url) as ledger:
+        for batch in range(3):
+            plan_more = [f"u{batch}-{i}@example.org" for i in range(5)]
+            ledger.sync_subscribers(plan_more, START)
+            ledger.plan_edition(
+                "daily",
+                START - timedelta(days=batch),
+                START - timedelta(days=batch),
+                [PlannedDelivery(e, "", "en", ("s1",), ("k1",)) for e in plan_more],
+                lambda edition, email: f"<{edition}.{email}>",
+            )
+            assert run(ledger, smtp(server), FakeClock()).sent == 5
+            assert _writers(pg_url) == 0
+        assert ledger.counts() == LedgerCounts(sent=15)
