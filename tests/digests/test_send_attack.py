@@ -8,6 +8,7 @@ instead of leaving their workers waiting for ever; no data before 'sending'.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import psycopg
@@ -22,8 +23,9 @@ from test_send import (  # noqa: F401 (fixtures)
 )
 
 from smtp_server import RecordingServer
+from statement_feeds.digests.record import GroupCommit
 from statement_feeds.errors import StateError
-from statement_feeds.state.api import LedgerCounts, PlannedDelivery
+from statement_feeds.state.api import Delivery, LedgerCounts, PlannedDelivery
 from statement_feeds.state.postgres import PostgresStore
 
 # The loop writer's connection: the last statement it ran is the prepared write.
@@ -73,3 +75,33 @@ def test_repeated_runs_leave_no_writer_behind(
             assert run(ledger, smtp(server), FakeClock()).sent == 5
             assert _writers(pg_url) == 0
         assert ledger.counts() == LedgerCounts(sent=15)
+
+
+def test_a_cancelled_write_fails_its_hand_overs(pg_url: str) -> None:
+    """Cancel the group write itself (as the loop's shutdown does): its hand-overs must
+    fail with a StateError (their workers send nothing and stop), not wait for ever, and
+    no further hand-over is allowed."""
+    with PostgresStore(pg_url) as ledger:
+        plan(ledger, ["a@example.org", "b@example.org"])
+        first, second = ledger.claim(2, START)
+        asyncio.run(_cancel_the_write(ledger, first, second))
+    assert _writers(pg_url) == 0
+
+
+async def _cancel_the_write(ledger: PostgresStore, first: Delivery, second: Delivery) -> None:
+    records = GroupCommit(ledger, FakeClock(), workers=1, linger=0)
+    try:
+        before = asyncio.all_tasks()
+        handover = records.hand_over(first)
+        await asyncio.sleep(0)  # the flush runs; a shared ledger's write is a task
+        writes = asyncio.all_tasks() - before
+        assert writes  # a shared ledger's write is a task of the loop
+        for write in writes:
+            write.cancel()
+        with pytest.raises(StateError):
+            await asyncio.wait_for(handover, 5)
+        with pytest.raises(StateError):
+            records.hand_over(second)
+        await asyncio.wait_for(records.drain(), 5)
+    finally:
+        records.close()

@@ -128,7 +128,9 @@ class GroupCommit:
         self, done: asyncio.Future[list[bool]], outcomes: list[Outcome], starts: _Starts
     ) -> None:
         self._writing = None
-        exc = done.exception()
+        # Cancelled (the loop shutting down): whether it committed is unknown, so its
+        # hand-overs fail as a failed write's do; their workers send nothing.
+        exc = StateError("the ledger write was cancelled") if done.cancelled() else done.exception()
         if exc is not None:
             self._failed(exc, outcomes, starts)
         else:
