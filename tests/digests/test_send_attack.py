@@ -105,3 +105,48 @@ async def _cancel_the_write(ledger: PostgresStore, first: Delivery, second: Deli
         await asyncio.wait_for(records.drain(), 5)
     finally:
         records.close()
+
+
+def test_the_writer_connection_lost_mid_edition_loses_nothing(
+    pg_url: str,
+    server: RecordingServer,  # noqa: F811
+) -> None:
+    """The loop writer's backend killed at the fifth message: the run stops with a
+    StateError; nothing reached the server that the ledger does not show as 'sent' or
+    'sending' (at most one per connection); a second run sends the rest, and only the
+    unknown fates twice."""
+    emails = [f"u{i:03}@example.org" for i in range(120)]
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        with PostgresStore(pg_url) as ledger:
+            plan(ledger, emails)
+
+            def kill_the_writer(received: int) -> None:
+                if received == 5:
+                    admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                        " AND query LIKE '%%unnest(%%'"
+                    )
+
+            server.handler.after_data = kill_the_writer
+            with pytest.raises(StateError):
+                run(ledger, smtp(server), FakeClock(), batch=10)
+            states = dict(admin.execute("SELECT email, state FROM deliveries").fetchall())
+        received = [r for m in server.messages if not m.dropped for r in m.recipients]
+        assert 5 <= len(received) < len(emails)
+        assert all(states[r] in ("sent", "sending") for r in received)
+        assert sum(s == "sending" for s in states.values()) <= 3
+        assert all(s in ("sent", "sending", "pending") for s in states.values())
+        unknown = {e for e, s in states.items() if s == "sending"}
+
+        server.handler.after_data = None
+        clock = FakeClock()
+        clock.now = START + timedelta(hours=1)  # the dead run's leases lapsed
+        with PostgresStore(pg_url) as ledger:
+            run(ledger, smtp(server), clock)
+            assert ledger.counts() == LedgerCounts(sent=len(emails))
+    again = [r for m in server.messages if not m.dropped for r in m.recipients]
+    assert set(again) == set(emails)
+    twice = {r for r in again if again.count(r) > 1}
+    assert twice <= unknown
+    assert _writers(pg_url) == 0
