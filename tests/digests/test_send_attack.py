@@ -150,3 +150,46 @@ def test_the_writer_connection_lost_mid_edition_loses_nothing(
     twice = {r for r in again if again.count(r) > 1}
     assert twice <= unknown
     assert _writers(pg_url) == 0
+
+
+# The first write after this is made fails, every later one succeeds (a sequence is not
+# rolled back with the failed transaction): a transient failure of the ledger.
+FAIL_ONCE = """
+CREATE SEQUENCE fail_once;
+CREATE FUNCTION fail_once() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF nextval('fail_once') = 1 THEN
+        RAISE EXCEPTION 'one write refused on purpose';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER fail_once BEFORE UPDATE ON deliveries
+    FOR EACH ROW EXECUTE FUNCTION fail_once();
+"""
+
+
+def test_hand_overs_queued_behind_a_failed_write_are_not_written_after_it(pg_url: str) -> None:
+    """A write fails while another worker's hand-over waits behind it: that one must
+    fail too (no hand-over after a failed write), even if the next write would work."""
+    with PostgresStore(pg_url) as ledger:
+        plan(ledger, ["a@example.org", "b@example.org"])
+        first, second = ledger.claim(2, START)
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(FAIL_ONCE)
+
+        async def go() -> None:
+            records = GroupCommit(ledger, FakeClock(), workers=2, linger=0)
+            try:
+                failing = records.hand_over(first)
+                await asyncio.sleep(0)  # the write is on its way
+                queued = records.hand_over(second)  # arrives while it is in flight
+                with pytest.raises(StateError, match="refused on purpose"):
+                    await asyncio.wait_for(failing, 5)
+                with pytest.raises(StateError):
+                    await asyncio.wait_for(queued, 5)
+                await asyncio.wait_for(records.drain(), 5)
+            finally:
+                records.close()
+
+        asyncio.run(go())
+        assert ledger.counts() == LedgerCounts(pending=2)  # nothing handed over
