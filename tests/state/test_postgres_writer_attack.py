@@ -114,3 +114,32 @@ def test_a_connection_lost_between_writes_fails_every_later_write(pg_url: str) -
         finally:
             writer.close()
         assert store.counts() == LedgerCounts(pending=1, sending=1)
+
+
+def test_a_connection_lost_while_a_write_waits_fails_it(pg_url: str) -> None:
+    with PostgresStore(pg_url) as store:
+        first, second = _claimed(store, ["first@x.org", "second@x.org"])
+        writer = store.loop_writer()
+        try:
+            with psycopg.connect(pg_url) as locker:  # the write waits for this lock
+                locker.execute("SELECT 1 FROM deliveries WHERE email = 'first@x.org' FOR UPDATE")
+
+                async def go() -> None:
+                    waiting = asyncio.create_task(writer.record([], [first], T0))
+                    await asyncio.sleep(0.3)
+                    assert not waiting.done()
+                    with psycopg.connect(pg_url, autocommit=True) as admin:
+                        admin.execute(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                            " AND query LIKE '%%unnest(%%'"
+                        )
+                    with pytest.raises(StoreError, match="cannot write"):
+                        await asyncio.wait_for(waiting, 5)
+                    with pytest.raises(StoreError, match="cannot write"):
+                        await asyncio.wait_for(writer.record([], [second], T0), 5)
+
+                asyncio.run(go())
+        finally:
+            writer.close()
+        assert store.counts() == LedgerCounts(pending=2)  # the killed write was rolled back
