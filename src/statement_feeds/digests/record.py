@@ -128,7 +128,9 @@ class GroupCommit:
         self, done: asyncio.Future[list[bool]], outcomes: list[Outcome], starts: _Starts
     ) -> None:
         self._writing = None
-        exc = done.exception()
+        # Cancelled (the loop shutting down): whether it committed is unknown, so its
+        # hand-overs fail as a failed write's do; their workers send nothing.
+        exc = StateError("the ledger write was cancelled") if done.cancelled() else done.exception()
         if exc is not None:
             self._failed(exc, outcomes, starts)
         else:
@@ -149,7 +151,10 @@ class GroupCommit:
         # Kept for a later flush (the end of the run tries once more); what never
         # gets recorded stays 'sending' and is re-sent by the next run.
         self._outcomes[:0] = outcomes
-        for _, done in starts:
+        # The hand-overs that queued behind the failed write fail with it: none is
+        # written after a failure (the next write might well succeed).
+        queued, self._starts = self._starts, []
+        for _, done in starts + queued:
             if not done.done():
                 done.set_exception(error)
 

@@ -151,13 +151,14 @@ async def deliver(
         same_refusal_limit=same_refusal_limit,
         workers=max(1, concurrency),
     )
-    if recover and not ledger.shared:
-        run.summary.recovered = ledger.recover_unknown()
-    counts = ledger.counts()
-    run.summary.total = counts.pending + counts.deferred
-    run.batch, run.stop = batch, stop or asyncio.Event()
-    renewing = asyncio.create_task(run.renew_leases()) if ledger.shared else None
-    try:
+    renewing: asyncio.Task[None] | None = None
+    try:  # from here on the run holds a ledger writer (a connection): finish closes it
+        if recover and not ledger.shared:
+            run.summary.recovered = ledger.recover_unknown()
+        counts = ledger.counts()
+        run.summary.total = counts.pending + counts.deferred
+        run.batch, run.stop = batch, stop or asyncio.Event()
+        renewing = asyncio.create_task(run.renew_leases()) if ledger.shared else None
         async with asyncio.TaskGroup() as group:
             for _ in range(max(1, concurrency)):
                 group.create_task(run.worker())
@@ -240,8 +241,10 @@ class _Run:
 
     async def finish(self) -> None:
         """At the end of the run: record what is left, release what was never handed over."""
-        await self.records.drain()
-        self.records.close()
+        try:
+            await self.records.drain()
+        finally:
+            self.records.close()
         if self.records.unrecorded:
             log.error(
                 "%d outcomes could not be recorded: those messages will be sent again "

@@ -163,16 +163,24 @@ class LoopWriter:
         loop = asyncio.get_running_loop()
         with map_postgres_errors("write"):
             self._watch(loop)  # the socket of a broken connection is an error too
+            if self._pg.transaction_status == pq.TransactionStatus.ACTIVE:
+                # A write cancelled mid-flight: the server finishes it anyway; its reply
+                # comes first (libpq refuses another command until it is read).
+                await self._replied(loop)
+                self._results()  # whatever it did, its hand-overs were given up
             self._pg.send_query_prepared(_PREPARED, params)
-            while self._pg.flush():  # the socket's buffer is full: rare, small statements
-                await asyncio.sleep(0)
-            while self._pg.is_busy():
-                self._waiter = loop.create_future()
-                try:
-                    await self._waiter
-                finally:
-                    self._waiter = None
+            await self._replied(loop)
             return _rows(self._results())
+
+    async def _replied(self, loop: asyncio.AbstractEventLoop) -> None:
+        while self._pg.flush():  # the socket's buffer is full: rare, small statements
+            await asyncio.sleep(0)
+        while self._pg.is_busy():
+            self._waiter = loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
     def _results(self) -> list[pq.abc.PGresult]:
         results = []
