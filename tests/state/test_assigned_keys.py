@@ -98,7 +98,8 @@ def test_the_postgresql_migration_fills_it_from_the_assigned_rows(pg_url: str) -
             "INSERT INTO assigned (email_key, translation_key, edition_id)"
             " VALUES ('a@x.org', 'k1', 1), ('a@x.org', 'k2', 1), ('b@x.org', 'k1', 1)"
         )
-        assert postgres_migrations.migrate(conn, pg_url) == [5]
+        later = [v for v, _ in postgres_migrations.MIGRATIONS[4:]]  # 5 and later
+        assert postgres_migrations.migrate(conn, pg_url) == later
         rows = conn.execute("SELECT translation_key FROM assigned_keys ORDER BY 1").fetchall()
         assert rows == [("k1",), ("k2",)]
     with PostgresStore(pg_url) as store:
