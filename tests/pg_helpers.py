@@ -57,6 +57,17 @@ def url_of(database: str) -> str:
     return f"postgresql://{user}{password}@{host}:{port}/{database}"
 
 
+def migrated_to(conn: psycopg.Connection[Any], version: int) -> None:
+    """Give an empty database the schema of ``version`` (PostgreSQL's migrations up to it,
+    recorded as applied): an older database, for a migration test to upgrade."""
+    from statement_feeds.state import postgres_migrations
+
+    postgres_migrations.applied_versions(conn)
+    for number, function in postgres_migrations.MIGRATIONS[:version]:
+        function(conn)
+        conn.execute("INSERT INTO schema_migrations VALUES (%s, 'then')", (number,))
+
+
 def create_database() -> str:
     reason = unavailable()
     if reason:

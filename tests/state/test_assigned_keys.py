@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pg_helpers import AnyStore
+from pg_helpers import AnyStore, migrated_to
 from statement_feeds.errors import StoreError
 from statement_feeds.state import postgres_migrations, sqlite_migrations
 from statement_feeds.state.api import PlannedDelivery
@@ -86,10 +86,7 @@ def test_the_sqlite_migration_fills_it_from_the_assigned_rows(tmp_path: Path) ->
 
 def test_the_postgresql_migration_fills_it_from_the_assigned_rows(pg_url: str) -> None:
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        postgres_migrations.applied_versions(conn)
-        for version, function in postgres_migrations.MIGRATIONS[:4]:
-            function(conn)
-            conn.execute("INSERT INTO schema_migrations VALUES (%s, 'then')", (version,))
+        migrated_to(conn, 4)
         conn.execute(
             "INSERT INTO editions (frequency, due_at, planned_at) VALUES ('daily', %s, %s)",
             (STAMP, STAMP),

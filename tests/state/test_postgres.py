@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from pg_helpers import Backend
+from pg_helpers import Backend, migrated_to
 from smtp_server import RecordingServer
 from statement_feeds.cli import cli
 from statement_feeds.config import SmtpConfig
@@ -415,14 +415,11 @@ def test_a_record_that_fails_in_the_database_leaves_the_store_usable(
 
 def test_corrections_migration_upgrades_a_version_2_database(pg_url: str) -> None:
     # Issue 14 (migration 3): older rows stay usable, with no recorded version (NULL).
-    from statement_feeds.state.postgres_migrations import applied_versions, migrate
+    from statement_feeds.state.postgres_migrations import migrate
 
     stamp = "2024-06-01T07:00:00.000000Z"
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        applied_versions(conn)
-        for version, function in MIGRATIONS[:2]:
-            function(conn)
-            conn.execute("INSERT INTO schema_migrations VALUES (%s, 'then')", (version,))
+        migrated_to(conn, 2)
         conn.execute(
             "INSERT INTO editions (frequency, due_at, planned_at) VALUES ('daily', %s, %s)",
             (stamp, stamp),

@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from pg_helpers import migrated_to
 from statement_feeds.state import postgres_migrations
 from statement_feeds.state.postgres import PostgresStore
 
@@ -77,10 +78,7 @@ def test_an_edition_still_named_is_kept(conn: psycopg.Connection[Any]) -> None:
 
 def test_the_migration_keeps_the_rows_of_an_older_database(pg_url: str) -> None:
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        postgres_migrations.applied_versions(conn)
-        for version, function in postgres_migrations.MIGRATIONS[:5]:
-            function(conn)
-            conn.execute("INSERT INTO schema_migrations VALUES (%s, 'then')", (version,))
+        migrated_to(conn, 5)
         conn.execute(
             "INSERT INTO editions (id, frequency, due_at, planned_at) VALUES (1, 'daily', %s, %s)",
             (STAMP, STAMP),
