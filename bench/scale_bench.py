@@ -153,6 +153,7 @@ class Result:
     cpu_s: list[float]  # user + system seconds of each sender
     db_cpu: float  # of every postgres process meanwhile (0 for SQLite: in the sender)
     sink_cpu: float
+    commits: int  # PostgreSQL transactions committed in the run's database (0: SQLite)
 
     @property
     def rate(self) -> float:
@@ -181,6 +182,21 @@ def process_cpu(name: str) -> float:
         fields = text[text.rindex(")") + 2 :].split()
         ticks += sum(int(field) for field in fields[11:15])  # utime stime cutime cstime
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def pg_commits(url: str, database: str | None) -> int:
+    """Transactions committed in ``database`` so far: the senders' writes, once they have
+    exited (a backend reports its counts when it ends)."""
+    if database is None:
+        return 0
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_force_next_flush()")
+        row = conn.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = %s", (database,)
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def python(*args: str, cwd: Path) -> str:
@@ -229,10 +245,12 @@ def run_mode(mode: Mode, args: argparse.Namespace, sink: Sink, port: int, base: 
         python("--child-plan", str(toml), cwd=site)
         before = sink.count()
         db_before, sink_before = process_cpu("postgres"), process_cpu("smtp-sink")
+        commits_before = pg_commits(args.pg, database)
         wall, rss, cpu = run_senders(toml, mode.senders, args.profile)
         db_cpu = process_cpu("postgres") - db_before
         sink_cpu = process_cpu("smtp-sink") - sink_before
         time.sleep(0.2)
+        commits = pg_commits(args.pg, database) - commits_before
         received = sink.count() - before
         sent, total, size = (int(x) for x in python("--child-report", str(toml), cwd=site).split())
         if sent != total or received < total:
@@ -240,7 +258,7 @@ def run_mode(mode: Mode, args: argparse.Namespace, sink: Sink, port: int, base: 
         ref_wall, _ = run_smtp_source(
             args.source_tool, port, total, size, sessions=4 * mode.senders
         )
-        return Result(mode, total, received, wall, ref_wall, rss, cpu, db_cpu, sink_cpu)
+        return Result(mode, total, received, wall, ref_wall, rss, cpu, db_cpu, sink_cpu, commits)
     finally:
         if database is not None:
             pg_database(args.pg, database, drop=True)
@@ -292,6 +310,7 @@ def main() -> None:
                     f"peak RSS per sender {', '.join(f'{r:.0f}' for r in result.rss_mib)} MiB; "
                     f"CPU per sender {', '.join(f'{c:.1f}' for c in result.cpu_s)} s, "
                     f"PostgreSQL {result.db_cpu:.1f} s, smtp-sink {result.sink_cpu:.1f} s; "
+                    f"{result.commits / result.messages:.2f} PostgreSQL commits per message; "
                     f"all: {result.cpu_per_message * 1e3:.2f} ms per message"
                 )
     finally:
