@@ -20,8 +20,11 @@ import aiosmtplib.protocol
 import pytest
 from aiosmtplib import SMTP, SMTPStatus
 from aiosmtplib.protocol import SMTPProtocol
+from hypothesis import given
+from hypothesis import strategies as st
 
 from statement_feeds.digests import smtp_internals
+from statement_feeds.domain.digest_message import CrlfMessage, crlf_only
 
 P = inspect.Parameter
 SRC = Path(__file__).resolve().parents[2] / "src" / "statement_feeds"
@@ -138,3 +141,14 @@ def test_no_other_module_touches_them() -> None:
         if path.name != "smtp_internals.py" and _INTERNAL.search(path.read_text("utf-8"))
     ]
     assert offenders == [], f"aiosmtplib internals used outside smtp_internals.py: {offenders}"
+
+
+@given(st.binary(max_size=40).map(lambda b: b.replace(b"a", b"\r").replace(b"b", b"\n")))
+def test_the_payload_of_a_vouched_message_is_what_a_scan_gives(raw: bytes) -> None:
+    # Any message, normalised to CRLF, is what a composer vouches for: the payload
+    # must not depend on whether the scan was skipped.
+    clean = aiosmtplib.protocol.normalize_message_line_endings(raw)
+    assert smtp_internals.data_payload(CrlfMessage(clean)) == smtp_internals.data_payload(clean)
+    # Unvouched bytes are still normalised before they go out.
+    payload = smtp_internals.data_payload(raw)
+    assert crlf_only(payload) and payload.endswith(b"\r\n.\r\n")

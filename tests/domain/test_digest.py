@@ -16,6 +16,7 @@ import pytest
 
 from statement_feeds.domain.addresses import clean_header_text
 from statement_feeds.domain.digest import Composer, DigestSettings, template_environment
+from statement_feeds.domain.digest_message import CrlfMessage, crlf_only
 from statement_feeds.domain.statements import Statement
 from statement_feeds.domain.tokens import Signer, subscriber_id
 from statement_feeds.locales import load_translations
@@ -130,6 +131,14 @@ def test_fast_path_equals_a_straight_render(
         composer.preferences_link(target.email, lang),
     )
     assert (text, html) == expected
+
+
+@pytest.mark.parametrize("name", [*NAMES, "Eve\r\nBcc: x@y", "Mallory\rX"])
+def test_every_composed_message_vouches_for_its_line_ends(composer: Composer, name: str) -> None:
+    # The messenger skips its own scan for these (smtp_internals.data_payload).
+    ids = (STATEMENTS[4].id, *EN)  # a title and a summary with CRLF in them
+    message = composer(delivery("anna@example.org", name, "en", ids))
+    assert isinstance(message, CrlfMessage) and crlf_only(bytes(message))
 
 
 def test_multipart_structure_and_every_item_in_both_parts(composer: Composer) -> None:

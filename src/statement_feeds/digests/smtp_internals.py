@@ -40,6 +40,8 @@ import aiosmtplib.email
 import aiosmtplib.protocol
 from aiosmtplib import SMTPStatus
 
+from ..domain.digest_message import CrlfMessage, crlf_only
+
 __all__ = ["data", "data_payload", "greet_if_needed", "mail", "quoted", "rcpt"]
 
 _PLAIN_ADDRESS = re.compile(r"[^\s<>()\[\],;:\\\"@]+@[^\s<>()\[\],;:\\\"@]+")
@@ -75,8 +77,8 @@ async def rcpt(client: aiosmtplib.SMTP, recipient: str) -> None:
 
 def data_payload(message: bytes) -> bytes:
     """The message as sent after DATA: CRLF line ends, dot-stuffed, ending in CRLF . CRLF."""
-    pairs = message.count(b"\r\n")  # three C-speed scans instead of a regex substitution
-    if message.count(b"\r") != pairs or message.count(b"\n") != pairs:
+    # A composed digest was checked as it was composed; anything else is scanned here.
+    if not isinstance(message, CrlfMessage) and not crlf_only(message):
         message = aiosmtplib.protocol.normalize_message_line_endings(message)
     if not message.endswith(b"\r\n"):
         message += b"\r\n"

@@ -28,12 +28,14 @@ __all__ = [
     "MESSAGE_ID_SLOT",
     "TO_SLOT",
     "UNSUBSCRIBE_SLOT",
+    "CrlfMessage",
     "Line",
     "Markers",
     "MessageTemplate",
     "Pieces",
     "bundle_hash",
     "checked_message_id",
+    "crlf_only",
     "qp",
     "recipient_header",
     "static_headers",
@@ -56,6 +58,25 @@ def recipient_header(email: str, name: str) -> bytes:
     if address.email != email:
         raise ValueError(f"cannot address a message to {email!r}: send to {address.email}")
     return to_header(address, name)
+
+
+class CrlfMessage(bytes):
+    """A composed message whose every CR and LF is part of a CRLF pair.
+
+    Checked piece by piece as it is composed (the bundle's pieces once, each
+    subscriber's few short values at each fill), so a messenger need not scan the
+    whole message again for its line ends before SMTP DATA: three scans of ~35 kB per
+    message, ~60 us, a tenth of a sender's CPU (bench/scale_bench.py). Anything else
+    (plain ``bytes``) is checked by the messenger as before.
+    """
+
+    __slots__ = ()
+
+
+def crlf_only(data: bytes) -> bool:
+    """True when every CR and LF in ``data`` is part of a CRLF pair."""
+    pairs = data.count(b"\r\n")
+    return data.count(b"\r") == pairs and data.count(b"\n") == pairs
 
 
 def qp(text: str) -> bytes:
@@ -99,6 +120,9 @@ class MessageTemplate:
     def __init__(self, pieces: Sequence[bytes | int | Line], markers: Markers) -> None:
         self._pieces = tuple(pieces)
         self._markers = markers
+        # Pieces that each hold only CRLF pairs join into a message that does (a pair
+        # split across two pieces would leave each with a bare CR or LF: not vouched).
+        self._crlf = all(crlf_only(p) for p in self._pieces if isinstance(p, bytes))
 
     def fill(
         self,
@@ -117,6 +141,7 @@ class MessageTemplate:
         greeting_html, url_html = str(escape(greeting)), str(escape(url))
         prefs_html = str(escape(preferences_url))
         out: list[bytes] = []
+        crlf = self._crlf and all(crlf_only(header) for header in headers)
         for piece in self._pieces:
             if type(piece) is bytes:
                 out.append(piece)
@@ -130,8 +155,11 @@ class MessageTemplate:
                 else:
                     line = piece.raw.replace(greet, greeting).replace(link, url)
                     line = line.replace(prefs, preferences_url)
-                out.append(qp(line))
-        return b"".join(out)
+                encoded = qp(line)
+                crlf = crlf and crlf_only(encoded)
+                out.append(encoded)
+        message = b"".join(out)
+        return CrlfMessage(message) if crlf else message
 
 
 class Pieces:
