@@ -24,7 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from statement_feeds.digests import smtp_internals
-from statement_feeds.domain.digest_message import CrlfMessage, crlf_only
+from statement_feeds.domain.digest_message import CrlfMessage, DotFreeMessage, crlf_only, dot_free
 
 P = inspect.Parameter
 SRC = Path(__file__).resolve().parents[2] / "src" / "statement_feeds"
@@ -143,12 +143,19 @@ def test_no_other_module_touches_them() -> None:
     assert offenders == [], f"aiosmtplib internals used outside smtp_internals.py: {offenders}"
 
 
-@given(st.binary(max_size=40).map(lambda b: b.replace(b"a", b"\r").replace(b"b", b"\n")))
+@given(
+    st.binary(max_size=40).map(
+        lambda b: b.replace(b"a", b"\r").replace(b"b", b"\n").replace(b"c", b".")
+    )
+)
 def test_the_payload_of_a_vouched_message_is_what_a_scan_gives(raw: bytes) -> None:
     # Any message, normalised to CRLF, is what a composer vouches for: the payload
     # must not depend on whether the scan was skipped.
     clean = aiosmtplib.protocol.normalize_message_line_endings(raw)
     assert smtp_internals.data_payload(CrlfMessage(clean)) == smtp_internals.data_payload(clean)
+    if dot_free(clean):
+        vouched = DotFreeMessage(clean)
+        assert smtp_internals.data_payload(vouched) == smtp_internals.data_payload(clean)
     # Unvouched bytes are still normalised before they go out.
     payload = smtp_internals.data_payload(raw)
     assert crlf_only(payload) and payload.endswith(b"\r\n.\r\n")

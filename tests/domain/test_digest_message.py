@@ -7,15 +7,18 @@ from hypothesis import strategies as st
 
 from statement_feeds.domain.digest_message import (
     CrlfMessage,
+    DotFreeMessage,
     Line,
     Markers,
     MessageTemplate,
     crlf_only,
+    dot_free,
 )
 
 MARKERS = Markers.for_bundle("0" * 40)
 # Bytes rich in line-end characters, so bare CR and LF come up often.
 CHUNKS = st.binary(max_size=12).map(lambda b: b.replace(b"a", b"\r").replace(b"b", b"\n"))
+CHUNKS = st.one_of(CHUNKS, CHUNKS.map(lambda b: b.replace(b"\x00", b".")))
 TEXT = st.text(alphabet=st.sampled_from("ab .\r\n=é"), max_size=20)
 
 
@@ -41,9 +44,10 @@ def test_a_vouched_message_has_only_crlf_pairs(
     pieces: list[bytes | int | Line], to: bytes, unsubscribe: bytes, greeting: str, url: str
 ) -> None:
     message = fill(template(pieces), to, unsubscribe, greeting, url)
-    assert not isinstance(message, CrlfMessage) or crlf_only(message)
     if isinstance(message, CrlfMessage):
         assert crlf_only(bytes(message))
+    if isinstance(message, DotFreeMessage):  # no line, the first included, starts with "."
+        assert not any(line.startswith(b".") for line in bytes(message).split(b"\r\n"))
 
 
 def test_a_clean_template_is_vouched_for() -> None:
@@ -75,6 +79,24 @@ def test_one_bare_line_end_anywhere_is_not_vouched_for() -> None:
     assert message == b"To: x\r\nbody\r\n" and not isinstance(message, CrlfMessage)
 
 
+def test_a_line_starting_with_a_dot_anywhere_needs_stuffing() -> None:
+    clean: list[bytes | int | Line] = [b"To: ", 0, b"\r\n\r\nbody\r\n"]
+    assert isinstance(fill(template(clean), b"a@example.org", b"", "", ""), DotFreeMessage)
+    for pieces in ([*clean, b".tail\r\n"], [*clean, b"x\r\n.y\r\n"]):
+        message = fill(template(pieces), b"a@example.org", b"", "", "")
+        assert type(message) is CrlfMessage
+    # A header value or a subscriber's body line:
+    folded = fill(template(clean), b"a@example.org,\r\n.b@example.org", b"", "", "")
+    assert type(folded) is CrlfMessage
+    greeted = [*clean, Line(f"{MARKERS.greeting}\n", False)]
+    assert type(fill(template(greeted), b"a@example.org", b"", ".Hi", "")) is CrlfMessage
+
+
 def test_crlf_only() -> None:
     assert crlf_only(b"") and crlf_only(b"a\r\nb\r\n")
     assert not crlf_only(b"a\nb") and not crlf_only(b"a\rb") and not crlf_only(b"a\n\rb")
+
+
+def test_dot_free() -> None:
+    assert dot_free(b"") and dot_free(b"a.b\r\nc.\r\n")
+    assert not dot_free(b".a") and not dot_free(b"a\r\n.b")

@@ -40,7 +40,7 @@ import aiosmtplib.email
 import aiosmtplib.protocol
 from aiosmtplib import SMTPStatus
 
-from ..domain.digest_message import CrlfMessage, crlf_only
+from ..domain.digest_message import CrlfMessage, DotFreeMessage, crlf_only
 
 __all__ = ["data", "data_payload", "greet_if_needed", "mail", "quoted", "rcpt"]
 
@@ -77,15 +77,18 @@ async def rcpt(client: aiosmtplib.SMTP, recipient: str) -> None:
 
 def data_payload(message: bytes) -> bytes:
     """The message as sent after DATA: CRLF line ends, dot-stuffed, ending in CRLF . CRLF."""
-    # A composed digest was checked as it was composed; anything else is scanned here.
+    # A composed digest was checked as it was composed (domain.digest_message); anything
+    # else is scanned here.
+    stuffing = not isinstance(message, DotFreeMessage)
     if not isinstance(message, CrlfMessage) and not crlf_only(message):
         message = aiosmtplib.protocol.normalize_message_line_endings(message)
     if not message.endswith(b"\r\n"):
         message += b"\r\n"
-    stuffed = message.replace(b"\r\n.", b"\r\n..")
-    if stuffed.startswith(b"."):
-        stuffed = b"." + stuffed
-    return stuffed + b".\r\n"
+    if stuffing:
+        message = message.replace(b"\r\n.", b"\r\n..")
+        if message.startswith(b"."):
+            message = b"." + message
+    return message + b".\r\n"
 
 
 async def data(client: aiosmtplib.SMTP, message: bytes, timeout: float) -> None:
