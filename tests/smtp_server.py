@@ -18,7 +18,12 @@ command, from the server's own thread):
   connection before replying (the client cannot know whether it was accepted);
 * ``data_delay = seconds`` — wait before the 250 reply to DATA;
 * ``data_reply = "554 5.7.1 rejected"`` — reply to DATA with this instead of 250;
+* ``mail_reply = "451 4.3.0 later"`` — reply to MAIL FROM with this instead of 250;
 * ``stop()`` then ``start()`` — the server goes down and comes back on the same port.
+
+``RecordingServer(pipelining=True)`` offers PIPELINING (RFC 2920) in its EHLO reply;
+``pipelined`` then lists, per MAIL, whether RCPT and DATA had arrived with it (written
+by the client at once, not each after the previous reply).
 
 ``tls_context`` makes the server offer STARTTLS (``require_starttls`` to insist on it).
 """
@@ -69,6 +74,9 @@ class _Handler:
     drop_after_data: int = 0
     data_delay: float = 0.0
     data_reply: str | None = None
+    mail_reply: str | None = None
+    pipelining: bool = False
+    pipelined: list[bool] = field(default_factory=list)
     # Called (in the server's thread) with the number of messages received so far,
     # before the reply: e.g. to fill the sender's disk at the 5th message.
     after_data: Callable[[int], None] | None = None
@@ -78,9 +86,23 @@ class _Handler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
     ) -> str:
         self.commands.append(f"MAIL {address}")
+        # What the client wrote after MAIL and the server has not read yet (aiosmtpd's
+        # stream reader): a pipelined group's RCPT and DATA.
+        waiting = bytes(getattr(server._reader, "_buffer", b""))
+        self.pipelined.append(b"RCPT TO:" in waiting and b"DATA\r\n" in waiting)
+        if self.mail_reply is not None:
+            return self.mail_reply
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: Any
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:  # before the last line ("250 HELP")
+            return [*responses[:-1], "250-PIPELINING", responses[-1]]
+        return list(responses)
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
@@ -155,10 +177,11 @@ class RecordingServer:
         port: int | None = None,
         tls_context: ssl.SSLContext | None = None,
         require_starttls: bool = False,
+        pipelining: bool = False,
     ) -> None:
         self.host = host
         self.port = port or free_port()
-        self.handler = _Handler()
+        self.handler = _Handler(pipelining=pipelining)
         self.tls_context = tls_context
         self.require_starttls = require_starttls
         self.greeting_reply: str | None = None
@@ -195,7 +218,19 @@ class RecordingServer:
     def data_reply(self, reply: str | None) -> None:
         self.handler.data_reply = reply
 
+    @property
+    def mail_reply(self) -> str | None:
+        return self.handler.mail_reply
+
+    @mail_reply.setter
+    def mail_reply(self, reply: str | None) -> None:
+        self.handler.mail_reply = reply
+
     # -- what arrived ---------------------------------------------------------------
+    @property
+    def pipelined(self) -> list[bool]:
+        return list(self.handler.pipelined)
+
     @property
     def messages(self) -> list[Received]:
         with self.handler.lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email
 import ssl
+from collections.abc import Iterator
 from email import policy
 from pathlib import Path
 
@@ -19,6 +20,15 @@ from statement_feeds.errors import (
     RecipientRefusedError,
     TemporaryDeliveryError,
 )
+
+
+@pytest.fixture(params=[False, True], ids=["plain", "pipelining"])
+def smtp_server(request: pytest.FixtureRequest) -> Iterator[RecordingServer]:
+    """Every test here runs against a server without PIPELINING (MAIL, RCPT, DATA each
+    after the previous reply) and with it (the three in one round trip)."""
+    with RecordingServer(pipelining=request.param) as server:
+        yield server
+
 
 MESSAGE = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nHello.\r\n.dot line\r\n"
 
@@ -65,6 +75,8 @@ def test_messages_arrive_intact_over_reused_connections(smtp_server: RecordingSe
     assert all(m.sender == "bounces@example.org" for m in got)
     assert got[0].data == MESSAGE  # dot-stuffing undone by the server: bytes round-trip
     assert smtp_server.connections - before == 2  # smtp.concurrency, each reused
+    # Offered PIPELINING, every MAIL came with its RCPT and DATA; else none did.
+    assert smtp_server.pipelined == [smtp_server.handler.pipelining] * 20
 
 
 def test_451_on_rcpt_is_temporary(smtp_server: RecordingServer) -> None:

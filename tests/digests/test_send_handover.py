@@ -61,6 +61,17 @@ def test_no_data_reaches_the_server_before_its_hand_over_is_committed(
     server: RecordingServer,  # noqa: F811
     make_backend: Backend,
 ) -> None:
+    no_data_before_commit(store, server, make_backend)
+
+
+def test_with_pipelining_too(store: AnyStore, make_backend: Backend) -> None:  # noqa: F811
+    # MAIL, RCPT and DATA go out at once, before the commit; the message still waits.
+    with RecordingServer(pipelining=True) as pipelining:
+        no_data_before_commit(store, pipelining, make_backend)
+        assert pipelining.pipelined and all(pipelining.pipelined)
+
+
+def no_data_before_commit(store: AnyStore, server: RecordingServer, make_backend: Backend) -> None:  # noqa: F811 (a parameter here)
     emails = [f"u{i:02}@example.org" for i in range(60)]
     plan(store, emails)
     seen: list[tuple[str, list[str]]] = []
@@ -87,27 +98,38 @@ def test_no_data_reaches_the_server_before_its_hand_over_is_committed(
 def test_a_refused_hand_over_sends_nothing_and_keeps_the_connection(
     server: RecordingServer,  # noqa: F811 (the fixture imported above)
 ) -> None:
-    async def go() -> list[bool]:
-        config = SmtpConfig(host=server.host, port=server.port, security="none", concurrency=1)
-        messenger = SmtpMessenger(config, local_hostname="client.test")
-        results = []
-        for ready in (False, StateError("disk full"), True):
-            gate: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-            if isinstance(ready, Exception):
-                gate.set_exception(ready)
-            else:
-                gate.set_result(ready)
-            message = b"Subject: hi\r\n\r\nhello\r\n"
-            results.append(await messenger.send("news@example.org", "a@example.org", message, gate))
-        await messenger.close()
-        return results
-
     before = server.connections  # the controller's own start-up probe
-    assert asyncio.run(go()) == [False, False, True]
+    assert asyncio.run(three_hand_overs(server)) == [False, False, True]
     assert recipients(server) == ["a@example.org"]  # only the cleared one
     # MAIL and RCPT went out for all three; the first two were reset, the connection kept.
     assert server.commands.count("RCPT a@example.org") == 3
     assert server.connections == before + 1
+
+
+def test_with_pipelining_a_refused_hand_over_costs_the_connection() -> None:
+    # DATA is open when the ledger says no: only hanging up sends nothing.
+    with RecordingServer(pipelining=True) as pipelining:
+        before = pipelining.connections
+        assert asyncio.run(three_hand_overs(pipelining)) == [False, False, True]
+        assert recipients(pipelining) == ["a@example.org"]
+        assert pipelining.commands.count("RCPT a@example.org") == 3
+        assert pipelining.connections == before + 3
+
+
+async def three_hand_overs(at: RecordingServer) -> list[bool]:
+    config = SmtpConfig(host=at.host, port=at.port, security="none", concurrency=1)
+    messenger = SmtpMessenger(config, local_hostname="client.test")
+    results = []
+    for ready in (False, StateError("disk full"), True):
+        gate: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if isinstance(ready, Exception):
+            gate.set_exception(ready)
+        else:
+            gate.set_result(ready)
+        message = b"Subject: hi\r\n\r\nhello\r\n"
+        results.append(await messenger.send("news@example.org", "a@example.org", message, gate))
+    await messenger.close()
+    return results
 
 
 def test_the_maildir_writes_nothing_for_a_refused_hand_over(tmp_path: Path) -> None:

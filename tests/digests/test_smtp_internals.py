@@ -92,6 +92,8 @@ def test_the_coroutines_are_still_coroutines() -> None:
 def test_the_client_attributes_are_there() -> None:
     client = SMTP()
     assert "protocol" in vars(client) and client.protocol is None, _fail("SMTP.protocol")
+    # open_data lends the connection's transport to its own reply reader.
+    assert "transport" in vars(client) and client.transport is None, _fail("SMTP.transport")
     needed = inspect.getattr_static(SMTP, "is_ehlo_or_helo_needed", None)
     assert isinstance(needed, property), _fail("SMTP.is_ehlo_or_helo_needed")
     assert client.is_ehlo_or_helo_needed is True, _fail("SMTP.is_ehlo_or_helo_needed")

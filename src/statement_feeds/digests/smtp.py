@@ -17,7 +17,15 @@ from ..config import SmtpConfig
 from ..errors import ConfigError
 from .record import cleared
 from .smtp_errors import map_smtp_errors
-from .smtp_internals import data, greet_if_needed, mail, rcpt
+from .smtp_internals import (
+    content,
+    data,
+    greet_if_needed,
+    mail,
+    offers_pipelining,
+    open_data,
+    rcpt,
+)
 
 __all__ = ["DATA_TIMEOUT", "SmtpMessenger"]
 
@@ -92,6 +100,13 @@ class SmtpMessenger:
         reused = slot.connected
         client = slot.client if reused and slot.client else await self._connect(slot)
         try:
+            if offers_pipelining(client):
+                client = await self._open_pipelined(slot, client, sender, recipient, reused=reused)
+                if not await cleared(ready):  # the ledger said no, with DATA open:
+                    slot.drop()  # only closing the connection sends nothing
+                    return False
+                await content(client, message, self._data_timeout)
+                return True
             try:
                 await mail(client, sender)
             except aiosmtplib.SMTPServerDisconnected:
@@ -113,6 +128,22 @@ class SmtpMessenger:
         except BaseException:
             slot.drop()  # unknown protocol state (timeout, drop, cancellation): start afresh
             raise
+
+    async def _open_pipelined(
+        self, slot: _Slot, client: aiosmtplib.SMTP, sender: str, recipient: str, *, reused: bool
+    ) -> aiosmtplib.SMTP:
+        """MAIL, RCPT and DATA in one round trip: with the message after the commit, two
+        round trips a message instead of four (on a relay 20 ms away, twice the
+        messages per connection). Returns the client, with DATA open."""
+        try:
+            await open_data(client, sender, recipient, self._config.timeout)
+        except aiosmtplib.SMTPServerDisconnected:
+            if not reused:
+                raise
+            # As below: the server closed the idle connection; nothing of it went out.
+            client = await self._connect(slot)
+            await open_data(client, sender, recipient, self._config.timeout)
+        return client
 
     async def _connect(self, slot: _Slot) -> aiosmtplib.SMTP:
         slot.drop()
