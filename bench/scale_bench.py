@@ -276,6 +276,11 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, help="write each sender's cProfile stats into this folder"
     )
+    parser.add_argument(
+        "--no-pipelining",
+        action="store_true",
+        help="smtp-sink -p: PIPELINING not offered (MAIL, RCPT, DATA each a round trip)",
+    )
     parser.add_argument("--child-plan", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-deliver", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-report", type=Path, help=argparse.SUPPRESS)
@@ -293,9 +298,10 @@ def main() -> None:
         raise SystemExit("smtp-sink/smtp-source not found: scripts/bench-scale.sh installs postfix")
     base = Path(tempfile.mkdtemp(prefix="scale-bench-"))
     port = free_port()
-    sink = Sink(sink_tool, port, base)
+    sink = Sink(sink_tool, port, base, ("-p",) if args.no_pipelining else ())
     print(
         f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}; {args.subscribers:,} subs"
+        + ("; smtp-sink without PIPELINING" if args.no_pipelining else "")
     )
     results: dict[str, list[Result]] = {str(m): [] for m in modes}
     try:

@@ -285,12 +285,12 @@ def run_smtp_source(
 class Sink:
     """smtp-sink on a loopback port, counting delivered messages (-c)."""
 
-    def __init__(self, tool: str, port: int, folder: Path) -> None:
+    def __init__(self, tool: str, port: int, folder: Path, options: tuple[str, ...] = ()) -> None:
         self.log = folder / "sink.out"
         self._out = self.log.open("wb")
         # -c: running count on stdout; -u: drop root privileges (it refuses root otherwise);
         # backlog 1000; -m 256 concurrent sessions is plenty.
-        command = [tool, "-c", "-m", "256"]
+        command = [tool, "-c", "-m", "256", *options]
         if os.geteuid() == 0:
             command += ["-u", "nobody"]
         self.process = subprocess.Popen([*command, f"127.0.0.1:{port}", "1000"], stdout=self._out)

@@ -228,15 +228,18 @@ def test_starttls_required_but_not_offered_sends_nothing(smtp_server: RecordingS
     assert not any(c.startswith("MAIL") for c in smtp_server.commands)
 
 
-def _tls_server(certificate: tuple[Path, Path]) -> RecordingServer:
+def _tls_server(certificate: tuple[Path, Path], pipelining: bool = False) -> RecordingServer:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(*certificate)
-    return RecordingServer(tls_context=context, require_starttls=True)
+    return RecordingServer(tls_context=context, require_starttls=True, pipelining=pipelining)
 
 
-def test_starttls_with_a_trusted_certificate(certificate: tuple[Path, Path]) -> None:
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_starttls_with_a_trusted_certificate(
+    certificate: tuple[Path, Path], pipelining: bool
+) -> None:
     trusted = ssl.create_default_context(cafile=str(certificate[0]))
-    with _tls_server(certificate) as server:
+    with _tls_server(certificate, pipelining) as server:
         sender = SmtpMessenger(
             SmtpConfig(host=server.host, port=server.port, security="starttls", timeout=5.0),
             tls_context=trusted,
@@ -245,6 +248,7 @@ def test_starttls_with_a_trusted_certificate(certificate: tuple[Path, Path]) -> 
         [result] = asyncio.run(send_all(sender, ["tls@example.org"]))
         assert result is None
         assert len(server.messages) == 1
+        assert server.pipelined == [pipelining]  # the group went through TLS too
 
 
 def test_an_untrusted_certificate_is_a_configuration_error(
@@ -260,15 +264,20 @@ def test_an_untrusted_certificate_is_a_configuration_error(
         assert server.messages == []
 
 
-def _implicit_tls_server(certificate: tuple[Path, Path]) -> ImplicitTlsServer:
+def _implicit_tls_server(
+    certificate: tuple[Path, Path], pipelining: bool = False
+) -> ImplicitTlsServer:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(*certificate)
-    return ImplicitTlsServer(tls_context=context)
+    return ImplicitTlsServer(tls_context=context, pipelining=pipelining)
 
 
-def test_implicit_tls_with_a_trusted_certificate(certificate: tuple[Path, Path]) -> None:
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_implicit_tls_with_a_trusted_certificate(
+    certificate: tuple[Path, Path], pipelining: bool
+) -> None:
     trusted = ssl.create_default_context(cafile=str(certificate[0]))
-    with _implicit_tls_server(certificate) as server:
+    with _implicit_tls_server(certificate, pipelining) as server:
         sender = SmtpMessenger(
             SmtpConfig(host=server.host, port=server.port, security="tls", timeout=5.0),
             tls_context=trusted,
@@ -280,6 +289,7 @@ def test_implicit_tls_with_a_trusted_certificate(certificate: tuple[Path, Path])
             "tls2@example.org",
             "tls@example.org",
         ]
+        assert server.pipelined == [pipelining] * 2
 
 
 def test_implicit_tls_with_an_untrusted_certificate_is_a_configuration_error(
