@@ -3,11 +3,11 @@
 Every SMTP reply must be in the ledger before its worker hands the next message
 over, or a kill -9 leaves more than the messages in flight with an unknown fate.
 A worker asks for its next hand-over (``hand_over``) as it opens that message's
-SMTP envelope (MAIL, RCPT) and sends the data only once the hand-over is committed:
-in the same write as its previous reply, or a later one. So at any moment the
-ledger's ``sending`` rows are at most one per worker, however the writes are
-grouped, and the commit overlaps two round trips to the SMTP server instead of
-adding to them.
+SMTP envelope (MAIL, RCPT; and DATA with PIPELINING) and sends the data only once the
+hand-over is committed: in the same write as its previous reply, or a later one. So
+at any moment the ledger's ``sending`` rows are at most one per worker, however the
+writes are grouped, and the commit overlaps the envelope's round trips to the SMTP
+server instead of adding to them.
 
 One transaction per reply would be simple but costs ~50 us of SQLite each; the
 replies and hand-overs that arrive close together are written in one transaction

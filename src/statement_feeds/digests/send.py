@@ -3,7 +3,7 @@
 Crash safety comes from the order of writes (see ``ledger``): ``claim`` reserves
 deliveries; each is marked ``sending`` in a committed transaction before its data
 goes to SMTP (which also checks that its address is still subscribed; the envelope,
-MAIL and RCPT, is opened meanwhile), and each reply is committed within one turn of
+MAIL and RCPT, and DATA with PIPELINING, is opened meanwhile), and each reply is committed within one turn of
 the event loop (``record.GroupCommit``), with or before the worker's next hand-over.
 So after a kill -9 the ledger's ``sending`` rows are at most the messages in flight,
 one per connection (``smtp.concurrency``), as Postfix promises; ``recover_unknown``
@@ -271,7 +271,7 @@ class _Run:
                 self._failed(delivery, None, f"cannot compose: {exc}", bounced=False)
             return
         try:
-            handover = self.records.hand_over(delivery)  # committed while MAIL, RCPT go out
+            handover = self.records.hand_over(delivery)  # committed while the envelope goes out
             failure = await self._send(delivery, message, handover)
             may_send = await handover
         except StateError as exc:  # nothing may leave that cannot be recorded
