@@ -140,11 +140,14 @@ async def open_data(
         transport.write(
             b"MAIL FROM:" + quoted(sender) + b"\r\nRCPT TO:" + quoted(recipient) + b"\r\nDATA\r\n"
         )
-        replies = [await reader.next(timeout)]
+        replies: list[aiosmtplib.SMTPResponse] = []
         try:
-            replies += [await reader.next(timeout), await reader.next(timeout)]
-        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
-            # e.g. 421 to MAIL, then it hung up: its reply says more than the hang-up
+            for _ in range(3):  # one at a time: a failed read keeps the replies before it
+                replies.append(await reader.next(timeout))
+        except aiosmtplib.SMTPException:
+            # e.g. 421 to MAIL then a hang-up, or 550 to RCPT then no (or a garbled)
+            # reply to DATA: unpipelined, that refusal is all the client would have
+            # seen, so it says more than what came after it (a bounce stays a bounce).
             _refusal(replies, sender, recipient)
             raise
         if reader.leftover:  # more than it was asked: its next replies would be misread
