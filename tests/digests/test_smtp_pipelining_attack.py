@@ -10,9 +10,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import aiosmtplib
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
 from smtp_server import free_port
 from statement_feeds.config import SmtpConfig
 from statement_feeds.digests.mailer import SmtpMessenger
+from statement_feeds.digests.smtp_replies import ReplyReader
 from statement_feeds.errors import (
     PermanentDeliveryError,
     RecipientRefusedError,
@@ -118,3 +123,66 @@ def test_a_refused_sender_stays_permanent_when_the_next_reply_is_garbled() -> No
     )
     (result,) = asyncio.run(send_all(server))
     assert isinstance(result, PermanentDeliveryError) and result.code == 550
+
+
+# -- ReplyReader against aiosmtplib's own parsing ------------------------------------------
+
+
+async def _aiosmtplib_reads(reply: bytes) -> object:
+    """What aiosmtplib makes of ``reply`` sent as the answer to a NOOP, over a socket."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 ok\r\n")
+        while (line := await reader.readline()) and line.upper().startswith((b"EHLO", b"HELO")):
+            writer.write(b"250 ok\r\n")  # aiosmtplib's connect greets first
+        writer.write(reply)
+        await reader.read()  # until the client hangs up
+        writer.close()
+
+    port = free_port()
+    listener = await asyncio.start_server(handle, "127.0.0.1", port)
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=2.0)
+    try:
+        await client.connect()
+        response = await client.execute_command(b"NOOP")
+        return (response.code, response.message)
+    except aiosmtplib.SMTPResponseException as exc:
+        return ("error", exc.code)
+    finally:
+        client.close()
+        listener.close()
+
+
+async def _reply_reader_reads(reply: bytes) -> object:
+    reader = ReplyReader()
+    reader.data_received(reply)
+    try:
+        response = await reader.next(1.0)
+        return (response.code, response.message)
+    except aiosmtplib.SMTPResponseException as exc:
+        return ("error", exc.code)
+
+
+_TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=20).map(str.encode)
+
+
+@st.composite
+def _replies(draw: st.DrawFn) -> bytes:
+    """One whole reply: continuation lines ("ccc-text"), then a last line."""
+    first = draw(st.sampled_from([b"250", b"550", b"354"]))
+    lines = [
+        draw(st.sampled_from([first, first, first, b"550", b"25x"])) + b"-" + draw(_TEXT)
+        for _ in range(draw(st.integers(0, 3)))
+    ]
+    last_code = draw(st.sampled_from([first, first, b"550", b"2 0"])) if lines else first
+    lines.append(last_code + draw(st.sampled_from([b" ", b""])) + draw(_TEXT).replace(b"-", b""))
+    return b"".join(line + b"\r\n" for line in lines)
+
+
+@settings(max_examples=60, deadline=None)
+@example(b"250-first\r\n550 second\r\n")
+@example(b"250-first\r\nxyz second\r\n")
+@example(b"250-" + b"x" * 9000 + b"\r\n250 ok\r\n")
+@given(_replies())
+def test_reply_reader_reads_a_reply_as_aiosmtplib_does(reply: bytes) -> None:
+    assert asyncio.run(_reply_reader_reads(reply)) == asyncio.run(_aiosmtplib_reads(reply))

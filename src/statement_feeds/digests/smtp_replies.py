@@ -22,6 +22,7 @@ import aiosmtplib
 __all__ = ["INVALID", "MAX_REPLY", "ReplyReader"]
 
 MAX_REPLY = 64 * 1024  # bytes of one reply, continuation lines included (as aiosmtplib)
+MAX_LINE = 8192  # bytes of one line of a reply (aiosmtplib's MAX_LINE_LENGTH)
 # The code aiosmtplib gives a reply it cannot parse (its status "invalid_response"):
 # map_smtp_errors makes it a temporary failure, as for any code it does not know.
 INVALID = -1
@@ -91,6 +92,11 @@ class ReplyReader(asyncio.Protocol):
         while (end := self._buffer.find(b"\n", start)) != -1:
             line = bytes(self._buffer[start : end + 1])
             start = end + 1
+            # As aiosmtplib: every line is checked, and the last line's code is the
+            # reply's ("250-ok" then "550 no" is a 550, not an acceptance).
+            if len(line) > MAX_LINE:
+                raise aiosmtplib.SMTPResponseException(INVALID, "Response too long")
+            _code(line)
             lines.append(line)
             if line[3:4] != b"-":  # the last line of the reply
                 del self._buffer[:start]
@@ -100,13 +106,21 @@ class ReplyReader(asyncio.Protocol):
         return None
 
 
-def _reply(lines: list[bytes]) -> aiosmtplib.SMTPResponse:
+def _code(line: bytes) -> int:
     try:
-        code = int(lines[0][:3])
+        return int(line[:3])
     except ValueError:
-        text = lines[0].decode("utf-8", "replace").strip()
+        text = line.decode("utf-8", "replace").strip()
         raise aiosmtplib.SMTPResponseException(
             INVALID, f"Malformed SMTP response line: {text}"
         ) from None
-    message = b"\n".join(line[4:].strip(b" \t\r\n") for line in lines)
-    return aiosmtplib.SMTPResponse(code, message.decode("utf-8", "surrogateescape"))
+
+
+def _reply(lines: list[bytes]) -> aiosmtplib.SMTPResponse:
+    message = bytearray()
+    for line in lines:  # as aiosmtplib: no line break before the first text
+        if message:
+            message += b"\n"
+        message += line[4:].strip(b" \t\r\n")
+    text = bytes(message).decode("utf-8", "surrogateescape")
+    return aiosmtplib.SMTPResponse(_code(lines[-1]), text)
