@@ -125,6 +125,23 @@ def test_a_refused_sender_stays_permanent_when_the_next_reply_is_garbled() -> No
     assert isinstance(result, PermanentDeliveryError) and result.code == 550
 
 
+# -- the reused connection's reconnect ------------------------------------------------------
+
+
+def test_a_reconnect_does_not_pipeline_to_a_server_that_no_longer_offers_it() -> None:
+    # The first connection offers PIPELINING, and hangs up at the second message's MAIL
+    # (an idle connection closed as the client wrote); the server that answers the
+    # reconnect does not offer it: RFC 2920 forbids pipelining to it (Postfix refuses
+    # it: "554 5.5.0 improper command pipelining", a permanent failure).
+    server = PerConnection(
+        [{b"EHLO": EHLO_PIPELINING, b"MAIL": [b"250 OK\r\n", b""]}, {b"EHLO": EHLO_PLAIN}]
+    )
+    results = asyncio.run(send_all(server, count=2))
+    assert results == [True, True]
+    assert len(server.received) == 2  # reconnected once, no retry burnt
+    assert server.pipelined[-1] is False  # MAIL's reply awaited before RCPT
+
+
 # -- ReplyReader against aiosmtplib's own parsing ------------------------------------------
 
 
