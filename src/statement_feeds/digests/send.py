@@ -3,8 +3,9 @@
 Crash safety comes from the order of writes (see ``ledger``): ``claim`` reserves
 deliveries; each is marked ``sending`` in a committed transaction before its data
 goes to SMTP (which also checks that its address is still subscribed; the envelope,
-MAIL and RCPT, and DATA with PIPELINING, is opened meanwhile), and each reply is committed within one turn of
-the event loop (``record.GroupCommit``), with or before the worker's next hand-over.
+MAIL and RCPT, and DATA with PIPELINING, is opened meanwhile), and each reply is
+committed within one turn of the event loop (``record.GroupCommit``), with or before
+the worker's next hand-over.
 So after a kill -9 the ledger's ``sending`` rows are at most the messages in flight,
 one per connection (``smtp.concurrency``), as Postfix promises; ``recover_unknown``
 queues them again with the same Message-ID. When the ledger cannot be written (disk
