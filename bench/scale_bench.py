@@ -6,7 +6,7 @@
 
 The same site as ``smtp_bench.py`` (nine statements in three languages; its subscribers
 joined a day before they were published), ``[smtp]`` pointed at Postfix's ``smtp-sink``
-with ``concurrency = 4`` per process. For each mode ``backend:N``:
+with ``concurrency = 4`` per process (``--concurrency C``: C). For each mode ``backend:N``:
 
 1. a fresh site and state (SQLite in the site's folder, or a fresh PostgreSQL database
    named ``scale_bench_<random>`` on ``--pg``, dropped afterwards);
@@ -14,7 +14,7 @@ with ``concurrency = 4`` per process. For each mode ``backend:N``:
 3. timed: N processes started together, each running ``Digests.deliver`` (what every
    daemon's sender runs: claim with a lease, send, record) until nothing is left;
    from the first spawn to the last exit, interpreter start and catalog load included;
-4. the reference in the same run: ``smtp-source -s 4N`` (the same total concurrency,
+4. the reference in the same run: ``smtp-source -s CN`` (the same total concurrency,
    connections reused) sending the same number of messages of our average size.
 
 Figures: messages/s of ours and of smtp-source, their ratio, each process's peak RSS and
@@ -235,6 +235,8 @@ def run_senders(
 def run_mode(mode: Mode, args: argparse.Namespace, sink: Sink, port: int, base: Path) -> Result:
     site = base / f"{mode.backend}{mode.senders}-{secrets.token_hex(3)}"
     toml = write_site(site, args.subscribers, port, datetime.now(UTC))
+    text = toml.read_text(encoding="utf-8")
+    toml.write_text(text.replace("concurrency = 4", f"concurrency = {args.concurrency}"))
     database = None
     if mode.backend == "pg":
         database = f"scale_bench_{secrets.token_hex(4)}"
@@ -256,7 +258,7 @@ def run_mode(mode: Mode, args: argparse.Namespace, sink: Sink, port: int, base: 
         if sent != total or received < total:
             print(f"  WARNING {mode}: {sent} of {total} confirmed, sink received {received}")
         ref_wall, _ = run_smtp_source(
-            args.source_tool, port, total, size, sessions=4 * mode.senders
+            args.source_tool, port, total, size, sessions=args.concurrency * mode.senders
         )
         return Result(mode, total, received, wall, ref_wall, rss, cpu, db_cpu, sink_cpu, commits)
     finally:
@@ -275,6 +277,9 @@ def main() -> None:
     parser.add_argument("--pg", default=os.environ.get("STATEMENT_FEEDS_TEST_PG", DEFAULT_PG))
     parser.add_argument(
         "--profile", type=Path, help="write each sender's cProfile stats into this folder"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=4, help="smtp.concurrency of each sender"
     )
     parser.add_argument(
         "--no-pipelining",
@@ -301,6 +306,7 @@ def main() -> None:
     sink = Sink(sink_tool, port, base, ("-p",) if args.no_pipelining else ())
     print(
         f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}; {args.subscribers:,} subs"
+        + f"; smtp.concurrency {args.concurrency}"
         + ("; smtp-sink without PIPELINING" if args.no_pipelining else "")
     )
     results: dict[str, list[Result]] = {str(m): [] for m in modes}
@@ -311,7 +317,7 @@ def main() -> None:
                 results[str(mode)].append(result)
                 print(
                     f"  {mode}: {result.messages:,} messages in {result.wall:.2f} s = "
-                    f"{result.rate:,.0f} msg/s; smtp-source -s {4 * mode.senders}: "
+                    f"{result.rate:,.0f} msg/s; smtp-source -s {args.concurrency * mode.senders}: "
                     f"{result.ref_rate:,.0f} msg/s; ratio {result.rate / result.ref_rate:.3f}; "
                     f"peak RSS per sender {', '.join(f'{r:.0f}' for r in result.rss_mib)} MiB; "
                     f"CPU per sender {', '.join(f'{c:.1f}' for c in result.cpu_s)} s, "
