@@ -1,6 +1,6 @@
 """An SMTP server in its own process for the crash tests, logging every message durably.
 
-Run as ``python tests/crash_helpers.py PORT LOG [DELAY]``. It prints ``ready`` once
+Run as ``python tests/crash_helpers.py PORT LOG [DELAY [PIPELINING]]``. It prints ``ready`` once
 listening and serves until SIGTERM. Each line of LOG is one event, written and
 fsync'ed before the SMTP reply goes out:
 
@@ -9,7 +9,9 @@ fsync'ed before the SMTP reply goes out:
   client's connections are gone before reading the log (no message can arrive after).
 
 ``DELAY`` (seconds) is waited before replying to DATA: a slower server keeps the
-sender busy long enough for kills to land in the middle of an edition.
+sender busy long enough for kills to land in the middle of an edition. ``PIPELINING``
+(``1``) offers RFC 2920 PIPELINING in the EHLO reply, as Postfix does: the client then
+writes MAIL, RCPT and DATA at once, before its hand-over is committed.
 
 The :class:`ServerLog` reader is for the test side.
 """
@@ -42,9 +44,18 @@ class _Log:
 
 
 class _Handler:
-    def __init__(self, log: _Log, delay: float) -> None:
+    def __init__(self, log: _Log, delay: float, pipelining: bool) -> None:
         self.log = log
         self.delay = delay
+        self.pipelining = pipelining
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: Any
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:  # before the last line ("250 HELP")
+            return [*responses[:-1], "250-PIPELINING", responses[-1]]
+        return list(responses)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         data = envelope.original_content or b""
@@ -72,8 +83,8 @@ class _LoggingSMTP(SMTP):
         self._log.write("CLOSE")
 
 
-async def _serve(port: int, log_path: Path, delay: float) -> None:
-    handler = _Handler(_Log(log_path), delay)
+async def _serve(port: int, log_path: Path, delay: float, pipelining: bool) -> None:
+    handler = _Handler(_Log(log_path), delay, pipelining)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: _LoggingSMTP(handler, hostname="crash.test"), "127.0.0.1", port
@@ -132,9 +143,11 @@ class ServerLog:
         return self.wait(lambda s: s.opened == s.closed, timeout)
 
 
-def start_server(port: int, log: Path, delay: float) -> subprocess.Popen[str]:
+def start_server(
+    port: int, log: Path, delay: float, *, pipelining: bool = False
+) -> subprocess.Popen[str]:
     process = subprocess.Popen(
-        [sys.executable, __file__, str(port), str(log), str(delay)],
+        [sys.executable, __file__, str(port), str(log), str(delay), str(int(pipelining))],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -148,4 +161,6 @@ def start_server(port: int, log: Path, delay: float) -> subprocess.Popen[str]:
 
 if __name__ == "__main__":
     port_arg, log_arg, *rest = sys.argv[1:]
-    asyncio.run(_serve(int(port_arg), Path(log_arg), float(rest[0]) if rest else 0.0))
+    delay_arg = float(rest[0]) if rest else 0.0
+    pipelining_arg = len(rest) > 1 and rest[1] == "1"
+    asyncio.run(_serve(int(port_arg), Path(log_arg), delay_arg, pipelining_arg))

@@ -270,10 +270,12 @@ class Daemon:
 class SmtpProcess:
     """The crash-test SMTP server (own process, fsync'ed log) on a fixed port."""
 
-    def __init__(self, port: int, log: Path, delay: float = 0.0) -> None:
+    def __init__(
+        self, port: int, log: Path, delay: float = 0.0, *, pipelining: bool = False
+    ) -> None:
         self.port = port
         self.log = ServerLog(log)
-        self._process = start_server(port, log, delay)
+        self._process = start_server(port, log, delay, pipelining=pipelining)
 
     def read(self) -> Snapshot:
         return self.log.read()

@@ -59,10 +59,11 @@ class Server:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
     port, path = free_port(), tmp_path / "server.log"
     # 20 ms per message: an edition takes seconds, so kills land in the middle of it.
-    process = start_server(port, path, 0.02)
+    # Indirect parameter: True offers PIPELINING (MAIL, RCPT and DATA before the commit).
+    process = start_server(port, path, 0.02, pipelining=getattr(request, "param", False))
     try:
         yield Server(port, ServerLog(path))
     finally:
@@ -142,6 +143,7 @@ class Kill:
     unknown: set[str]  # claimed and received by the server but not confirmed
 
 
+@pytest.mark.parametrize("server", [False, True], ids=["plain", "pipelining"], indirect=True)
 def test_sigkill_while_sending_loses_nothing_and_resends_only_the_unknown(
     tmp_path: Path, make_site: MakeSite, statement_md: MakeText, server: Server
 ) -> None:
