@@ -31,6 +31,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from smtp_server import ehlo_reply  # tests/ is on the path, as a module or as a script
+
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -53,9 +55,7 @@ class _Handler:
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: Any
     ) -> list[str]:
         session.host_name = hostname
-        if self.pipelining:  # before the last line ("250 HELP")
-            return [*responses[:-1], "250-PIPELINING", responses[-1]]
-        return list(responses)
+        return ehlo_reply(responses, pipelining=self.pipelining)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         data = envelope.original_content or b""

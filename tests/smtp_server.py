@@ -44,7 +44,15 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-__all__ = ["Received", "RecordingServer", "free_port"]
+__all__ = ["Received", "RecordingServer", "ehlo_reply", "free_port"]
+
+
+def ehlo_reply(responses: list[str], *, pipelining: bool) -> list[str]:
+    """aiosmtpd's EHLO lines, with PIPELINING (RFC 2920) offered when asked: it does not
+    offer it itself, though it reads pipelined commands in order."""
+    if pipelining:  # before the last line ("250 HELP")
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+    return list(responses)
 
 
 def free_port() -> int:
@@ -100,9 +108,7 @@ class _Handler:
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: Any
     ) -> list[str]:
         session.host_name = hostname
-        if self.pipelining:  # before the last line ("250 HELP")
-            return [*responses[:-1], "250-PIPELINING", responses[-1]]
-        return list(responses)
+        return ehlo_reply(responses, pipelining=self.pipelining)
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
