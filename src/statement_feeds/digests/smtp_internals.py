@@ -80,15 +80,26 @@ def quoted(address: str) -> bytes:
 
 
 async def mail(client: aiosmtplib.SMTP, sender: str) -> None:
-    response = await client.execute_command(b"MAIL", b"FROM:" + quoted(sender))
-    if response.code != SMTPStatus.completed:
-        raise aiosmtplib.SMTPSenderRefused(response.code, response.message, sender)
+    _sender_accepted(await client.execute_command(b"MAIL", b"FROM:" + quoted(sender)), sender)
 
 
 async def rcpt(client: aiosmtplib.SMTP, recipient: str) -> None:
     response = await client.execute_command(b"RCPT", b"TO:" + quoted(recipient))
-    if response.code not in {SMTPStatus.completed, SMTPStatus.will_forward}:
+    _recipient_accepted(response, recipient)
+
+
+# The replies accepting MAIL and RCPT, pipelined or not (open_data uses them too).
+def _sender_accepted(response: aiosmtplib.SMTPResponse, sender: str) -> None:
+    if response.code != SMTPStatus.completed:
+        raise aiosmtplib.SMTPSenderRefused(response.code, response.message, sender)
+
+
+def _recipient_accepted(response: aiosmtplib.SMTPResponse, recipient: str) -> None:
+    if response.code not in _RCPT_OK:
         raise aiosmtplib.SMTPRecipientRefused(response.code, response.message, recipient)
+
+
+_RCPT_OK = (SMTPStatus.completed, SMTPStatus.will_forward)
 
 
 def data_payload(message: bytes) -> bytes:
@@ -158,25 +169,23 @@ async def open_data(
     finally:
         if not transport.is_closing():
             transport.set_protocol(protocol)
-    mail_reply, rcpt_reply, data_reply = replies
-    if data_reply.code == SMTPStatus.start_input and (
-        mail_reply.code != SMTPStatus.completed or rcpt_reply.code not in _RCPT_OK
-    ):
-        client.close()  # DATA opened for an envelope it refused: only closing aborts it
-    _refusal(replies, sender, recipient)
+    data_reply = replies[2]
+    try:
+        _refusal(replies, sender, recipient)
+    except aiosmtplib.SMTPResponseException:
+        if data_reply.code == SMTPStatus.start_input:
+            client.close()  # DATA opened for an envelope it refused: only closing aborts it
+        raise
     if data_reply.code != SMTPStatus.start_input:
         raise aiosmtplib.SMTPDataError(data_reply.code, data_reply.message)
 
 
-_RCPT_OK = (SMTPStatus.completed, SMTPStatus.will_forward)
-
-
 def _refusal(replies: list[aiosmtplib.SMTPResponse], sender: str, recipient: str) -> None:
     """Raise for a refused MAIL or RCPT among the replies read so far."""
-    if replies and replies[0].code != SMTPStatus.completed:
-        raise aiosmtplib.SMTPSenderRefused(replies[0].code, replies[0].message, sender)
-    if len(replies) > 1 and replies[1].code not in _RCPT_OK:
-        raise aiosmtplib.SMTPRecipientRefused(replies[1].code, replies[1].message, recipient)
+    if replies:
+        _sender_accepted(replies[0], sender)
+    if len(replies) > 1:
+        _recipient_accepted(replies[1], recipient)
 
 
 async def content(client: aiosmtplib.SMTP, message: bytes, timeout: float) -> None:
