@@ -30,6 +30,7 @@ turn of the sender (``bench/pg_record_commit.py`` measures it).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -56,13 +57,14 @@ from .postgres_errors import (
     map_connect_errors,
     map_postgres_errors,
 )
+from .postgres_histories import PostgresHistories
 from .postgres_migrations import migrate
 from .postgres_writer import SENT_AND_STARTED, LoopWriter
 from .secrets import configured_keys, new_key
 from .sql_bounces import BounceTables
 from .sql_connection import translate_methods
 from .sql_deliveries import DeliveryStateMachine
-from .sql_dialect import POSTGRES
+from .sql_dialect import PostgresDialect
 from .sql_editions import EditionTables
 from .sql_parts import CLAIM_LEASE
 from .sql_subscriber_ids import load_id_key
@@ -74,9 +76,12 @@ __all__ = ["POOL_SIZE", "PgConnection", "PostgresStore", "close_pools"]
 
 POOL_SIZE = 8  # connections per URL and process: one per open store
 POOL_WAIT = 30.0  # seconds to wait for a free connection before giving up
+ANALYZE_AFTER = 10_000  # rows a transaction adds to a table before it is analysed at once
+ANALYZE_WAIT = 5.0  # seconds it waits for a table another session vacuums (then skips it)
 _POOLS: dict[tuple[int, str], ConnectionPool] = {}
 _POOLS_LOCK = threading.Lock()
 R = TypeVar("R")
+log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=512)
@@ -145,7 +150,9 @@ def close_pools() -> None:
         pool.close()
 
 
-class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTables, BounceTables):
+class PostgresStore(
+    DeliveryStateMachine, EditionTables, PostgresHistories, WebTables, BounceTables
+):
     """The PostgreSQL implementation of :class:`statement_feeds.state.api.Store`."""
 
     _db: PgConnection
@@ -153,7 +160,7 @@ class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTa
     _temp_schema = "pg_temp"
     _table_options = ""
     _claim_lock = " FOR UPDATE OF d SKIP LOCKED"
-    _dialect = POSTGRES
+    _dialect: PostgresDialect
     _row_lock = " FOR UPDATE"
     # synchronous_commit of ``record``'s transactions ("on": wait for the WAL flush;
     # bench/pg_record_commit.py compares the two).
@@ -163,6 +170,7 @@ class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTa
         self.url = url
         self.lease = lease
         self._environ = environ
+        self._dialect = PostgresDialect()  # counts the rows inserted (_analyze_grown)
         # Migrations on a connection of their own: a refused connection or a newer
         # schema is a StateError naming the server, before any pool is made.
         with connect(url, environ, autocommit=True) as conn, map_postgres_errors("migrate"):
@@ -230,11 +238,41 @@ class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTa
                 yield self._db
             except BaseException:
                 self._depth = 0
+                self._dialect.grown.clear()
                 with suppress(psycopg.Error):  # a dead connection: nothing to undo
                     self._db.execute("ROLLBACK")
                 raise
             self._depth = 0
             self._db.execute("COMMIT")
+        self._analyze_grown()
+
+    def _analyze_grown(self) -> None:
+        """Gather the statistics of every table the transaction just committed grew by
+        ``ANALYZE_AFTER`` rows or more (an edition, a big list's first sync).
+
+        Autovacuum would, after its next nap, but the next plan reads those rows by key
+        at once: with no statistics for 28 million ``assigned`` rows, the planner read
+        the whole table (in parallel) for every 1,000 addresses, and the second edition
+        of ``bench/plan_bench.py --pg --one 1000000 --steady 3`` ran for minutes.
+        ANALYZE reads a fixed sample (30,000 rows), whatever the table's size. It waits
+        at most ``ANALYZE_WAIT`` for a table another session vacuums or analyses (then
+        that one's statistics will do). A failure only costs the planner's guesses: the
+        transaction is committed, so it is logged, not raised.
+        """
+        grown = sorted(
+            table
+            for table, rows in self._dialect.grown.items()
+            if rows >= ANALYZE_AFTER and not table.startswith(self._temp_schema)
+        )
+        self._dialect.grown.clear()
+        if not grown:
+            return
+        try:
+            with self._db.raw.transaction():
+                self._db.execute(f"SET LOCAL lock_timeout = {int(ANALYZE_WAIT * 1000)}")
+                self._db.execute("ANALYZE " + ", ".join(grown))
+        except psycopg.Error as exc:
+            log.warning("cannot gather the statistics of %s: %s", ", ".join(grown), exc)
 
     def _map_errors(self, what: str) -> AbstractContextManager[None]:
         return map_postgres_errors(what)
@@ -326,6 +364,7 @@ class PostgresStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTa
         with self._db.raw.cursor().copy(statement) as copy:
             for row in rows:
                 copy.write_row(row)
+        self._dialect.grown[table] += len(rows)
 
     @contextmanager
     def _confirming(self) -> Iterator[PgConnection]:

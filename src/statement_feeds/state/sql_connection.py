@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["Connection", "ErrorMapper", "Rows", "translate_methods"]
+__all__ = ["Connection", "ErrorMapper", "Rows", "operation", "translate_methods"]
 
 C = TypeVar("C", bound=type)
 ErrorMapper = Callable[[str], AbstractContextManager[None]]
@@ -58,8 +58,39 @@ def translate_methods(cls: C, mapper: ErrorMapper) -> C:
             seen.add(name)
             if inspect.isgeneratorfunction(member) or hasattr(member, "__wrapped__"):
                 continue
-            setattr(cls, name, _wrap(member, name.replace("_", " "), mapper))
+            setattr(cls, name, _wrap(member, operation(name), mapper))
     return cls
+
+
+# The first words of the store's method names that are verbs ("plan edition"); the
+# others name what they read ("subscriber states"), so their errors say "read ...".
+_VERBS = frozenset(
+    [
+        "add",
+        "claim",
+        "clear",
+        "close",
+        "confirm",
+        "hit",
+        "mark",
+        "plan",
+        "record",
+        "recover",
+        "release",
+        "remember",
+        "renew",
+        "retry",
+        "set",
+        "sync",
+        "unsubscribe",
+    ]
+)
+
+
+def operation(name: str) -> str:
+    """What an error of method ``name`` says could not be done: "cannot {operation}"."""
+    words = name.split("_")
+    return " ".join(words if words[0] in _VERBS else ["read", *words])
 
 
 def _wrap(method: Callable[..., Any], what: str, mapper: ErrorMapper) -> Callable[..., Any]:

@@ -29,6 +29,7 @@ __all__ = ["SubscriberTables"]
 # Read whole histories when the wanted keys are at least 1/4 of the keys ever assigned:
 # an address then holds at most four times the rows wanted (sql_subscribers._whole_histories).
 _WHOLE_HISTORY_RATIO = 4
+_NOTHING_ASSIGNED: frozenset[str] = frozenset()
 
 
 class SubscriberTables(SqlParts):
@@ -101,7 +102,7 @@ class SubscriberTables(SqlParts):
         keys = [email_key(e) for e in emails]
         wanted = list(translation_keys)
         found: dict[str, tuple[str, bool]] = {}
-        assigned: dict[str, set[str]] = {}
+        assigned: dict[str, frozenset[str]] = {}
         mailed = mailed_versions(self._db, keys, list(corrected_keys)) if corrected_keys else {}
         whole = bool(wanted) and self._whole_histories(len(wanted))
         for chunk in chunks(keys):
@@ -111,16 +112,14 @@ class SubscriberTables(SqlParts):
                 params,
             ):
                 found[email] = (joined, bool(blocked))
-            if whole:
-                self._histories_into(assigned, chunk, set(wanted))
-            elif wanted:
-                self._assigned_into(assigned, chunk, wanted)
+            if wanted:
+                assigned.update(self._assigned(chunk, wanted, whole=whole))
         times: dict[str, datetime] = {}  # most rows share a join time: parse each once
         return {
             email: SubscriberState(
                 times.get(joined) or times.setdefault(joined, from_ts(joined)),
                 blocked,
-                frozenset(assigned.get(email, ())),
+                assigned.get(email, _NOTHING_ASSIGNED),
                 mailed.get(email, _NOTHING_MAILED),
             )
             for email, (joined, blocked) in found.items()
@@ -148,6 +147,17 @@ class SubscriberTables(SqlParts):
         holds many more keys than are wanted now, the pairs are cheaper."""
         row = self._db.execute("SELECT COUNT(*) FROM assigned_keys").fetchone()
         return wanted * _WHOLE_HISTORY_RATIO >= int(row[0])
+
+    def _assigned(
+        self, emails: list[str], wanted: list[str], *, whole: bool
+    ) -> dict[str, frozenset[str]]:
+        """Which of ``wanted`` each of ``emails`` was given (only those given any)."""
+        assigned: dict[str, set[str]] = {}
+        if whole:
+            self._histories_into(assigned, emails, set(wanted))
+        else:
+            self._assigned_into(assigned, emails, wanted)
+        return {email: frozenset(keys) for email, keys in assigned.items()}
 
     def _histories_into(
         self, assigned: dict[str, set[str]], emails: list[str], wanted: set[str]
