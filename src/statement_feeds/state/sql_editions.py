@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
 from ..domain.subscribers import email_key
@@ -120,8 +121,16 @@ class EditionTables(SqlParts):
             key = email_key(item.email)
             message_id = make_id(edition_id, item.email)
             ids = self._json(item.statement_ids)
-            fixed = self._json(tuple(c.statement_id for c in item.corrections))
-            rows.append((key, edition_id, item.email, item.name, item.lang, ids, fixed, message_id))
+            fixed = (
+                self._json(tuple(c.statement_id for c in item.corrections))
+                if item.corrections
+                else "[]"
+            )
+            # state, next_attempt_at, updated_at: written here, not added by a second pass
+            rows.append(
+                (key, edition_id, item.email, item.name, item.lang, ids, fixed, message_id,
+                 "pending", planned, planned)
+            )  # fmt: skip
             # What went of each key: the version and its ``updated`` (sql_corrections).
             updated = stamps.get(item.updated)
             if updated is None:
@@ -136,13 +145,9 @@ class EditionTables(SqlParts):
             if item.corrections:
                 corrected.append((key, item))
         # Key order makes the B-tree inserts sequential within the chunk.
-        rows.sort(key=lambda row: row[0])
-        keys.sort(key=lambda row: (row[0], row[1]))
-        self._insert_rows(
-            "deliveries",
-            _DELIVERY_COLUMNS,
-            [(*row, "pending", planned, planned) for row in rows],
-        )
+        rows.sort(key=itemgetter(0))
+        keys.sort(key=itemgetter(0, 1))
+        self._insert_rows("deliveries", _DELIVERY_COLUMNS, rows)
         # No ON CONFLICT on purpose: assigning a key twice is a bug and must abort the plan.
         self._insert_rows(
             "assigned",
