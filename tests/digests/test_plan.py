@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import tracemalloc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -423,3 +424,34 @@ def test_reading_a_big_list_does_not_grow_python_memory(tmp_path: Path) -> None:
     small, big = peak(6_000), peak(40_000)
     # Keeping the addresses (or the file) in memory would cost several MB more.
     assert big - small < 1_000_000, (small, big)
+
+
+def test_the_collector_sets_older_objects_aside_while_planning_and_takes_them_back(
+    tmp_path: Path,
+) -> None:
+    # gc.freeze for the plan's duration (plan._collector_set_aside): the objects held
+    # before are not walked by the plan's collections, and get back to the collector
+    # afterwards, also when the plan fails (else they could never be collected).
+    config = make_config(tmp_path, a="email\na@x.org\nb@x.org\n")
+    frozen: list[int] = []
+
+    def watching(edition: int, email: str) -> str:
+        frozen.append(gc.get_freeze_count())
+        if email == "b@x.org" and edition == 2:
+            raise OSError("disk gone")
+        return mid(edition, email)
+
+    with SqliteStore.open(config.paths.state) as store:
+        sync_subscribers(config, store, T0)
+        assert gc.get_freeze_count() == 0
+        now = T0 + DAY
+        cat = catalog(now, statement("s", "en", now))
+        plan_edition(config, store, cat, "daily", now, now, message_id_for=watching)
+        assert gc.get_freeze_count() == 0
+        with pytest.raises(OSError, match="disk gone"):
+            later = now + DAY
+            cat = catalog(later, statement("s", "en", now), statement("t", "en", later))
+            plan_edition(config, store, cat, "daily", later, later, message_id_for=watching)
+        assert gc.get_freeze_count() == 0
+    assert len(frozen) == 4
+    assert all(count > 1000 for count in frozen)  # the test session's modules, at least
