@@ -86,7 +86,7 @@ def test_a_connection_the_server_dropped_is_a_store_error(pg_url: str) -> None:
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
-        with pytest.raises(StoreError, match="cannot counts"):
+        with pytest.raises(StoreError, match="cannot read counts in the state database"):
             store.counts()
 
 
