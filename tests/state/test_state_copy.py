@@ -25,6 +25,7 @@ from copy_helpers import columns, fresh_database, postgres_count, postgres_rows,
 from smtp_server import RecordingServer
 from statement_feeds.cli import cli
 from statement_feeds.domain.web_subscribers import Preferences
+from statement_feeds.state import postgres_copy
 from statement_feeds.state.copy_tables import REPLACED, TABLES
 from statement_feeds.state.open import open_store
 from statement_feeds.state.postgres import PostgresStore
@@ -496,3 +497,39 @@ def test_a_copy_killed_mid_way_leaves_the_target_empty_and_can_be_run_again(
     assert again.returncode == 0, again.stderr
     assert postgres_count(pg_url, "deliveries") == 120_000
     assert postgres_count(pg_url, "subscribers") == 60_000
+
+
+def _analysed(url: str) -> dict[str, float]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT relname, reltuples FROM pg_class WHERE relname = ANY(%s)",
+            [["deliveries", "subscribers", "assigned"]],
+        ).fetchall()
+    return {name: float(tuples) for name, tuples in rows}
+
+
+def test_the_copied_tables_are_analysed_once_committed(site: Site, pg_url: str) -> None:
+    # The planner's statistics at once, not after autovacuum's next nap: without them a
+    # big copied ledger may be read whole where an index would do (-1: never analysed).
+    done = site.copy(pg_url)
+
+    assert done.exit_code == 0, done.output
+    assert "gathered the tables' statistics in" in done.output
+    tuples = _analysed(pg_url)
+    assert tuples["deliveries"] == postgres_count(pg_url, "deliveries")
+    assert tuples["subscribers"] == postgres_count(pg_url, "subscribers")
+
+
+def test_statistics_that_cannot_be_gathered_leave_the_copy_standing(
+    site: Site, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A table another session holds (a VACUUM's lock) past the wait: reported, not raised.
+    assert site.copy(pg_url).exit_code == 0
+    monkeypatch.setattr(postgres_copy, "ANALYSE_WAIT", 0.2)
+    report = postgres_copy.CopyReport("target", rows={"deliveries": 5, "subscribers": 0})
+    with psycopg.connect(pg_url) as other, psycopg.connect(pg_url, autocommit=True) as conn:
+        other.execute("LOCK TABLE deliveries IN SHARE UPDATE EXCLUSIVE MODE")
+        postgres_copy._analyse(conn, report)
+    assert report.analyse_error is not None
+    assert "lock timeout" in report.analyse_error
+    assert postgres_count(pg_url, "deliveries") > 0  # nothing undone

@@ -80,3 +80,12 @@ def state_copy(ctx: Context, url: str) -> None:
         f"copied {report.total} rows into {report.target} in {report.seconds:.2f} s "
         f'({rate:,.0f} rows/s); now set [state] url = "{url}" in the config'
     )
+    if report.analyse_error is None:
+        click.echo(f"gathered the tables' statistics in {report.analyse_seconds:.2f} s")
+    else:  # the copy stands: autovacuum gathers them later
+        click.echo(
+            f"warning: could not gather the tables' statistics ({report.analyse_error}); "
+            "the copy is complete. Run ANALYZE on the database before the first "
+            "digest on a big list, or let autovacuum do it.",
+            err=True,
+        )

@@ -40,6 +40,7 @@ from .sqlite_export import SqliteSnapshot
 __all__ = ["MIGRATE", "CopyReport", "check_target_url", "copy_state"]
 
 PgConnection = psycopg.Connection[Any]
+ANALYSE_WAIT = 10.0  # seconds the statistics wait for a table another session holds
 
 
 @dataclass
@@ -48,6 +49,9 @@ class CopyReport:
     rows: dict[str, int] = field(default_factory=dict)  # table → rows copied, in copy order
     table_seconds: dict[str, float] = field(default_factory=dict)  # table → its COPY + count
     seconds: float = 0.0  # the whole transaction, commit included
+    # After the commit: the copied tables' statistics (see _analyse); why not, if not.
+    analyse_seconds: float = 0.0
+    analyse_error: str | None = None
 
     @property
     def total(self) -> int:
@@ -91,7 +95,9 @@ def copy_state(state_dir: Path, url: str, environ: Environ = None) -> CopyReport
         try:
             with map_postgres_errors("prepare the schema of the target"):
                 MIGRATE(conn, url)
-            return _copy(source, conn, describe_url(url))
+            report = _copy(source, conn, describe_url(url))
+            _analyse(conn, report)
+            return report
         finally:
             conn.close()
 
@@ -142,6 +148,29 @@ def _copy(source: SqliteSnapshot, conn: PgConnection, target: str) -> CopyReport
                 _set_sequence(cur, table, table.serial)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _analyse(conn: PgConnection, report: CopyReport) -> None:
+    """Gather the statistics of every table the copy filled, once it is committed.
+
+    Autovacuum gets to them only after its next nap; meanwhile the planner guesses, and
+    on a table of millions of rows it may read the whole table where an index would do
+    (as ``PostgresStore._analyze_grown`` found after a big plan). It waits at most
+    ``ANALYSE_WAIT`` for a table's lock; a failure is reported, not raised: the copy is committed.
+    """
+    filled = [name for name, rows in report.rows.items() if rows]
+    if not filled:
+        return
+    started = time.monotonic()
+    try:
+        with conn.transaction():
+            conn.execute(f"SET LOCAL lock_timeout = {int(ANALYSE_WAIT * 1000)}")
+            conn.execute(
+                sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(map(sql.Identifier, filled)))
+            )
+    except psycopg.Error as exc:
+        report.analyse_error = str(exc).strip()
+    report.analyse_seconds = time.monotonic() - started
 
 
 def _timed(report: CopyReport, table: Table, copy: Callable[[], int]) -> None:
