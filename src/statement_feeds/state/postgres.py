@@ -252,7 +252,7 @@ class PostgresStore(
 
         Autovacuum would, after its next nap, but the next plan reads those rows by key
         at once: with no statistics for 28 million ``assigned`` rows, the planner read
-        the whole table (in parallel) for every 1,000 addresses, and the second edition
+        the whole table (in parallel) for every 5,000 addresses, and the second edition
         of ``bench/plan_bench.py --pg --one 1000000 --steady 3`` ran for minutes.
         ANALYZE reads a fixed sample (30,000 rows), whatever the table's size. It waits
         at most ``ANALYZE_WAIT`` for a table another session vacuums or analyses (then
