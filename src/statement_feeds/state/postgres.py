@@ -49,7 +49,7 @@ from ..domain.subscribers import email_key
 from ..environment import Environ
 from ..errors import StateError, StoreError
 from .api import Delivery, Outcome
-from .postgres_connection import connect, conninfo
+from .postgres_connection import analyze, connect, conninfo
 from .postgres_errors import (
     RETRIES,
     describe_url,
@@ -268,9 +268,7 @@ class PostgresStore(
         if not grown:
             return
         try:
-            with self._db.raw.transaction():
-                self._db.execute(f"SET LOCAL lock_timeout = {int(ANALYZE_WAIT * 1000)}")
-                self._db.execute("ANALYZE " + ", ".join(grown))
+            analyze(self._db.raw, grown, ANALYZE_WAIT)
         except psycopg.Error as exc:
             log.warning("cannot gather the statistics of %s: %s", ", ".join(grown), exc)
 

@@ -12,16 +12,18 @@ within about ``KEEPALIVE_LIMIT`` seconds for another daemon to take over.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from .. import environment
 from ..environment import Environ
 from .postgres_errors import map_connect_errors
 
-__all__ = ["KEEPALIVE_LIMIT", "connect", "conninfo"]
+__all__ = ["KEEPALIVE_LIMIT", "analyze", "connect", "conninfo"]
 
 _KEEPALIVE = {
     "keepalives": 1,
@@ -54,3 +56,13 @@ def connect(
     """A new connection to the state database (StateError when it cannot be made)."""
     with map_connect_errors(url):
         return psycopg.connect(conninfo(url, environ), autocommit=autocommit)
+
+
+def analyze(conn: psycopg.Connection[Any], tables: Sequence[str], wait: float) -> None:
+    """Gather the planner's statistics of ``tables`` now, in a transaction of its own
+    that waits at most ``wait`` seconds for a table another session holds (a VACUUM):
+    for rows just committed by the million, which autovacuum reaches only after its next
+    nap. Raises psycopg's error; the callers' data is committed, so they report it."""
+    with conn.transaction():
+        conn.execute(f"SET LOCAL lock_timeout = {int(wait * 1000)}")
+        conn.execute(sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(map(sql.Identifier, tables))))

@@ -31,7 +31,7 @@ from ..environment import STATE_PASSWORD_ENV, Environ
 from ..errors import LockHeldError, StateError
 from .copy_tables import REPLACED, SKIPPED, TABLES, Table, convert_rows
 from .lock import SENDER_LOCK, StateLock
-from .postgres_connection import connect
+from .postgres_connection import analyze, connect
 from .postgres_errors import describe_url, map_postgres_errors
 from .postgres_migrations import migrate
 from .sqlite import DB_NAME
@@ -163,11 +163,7 @@ def _analyse(conn: PgConnection, report: CopyReport) -> None:
         return
     started = time.monotonic()
     try:
-        with conn.transaction():
-            conn.execute(f"SET LOCAL lock_timeout = {int(ANALYSE_WAIT * 1000)}")
-            conn.execute(
-                sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(map(sql.Identifier, filled)))
-            )
+        analyze(conn, filled, ANALYSE_WAIT)
     except psycopg.Error as exc:
         report.analyse_error = str(exc).strip()
     report.analyse_seconds = time.monotonic() - started

@@ -121,11 +121,7 @@ class EditionTables(SqlParts):
             key = email_key(item.email)
             message_id = make_id(edition_id, item.email)
             ids = self._json(item.statement_ids)
-            fixed = (
-                self._json(tuple(c.statement_id for c in item.corrections))
-                if item.corrections
-                else "[]"
-            )
+            fixed = self._json(tuple(c.statement_id for c in item.corrections))
             # state, next_attempt_at, updated_at: written here, not added by a second pass
             rows.append(
                 (key, edition_id, item.email, item.name, item.lang, ids, fixed, message_id,
