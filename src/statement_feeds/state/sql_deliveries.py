@@ -179,15 +179,18 @@ class DeliveryStateMachine(SqlParts):
             )
 
     def _reserve(self, rows: list[Any], stamp: str, until: str, now: datetime) -> list[Delivery]:
-        self._db.executemany(
-            "UPDATE deliveries SET state = 'cancelled', last_error = 'blocked',"
-            " claimed_by = NULL, updated_at = ? WHERE " + _KEY,
-            [(stamp, r[0], r[1]) for r in rows if r[9]],
+        self._dialect.update_deliveries(
+            self._db,
+            "state = 'cancelled', last_error = 'blocked', claimed_by = NULL, updated_at = ?",
+            (stamp,),
+            [(r[0], int(r[1])) for r in rows if r[9]],
         )
         sendable = [r for r in rows if not r[9]]
-        self._db.executemany(
-            "UPDATE deliveries SET claimed_by = ?, claim_until = ? WHERE " + _KEY,
-            [(self.claimant, until, r[0], r[1]) for r in sendable],
+        self._dialect.update_deliveries(
+            self._db,
+            "claimed_by = ?, claim_until = ?",
+            (self.claimant, until),
+            [(r[0], int(r[1])) for r in sendable],
         )
         bundles: dict[str, tuple[str, ...]] = {}  # few distinct digests: decode each once
         return [
