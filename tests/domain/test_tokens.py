@@ -143,3 +143,21 @@ def test_page_links_carry_only_a_well_formed_language_tag() -> None:
     assert preferences_url(base + "/", "t.m", "ru") == f"{base}/preferences?token=t.m&lang=ru"
     for bad in ("", "ru&x=1", "ru ru", "r" * 36, "ру"):
         assert unsubscribe_url(base, "t.m", bad) == f"{base}/unsubscribe?token=t.m"
+
+
+def test_the_macs_are_hmac_sha256_as_before() -> None:
+    # Tokens in mail already sent must keep verifying, and a Message-ID is the same
+    # whichever version planned it: the one-shot hmac.digest must give the bytes that
+    # hmac.new(...).digest() gave, truncated to 16. Recomputed here independently.
+    signer = Signer([NEW], id_key=ID_KEY)
+
+    def mac(purpose: bytes, text: str) -> bytes:
+        return hmac.new(NEW, purpose + text.encode(), "sha256").digest()[:16]
+
+    message_id = signer.message_id(7, "Anna@Example.org", "example.org")
+    expected = mac(b"statement-feeds/message-id\x00", "7\x00anna@example.org").hex()
+    assert message_id == f"<7.{expected}@example.org>"
+    token = signer.unsubscribe_token("анна@example.org")
+    sid = subscriber_id(ID_KEY, "анна@example.org")
+    raw = mac(b"statement-feeds/unsubscribe-id\x00", sid)
+    assert token == f"{sid}.{base64.urlsafe_b64encode(raw).rstrip(b'=').decode()}"

