@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from pg_helpers import Backend
 from statement_feeds.cli import cli
 from statement_feeds.config import Config, load_config
 from statement_feeds.digests import subscriber_files
@@ -279,6 +280,33 @@ def test_duplicates_across_files_name_both_places_and_the_first_file_wins(
             ("bob@x.org", "Bob", "en"),
             ("Ann@X.org", "First", "en"),
         }
+
+
+def test_a_list_in_several_files_is_planned_on_either_backend(
+    tmp_path: Path, make_backend: Backend
+) -> None:
+    # The rows of every file but the first have places past 32 bits (file << 32 | line):
+    # PostgreSQL's TEMP table of seen addresses once refused them, and such a site
+    # could neither sync nor plan.
+    config = make_config(
+        tmp_path,
+        a="email,name,languages\nann@x.org,Ann,en\n",
+        b="email,name,languages\nbob@x.org,Bob,ru\nANN@x.org,Again,en\n",
+        c="email,name,languages\ncid@x.org,Cid,en\n",
+    )
+    with make_backend.open() as store:
+        problems = sync_subscribers(config, store, T0)
+        assert [(p.source, p.line) for p in problems] == [("b.csv", 3)]
+        now = T0 + DAY
+        news = catalog(now, statement("s", "en", now), statement("s", "ru", now))
+        result = plan_edition(config, store, news, "daily", now, now, message_id_for=mid)
+        assert result.edition.deliveries == 3
+        rows = store.deliveries(result.edition.id)
+        assert sorted((row.email, row.state) for row in rows) == [
+            ("ann@x.org", "pending"),
+            ("bob@x.org", "pending"),
+            ("cid@x.org", "pending"),
+        ]
 
 
 def _winners(config: Config, store: SqliteStore, now: datetime) -> set[tuple[str, str, str]]:

@@ -40,14 +40,15 @@ class Dialect:
         columns: Sequence[tuple[str, str]],
         rows: Sequence[Sequence[Any]],
         suffix: str = "",
-    ) -> None:
+    ) -> int:
         """Insert ``rows`` (``columns``: name and PostgreSQL type), then ``suffix``
-        (e.g. ``ON CONFLICT (email) DO NOTHING``)."""
+        (e.g. ``ON CONFLICT (email) DO NOTHING``); how many rows were inserted."""
         if not rows:
-            return
+            return 0
         names = ", ".join(name for name, _ in columns)
         marks = ", ".join("?" * len(columns))
-        db.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks}) {suffix}", rows)
+        sql = f"INSERT INTO {table} ({names}) VALUES ({marks}) {suffix}"
+        return int(db.executemany(sql, rows).rowcount)  # sqlite3 sums executemany's
 
     def update_deliveries(
         self, db: Connection, assignments: str, values: Sequence[Any], keys: Sequence[Key]
@@ -77,14 +78,16 @@ class PostgresDialect(Dialect):
         columns: Sequence[tuple[str, str]],
         rows: Sequence[Sequence[Any]],
         suffix: str = "",
-    ) -> None:
+    ) -> int:
         if not rows:
-            return
+            return 0
         names = ", ".join(name for name, _ in columns)
         arrays = ", ".join(f"?b::{kind}[]" for _, kind in columns)
         values = [list(column) for column in zip(*rows, strict=True)]
-        db.execute(f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {suffix}", values)
-        self.grown[table] += len(rows)
+        sql = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {suffix}"
+        inserted = int(db.execute(sql, values).rowcount)
+        self.grown[table] += inserted
+        return inserted
 
     def update_deliveries(
         self, db: Connection, assignments: str, values: Sequence[Any], keys: Sequence[Key]

@@ -73,7 +73,9 @@ class SubscriberTables(SqlParts):
         name = f"seen_addresses_{self._seen_tables}"
         self._db.execute(
             f"CREATE TEMP TABLE {name}"
-            " (email TEXT PRIMARY KEY, place INTEGER NOT NULL)" + self._table_options
+            # BIGINT: a place is file number << 32 | line (PostgreSQL's INTEGER is 32 bits,
+            # and the second file's rows overflowed it; SQLite's INTEGER is 64 anyway).
+            " (email TEXT PRIMARY KEY, place BIGINT NOT NULL)" + self._table_options
         )
         try:
             yield SeenTable(self._db, f"{self._temp_schema}.{name}", self._dialect)
