@@ -34,10 +34,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import datetime, timedelta
-from functools import lru_cache
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -49,7 +49,7 @@ from ..domain.subscribers import email_key
 from ..environment import Environ
 from ..errors import StateError, StoreError
 from .api import Delivery, Outcome
-from .postgres_connection import analyze, connect, conninfo
+from .postgres_connection import ClosedConnection, PgConnection, analyze, connect, conninfo
 from .postgres_errors import (
     RETRIES,
     describe_url,
@@ -59,13 +59,13 @@ from .postgres_errors import (
 )
 from .postgres_histories import PostgresHistories
 from .postgres_migrations import migrate
+from .postgres_plan import EditionWriter, PostgresPlanning
 from .postgres_writer import SENT_AND_STARTED, LoopWriter
 from .secrets import configured_keys, new_key
 from .sql_bounces import BounceTables
 from .sql_connection import translate_methods
 from .sql_deliveries import DeliveryStateMachine
 from .sql_dialect import PostgresDialect
-from .sql_editions import EditionTables
 from .sql_parts import CLAIM_LEASE
 from .sql_subscriber_ids import load_id_key
 from .sql_subscribers import SubscriberTables
@@ -82,42 +82,6 @@ _POOLS: dict[tuple[int, str], ConnectionPool] = {}
 _POOLS_LOCK = threading.Lock()
 R = TypeVar("R")
 log = logging.getLogger(__name__)
-
-
-@lru_cache(maxsize=512)
-def _adapt(sql: str) -> str:
-    """SQLite's ``?`` placeholders as psycopg's ``%s`` (a literal ``%`` doubled); ``?b``
-    (only ``sql_dialect``'s PostgreSQL forms write it) is ``%b``, a parameter sent in
-    binary: a key list dumps ~3× as fast as in text."""
-    return sql.replace("%", "%%").replace("?b", "%b").replace("?", "%s")
-
-
-class PgConnection:
-    """A psycopg connection as ``sql_connection.Connection``: ``?`` placeholders."""
-
-    def __init__(self, raw: psycopg.Connection[Any]) -> None:
-        self.raw = raw
-
-    def execute(self, sql: str, parameters: Any = (), /) -> psycopg.Cursor[Any]:
-        return self.raw.execute(_adapt(sql), tuple(parameters))
-
-    def executemany(self, sql: str, parameters: Iterable[Any], /) -> psycopg.Cursor[Any]:
-        cursor = self.raw.cursor()
-        cursor.executemany(_adapt(sql), [tuple(row) for row in parameters])
-        return cursor
-
-
-class _Closed(PgConnection):
-    """A closed store's connection: its pooled one may serve another store by now."""
-
-    def __init__(self) -> None:
-        pass
-
-    def execute(self, sql: str, parameters: Any = (), /) -> psycopg.Cursor[Any]:
-        raise psycopg.InterfaceError("the state store is closed")
-
-    def executemany(self, sql: str, parameters: Iterable[Any], /) -> psycopg.Cursor[Any]:
-        raise psycopg.InterfaceError("the state store is closed")
 
 
 def _pool(url: str, environ: Environ) -> ConnectionPool:
@@ -151,7 +115,7 @@ def close_pools() -> None:
 
 
 class PostgresStore(
-    DeliveryStateMachine, EditionTables, PostgresHistories, WebTables, BounceTables
+    DeliveryStateMachine, PostgresPlanning, PostgresHistories, WebTables, BounceTables
 ):
     """The PostgreSQL implementation of :class:`statement_feeds.state.api.Store`."""
 
@@ -199,7 +163,7 @@ class PostgresStore(
         raw, self._raw = self._raw, None
         if raw is None:
             return
-        self._db = _Closed()
+        self._db = ClosedConnection()
         try:
             if raw.info.transaction_status != TransactionStatus.IDLE:
                 raw.execute("ROLLBACK")
@@ -254,23 +218,32 @@ class PostgresStore(
         at once: with no statistics for 28 million ``assigned`` rows, the planner read
         the whole table (in parallel) for every 5,000 addresses, and the second edition
         of ``bench/plan_bench.py --pg --one 1000000 --steady 3`` ran for minutes.
-        ANALYZE reads a fixed sample (30,000 rows), whatever the table's size. It waits
-        at most ``ANALYZE_WAIT`` for a table another session vacuums or analyses (then
-        that one's statistics will do). A failure only costs the planner's guesses: the
-        transaction is committed, so it is logged, not raised.
+        ANALYZE reads a fixed sample (30,000 rows), whatever the table's size.
         """
-        grown = sorted(
+        grown = Counter(self._dialect.grown)
+        self._dialect.grown.clear()
+        self._analyze(self._db.raw, grown)
+
+    def _analyze(self, conn: psycopg.Connection[Any], grown: Counter[str]) -> None:
+        """ANALYZE the tables of ``grown`` (rows inserted) that grew enough, on ``conn``
+        after its commit. It waits at most ``ANALYZE_WAIT`` for a table another session
+        vacuums or analyses (then that one's statistics will do). A failure only costs
+        the planner's guesses: the rows are committed, so it is logged, not raised."""
+        tables = sorted(
             table
-            for table, rows in self._dialect.grown.items()
+            for table, rows in grown.items()
             if rows >= ANALYZE_AFTER and not table.startswith(self._temp_schema)
         )
-        self._dialect.grown.clear()
-        if not grown:
+        if not tables:
             return
         try:
-            analyze(self._db.raw, grown, ANALYZE_WAIT)
+            analyze(conn, tables, ANALYZE_WAIT)
         except psycopg.Error as exc:
-            log.warning("cannot gather the statistics of %s: %s", ", ".join(grown), exc)
+            log.warning("cannot gather the statistics of %s: %s", ", ".join(tables), exc)
+
+    def _edition_writer(self) -> EditionWriter:
+        """A connection of its own for the edition's rows (postgres_plan)."""
+        return EditionWriter(connect(self.url, self._environ, autocommit=True), self._analyze)
 
     def _map_errors(self, what: str) -> AbstractContextManager[None]:
         return map_postgres_errors(what)

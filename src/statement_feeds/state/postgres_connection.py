@@ -12,7 +12,8 @@ within about ``KEEPALIVE_LIMIT`` seconds for another daemon to take over.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -23,7 +24,14 @@ from .. import environment
 from ..environment import Environ
 from .postgres_errors import map_connect_errors
 
-__all__ = ["KEEPALIVE_LIMIT", "analyze", "connect", "conninfo"]
+__all__ = [
+    "KEEPALIVE_LIMIT",
+    "ClosedConnection",
+    "PgConnection",
+    "analyze",
+    "connect",
+    "conninfo",
+]
 
 _KEEPALIVE = {
     "keepalives": 1,
@@ -66,3 +74,39 @@ def analyze(conn: psycopg.Connection[Any], tables: Sequence[str], wait: float) -
     with conn.transaction():
         conn.execute(f"SET LOCAL lock_timeout = {int(wait * 1000)}")
         conn.execute(sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(map(sql.Identifier, tables))))
+
+
+@lru_cache(maxsize=512)
+def _adapt(sql: str) -> str:
+    """SQLite's ``?`` placeholders as psycopg's ``%s`` (a literal ``%`` doubled); ``?b``
+    (only ``sql_dialect``'s PostgreSQL forms write it) is ``%b``, a parameter sent in
+    binary: a key list dumps ~3× as fast as in text."""
+    return sql.replace("%", "%%").replace("?b", "%b").replace("?", "%s")
+
+
+class PgConnection:
+    """A psycopg connection as ``sql_connection.Connection``: ``?`` placeholders."""
+
+    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, parameters: Any = (), /) -> psycopg.Cursor[Any]:
+        return self.raw.execute(_adapt(sql), tuple(parameters))
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> psycopg.Cursor[Any]:
+        cursor = self.raw.cursor()
+        cursor.executemany(_adapt(sql), [tuple(row) for row in parameters])
+        return cursor
+
+
+class ClosedConnection(PgConnection):
+    """A closed store's connection: its pooled one may serve another store by now."""
+
+    def __init__(self) -> None:
+        pass
+
+    def execute(self, sql: str, parameters: Any = (), /) -> psycopg.Cursor[Any]:
+        raise psycopg.InterfaceError("the state store is closed")
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> psycopg.Cursor[Any]:
+        raise psycopg.InterfaceError("the state store is closed")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
@@ -16,12 +17,13 @@ from typing import TYPE_CHECKING, Any, cast
 from ..domain.subscribers import email_key
 from .api import Edition, EditionStatus, LedgerCounts, PlannedDelivery
 from .batches import chunks
+from .sql_connection import Connection
 from .sql_corrections import record_corrections
 from .sql_parts import BLOCKED as _BLOCKED
 from .sql_parts import SqlParts
 from .timestamps import from_ts, to_ts
 
-__all__ = ["EditionTables"]
+__all__ = ["ASSIGNED_COLUMNS", "DELIVERY_COLUMNS", "DeliveryBatch", "EditionTables"]
 
 MessageIdFor = Callable[[int, str], str]
 
@@ -75,42 +77,56 @@ class EditionTables(SqlParts):
             if existing is not None:
                 return existing
             planned = to_ts(planned_at)
-            row = db.execute(
-                "INSERT INTO editions (frequency, due_at, planned_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (frequency, due_at) DO NOTHING RETURNING id",
-                (frequency, to_ts(due_at), planned),
-            ).fetchone()
-            if row is None:  # another host planned it meanwhile (PostgreSQL: it waited)
+            edition_id = self._new_edition(db, frequency, due_at, planned)
+            if edition_id is None:  # another host planned it meanwhile (PostgreSQL: it waited)
                 return cast(Edition, self.edition_for(frequency, due_at))
-            edition_id = int(row[0])
             total = 0
             given: set[str] = set()
             for chunk in chunks(deliveries):
-                total += self._insert_deliveries(edition_id, planned, chunk, make_id, given)
-            # The keys ever assigned (sql_subscribers.ever_assigned), in this transaction,
-            # once, at the end and in key order: a new key's row is locked until the commit,
-            # and written chunk by chunk two plans giving two new keys in opposite orders
-            # would each wait for the other (a deadlock, one plan aborted); this way the
-            # second only waits for the first's commit.
-            self._dialect.insert_many(
-                db,
-                "assigned_keys",
-                (("translation_key", "text"),),
-                [(key,) for key in sorted(given)],
-                "ON CONFLICT (translation_key) DO NOTHING",
-            )
-            db.execute("UPDATE editions SET deliveries = ? WHERE id = ?", (total, edition_id))
+                batch = self._delivery_rows(edition_id, planned, chunk, make_id)
+                self._insert_rows("deliveries", DELIVERY_COLUMNS, batch.deliveries)
+                # No ON CONFLICT on purpose: assigning a key twice is a bug and must abort.
+                self._insert_rows("assigned", ASSIGNED_COLUMNS, batch.assigned)
+                record_corrections(self._db, edition_id, batch.corrected)
+                given.update(row[1] for row in batch.assigned)
+                total += len(batch.deliveries)
+            self._end_edition(db, edition_id, given, total)
         return Edition(edition_id, frequency, due_at, planned_at, total)
 
-    def _insert_deliveries(
+    def _new_edition(
+        self, db: Connection, frequency: str, due_at: datetime, planned: str
+    ) -> int | None:
+        """The new edition's id; None when it exists (``ON CONFLICT``: planned by another)."""
+        row = db.execute(
+            "INSERT INTO editions (frequency, due_at, planned_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (frequency, due_at) DO NOTHING RETURNING id",
+            (frequency, to_ts(due_at), planned),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def _end_edition(self, db: Connection, edition_id: int, given: set[str], total: int) -> None:
+        # The keys ever assigned (sql_subscribers.ever_assigned), in this transaction,
+        # once, at the end and in key order: a new key's row is locked until the commit,
+        # and written chunk by chunk two plans giving two new keys in opposite orders
+        # would each wait for the other (a deadlock, one plan aborted); this way the
+        # second only waits for the first's commit.
+        self._dialect.insert_many(
+            db,
+            "assigned_keys",
+            (("translation_key", "text"),),
+            [(key,) for key in sorted(given)],
+            "ON CONFLICT (translation_key) DO NOTHING",
+        )
+        db.execute("UPDATE editions SET deliveries = ? WHERE id = ?", (total, edition_id))
+
+    def _delivery_rows(
         self,
         edition_id: int,
         planned: str,
         chunk: list[PlannedDelivery],
         make_id: MessageIdFor,
-        given: set[str],
-    ) -> int:
-        """Insert the chunk's deliveries and assigned rows; their keys are added to ``given``."""
+    ) -> DeliveryBatch:
+        """The rows of a chunk's deliveries and assigned keys, and its corrections."""
         rows: list[tuple[Any, ...]] = []
         keys: list[tuple[Any, ...]] = []
         corrected: list[tuple[str, PlannedDelivery]] = []
@@ -143,16 +159,7 @@ class EditionTables(SqlParts):
         # Key order makes the B-tree inserts sequential within the chunk.
         rows.sort(key=itemgetter(0))
         keys.sort(key=itemgetter(0, 1))
-        self._insert_rows("deliveries", _DELIVERY_COLUMNS, rows)
-        # No ON CONFLICT on purpose: assigning a key twice is a bug and must abort the plan.
-        self._insert_rows(
-            "assigned",
-            ("email_key", "translation_key", "edition_id", "statement_id", "statement_updated_at"),
-            keys,
-        )
-        given.update(row[1] for row in keys)
-        record_corrections(self._db, edition_id, corrected)
-        return len(rows)
+        return DeliveryBatch(rows, keys, corrected)
 
     def _insert_rows(
         self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
@@ -211,7 +218,7 @@ class EditionTables(SqlParts):
         return int(self._db.execute("SELECT COUNT(*) FROM editions").fetchone()[0])
 
 
-_DELIVERY_COLUMNS = (
+DELIVERY_COLUMNS = (
     "email_key",
     "edition_id",
     "email",
@@ -224,6 +231,22 @@ _DELIVERY_COLUMNS = (
     "next_attempt_at",
     "updated_at",
 )
+ASSIGNED_COLUMNS = (
+    "email_key",
+    "translation_key",
+    "edition_id",
+    "statement_id",
+    "statement_updated_at",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryBatch:
+    """A chunk of an edition, as rows: ``deliveries`` and ``assigned`` in key order."""
+
+    deliveries: list[tuple[Any, ...]]
+    assigned: list[tuple[Any, ...]]
+    corrected: list[tuple[str, PlannedDelivery]]
 
 
 def _edition(row: Any) -> Edition:
