@@ -10,9 +10,11 @@ Data path::
     → ledger.PlannedDelivery
     → store.plan_edition (one transaction: edition, deliveries, assigned keys)
 
-Everything from syncing join times to the last delivery runs inside the single
-transaction of ``store.plan_edition`` (the deliveries are a generator consumed
-there), so a crash or an error anywhere leaves no trace of a half-planned edition.
+Everything from syncing join times to the last delivery runs inside
+``store.plan_edition`` (the deliveries are a generator consumed there), in one
+transaction (on PostgreSQL two, committed one after the other: the sync's, then the
+edition's, written meanwhile by a second connection; ``state/postgres_plan``), so a
+crash or an error anywhere leaves no trace of a half-planned edition.
 Subscribers are handled in chunks and the addresses seen are kept in the
 database: memory does not grow with the list.
 """

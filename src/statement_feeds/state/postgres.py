@@ -243,7 +243,12 @@ class PostgresStore(
 
     def _edition_writer(self) -> EditionWriter:
         """A connection of its own for the edition's rows (postgres_plan)."""
-        return EditionWriter(connect(self.url, self._environ, autocommit=True), self._analyze)
+        conn = connect(self.url, self._environ, autocommit=True)
+        try:
+            return EditionWriter(conn, self._analyze)
+        except BaseException:
+            conn.close()
+            raise
 
     def _map_errors(self, what: str) -> AbstractContextManager[None]:
         return map_postgres_errors(what)
