@@ -158,7 +158,8 @@ def run_one(
         f"peak RSS {peak:6.1f} MiB, database {size:.0f} MiB"
     )
     # CPU is steadier than wall time on a shared VM, and says which side bounds the plan.
-    backend = f", its PostgreSQL backend {spent[1]:.1f} s" if url else ""
+    # The store's own backend only: on PostgreSQL the edition's writer has its own.
+    backend = f", the store's PostgreSQL backend {spent[1]:.1f} s" if url else ""
     print(f"  the timed plan's CPU: this process {spent[0]:.1f} s{backend}")
 
 

@@ -49,7 +49,14 @@ from ..domain.subscribers import email_key
 from ..environment import Environ
 from ..errors import StateError, StoreError
 from .api import Delivery, Outcome
-from .postgres_connection import ClosedConnection, PgConnection, analyze, connect, conninfo
+from .postgres_connection import (
+    ClosedConnection,
+    PgConnection,
+    analyze,
+    connect,
+    conninfo,
+    copy_rows,
+)
 from .postgres_errors import (
     RETRIES,
     describe_url,
@@ -335,11 +342,7 @@ class PostgresStore(
     def _insert_rows(
         self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
     ) -> None:
-        # COPY instead of one INSERT per row: planning 1,000,000 deliveries (bench/plan_bench.py).
-        statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-        with self._db.raw.cursor().copy(statement) as copy:
-            for row in rows:
-                copy.write_row(row)
+        copy_rows(self._db.raw, table, columns, rows)
         self._dialect.grown[table] += len(rows)
 
     @contextmanager

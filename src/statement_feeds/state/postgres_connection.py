@@ -31,6 +31,7 @@ __all__ = [
     "analyze",
     "connect",
     "conninfo",
+    "copy_rows",
 ]
 
 _KEEPALIVE = {
@@ -74,6 +75,16 @@ def analyze(conn: psycopg.Connection[Any], tables: Sequence[str], wait: float) -
     with conn.transaction():
         conn.execute(f"SET LOCAL lock_timeout = {int(wait * 1000)}")
         conn.execute(sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(map(sql.Identifier, tables))))
+
+
+def copy_rows(
+    conn: psycopg.Connection[Any], table: str, columns: Sequence[str], rows: Iterable[Any]
+) -> None:
+    """``COPY table (columns) FROM STDIN`` of ``rows``: several times faster than an
+    INSERT per row (planning 1,000,000 deliveries, bench/plan_bench.py)."""
+    with conn.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 @lru_cache(maxsize=512)

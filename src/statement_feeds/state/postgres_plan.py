@@ -38,10 +38,9 @@ import psycopg
 from ..errors import StoreError
 from .api import Edition, PlannedDelivery
 from .batches import chunks
-from .postgres_connection import PgConnection
+from .postgres_connection import PgConnection, copy_rows
 from .postgres_errors import map_postgres_errors
-from .sql_corrections import record_corrections
-from .sql_editions import ASSIGNED_COLUMNS, DELIVERY_COLUMNS, DeliveryBatch, EditionTables
+from .sql_editions import DeliveryBatch, EditionTables, write_batch
 from .timestamps import to_ts
 
 __all__ = ["QUEUED", "EditionWriter", "PostgresPlanning"]
@@ -123,21 +122,12 @@ class EditionWriter:
             edition_id, batch = item
             try:
                 with map_postgres_errors("plan"):
-                    self._write(edition_id, batch)
+                    write_batch(self._copy, self._db, edition_id, batch)
             except BaseException as exc:  # raised in the planning thread
                 self._error = exc
 
-    def _write(self, edition_id: int, batch: DeliveryBatch) -> None:
-        self._copy("deliveries", DELIVERY_COLUMNS, batch.deliveries)
-        # No ON CONFLICT on purpose: assigning a key twice is a bug and must abort.
-        self._copy("assigned", ASSIGNED_COLUMNS, batch.assigned)
-        record_corrections(self._db, edition_id, batch.corrected)
-
     def _copy(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-        statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-        with self._conn.cursor().copy(statement) as copy:
-            for row in rows:
-                copy.write_row(row)
+        copy_rows(self._conn, table, columns, rows)
         self.grown[table] += len(rows)
 
 

@@ -23,7 +23,7 @@ from .sql_parts import BLOCKED as _BLOCKED
 from .sql_parts import SqlParts
 from .timestamps import from_ts, to_ts
 
-__all__ = ["ASSIGNED_COLUMNS", "DELIVERY_COLUMNS", "DeliveryBatch", "EditionTables"]
+__all__ = ["DeliveryBatch", "EditionTables", "write_batch"]
 
 MessageIdFor = Callable[[int, str], str]
 
@@ -84,10 +84,7 @@ class EditionTables(SqlParts):
             given: set[str] = set()
             for chunk in chunks(deliveries):
                 batch = self._delivery_rows(edition_id, planned, chunk, make_id)
-                self._insert_rows("deliveries", DELIVERY_COLUMNS, batch.deliveries)
-                # No ON CONFLICT on purpose: assigning a key twice is a bug and must abort.
-                self._insert_rows("assigned", ASSIGNED_COLUMNS, batch.assigned)
-                record_corrections(self._db, edition_id, batch.corrected)
+                write_batch(self._insert_rows, self._db, edition_id, batch)
                 given.update(row[1] for row in batch.assigned)
                 total += len(batch.deliveries)
             self._end_edition(db, edition_id, given, total)
@@ -247,6 +244,18 @@ class DeliveryBatch:
     deliveries: list[tuple[Any, ...]]
     assigned: list[tuple[Any, ...]]
     corrected: list[tuple[str, PlannedDelivery]]
+
+
+InsertRows = Callable[[str, tuple[str, ...], list[tuple[Any, ...]]], None]
+
+
+def write_batch(insert: InsertRows, db: Connection, edition_id: int, batch: DeliveryBatch) -> None:
+    """Write a chunk of an edition: ``insert`` (table, columns, rows) its rows, then its
+    corrections on ``db``. Both stores' one connection, or PostgreSQL's edition writer."""
+    insert("deliveries", DELIVERY_COLUMNS, batch.deliveries)
+    # No ON CONFLICT on purpose: assigning a key twice is a bug and must abort the plan.
+    insert("assigned", ASSIGNED_COLUMNS, batch.assigned)
+    record_corrections(db, edition_id, batch.corrected)
 
 
 def _edition(row: Any) -> Edition:
