@@ -12,6 +12,7 @@ most addresses share a handful of histories.
 from __future__ import annotations
 
 from .batches import chunks
+from .sql_dialect import array_arg
 from .sql_subscribers import SubscriberTables
 
 __all__ = ["MASK_BITS", "PostgresHistories"]
@@ -22,7 +23,7 @@ MASK_BITS = 64  # wanted keys per query: the bits of a bigint
 # two's complement reads back alike (``mask >> 63 & 1``).
 _MASKS = (
     "SELECT email_key, bit_or(1::bigint << (array_position(?b::text[], translation_key) - 1))"
-    " FROM assigned WHERE email_key = ANY(?b) AND translation_key = ANY(?b)"
+    " FROM assigned WHERE email_key = ANY({emails}) AND translation_key = ANY(?b)"
     " GROUP BY email_key"
 )
 
@@ -37,9 +38,11 @@ class PostgresHistories(SubscriberTables):
         self, emails: list[str], wanted: list[str], *, whole: bool
     ) -> dict[str, frozenset[str]]:
         assigned: dict[str, frozenset[str]] = {}
+        array, email_arg = array_arg(emails, "text")
+        sql = _MASKS.format(emails=array)
         for group in chunks(wanted, MASK_BITS):
             sets: dict[int, frozenset[str]] = {}  # mask → its keys, made once each
-            for email, mask in self._db.execute(_MASKS, [group, emails, group]):
+            for email, mask in self._db.execute(sql, [group, email_arg, group]).fetchall():
                 keys = sets.get(mask)
                 if keys is None:
                     keys = sets[mask] = frozenset(k for i, k in enumerate(group) if mask >> i & 1)

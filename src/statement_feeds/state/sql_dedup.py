@@ -47,9 +47,8 @@ class SeenTable:
         places: dict[str, int] = {}
         for chunk in _chunks(list(first)):
             where, params = self._dialect.in_list("email", chunk)
-            places.update(
-                self._db.execute(f"SELECT email, place FROM {self._table} WHERE {where}", params)
-            )
+            sql = f"SELECT email, place FROM {self._table} WHERE {where}"
+            places.update(self._db.execute(sql, params).fetchall())
         return [places[key] for key, _ in entries]
 
 
@@ -73,10 +72,12 @@ class SightingsTable:
         found: dict[str, dict[str, str]] = {}
         for chunk in _chunks(sorted({key for key, _ in pairs})):
             where, params = self._dialect.in_list("email", chunk)
+            # fetchall: psycopg's cursor iterates a row at a time in Python (~1.2 us a
+            # row more, 5,000 rows a batch, on every row of the lists).
             for key, source, seen_at in self._db.execute(
                 f"SELECT email, source, first_seen FROM subscriber_sightings WHERE {where}",
                 params,
-            ):
+            ).fetchall():
                 found.setdefault(key, {})[source] = seen_at
         new = sorted({pair for pair in pairs if pair[1] not in found.get(pair[0], {})})
         for key, source in new:

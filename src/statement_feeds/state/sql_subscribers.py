@@ -112,7 +112,7 @@ class SubscriberTables(SqlParts):
             for email, joined, blocked in self._db.execute(
                 "SELECT s.email, s.joined_at, " + _BLOCKED + f" FROM subscribers s WHERE {where}",
                 params,
-            ):
+            ).fetchall():  # not a row at a time (sql_dedup.SightingsTable.first_seen)
                 found[email] = (joined, bool(blocked))
             if wanted:
                 assigned.update(self._assigned(chunk, wanted, whole=whole))
