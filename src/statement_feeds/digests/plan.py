@@ -24,7 +24,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..config import Config
@@ -116,9 +116,50 @@ def preview_edition(  # noqa: PLR0917 - the positional order is the agreed inter
 
 
 @dataclass(frozen=True, slots=True)
+class _Picks:
+    """What a delivery records of its new statements, in ``PlannedDelivery``'s order."""
+
+    statement_ids: tuple[str, ...]
+    translation_keys: tuple[str, ...]
+    updated: tuple[datetime, ...]
+
+
+_NO_PICKS = _Picks((), (), ())
+
+
+@dataclass(frozen=True, slots=True)
 class _Selection:
     new: Selector
     corrections: CorrectionFinder
+    # Subscribers share a few dozen (languages, join time, history) triples: each one's
+    # choice is made once (a million choices and three tuples each were ~5 % of a
+    # plan's Python). Bounded: cleared when it grows past _PICKS_KEPT.
+    picked: dict[tuple[tuple[str, ...], datetime, frozenset[str]], _Picks] = field(
+        default_factory=dict
+    )
+
+    def picks(
+        self, languages: tuple[str, ...], joined_at: datetime, assigned: frozenset[str]
+    ) -> _Picks:
+        key = (languages, joined_at, assigned)
+        picks = self.picked.get(key)
+        if picks is None:
+            if len(self.picked) >= _PICKS_KEPT:
+                self.picked.clear()
+            choices = self.new.choose(languages, joined_at, assigned)
+            picks = self.picked[key] = (
+                _Picks(
+                    tuple(c.statement_id for c in choices),
+                    tuple(c.translation_key for c in choices),
+                    tuple(c.updated or c.published for c in choices),
+                )
+                if choices
+                else _NO_PICKS
+            )
+        return picks
+
+
+_PICKS_KEPT = 10_000
 
 
 def _selector(config: Config, catalog: Catalog, now: datetime) -> _Selection:
@@ -258,18 +299,18 @@ def _delivery(
     if state.blocked:
         diagnosis.blocked += 1
         return None
-    choices = selector.new.choose(subscriber.languages, state.joined_at, state.assigned)
+    picks = selector.picks(subscriber.languages, state.joined_at, state.assigned)
     corrections = selector.corrections.choose(state.mailed) if state.mailed else ()
-    if not choices and not corrections:
+    if picks is _NO_PICKS and not corrections:
         diagnosis.empty(selector.new, subscriber.languages, state.joined_at)
         return None
     return PlannedDelivery(
         email=subscriber.email,
         name=subscriber.name,
         lang=subscriber.languages[0],
-        statement_ids=tuple(c.statement_id for c in choices),
-        translation_keys=tuple(c.translation_key for c in choices),
-        updated=tuple(c.updated or c.published for c in choices),
+        statement_ids=picks.statement_ids,
+        translation_keys=picks.translation_keys,
+        updated=picks.updated,
         corrections=corrections,
     )
 

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import repeat
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
@@ -26,6 +27,7 @@ from .timestamps import from_ts, to_ts
 __all__ = ["DeliveryBatch", "EditionTables", "write_batch"]
 
 MessageIdFor = Callable[[int, str], str]
+_NONE_FIXED = "[]"  # the corrected ids of a delivery without corrections, as JSON
 
 
 class EditionTables(SqlParts):
@@ -134,7 +136,11 @@ class EditionTables(SqlParts):
             key = email_key(item.email)
             message_id = make_id(edition_id, item.email)
             ids = self._json(item.statement_ids)
-            fixed = self._json(tuple(c.statement_id for c in item.corrections))
+            fixed = (
+                self._json(tuple(c.statement_id for c in item.corrections))
+                if item.corrections
+                else _NONE_FIXED
+            )
             # state, next_attempt_at, updated_at: written here, not added by a second pass
             rows.append(
                 (key, edition_id, item.email, item.name, item.lang, ids, fixed, message_id,
@@ -144,11 +150,17 @@ class EditionTables(SqlParts):
             updated = stamps.get(item.updated)
             if updated is None:
                 updated = stamps[item.updated] = [to_ts(u) for u in item.updated]
-            updated = updated or [None] * len(item.translation_keys)
+            count = len(item.translation_keys)
+            updated = updated or [None] * count
+            # zip and repeat: the tuples made in C (a generator's frame per row was not).
             keys.extend(
-                (key, tk, edition_id, sid, stamp)
-                for tk, sid, stamp in zip(
-                    item.translation_keys, item.statement_ids, updated, strict=True
+                zip(
+                    repeat(key, count),
+                    item.translation_keys,
+                    repeat(edition_id, count),
+                    item.statement_ids,
+                    updated,
+                    strict=True,
                 )
             )
             if item.corrections:
