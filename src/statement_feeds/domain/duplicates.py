@@ -169,7 +169,11 @@ class Deduplicator:
         for entry in decided:
             if isinstance(entry, int):
                 _, place, item, losers = lookups[entry]
-                yield from self._settled(item, place, losers, firsts[entry])
+                if firsts[entry] == place and not losers:  # the usual row: no generator
+                    self._count += 1
+                    yield item
+                else:
+                    yield from self._settled(item, place, losers, firsts[entry])
             else:
                 yield entry
 
