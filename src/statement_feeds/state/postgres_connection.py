@@ -83,10 +83,10 @@ def copy_rows(
     """``COPY table (columns) FROM STDIN`` of ``rows``: several times faster than an
     INSERT per row (planning 1,000,000 deliveries, bench/plan_bench.py).
 
-    Each row must be a tuple of ``str``, ``int`` and None (an edition's rows are),
-    checked on the first row: runs of rows are formatted as COPY's text by ``%`` and a join, half
-    the CPU of psycopg's ``write_row`` (which the run falls back to if a field needs
-    COPY's escapes or is NULL).
+    Each row must be a tuple of ``str``, ``int`` and None (an edition's rows are;
+    checked on the first row, as ``%`` would write anything else as its ``str``). Runs
+    of rows are formatted as COPY's text by ``%`` and a join, half the CPU of psycopg's
+    ``write_row``, which a run falls back to if a field needs COPY's escapes or is NULL.
     """
     if rows and not (
         type(rows[0]) is tuple and all(f is None or type(f) in _PLAIN for f in rows[0])
