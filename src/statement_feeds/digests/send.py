@@ -46,7 +46,7 @@ from ..errors import (
     TemporaryDeliveryError,
 )
 from ..logs import event
-from ..state.api import Delivery, Ledger, Outcome
+from ..state.api import Claimer, Delivery, Ledger, Outcome
 from .breaker import SAME_REFUSAL_LIMIT, RefusalStreak
 from .mailer import Messenger
 from .record import GroupCommit
@@ -160,6 +160,7 @@ async def deliver(
         run.summary.total = counts.pending + counts.deferred
         run.batch, run.stop = batch, stop or asyncio.Event()
         renewing = asyncio.create_task(run.renew_leases()) if ledger.shared else None
+        run.claims = ledger.claimer()
         async with asyncio.TaskGroup() as group:
             for _ in range(max(1, concurrency)):
                 group.create_task(run.worker())
@@ -198,6 +199,10 @@ class _Run:
         self.progress = progress
         self.summary = DeliverySummary()
         self.claimed: deque[Delivery] = deque()
+        # A shared ledger: the next batch is claimed in a thread, on a connection of its
+        # own, once half of this one is out (``_claim_ahead``), so the loop never stops.
+        self.claims: Claimer | None = None
+        self.ahead: asyncio.Task[None] | None = None
         self.records = GroupCommit(ledger, clock, workers=workers)
         self.exhausted = False
         self.fatal: ConfigError | DeliveryHalted | StateError | None = None
@@ -206,7 +211,9 @@ class _Run:
         self.streak = RefusalStreak(same_refusal_limit)  # the circuit breaker
 
     async def _next(self) -> Delivery | None:
-        if not self.claimed and not self.exhausted:
+        if not self.claimed and self.ahead is not None:
+            await asyncio.wait([self.ahead])  # the next batch is on its way
+        if not self.claimed and not self.exhausted and self.fatal is None:
             # Keep the ledger's view fresh (and no write in flight) before the claim.
             await self.records.drain()
             if self.claimed or self.exhausted:  # another worker claimed meanwhile
@@ -215,7 +222,29 @@ class _Run:
             taken = self.ledger.claim(self.batch, self.clock())
             self.claimed.extend(taken)
             self.exhausted = len(taken) < self.batch  # a short batch: nothing more is due
+        self._claim_ahead()
         return self.claimed.popleft() if self.claimed else None
+
+    def _claim_ahead(self) -> None:
+        if self.claims is None or self.ahead is not None or self.exhausted:
+            return
+        if len(self.claimed) > self.batch // 2 or self.stop.is_set() or self.fatal:
+            return
+        self.ahead = asyncio.get_running_loop().create_task(self._claim_next(self.claims))
+
+    async def _claim_next(self, claims: Claimer) -> None:
+        """The next batch, claimed in a thread: the claimer's connection is its own, and
+        a claim takes only rows nobody holds, so the writes of this sender's own rows
+        meanwhile (on the other connections) cannot meet it."""
+        try:  # cancelled (the loop closing): what it claims lapses with the lease
+            taken = await asyncio.to_thread(claims.claim, self.batch, self.clock())
+        except StateError as exc:
+            self.fatal = self.fatal or exc
+            return
+        finally:
+            self.ahead = None
+        self.claimed.extend(taken)
+        self.exhausted = len(taken) < self.batch
 
     async def worker(self) -> None:
         while not self.stop.is_set() and self.fatal is None:
@@ -242,6 +271,15 @@ class _Run:
 
     async def finish(self) -> None:
         """At the end of the run: record what is left, release what was never handed over."""
+        try:
+            if self.ahead is not None:  # its claims are released with the rest below
+                await asyncio.wait([self.ahead])
+            await self._finish()
+        finally:
+            if self.claims is not None:
+                self.claims.close()
+
+    async def _finish(self) -> None:
         try:
             await self.records.drain()
         finally:

@@ -59,6 +59,7 @@ from .delivery_states import DELIVERY_FILTERS, DELIVERY_STATES
 __all__ = [
     "DELIVERY_FILTERS",
     "DELIVERY_STATES",
+    "Claimer",
     "Delivery",
     "DeliveryRow",
     "Edition",
@@ -180,6 +181,14 @@ class LoopWriter(Protocol):
     def close(self) -> None: ...
 
 
+class Claimer(Protocol):
+    """``Ledger.claim`` on a connection of its own, for one thread at a time."""
+
+    def claim(self, limit: int, now: datetime) -> Sequence[Delivery]: ...
+
+    def close(self) -> None: ...
+
+
 class Ledger(Protocol):
     # False: one sender per ledger (SQLite), which recovers ``sending`` rows at start.
     # True: senders on several hosts share it (PostgreSQL); each renews its leases
@@ -215,6 +224,11 @@ class Ledger(Protocol):
     def loop_writer(self) -> LoopWriter | None:
         """A writer for a sender's event loop, or None: call ``record`` in the loop
         (SQLite: a commit is tens of microseconds)."""
+
+    def claimer(self) -> Claimer | None:
+        """Claims as this sender on a connection of their own, to be made in a thread
+        while the sender's loop goes on (PostgreSQL), or None: claim in the loop
+        (SQLite). Closed by the caller."""
 
     def renew_claims(self, now: datetime) -> int:
         """Extend the lease of everything this sender holds (a shared ledger's senders

@@ -115,6 +115,9 @@ class SqliteStore(DeliveryStateMachine, EditionTables, SubscriberTables, WebTabl
     def loop_writer(self) -> None:
         return None  # record in the loop: a commit is tens of microseconds
 
+    def claimer(self) -> None:
+        return None  # claim in the loop: one sender per state, a claim is milliseconds
+
     def close(self) -> None:
         self._db.close()
 

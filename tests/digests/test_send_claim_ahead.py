@@ -1,0 +1,147 @@
+"""A shared ledger's sender claims its next batch ahead, in a thread, on a connection of
+its own (``Ledger.claimer``; ``send._Run._claim_ahead``), so its loop never stands still
+for a claim. What must hold: everyone is mailed once, the claims go through the claimer,
+a stop releases what it claimed ahead, and a claimer that fails stops the run with
+nothing lost. SQLite has no claimer: its sender claims in the loop as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from test_send import SENDER, FakeClock, compose, plan, recipients, run, server, smtp  # noqa: F401
+
+from pg_helpers import AnyStore, Backend
+from smtp_server import RecordingServer
+from statement_feeds.digests.send import DeliverySummary, Progress, deliver
+from statement_feeds.errors import StateError, StoreError
+from statement_feeds.state.api import Delivery, LedgerCounts
+
+
+class CountedClaims:
+    """The real store; its claimer's claims counted, ``delay`` seconds late (in the
+    claimer's thread) and failing from the ``fail_at``-th."""
+
+    def __init__(self, inner: AnyStore, fail_at: int | None = None, delay: float = 0) -> None:
+        self._store = inner
+        self.fail_at = fail_at
+        self.delay = delay
+        self.ahead: list[int] = []  # the size of each claim made ahead
+        self.closed = 0
+
+    def claimer(self) -> Any:
+        claims = self._store.claimer()
+        return None if claims is None else _Counted(self, claims)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+class _Counted:
+    def __init__(self, owner: CountedClaims, inner: Any) -> None:
+        self._owner = owner
+        self._inner = inner
+
+    def claim(self, limit: int, now: Any) -> list[Delivery]:
+        owner = self._owner
+        time.sleep(owner.delay)
+        if owner.fail_at is not None and len(owner.ahead) + 1 >= owner.fail_at:
+            raise StoreError("cannot claim in the state database: the server went away")
+        taken = list(self._inner.claim(limit, now))
+        owner.ahead.append(len(taken))
+        return taken
+
+    def close(self) -> None:
+        self._owner.closed += 1
+        self._inner.close()
+
+
+def emails(count: int) -> list[str]:
+    return [f"u{i:03}@example.org" for i in range(count)]
+
+
+def test_claims_ahead_mail_everyone_once(
+    backend: AnyStore,
+    make_backend: Backend,
+    server: RecordingServer,  # noqa: F811
+) -> None:
+    everyone = emails(70)
+    plan(backend, everyone)
+    counted = CountedClaims(backend)
+    summary = run(counted, smtp(server), FakeClock(), batch=8)  # type: ignore[arg-type]
+    assert summary.sent == 70
+    assert recipients(server) == sorted(everyone)  # nobody twice
+    assert backend.counts() == LedgerCounts(sent=70)
+    if make_backend.name == "sqlite":
+        assert counted.ahead == [] and counted.closed == 0  # no claimer: claims in the loop
+    else:
+        # All but the first batch were claimed ahead; the last, short, ended the run.
+        assert sum(counted.ahead) == 70 - 8 and counted.ahead[-1] < 8
+        assert counted.closed == 1
+        held = make_backend.sql("SELECT COUNT(*) FROM deliveries WHERE claimed_by IS NOT NULL")
+        assert held == [(0,)]
+
+
+def test_a_stop_releases_the_batch_claimed_ahead(
+    backend: AnyStore,
+    make_backend: Backend,
+    server: RecordingServer,  # noqa: F811
+) -> None:
+    if make_backend.name == "sqlite":
+        pytest.skip("SQLite has no claimer (tests/digests/test_send.py covers its stop)")
+    everyone = emails(40)
+    plan(backend, everyone)
+    # The claim ahead is still in flight when the stop comes: the run waits for it and
+    # releases its rows too (they would otherwise stay claimed until the lease lapsed).
+    counted = CountedClaims(backend, delay=0.3)
+    stop = asyncio.Event()
+
+    def on_progress(progress: Progress) -> None:
+        if progress.sent >= 6:  # past half of the first batch: the next one is claimed
+            stop.set()
+
+    async def first_run() -> DeliverySummary:
+        messenger = smtp(server)
+        try:
+            return await deliver(
+                counted, messenger, compose, FakeClock(), sender=SENDER,  # type: ignore[arg-type]
+                concurrency=3, batch=10, stop=stop, progress=on_progress,
+            )  # fmt: skip
+        finally:
+            await messenger.close()
+
+    summary = asyncio.run(first_run())
+    assert summary.stopped and counted.ahead and counted.closed == 1
+    # Nothing stays claimed: another sender can take every row at once.
+    held = make_backend.sql(
+        "SELECT COUNT(*) FROM deliveries WHERE claimed_by IS NOT NULL OR state = 'sending'"
+    )
+    assert held == [(0,)]
+    assert run(backend, smtp(server), FakeClock()).sent == 40 - summary.sent
+    assert recipients(server) == sorted(everyone)
+
+
+def test_a_failing_claimer_stops_the_run_and_loses_nothing(
+    backend: AnyStore,
+    make_backend: Backend,
+    server: RecordingServer,  # noqa: F811
+) -> None:
+    if make_backend.name == "sqlite":
+        pytest.skip("SQLite has no claimer")
+    everyone = emails(40)
+    plan(backend, everyone)
+    failing = CountedClaims(backend, fail_at=2)  # the second claim ahead fails
+    with pytest.raises(StateError, match="server went away"):
+        run(failing, smtp(server), FakeClock(), batch=8)  # type: ignore[arg-type]
+    assert failing.closed == 1
+    sent = len(recipients(server))
+    assert backend.counts().sent == sent and 8 <= sent < 40
+    held = make_backend.sql(
+        "SELECT COUNT(*) FROM deliveries WHERE claimed_by IS NOT NULL OR state = 'sending'"
+    )
+    assert held == [(0,)]  # what was claimed and not sent was released
+    assert run(backend, smtp(server), FakeClock()).sent == 40 - sent
+    assert recipients(server) == sorted(everyone)
