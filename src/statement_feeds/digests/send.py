@@ -46,8 +46,9 @@ from ..errors import (
     TemporaryDeliveryError,
 )
 from ..logs import event
-from ..state.api import Claimer, Delivery, Ledger, Outcome
+from ..state.api import Delivery, Ledger, Outcome
 from .breaker import SAME_REFUSAL_LIMIT, RefusalStreak
+from .claims import ClaimsAhead
 from .mailer import Messenger
 from .record import GroupCommit
 
@@ -160,7 +161,6 @@ async def deliver(
         run.summary.total = counts.pending + counts.deferred
         run.batch, run.stop = batch, stop or asyncio.Event()
         renewing = asyncio.create_task(run.renew_leases()) if ledger.shared else None
-        run.claims = ledger.claimer()
         async with asyncio.TaskGroup() as group:
             for _ in range(max(1, concurrency)):
                 group.create_task(run.worker())
@@ -199,9 +199,7 @@ class _Run:
         self.progress = progress
         self.summary = DeliverySummary()
         self.claimed: deque[Delivery] = deque()
-        # A shared ledger: the next batch is claimed in a thread, on a connection of its
-        # own, once half of this one is out (``_claim_ahead``), so the loop never stops.
-        self.claims: Claimer | None = None
+        self.claims = ClaimsAhead(ledger)  # a shared ledger's, once half a batch is out
         self.ahead: asyncio.Task[None] | None = None
         self.records = GroupCommit(ledger, clock, workers=workers)
         self.exhausted = False
@@ -226,18 +224,18 @@ class _Run:
         return self.claimed.popleft() if self.claimed else None
 
     def _claim_ahead(self) -> None:
-        if self.claims is None or self.ahead is not None or self.exhausted:
+        if not self.ledger.shared or self.ahead is not None or self.exhausted:
             return
         if len(self.claimed) > self.batch // 2 or self.stop.is_set() or self.fatal:
             return
-        self.ahead = asyncio.get_running_loop().create_task(self._claim_next(self.claims))
+        self.ahead = asyncio.get_running_loop().create_task(self._claim_next())
 
-    async def _claim_next(self, claims: Claimer) -> None:
+    async def _claim_next(self) -> None:
         """The next batch, claimed in a thread: the claimer's connection is its own, and
         a claim takes only rows nobody holds, so the writes of this sender's own rows
         meanwhile (on the other connections) cannot meet it."""
         try:  # cancelled (the loop closing): what it claims lapses with the lease
-            taken = await asyncio.to_thread(claims.claim, self.batch, self.clock())
+            taken = await asyncio.to_thread(self.claims.claim, self.batch, self.clock())
         except StateError as exc:
             self.fatal = self.fatal or exc
             return
@@ -276,8 +274,7 @@ class _Run:
                 await asyncio.wait([self.ahead])
             await self._finish()
         finally:
-            if self.claims is not None:
-                self.claims.close()
+            self.claims.close()
 
     async def _finish(self) -> None:
         try:

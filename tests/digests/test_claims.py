@@ -1,8 +1,9 @@
 """A shared ledger's sender claims its next batch ahead, in a thread, on a connection of
-its own (``Ledger.claimer``; ``send._Run._claim_ahead``), so its loop never stands still
-for a claim. What must hold: everyone is mailed once, the claims go through the claimer,
-a stop releases what it claimed ahead, and a claimer that fails stops the run with
-nothing lost. SQLite has no claimer: its sender claims in the loop as before.
+its own (``Ledger.claimer`` through ``claims.ClaimsAhead``; ``send._Run._claim_ahead``),
+so its loop never stands still for a claim. What must hold: everyone is mailed once, the
+claims go through the claimer, a stop releases what it claimed ahead, a claimer that
+fails stops the run with nothing lost, and a short run opens no claimer at all. SQLite
+has no claimer: its sender claims in the loop as before.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ class CountedClaims:
         self.fail_at = fail_at
         self.delay = delay
         self.ahead: list[int] = []  # the size of each claim made ahead
-        self.closed = 0
+        self.made = self.closed = 0
 
     def claimer(self) -> Any:
+        self.made += 1
         claims = self._store.claimer()
         return None if claims is None else _Counted(self, claims)
 
@@ -145,3 +147,13 @@ def test_a_failing_claimer_stops_the_run_and_loses_nothing(
     assert held == [(0,)]  # what was claimed and not sent was released
     assert run(backend, smtp(server), FakeClock()).sent == 40 - sent
     assert recipients(server) == sorted(everyone)
+
+
+def test_a_run_shorter_than_half_a_batch_opens_no_claimer(
+    backend: AnyStore,
+    server: RecordingServer,  # noqa: F811
+) -> None:
+    plan(backend, emails(3))
+    counted = CountedClaims(backend)
+    assert run(counted, smtp(server), FakeClock(), batch=8).sent == 3  # type: ignore[arg-type]
+    assert counted.made == 0 and counted.closed == 0
