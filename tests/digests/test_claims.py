@@ -13,12 +13,13 @@ import time
 from typing import Any
 
 import pytest
-from test_send import SENDER, FakeClock, compose, plan, recipients, run, server, smtp  # noqa: F401
+from test_send import SENDER, START, FakeClock, compose, plan, recipients, run, server, smtp  # noqa: F401
 
 from pg_helpers import AnyStore, Backend
 from smtp_server import RecordingServer
 from statement_feeds.digests.send import DeliverySummary, Progress, deliver
 from statement_feeds.errors import StateError, StoreError
+from statement_feeds.state import postgres
 from statement_feeds.state.api import Delivery, LedgerCounts
 
 
@@ -26,14 +27,19 @@ class CountedClaims:
     """The real store; its claimer's claims counted, ``delay`` seconds late (in the
     claimer's thread) and failing from the ``fail_at``-th."""
 
-    def __init__(self, inner: AnyStore, fail_at: int | None = None, delay: float = 0) -> None:
+    def __init__(
+        self, inner: AnyStore, fail_at: int | None = None, delay: float = 0, *, unmade: bool = False
+    ) -> None:
         self._store = inner
         self.fail_at = fail_at
+        self.unmade = unmade  # the claimer cannot be made (its connection is refused)
         self.delay = delay
         self.ahead: list[int] = []  # the size of each claim made ahead
         self.made = self.closed = 0
 
     def claimer(self) -> Any:
+        if self.unmade:
+            raise StoreError("cannot open the state database: the server went away")
         self.made += 1
         claims = self._store.claimer()
         return None if claims is None else _Counted(self, claims)
@@ -65,6 +71,24 @@ def emails(count: int) -> list[str]:
     return [f"u{i:03}@example.org" for i in range(count)]
 
 
+def planned_on_a_shared_ledger(backend: AnyStore, make_backend: Backend, count: int) -> list[str]:
+    """``count`` addresses planned; the test skipped on SQLite, which has no claimer
+    (tests/digests/test_send.py covers its stops and failures)."""
+    if make_backend.name == "sqlite":
+        pytest.skip("SQLite has no claimer: its sender claims in the loop")
+    everyone = emails(count)
+    plan(backend, everyone)
+    return everyone
+
+
+def held(make_backend: Backend) -> int:
+    """Rows still claimed or handed over: none once a run has ended."""
+    rows = make_backend.sql(
+        "SELECT COUNT(*) FROM deliveries WHERE claimed_by IS NOT NULL OR state = 'sending'"
+    )
+    return int(rows[0][0])
+
+
 def test_claims_ahead_mail_everyone_once(
     backend: AnyStore,
     make_backend: Backend,
@@ -83,8 +107,7 @@ def test_claims_ahead_mail_everyone_once(
         # All but the first batch were claimed ahead; the last, short, ended the run.
         assert sum(counted.ahead) == 70 - 8 and counted.ahead[-1] < 8
         assert counted.closed == 1
-        held = make_backend.sql("SELECT COUNT(*) FROM deliveries WHERE claimed_by IS NOT NULL")
-        assert held == [(0,)]
+        assert held(make_backend) == 0
 
 
 def test_a_stop_releases_the_batch_claimed_ahead(
@@ -92,10 +115,7 @@ def test_a_stop_releases_the_batch_claimed_ahead(
     make_backend: Backend,
     server: RecordingServer,  # noqa: F811
 ) -> None:
-    if make_backend.name == "sqlite":
-        pytest.skip("SQLite has no claimer (tests/digests/test_send.py covers its stop)")
-    everyone = emails(40)
-    plan(backend, everyone)
+    everyone = planned_on_a_shared_ledger(backend, make_backend, 40)
     # The claim ahead is still in flight when the stop comes: the run waits for it and
     # releases its rows too (they would otherwise stay claimed until the lease lapsed).
     counted = CountedClaims(backend, delay=0.3)
@@ -117,34 +137,29 @@ def test_a_stop_releases_the_batch_claimed_ahead(
 
     summary = asyncio.run(first_run())
     assert summary.stopped and counted.ahead and counted.closed == 1
-    # Nothing stays claimed: another sender can take every row at once.
-    held = make_backend.sql(
-        "SELECT COUNT(*) FROM deliveries WHERE claimed_by IS NOT NULL OR state = 'sending'"
-    )
-    assert held == [(0,)]
+    assert held(make_backend) == 0  # another sender can take every row at once
     assert run(backend, smtp(server), FakeClock()).sent == 40 - summary.sent
     assert recipients(server) == sorted(everyone)
 
 
+@pytest.mark.parametrize("unmade", [False, True], ids=["claim fails", "connection refused"])
 def test_a_failing_claimer_stops_the_run_and_loses_nothing(
     backend: AnyStore,
     make_backend: Backend,
     server: RecordingServer,  # noqa: F811
+    unmade: bool,
 ) -> None:
-    if make_backend.name == "sqlite":
-        pytest.skip("SQLite has no claimer")
-    everyone = emails(40)
-    plan(backend, everyone)
-    failing = CountedClaims(backend, fail_at=2)  # the second claim ahead fails
+    everyone = planned_on_a_shared_ledger(backend, make_backend, 40)
+    # Either the claimer cannot be made, or its second claim fails.
+    failing = CountedClaims(backend, fail_at=2, unmade=unmade)
     with pytest.raises(StateError, match="server went away"):
         run(failing, smtp(server), FakeClock(), batch=8)  # type: ignore[arg-type]
-    assert failing.closed == 1
+    assert failing.closed == (0 if unmade else 1)
     sent = len(recipients(server))
-    assert backend.counts().sent == sent and 8 <= sent < 40
-    held = make_backend.sql(
-        "SELECT COUNT(*) FROM deliveries WHERE claimed_by IS NOT NULL OR state = 'sending'"
-    )
-    assert held == [(0,)]  # what was claimed and not sent was released
+    # The first batch (8) was claimed in the loop; a refused claimer fails the first
+    # claim ahead, half-way through it, a failing claim the second.
+    assert backend.counts().sent == sent and (1 if unmade else 8) <= sent < 40
+    assert held(make_backend) == 0  # what was claimed and not sent was released
     assert run(backend, smtp(server), FakeClock()).sent == 40 - sent
     assert recipients(server) == sorted(everyone)
 
@@ -157,3 +172,23 @@ def test_a_run_shorter_than_half_a_batch_opens_no_claimer(
     counted = CountedClaims(backend)
     assert run(counted, smtp(server), FakeClock(), batch=8).sent == 3  # type: ignore[arg-type]
     assert counted.made == 0 and counted.closed == 0
+
+
+def test_the_claimer_claims_as_its_store_without_migrating_again(
+    backend: AnyStore, make_backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    planned_on_a_shared_ledger(backend, make_backend, 5)
+
+    def migrate(*args: Any) -> None:
+        raise AssertionError("the claimer's store checked the migrations again")
+
+    monkeypatch.setattr(postgres, "migrate", migrate)
+    claimer = backend.claimer()
+    assert claimer is not None
+    try:
+        taken = claimer.claim(10, START)
+    finally:
+        claimer.close()
+    assert len(taken) == 5
+    owners = make_backend.sql("SELECT DISTINCT claimed_by FROM deliveries")
+    assert owners == [(backend.claimant,)]  # renewed and released by the sender's store

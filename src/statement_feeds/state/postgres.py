@@ -137,15 +137,24 @@ class PostgresStore(
     # bench/pg_record_commit.py compares the two).
     confirm_commit = "off"
 
-    def __init__(self, url: str, *, lease: timedelta = CLAIM_LEASE, environ: Environ = None):
+    def __init__(
+        self,
+        url: str,
+        *,
+        lease: timedelta = CLAIM_LEASE,
+        environ: Environ = None,
+        migrated: bool = False,
+    ):
         self.url = url
         self.lease = lease
         self._environ = environ
         self._dialect = PostgresDialect()  # counts the rows inserted (_analyze_grown)
         # Migrations on a connection of their own: a refused connection or a newer
-        # schema is a StateError naming the server, before any pool is made.
-        with connect(url, environ, autocommit=True) as conn, map_postgres_errors("migrate"):
-            migrate(conn, url)
+        # schema is a StateError naming the server, before any pool is made. Skipped
+        # (``migrated``) for a store opened beside one that did it (``claimer``).
+        if not migrated:
+            with connect(url, environ, autocommit=True) as conn, map_postgres_errors("migrate"):
+                migrate(conn, url)
         self._pool = _pool(url, environ)
         with map_connect_errors(url):
             raw = self._pool.getconn(timeout=POOL_WAIT)
@@ -317,7 +326,7 @@ class PostgresStore(
         """A store of its own (another pooled connection) claiming as this sender: a
         claim of 500 is ~25 ms that the sender's loop would otherwise stand still for.
         Closed by the caller."""
-        other = PostgresStore(self.url, lease=self.lease, environ=self._environ)
+        other = PostgresStore(self.url, lease=self.lease, environ=self._environ, migrated=True)
         other.claimant = self.claimant
         return other
 
